@@ -1,0 +1,373 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// WireVersion is the version of the wire format written by this package.
+// Every message starts with it; decoders reject versions they do not know.
+const WireVersion = 1
+
+// MaxMessageBytes bounds any message the decoders accept.
+const MaxMessageBytes = 64 << 20
+
+// Kind is the type of a wire message.
+type Kind uint8
+
+const (
+	KindDelta  Kind = 1
+	KindDigest Kind = 2
+)
+
+// Layout (msgpack, positional):
+//
+//	delta:  [version, 1, name, incarnation, ctx, floor, auth, adds, removes, keep, xfer, seq]
+//	        ctx     = [lo, hi, lo, hi, ...]
+//	        adds    = [[group, id, counter, meta, id, counter, meta, ...], ...]
+//	                  one array per run of members of one group; meta is bin (nil when empty)
+//	        removes = [[group, id, counter, id, counter, ...], ...]
+//	        keep    = bin: uvarint first counter, then uvarint gaps (nil when empty)
+//	digest: [version, 2, [name, incarnation, top, name, incarnation, top, ...]]
+
+// EncodeDelta returns the wire encoding of d.
+func EncodeDelta(d *Delta) []byte {
+	var buf bytes.Buffer
+	buf.Grow(64 + 32*(len(d.Adds)+len(d.Removes)))
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(12)
+	_ = enc.EncodeUint(WireVersion)
+	_ = enc.EncodeUint(uint64(KindDelta))
+	_ = enc.EncodeString(d.Replica.Name)
+	_ = enc.EncodeUint(d.Replica.Incarnation)
+	_ = enc.EncodeArrayLen(2 * len(d.Ctx))
+	for _, r := range d.Ctx {
+		_ = enc.EncodeUint(r.Lo)
+		_ = enc.EncodeUint(r.Hi)
+	}
+	_ = enc.EncodeUint(d.Floor)
+	_ = enc.EncodeBool(d.Auth)
+
+	runs := groupRuns(len(d.Adds), func(i int) string { return d.Adds[i].Group })
+	_ = enc.EncodeArrayLen(len(runs))
+	for _, run := range runs {
+		_ = enc.EncodeArrayLen(1 + 3*len(run))
+		_ = enc.EncodeString(d.Adds[run[0]].Group)
+		for _, i := range run {
+			a := &d.Adds[i]
+			_ = enc.EncodeString(a.ID)
+			_ = enc.EncodeUint(a.Counter)
+			if a.Meta == "" {
+				_ = enc.EncodeNil()
+			} else {
+				_ = enc.EncodeBytes([]byte(a.Meta))
+			}
+		}
+	}
+	runs = groupRuns(len(d.Removes), func(i int) string { return d.Removes[i].Group })
+	_ = enc.EncodeArrayLen(len(runs))
+	for _, run := range runs {
+		_ = enc.EncodeArrayLen(1 + 2*len(run))
+		_ = enc.EncodeString(d.Removes[run[0]].Group)
+		for _, i := range run {
+			_ = enc.EncodeString(d.Removes[i].ID)
+			_ = enc.EncodeUint(d.Removes[i].Counter)
+		}
+	}
+	if len(d.Keep) == 0 {
+		_ = enc.EncodeNil()
+	} else {
+		kb := make([]byte, 0, 3*len(d.Keep))
+		prev := uint64(0)
+		for _, c := range d.Keep {
+			kb = binary.AppendUvarint(kb, c-prev)
+			prev = c
+		}
+		_ = enc.EncodeBytes(kb)
+	}
+	_ = enc.EncodeUint(d.Xfer)
+	_ = enc.EncodeUint(uint64(d.Seq))
+	return buf.Bytes()
+}
+
+// groupRuns returns the indices 0..n-1 grouped by group name, groups in
+// order of first appearance, indices ascending within a group.
+func groupRuns(n int, name func(int) string) [][]int {
+	if n == 0 {
+		return nil
+	}
+	pos := map[string]int{}
+	var runs [][]int
+	for i := 0; i < n; i++ {
+		g := name(i)
+		j, ok := pos[g]
+		if !ok {
+			j = len(runs)
+			pos[g] = j
+			runs = append(runs, nil)
+		}
+		runs[j] = append(runs[j], i)
+	}
+	return runs
+}
+
+// EncodeDigest returns the wire encoding of d.
+func EncodeDigest(d Digest) []byte {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(3)
+	_ = enc.EncodeUint(WireVersion)
+	_ = enc.EncodeUint(uint64(KindDigest))
+	_ = enc.EncodeArrayLen(3 * len(d.Entries))
+	for _, e := range d.Entries {
+		_ = enc.EncodeString(e.Name)
+		_ = enc.EncodeUint(e.Incarnation)
+		_ = enc.EncodeUint(e.Top)
+	}
+	return buf.Bytes()
+}
+
+// reader wraps a msgpack decoder over a byte slice with bounds checks: every
+// array length is checked against the bytes left, so hostile lengths cannot
+// make it allocate more than the message itself.
+type reader struct {
+	r   *bytes.Reader
+	dec *msgpack.Decoder
+	err error
+}
+
+func newReader(b []byte) *reader {
+	r := bytes.NewReader(b)
+	return &reader{r: r, dec: msgpack.NewDecoder(r)}
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", ErrDecode, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *reader) arrayLen(what string, minItemBytes int) int {
+	if r.err != nil {
+		return 0
+	}
+	n, err := r.dec.DecodeArrayLen()
+	switch {
+	case err != nil:
+		r.fail("%s: %v", what, err)
+		return 0
+	case n < 0:
+		r.fail("%s: nil array", what)
+		return 0
+	case n*minItemBytes > r.r.Len():
+		r.fail("%s: length %d exceeds the %d bytes left", what, n, r.r.Len())
+		return 0
+	}
+	return n
+}
+
+func (r *reader) uint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, err := r.dec.DecodeUint64()
+	if err != nil {
+		r.fail("%s: %v", what, err)
+	}
+	return v
+}
+
+func (r *reader) str(what string) string {
+	if r.err != nil {
+		return ""
+	}
+	v, err := r.dec.DecodeString()
+	if err != nil {
+		r.fail("%s: %v", what, err)
+	}
+	return v
+}
+
+func (r *reader) bytesOrNil(what string, limit int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	n, err := r.dec.DecodeBytesLen()
+	if err != nil {
+		r.fail("%s: %v", what, err)
+		return nil
+	}
+	if n <= 0 {
+		return nil
+	}
+	if n > limit || n > r.r.Len() {
+		r.fail("%s: %d bytes, limit %d, %d left", what, n, limit, r.r.Len())
+		return nil
+	}
+	b := make([]byte, n)
+	if _, err := r.r.Read(b); err != nil {
+		r.fail("%s: %v", what, err)
+		return nil
+	}
+	return b
+}
+
+func (r *reader) header(want Kind, fields int) {
+	if n := r.arrayLen("message", 1); r.err == nil && n != fields {
+		r.fail("message has %d fields, want %d", n, fields)
+	}
+	v := r.uint("version")
+	if r.err == nil && v != WireVersion {
+		r.err = fmt.Errorf("%w: version %d (this build reads %d)", ErrUnsupported, v, WireVersion)
+	}
+	if k := r.uint("kind"); r.err == nil && Kind(k) != want {
+		r.fail("kind %d, want %d", k, want)
+	}
+}
+
+func (r *reader) done() error {
+	if r.err == nil && r.r.Len() != 0 {
+		r.fail("%d trailing bytes", r.r.Len())
+	}
+	return r.err
+}
+
+// MessageKind returns the kind of an encoded message without decoding it.
+func MessageKind(b []byte) (Kind, error) {
+	r := newReader(b)
+	if n := r.arrayLen("message", 1); r.err == nil && n < 2 {
+		r.fail("message has %d fields", n)
+	}
+	v := r.uint("version")
+	if r.err == nil && v != WireVersion {
+		return 0, fmt.Errorf("%w: version %d (this build reads %d)", ErrUnsupported, v, WireVersion)
+	}
+	k := Kind(r.uint("kind"))
+	if r.err == nil && k != KindDelta && k != KindDigest {
+		r.fail("unknown kind %d", k)
+	}
+	return k, r.err
+}
+
+// DecodeDelta decodes and validates a delta. Any malformed, truncated or
+// oversized input returns an error wrapping ErrDecode, ErrUnsupported or
+// ErrInvalidDelta; it never panics and allocates at most about len(b).
+func DecodeDelta(b []byte) (*Delta, error) {
+	if len(b) > MaxMessageBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
+	}
+	r := newReader(b)
+	r.header(KindDelta, 12)
+	d := &Delta{}
+	d.Replica.Name = r.str("replica name")
+	d.Replica.Incarnation = r.uint("incarnation")
+	n := r.arrayLen("context", 1)
+	if r.err == nil && n%2 != 0 {
+		r.fail("context has odd length %d", n)
+	}
+	if n > 0 {
+		d.Ctx = make([]Range, 0, n/2)
+	}
+	for i := 0; i < n/2 && r.err == nil; i++ {
+		d.Ctx = append(d.Ctx, Range{Lo: r.uint("context lo"), Hi: r.uint("context hi")})
+	}
+	d.Floor = r.uint("floor")
+	if r.err == nil {
+		auth, err := r.dec.DecodeBool()
+		if err != nil {
+			r.fail("auth: %v", err)
+		}
+		d.Auth = auth
+	}
+	runs := r.arrayLen("adds", 2)
+	for i := 0; i < runs && r.err == nil; i++ {
+		m := r.arrayLen("add run", 1)
+		if r.err == nil && (m < 4 || (m-1)%3 != 0) {
+			r.fail("add run %d has length %d", i, m)
+		}
+		g := r.str("add group")
+		for j := 0; j < (m-1)/3 && r.err == nil; j++ {
+			a := Add{Group: g, ID: r.str("add id"), Counter: r.uint("add counter")}
+			a.Meta = RawMeta(r.bytesOrNil("add meta", MaxMetaBytes))
+			d.Adds = append(d.Adds, a)
+		}
+	}
+	runs = r.arrayLen("removes", 2)
+	for i := 0; i < runs && r.err == nil; i++ {
+		m := r.arrayLen("remove run", 1)
+		if r.err == nil && (m < 3 || (m-1)%2 != 0) {
+			r.fail("remove run %d has length %d", i, m)
+		}
+		g := r.str("remove group")
+		for j := 0; j < (m-1)/2 && r.err == nil; j++ {
+			d.Removes = append(d.Removes, Remove{Group: g, ID: r.str("remove id"), Counter: r.uint("remove counter")})
+		}
+	}
+	if kb := r.bytesOrNil("keep", MaxMessageBytes); len(kb) > 0 {
+		prev := uint64(0)
+		for len(kb) > 0 && r.err == nil {
+			gap, k := binary.Uvarint(kb)
+			if k <= 0 || (gap == 0 && len(d.Keep) > 0) || gap >= MaxCounter || prev+gap >= MaxCounter {
+				r.fail("keep list malformed at %d", len(d.Keep))
+				break
+			}
+			prev += gap
+			d.Keep = append(d.Keep, prev)
+			kb = kb[k:]
+		}
+	}
+	d.Xfer = r.uint("xfer")
+	if seq := r.uint("seq"); seq > 1<<31 {
+		r.fail("seq %d out of range", seq)
+	} else {
+		d.Seq = uint32(seq)
+	}
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// DecodeDigest decodes and validates a digest (names valid, sorted and
+// unique; counters in bounds).
+func DecodeDigest(b []byte) (Digest, error) {
+	if len(b) > MaxMessageBytes {
+		return Digest{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
+	}
+	r := newReader(b)
+	r.header(KindDigest, 3)
+	n := r.arrayLen("entries", 1)
+	if r.err == nil && n%3 != 0 {
+		r.fail("entries length %d not a multiple of 3", n)
+	}
+	var d Digest
+	if n > 0 {
+		d.Entries = make([]DigestEntry, 0, n/3)
+	}
+	for i := 0; i < n/3 && r.err == nil; i++ {
+		e := DigestEntry{Name: r.str("name"), Incarnation: r.uint("incarnation"), Top: r.uint("top")}
+		if r.err != nil {
+			break
+		}
+		if err := validReplica(ReplicaID{e.Name, e.Incarnation}); err != nil {
+			return Digest{}, fmt.Errorf("%w: entry %d: %w", ErrDecode, i, err)
+		}
+		if e.Top >= MaxCounter {
+			r.fail("entry %d top %d out of bounds", i, e.Top)
+		}
+		if i > 0 && e.Name <= d.Entries[i-1].Name {
+			r.fail("entries not sorted by name at %d", i)
+		}
+		d.Entries = append(d.Entries, e)
+	}
+	if err := r.done(); err != nil {
+		return Digest{}, err
+	}
+	return d, nil
+}

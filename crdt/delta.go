@@ -1,0 +1,222 @@
+package crdt
+
+import (
+	"fmt"
+)
+
+// Add is a join or metadata update of the member (Group, ID) at dot Counter
+// of the delta's replica.
+type Add struct {
+	Group   string
+	ID      string
+	Counter uint64
+	Meta    RawMeta
+}
+
+// Remove is the leave of member (Group, ID) by the event at Counter: every
+// dot of that key below Counter is dead.
+type Remove struct {
+	Group   string
+	ID      string
+	Counter uint64
+}
+
+// Delta is a join-decomposable piece of one replica's slice: the unit that
+// local operations return, that anti-entropy sends, and that Merge joins.
+//
+// A plain delta says: these counters (Ctx) are known; of them, Adds are live
+// and Removes are leaves. An authoritative delta (Auth) says more: Adds plus
+// Keep (counters of entries the receiver already holds, by reference) are
+// every live entry whose counter lies in Ctx, so the receiver drops any other
+// entry it holds in Ctx.
+type Delta struct {
+	Replica ReplicaID
+	// Ctx is the sorted, disjoint set of counter ranges the delta covers.
+	Ctx []Range
+	// Floor says the sender's removal records may be incomplete for events
+	// at or below it (0: complete). The receiver raises its own log floor.
+	Floor   uint64
+	Auth    bool
+	Adds    []Add
+	Removes []Remove
+	// Keep lists, ascending, live counters in Ctx sent by reference (Auth only).
+	Keep []uint64
+	// Xfer and Seq chain the chunks of one authoritative transfer (Auth
+	// only; Xfer is never 0 there). A receiver applies chunk Seq > 0 only
+	// right after chunk Seq-1 of the same transfer, because an
+	// authoritative chunk drops dead entries only inside its own counter
+	// range, and the leaves that killed entries elsewhere may be older than
+	// the sender's log reaches.
+	Xfer uint64
+	Seq  uint32
+}
+
+// complete reports whether the delta carries every leave record for the
+// events in its context.
+func (d *Delta) complete() bool {
+	return len(d.Ctx) == 0 || d.Floor < d.Ctx[0].Lo
+}
+
+// Empty reports whether the delta carries nothing.
+func (d *Delta) Empty() bool {
+	return len(d.Ctx) == 0 && len(d.Adds) == 0 && len(d.Removes) == 0 && len(d.Keep) == 0
+}
+
+type memberKey struct{ group, id string }
+
+// Validate checks that d is well formed: valid replica and names, valid
+// metadata, sorted disjoint context ranges within bounds, every counter
+// inside the context, each key and each counter used once, Keep only on an
+// authoritative delta. Merge applies only valid deltas; the decoder applies
+// this to everything it reads.
+func (d *Delta) Validate() error {
+	if err := validReplica(d.Replica); err != nil {
+		return err
+	}
+	for i, r := range d.Ctx {
+		if r.Lo == 0 || r.Lo > r.Hi || r.Hi >= MaxCounter {
+			return fmt.Errorf("%w: context range %d [%d,%d] out of bounds", ErrInvalidDelta, i, r.Lo, r.Hi)
+		}
+		if i > 0 && r.Lo <= d.Ctx[i-1].Hi {
+			return fmt.Errorf("%w: context ranges not sorted and disjoint at %d", ErrInvalidDelta, i)
+		}
+	}
+	if d.Floor >= MaxCounter {
+		return fmt.Errorf("%w: floor %d out of bounds", ErrInvalidDelta, d.Floor)
+	}
+	n := len(d.Adds) + len(d.Removes) + len(d.Keep)
+	var keys map[memberKey]struct{}
+	var counters map[uint64]struct{}
+	if n > 1 {
+		keys = make(map[memberKey]struct{}, len(d.Adds)+len(d.Removes))
+		counters = make(map[uint64]struct{}, n)
+	}
+	check := func(what string, i int, group, id string, c uint64) error {
+		if err := ValidName(group); err != nil {
+			return fmt.Errorf("%w: %s %d group: %w", ErrInvalidDelta, what, i, err)
+		}
+		if err := ValidName(id); err != nil {
+			return fmt.Errorf("%w: %s %d id: %w", ErrInvalidDelta, what, i, err)
+		}
+		if !rangesContain(d.Ctx, c) {
+			return fmt.Errorf("%w: %s %d counter %d outside the context", ErrInvalidDelta, what, i, c)
+		}
+		if keys != nil {
+			k := memberKey{group, id}
+			if _, dup := keys[k]; dup {
+				return fmt.Errorf("%w: member %s/%s appears twice", ErrInvalidDelta, group, id)
+			}
+			keys[k] = struct{}{}
+			if _, dup := counters[c]; dup {
+				return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c)
+			}
+			counters[c] = struct{}{}
+		}
+		return nil
+	}
+	for i, a := range d.Adds {
+		if err := check("add", i, a.Group, a.ID, a.Counter); err != nil {
+			return err
+		}
+		if a.Meta != "" {
+			if _, err := decodeMeta([]byte(a.Meta)); err != nil {
+				return fmt.Errorf("%w: add %d: %w", ErrInvalidDelta, i, err)
+			}
+		}
+	}
+	for i, r := range d.Removes {
+		if err := check("remove", i, r.Group, r.ID, r.Counter); err != nil {
+			return err
+		}
+	}
+	if len(d.Keep) > 0 && !d.Auth {
+		return fmt.Errorf("%w: keep list on a non-authoritative delta", ErrInvalidDelta)
+	}
+	if d.Auth != (d.Xfer != 0) || (!d.Auth && d.Seq != 0) {
+		return fmt.Errorf("%w: transfer id set %v on a delta with auth %v (seq %d)", ErrInvalidDelta, d.Xfer != 0, d.Auth, d.Seq)
+	}
+	if !d.Auth && !d.complete() {
+		return fmt.Errorf("%w: a plain delta must carry every leave of its context (floor %d)", ErrInvalidDelta, d.Floor)
+	}
+	for i, c := range d.Keep {
+		if i > 0 && c <= d.Keep[i-1] {
+			return fmt.Errorf("%w: keep list not ascending at %d", ErrInvalidDelta, i)
+		}
+		if !rangesContain(d.Ctx, c) {
+			return fmt.Errorf("%w: keep %d counter %d outside the context", ErrInvalidDelta, i, c)
+		}
+		if counters != nil {
+			if _, dup := counters[c]; dup {
+				return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c)
+			}
+			counters[c] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// JoinDeltas joins two deltas of the same replica into one (for batching
+// local deltas before sending). For each key the later event wins. Only
+// plain deltas can be batched.
+func JoinDeltas(a, b *Delta) (*Delta, error) {
+	if a.Replica != b.Replica || a.Auth || b.Auth {
+		return nil, fmt.Errorf("%w: can only batch plain deltas of one replica", ErrInvalidDelta)
+	}
+	type ev struct {
+		add    *Add
+		rm     *Remove
+		cnt    uint64
+	}
+	latest := map[memberKey]ev{}
+	var order []memberKey
+	note := func(k memberKey, e ev) {
+		cur, ok := latest[k]
+		if !ok {
+			order = append(order, k)
+		}
+		if !ok || e.cnt > cur.cnt {
+			latest[k] = e
+		}
+	}
+	for _, d := range []*Delta{a, b} {
+		for i := range d.Adds {
+			x := &d.Adds[i]
+			note(memberKey{x.Group, x.ID}, ev{add: x, cnt: x.Counter})
+		}
+		for i := range d.Removes {
+			x := &d.Removes[i]
+			note(memberKey{x.Group, x.ID}, ev{rm: x, cnt: x.Counter})
+		}
+	}
+	out := &Delta{Replica: a.Replica, Floor: max(a.Floor, b.Floor)}
+	for _, k := range order {
+		e := latest[k]
+		if e.add != nil {
+			out.Adds = append(out.Adds, *e.add)
+		} else {
+			out.Removes = append(out.Removes, *e.rm)
+		}
+	}
+	out.Ctx = unionRanges(a.Ctx, b.Ctx)
+	return out, nil
+}
+
+// unionRanges merges two sorted disjoint range lists.
+func unionRanges(a, b []Range) []Range {
+	all := make([]Range, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var r Range
+		if j >= len(b) || (i < len(a) && a[i].Lo <= b[j].Lo) {
+			r, i = a[i], i+1
+		} else {
+			r, j = b[j], j+1
+		}
+		if n := len(all); n > 0 && r.Lo <= all[n-1].Hi+1 {
+			all[n-1].Hi = max(all[n-1].Hi, r.Hi)
+			continue
+		}
+		all = append(all, r)
+	}
+	return all
+}

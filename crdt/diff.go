@@ -1,0 +1,293 @@
+package crdt
+
+import (
+	"cmp"
+	"slices"
+)
+
+// DigestEntry says how far one replica's counter is known: every counter up
+// to Top has been seen for that incarnation.
+type DigestEntry struct {
+	Name        string
+	Incarnation uint64
+	Top         uint64
+}
+
+// Digest is the compact summary of a state that anti-entropy exchanges: one
+// entry per replica held, sorted by name. Its size is independent of the
+// number of members.
+type Digest struct {
+	Entries []DigestEntry
+}
+
+// Digest returns the state's digest.
+func (s *State) Digest() Digest {
+	d := Digest{Entries: make([]DigestEntry, 0, len(s.slices))}
+	for _, sl := range s.slices {
+		if sl.ctx.top == 0 && len(sl.ctx.cloud) == 0 {
+			continue
+		}
+		d.Entries = append(d.Entries, DigestEntry{Name: sl.id.Name, Incarnation: sl.id.Incarnation, Top: sl.ctx.top})
+	}
+	slices.SortFunc(d.Entries, func(a, b DigestEntry) int { return cmp.Compare(a.Name, b.Name) })
+	return d
+}
+
+// DefaultChunkBytes is the chunk size Diff and Snapshot aim for when given
+// 0: well under memberlist's 20 MiB push/pull cap and quick to send over TCP.
+const DefaultChunkBytes = 1 << 20
+
+// Diff returns the deltas that bring a peer whose digest is peer up to date
+// with this state, cut into chunks of about maxBytes encoded (0: the
+// default). Each chunk can be merged on its own, in any order; a lost chunk
+// is repaired by the next exchange. Nothing is returned for replicas the
+// peer is not behind on, or for which it holds a newer incarnation.
+//
+// A peer behind on a replica gets, when this node's event log reaches back
+// to the peer's counter, exactly the members added and the leaves since
+// then. Otherwise the repair is authoritative: the live counters the peer
+// already holds are listed by reference (a few bytes each) so it can drop
+// the dead ones, and only entries it lacks are sent in full. A peer that
+// holds nothing of a replica gets its live entries only.
+func (s *State) Diff(peer Digest, maxBytes int) []*Delta {
+	if maxBytes <= 0 {
+		maxBytes = DefaultChunkBytes
+	}
+	known := make(map[string]DigestEntry, len(peer.Entries))
+	for _, e := range peer.Entries {
+		known[e.Name] = e
+	}
+	var out []*Delta
+	for _, sl := range s.sortedSlices() {
+		pe, ok := known[sl.id.Name]
+		switch {
+		case ok && pe.Incarnation > sl.id.Incarnation:
+			continue
+		case ok && pe.Incarnation == sl.id.Incarnation:
+			out = append(out, s.repair(sl, pe.Top, false, maxBytes)...)
+		default:
+			out = append(out, s.repair(sl, 0, true, maxBytes)...)
+		}
+	}
+	return out
+}
+
+// Snapshot returns the full state as authoritative chunks: merging them into
+// any state is the lattice join with this one.
+func (s *State) Snapshot(maxBytes int) []*Delta {
+	if maxBytes <= 0 {
+		maxBytes = DefaultChunkBytes
+	}
+	var out []*Delta
+	for _, sl := range s.sortedSlices() {
+		ctx := sl.ctx.ranges()
+		if len(ctx) == 0 {
+			continue
+		}
+		d := &Delta{Replica: sl.id, Ctx: ctx, Auth: true, Floor: sl.log.floorRm, Xfer: s.newXfer()}
+		d.Adds = s.liveAbove(sl, 0)
+		d.Removes = removalsAbove(sl, 0, d.Adds)
+		out = append(out, split(d, maxBytes)...)
+	}
+	return out
+}
+
+// newXfer returns a transfer id unique to this state (FNV-1a of the local
+// name and a per-state sequence number; never 0).
+func (s *State) newXfer() uint64 {
+	s.xfers++
+	h := uint64(14695981039346656037)
+	for _, b := range []byte(s.local.id.Name) {
+		h = (h ^ uint64(b)) * 1099511628211
+	}
+	for n := s.xfers; n > 0; n >>= 8 {
+		h = (h ^ (n & 0xff)) * 1099511628211
+	}
+	return max(h, 1)
+}
+
+func (s *State) sortedSlices() []*slice {
+	out := make([]*slice, 0, len(s.slices))
+	for _, sl := range s.slices {
+		out = append(out, sl)
+	}
+	slices.SortFunc(out, func(a, b *slice) int { return cmp.Compare(a.id.Name, b.id.Name) })
+	return out
+}
+
+// repair builds what a peer at counter p of sl lacks.
+func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*Delta {
+	above := sl.ctx.clip(p+1, MaxCounter-1)
+	if len(above) == 0 {
+		return nil
+	}
+	f := sl.log.floorRm
+	if f <= p {
+		// Plain: live entries and leave records above p. Its chunks can be
+		// applied in any order.
+		d := &Delta{Replica: sl.id, Ctx: above}
+		d.Adds = s.liveAbove(sl, p)
+		d.Removes = removalsAbove(sl, p, d.Adds)
+		return split(d, maxBytes)
+	}
+	// The log does not reach back to p, so leaves in (p, f] may be unknown
+	// here by record. Send an authoritative transfer of the whole slice:
+	// entries the peer holds (<= p) are named by counter only, the rest
+	// sent in full; the peer drops whatever else it holds. A peer holding
+	// nothing gets the same without the references.
+	d := &Delta{Replica: sl.id, Ctx: sl.ctx.ranges(), Auth: true, Floor: f, Xfer: s.newXfer()}
+	for _, a := range s.liveAbove(sl, 0) {
+		if a.Counter <= p && !holdsNothing {
+			d.Keep = append(d.Keep, a.Counter)
+		} else if a.Counter > p {
+			d.Adds = append(d.Adds, a)
+		}
+	}
+	if holdsNothing {
+		p = 0
+	}
+	d.Removes = removalsAbove(sl, p, d.Adds)
+	return split(d, maxBytes)
+}
+
+// liveAbove returns sl's live entries with counter > p, in counter order:
+// from the event log when it reaches back to p, else by scanning the slice.
+func (s *State) liveAbove(sl *slice, p uint64) []Add {
+	var out []Add
+	if p >= sl.log.floorAll && p > 0 {
+		for _, r := range sl.log.since(p) {
+			if r.rm {
+				continue
+			}
+			if e, ok := sl.lookup(r.g, r.id); ok && e.counter == r.counter {
+				out = append(out, Add{Group: r.g.name, ID: r.id, Counter: e.counter, Meta: e.meta})
+			}
+		}
+		return out
+	}
+	for g, set := range sl.groups {
+		for id, e := range set {
+			if e.counter > p {
+				out = append(out, Add{Group: g.name, ID: id, Counter: e.counter, Meta: e.meta})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Add) int { return cmp.Compare(a.Counter, b.Counter) })
+	return out
+}
+
+// removalsAbove returns the leave records of sl with counter > p, at most
+// one per key (the latest) and none for a key that is live in adds (a live
+// entry is always its key's latest event).
+//
+// Leaves still remembered above a gap (slice.gone) are always included.
+func removalsAbove(sl *slice, p uint64, adds []Add) []Remove {
+	recs := sl.log.since(max(p, sl.log.floorRm))
+	if len(recs) == 0 && len(sl.gone) == 0 {
+		return nil
+	}
+	liveKeys := make(map[memberKey]struct{}, len(adds))
+	for _, a := range adds {
+		liveKeys[memberKey{a.Group, a.ID}] = struct{}{}
+	}
+	latest := map[memberKey]int{}
+	var out []Remove
+	for _, r := range recs {
+		if !r.rm {
+			continue
+		}
+		k := memberKey{r.g.name, r.id}
+		if _, live := liveKeys[k]; live {
+			continue
+		}
+		if i, ok := latest[k]; ok {
+			out[i].Counter = r.counter // records are in counter order
+			continue
+		}
+		latest[k] = len(out)
+		out = append(out, Remove{Group: r.g.name, ID: r.id, Counter: r.counter})
+	}
+	for k, c := range sl.gone {
+		if _, live := liveKeys[k]; live || c <= p {
+			continue
+		}
+		if i, ok := latest[k]; ok {
+			out[i].Counter = max(out[i].Counter, c)
+			continue
+		}
+		latest[k] = len(out)
+		out = append(out, Remove{Group: k.group, ID: k.id, Counter: c})
+	}
+	return out
+}
+
+// Encoded-size estimates used to cut chunks (the encoder shares group names
+// between consecutive entries, so these are upper bounds).
+func addSize(a Add) int       { return len(a.Group) + len(a.ID) + len(a.Meta) + 16 }
+func removeSize(r Remove) int { return len(r.Group) + len(r.ID) + 14 }
+
+const keepSize = 5
+
+// split cuts d into chunks of about maxBytes, along counter boundaries: each
+// chunk covers a contiguous counter interval, carries the adds, removes and
+// keeps inside it, and the part of d's context inside it. Chunks of an
+// authoritative delta are authoritative over their own interval only.
+func split(d *Delta, maxBytes int) []*Delta {
+	type item struct {
+		c    uint64
+		size int
+		kind uint8
+		i    int
+	}
+	items := make([]item, 0, len(d.Adds)+len(d.Removes)+len(d.Keep))
+	total := 64 + len(d.Replica.Name) + 20*len(d.Ctx)
+	for i, a := range d.Adds {
+		items = append(items, item{a.Counter, addSize(a), 0, i})
+	}
+	for i, r := range d.Removes {
+		items = append(items, item{r.Counter, removeSize(r), 1, i})
+	}
+	for i, c := range d.Keep {
+		items = append(items, item{c, keepSize, 2, i})
+	}
+	for _, it := range items {
+		total += it.size
+	}
+	if total <= maxBytes {
+		return []*Delta{d}
+	}
+	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.c, b.c) })
+	var out []*Delta
+	lo := uint64(1)
+	start, size := 0, 0
+	flush := func(end int, hi uint64) {
+		c := &Delta{Replica: d.Replica, Auth: d.Auth, Floor: d.Floor, Ctx: clipRanges(d.Ctx, lo, hi)}
+		for _, it := range items[start:end] {
+			switch it.kind {
+			case 0:
+				c.Adds = append(c.Adds, d.Adds[it.i])
+			case 1:
+				c.Removes = append(c.Removes, d.Removes[it.i])
+			case 2:
+				c.Keep = append(c.Keep, d.Keep[it.i])
+			}
+		}
+		if len(c.Ctx) > 0 {
+			if d.Auth {
+				c.Xfer, c.Seq = d.Xfer, uint32(len(out))
+			}
+			out = append(out, c)
+		}
+		lo, start, size = hi+1, end, 0
+	}
+	budget := maxBytes - 64 - len(d.Replica.Name) - 20*len(d.Ctx)
+	budget = max(budget, maxBytes/2)
+	for i, it := range items {
+		if size > 0 && size+it.size > budget {
+			flush(i, items[i-1].c)
+		}
+		size += it.size
+	}
+	flush(len(items), MaxCounter-1)
+	return out
+}

@@ -1,0 +1,336 @@
+package crdt
+
+import "fmt"
+
+// Ignored says why Merge set a delta aside without applying it.
+type Ignored uint8
+
+const (
+	NotIgnored  Ignored = iota
+	IgnoredSelf         // about the local replica: this node is its only author
+	IgnoredStale        // an incarnation older than one already seen (superseded)
+	IgnoredForgotten    // a forgotten replica not readmitted
+	IgnoredNewerSelf    // claims a newer incarnation of the local node's name
+	IgnoredOutOfOrder   // an authoritative chunk whose predecessor was not applied
+)
+
+func (i Ignored) String() string {
+	return [...]string{"", "self", "stale-incarnation", "forgotten", "newer-self", "out-of-order"}[i]
+}
+
+// MergeStats counts what a Merge changed in the replicated state (visible or
+// not).
+type MergeStats struct {
+	Ignored Ignored
+	Added   int
+	Updated int
+	Removed int
+}
+
+// Merge joins a delta (or a state chunk) into the state. It is a lattice
+// join: merging the same delta twice, or deltas in any order, gives the same
+// state. Invalid deltas are rejected whole with an ErrInvalidDelta error and
+// change nothing. A delta of a newer incarnation supersedes the older one
+// (its entries are dropped, Cause Superseded) before being applied; deltas of
+// older or forgotten incarnations, or of the local replica, are ignored.
+func (s *State) Merge(d *Delta, emit Emit) (MergeStats, error) {
+	if err := d.Validate(); err != nil {
+		return MergeStats{}, err
+	}
+	sl, why := s.admit(d.Replica, emit)
+	if sl == nil {
+		return MergeStats{Ignored: why}, nil
+	}
+	var st MergeStats
+	if d.Auth {
+		if d.Seq > 0 && sl.xfer != (xferPos{d.Xfer, d.Seq}) {
+			return MergeStats{Ignored: IgnoredOutOfOrder}, nil
+		}
+		sl.xfer = xferPos{d.Xfer, d.Seq + 1}
+		if sl.ctx.overlaps(d.Ctx) {
+			s.applyAuth(sl, d, emit, &st)
+		}
+	}
+	for _, a := range d.Adds {
+		s.applyAdd(sl, a, emit, &st)
+	}
+	for _, r := range d.Removes {
+		s.applyRemove(sl, r, emit, &st)
+	}
+	top := sl.ctx.top
+	for _, r := range d.Ctx {
+		sl.ctx.add(r.Lo, r.Hi)
+	}
+	if !d.complete() {
+		sl.log.raiseRm(min(d.Floor, d.Ctx[len(d.Ctx)-1].Hi))
+	}
+	// Leaves above a gap stay remembered until the gap is filled.
+	for _, r := range d.Removes {
+		if r.Counter > sl.ctx.top {
+			if g := s.groups[r.Group]; g != nil {
+				if cur, had := sl.lookup(g, r.ID); had && cur.counter > r.Counter {
+					continue // re-joined since: the live entry guards its key
+				}
+			}
+			if sl.gone == nil {
+				sl.gone = map[memberKey]uint64{}
+			}
+			k := memberKey{r.Group, r.ID}
+			sl.gone[k] = max(sl.gone[k], r.Counter)
+		}
+	}
+	if sl.ctx.top > top {
+		for k, c := range sl.gone {
+			if c <= sl.ctx.top {
+				delete(sl.gone, k)
+			}
+		}
+	}
+	return st, nil
+}
+
+// admit finds or creates the slice for r, superseding an older incarnation.
+func (s *State) admit(r ReplicaID, emit Emit) (*slice, Ignored) {
+	if r.Name == s.local.id.Name {
+		switch {
+		case r.Incarnation == s.local.id.Incarnation:
+			return nil, IgnoredSelf
+		case r.Incarnation < s.local.id.Incarnation:
+			return nil, IgnoredStale
+		default:
+			return nil, IgnoredNewerSelf
+		}
+	}
+	latest := s.latest[r.Name]
+	if r.Incarnation < latest {
+		return nil, IgnoredStale
+	}
+	if f, ok := s.forgotten[r.Name]; ok && f == r.Incarnation {
+		return nil, IgnoredForgotten
+	}
+	if r.Incarnation > latest {
+		s.supersede(r.Name, r.Incarnation, emit)
+	}
+	sl := s.slices[r.Name]
+	if sl == nil {
+		sl = s.newSlice(r)
+	}
+	return sl, NotIgnored
+}
+
+// applyAuth drops held entries whose counter lies in the authoritative
+// context but is not live in the delta.
+func (s *State) applyAuth(sl *slice, d *Delta, emit Emit, st *MergeStats) {
+	live := make(map[uint64]struct{}, len(d.Keep)+len(d.Adds))
+	for _, c := range d.Keep {
+		live[c] = struct{}{}
+	}
+	adds := make(map[memberKey]uint64, len(d.Adds))
+	for _, a := range d.Adds {
+		live[a.Counter] = struct{}{}
+		adds[memberKey{a.Group, a.ID}] = a.Counter
+	}
+	type victim struct {
+		g  *group
+		id string
+	}
+	var victims []victim
+	for g, set := range sl.groups {
+		for id, e := range set {
+			if _, ok := live[e.counter]; ok || !rangesContain(d.Ctx, e.counter) {
+				continue
+			}
+			if c, ok := adds[memberKey{g.name, id}]; ok && c > e.counter {
+				continue // the add replaces it (an update, not a leave + join)
+			}
+			victims = append(victims, victim{g, id})
+		}
+	}
+	for _, v := range victims {
+		s.del(sl, v.g, v.id, CauseMerge, emit)
+		st.Removed++
+	}
+}
+
+// applyAdd applies one add under the owner-sequential rule: for one key a
+// higher counter supersedes every lower one, live or dead.
+func (s *State) applyAdd(sl *slice, a Add, emit Emit, st *MergeStats) {
+	g := s.groupFor(a.Group)
+	cur, had := sl.lookup(g, a.ID)
+	known := sl.ctx.contains(a.Counter)
+	if c, ok := sl.gone[memberKey{a.Group, a.ID}]; ok {
+		if a.Counter < c {
+			known = true // left at c, and a.Counter is older
+		} else if !known {
+			delete(sl.gone, memberKey{a.Group, a.ID}) // re-joined: the entry guards its key
+		}
+	}
+	switch {
+	case had && cur.counter >= a.Counter:
+		// Stale or duplicate.
+	case had && known:
+		// We already know a.Counter is dead, so everything older is too.
+		s.del(sl, g, a.ID, CauseMerge, emit)
+		st.Removed++
+	case had:
+		s.put(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
+		sl.log.add(logRec{counter: a.Counter, g: g, id: a.ID}, s.opts.LogCap)
+		st.Updated++
+	case !known:
+		s.put(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
+		sl.log.add(logRec{counter: a.Counter, g: g, id: a.ID}, s.opts.LogCap)
+		st.Added++
+	}
+	if len(g.sets) == 0 && s.groups[g.name] == g {
+		delete(s.groups, g.name) // created for nothing
+	}
+}
+
+func (s *State) applyRemove(sl *slice, r Remove, emit Emit, st *MergeStats) {
+	g := s.groups[r.Group]
+	if g != nil {
+		if cur, had := sl.lookup(g, r.ID); had && cur.counter < r.Counter {
+			s.del(sl, g, r.ID, CauseMerge, emit)
+			st.Removed++
+		}
+	} else {
+		g = &group{name: r.Group} // log-only handle; never indexed
+	}
+	if !sl.ctx.contains(r.Counter) {
+		sl.log.add(logRec{counter: r.Counter, g: g, id: r.ID, rm: true}, s.opts.LogCap)
+	}
+}
+
+// --- Replica lifecycle (local decisions, never replicated) ------------------
+
+// Supersede records that incarnation inc of name exists: any older
+// incarnation's slice is dropped (leave events with Cause Superseded) and its
+// late deltas are ignored forever. It is a no-op when inc is not newer than
+// what is known.
+func (s *State) Supersede(name string, inc uint64, emit Emit) error {
+	if name == s.local.id.Name {
+		return fmt.Errorf("%w: supersede %s#%d", ErrLocalReplica, name, inc)
+	}
+	if inc > s.latest[name] {
+		s.supersede(name, inc, emit)
+	}
+	return nil
+}
+
+func (s *State) supersede(name string, inc uint64, emit Emit) {
+	s.latest[name] = inc
+	if sl := s.slices[name]; sl != nil && sl.id.Incarnation < inc {
+		s.dropSlice(sl, CauseSuperseded, emit)
+	}
+	if f, ok := s.forgotten[name]; ok && f < inc {
+		delete(s.forgotten, name)
+	}
+	for r := range s.suspended {
+		if r.Name == name && r.Incarnation < inc {
+			delete(s.suspended, r)
+		}
+	}
+}
+
+// Observe applies what a peer's digest says about incarnations: every newer
+// incarnation it lists supersedes the older one held here.
+func (s *State) Observe(peer Digest, emit Emit) {
+	for _, e := range peer.Entries {
+		if e.Name != s.local.id.Name && e.Incarnation > s.latest[e.Name] && e.Incarnation < MaxCounter {
+			s.supersede(e.Name, e.Incarnation, emit)
+		}
+	}
+}
+
+// Forget drops replica r's slice (retention expired while its owner was
+// unreachable) and ignores its deltas until Readmit. Events have Cause
+// Forgotten, and none are emitted for a suspended slice (its members were
+// already hidden).
+func (s *State) Forget(r ReplicaID, emit Emit) error {
+	if r.Name == s.local.id.Name {
+		return fmt.Errorf("%w: forget %s", ErrLocalReplica, r)
+	}
+	switch latest := s.latest[r.Name]; {
+	case r.Incarnation < latest:
+		return nil // already superseded
+	case r.Incarnation > latest:
+		s.supersede(r.Name, r.Incarnation, emit)
+	}
+	if sl := s.slices[r.Name]; sl != nil && sl.id == r {
+		s.dropSlice(sl, CauseForgotten, emit)
+	}
+	s.forgotten[r.Name] = r.Incarnation
+	return nil
+}
+
+// Readmit lets a forgotten replica's deltas in again (its owner was seen
+// alive). It reports whether r was forgotten.
+func (s *State) Readmit(r ReplicaID) bool {
+	if f, ok := s.forgotten[r.Name]; ok && f == r.Incarnation {
+		delete(s.forgotten, r.Name)
+		return true
+	}
+	return false
+}
+
+// Forgotten reports whether r is forgotten (its deltas are ignored).
+func (s *State) Forgotten(r ReplicaID) bool {
+	f, ok := s.forgotten[r.Name]
+	return ok && f == r.Incarnation
+}
+
+// Suspend hides replica r's members from reads (leave events with Cause
+// Suspended). Its slice keeps merging; nothing is dropped. A replica can be
+// suspended before any of its state arrives.
+func (s *State) Suspend(r ReplicaID, emit Emit) error {
+	if r.Name == s.local.id.Name {
+		return fmt.Errorf("%w: suspend %s", ErrLocalReplica, r)
+	}
+	if s.suspended[r] || r.Incarnation < s.latest[r.Name] {
+		return nil
+	}
+	s.suspended[r] = true
+	sl := s.slices[r.Name]
+	if sl == nil || sl.id != r {
+		return nil
+	}
+	for g, set := range sl.groups {
+		g.visible -= len(set)
+		if emit != nil {
+			for id, e := range set {
+				emit(Event{Kind: EventLeave, Cause: CauseSuspended, Group: g.name, ID: id, Owner: r, Meta: e.meta})
+			}
+		}
+	}
+	sl.suspended = true
+	return nil
+}
+
+// Resume shows a suspended replica's current members again (join events with
+// Cause Resumed).
+func (s *State) Resume(r ReplicaID, emit Emit) error {
+	if r.Name == s.local.id.Name {
+		return fmt.Errorf("%w: resume %s", ErrLocalReplica, r)
+	}
+	if !s.suspended[r] {
+		return nil
+	}
+	delete(s.suspended, r)
+	sl := s.slices[r.Name]
+	if sl == nil || sl.id != r {
+		return nil
+	}
+	sl.suspended = false
+	for g, set := range sl.groups {
+		g.visible += len(set)
+		if emit != nil {
+			for id, e := range set {
+				emit(Event{Kind: EventJoin, Cause: CauseResumed, Group: g.name, ID: id, Owner: r, Meta: e.meta})
+			}
+		}
+	}
+	return nil
+}
+
+// Suspended reports whether r is suspended.
+func (s *State) Suspended(r ReplicaID) bool { return s.suspended[r] }

@@ -1,0 +1,571 @@
+package crdt
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Options tune a State. The zero value is not valid; start from DefaultOptions.
+type Options struct {
+	// LogCap bounds, per replica, the log of recent events (joins, updates,
+	// leaves) that lets Diff send a slightly-behind peer exactly what it
+	// lacks. Each record costs about 48 bytes. When a peer is further behind
+	// than the log reaches, Diff falls back to an authoritative repair that
+	// names the live counters instead of the dead ones (a few bytes per live
+	// member, never the full entries the peer already has). 0 disables the
+	// log: every repair is then computed by scanning the slice. Correctness
+	// never depends on this value, only repair size and CPU.
+	LogCap int
+}
+
+// DefaultOptions returns the options used by roster nodes.
+func DefaultOptions() Options { return Options{LogCap: 1024} }
+
+func (o Options) validate() error {
+	if o.LogCap < 0 || o.LogCap > 1<<24 {
+		return fmt.Errorf("%w: LogCap %d out of range [0, 2^24]", ErrInvalidConfig, o.LogCap)
+	}
+	return nil
+}
+
+// EventKind says what happened to a visible member.
+type EventKind uint8
+
+const (
+	EventJoin EventKind = iota + 1
+	EventLeave
+	EventUpdate
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventJoin:
+		return "join"
+	case EventLeave:
+		return "leave"
+	case EventUpdate:
+		return "update"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Cause says why an event happened.
+type Cause uint8
+
+const (
+	CauseLocal      Cause = iota + 1 // a local Join, Leave or LeaveAll
+	CauseMerge                       // a merged delta (the owner joined, updated or left)
+	CauseSuperseded                  // a newer incarnation of the owner replaced this one
+	CauseForgotten                   // the owner's slice was dropped after retention
+	CauseSuspended                   // the owner was declared down (Suspend)
+	CauseResumed                     // the owner came back (Resume)
+)
+
+func (c Cause) String() string {
+	switch c {
+	case CauseLocal:
+		return "local"
+	case CauseMerge:
+		return "merge"
+	case CauseSuperseded:
+		return "superseded"
+	case CauseForgotten:
+		return "forgotten"
+	case CauseSuspended:
+		return "suspended"
+	case CauseResumed:
+		return "resumed"
+	}
+	return fmt.Sprintf("Cause(%d)", uint8(c))
+}
+
+// Event is one change of the visible membership. Replaying a stream of
+// events on a copy of the visible membership yields the new one exactly.
+type Event struct {
+	Kind  EventKind
+	Cause Cause
+	Group string
+	ID    string
+	Owner ReplicaID
+	// Meta is the new metadata for join and update, the last metadata for leave.
+	Meta RawMeta
+}
+
+// Emit receives events as a State produces them. A nil Emit discards them.
+type Emit func(Event)
+
+// Member is one visible member.
+type Member struct {
+	Group string
+	ID    string
+	Owner ReplicaID
+	Meta  RawMeta
+}
+
+type entry struct {
+	counter uint64
+	meta    RawMeta
+}
+
+type memberSet = map[string]entry
+
+// group is an interned group name with the member sets of every slice that
+// has members in it. It exists while at least one slice has a member in it.
+type group struct {
+	name    string
+	sets    map[*slice]memberSet
+	visible int // members in non-suspended slices
+}
+
+// slice is one origin replica's part of the scope.
+type slice struct {
+	id        ReplicaID
+	ctx       ctxSet
+	groups    map[*group]memberSet
+	n         int
+	log       eventLog
+	suspended bool
+	// gone holds, per key, the highest leave counter applied while some
+	// counter below it was still unseen (top < counter): a late add of an
+	// older dot of that key must not resurrect it. Entries are pruned as soon
+	// as top reaches them, so it is empty whenever the context is contiguous.
+	gone map[memberKey]uint64
+	// xfer is the position in the authoritative transfer being applied.
+	xfer xferPos
+}
+
+type xferPos struct {
+	id   uint64
+	next uint32
+}
+
+// State is the replicated state of one scope on one node. See the package
+// documentation. It is not safe for concurrent use.
+type State struct {
+	opts      Options
+	local     *slice
+	slices    map[string]*slice // by replica name: one incarnation per name
+	groups    map[string]*group
+	latest    map[string]uint64 // highest incarnation seen per name
+	forgotten map[string]uint64 // name -> incarnation dropped after retention
+	suspended map[ReplicaID]bool
+	localIDs  map[string][]*group // local member id -> its groups
+	xfers     uint64              // authoritative transfers started here
+}
+
+// New returns an empty State for the local replica.
+func New(local ReplicaID, opts Options) (*State, error) {
+	if err := validReplica(local); err != nil {
+		return nil, err
+	}
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	s := &State{
+		opts:      opts,
+		slices:    map[string]*slice{},
+		groups:    map[string]*group{},
+		latest:    map[string]uint64{local.Name: local.Incarnation},
+		forgotten: map[string]uint64{},
+		suspended: map[ReplicaID]bool{},
+		localIDs:  map[string][]*group{},
+	}
+	s.local = s.newSlice(local)
+	return s, nil
+}
+
+// Local returns the local replica id.
+func (s *State) Local() ReplicaID { return s.local.id }
+
+func (s *State) newSlice(id ReplicaID) *slice {
+	sl := &slice{id: id, groups: map[*group]memberSet{}, suspended: s.suspended[id]}
+	s.slices[id.Name] = sl
+	return sl
+}
+
+func (s *State) groupFor(name string) *group {
+	g := s.groups[name]
+	if g == nil {
+		g = &group{name: name, sets: map[*slice]memberSet{}}
+		s.groups[name] = g
+	}
+	return g
+}
+
+func (sl *slice) lookup(g *group, id string) (entry, bool) {
+	set := sl.groups[g]
+	if set == nil {
+		return entry{}, false
+	}
+	e, ok := set[id]
+	return e, ok
+}
+
+// put inserts or replaces an entry, keeping counts and emitting the event.
+func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit Emit) {
+	set := sl.groups[g]
+	if set == nil {
+		set = memberSet{}
+		sl.groups[g] = set
+		g.sets[sl] = set
+	}
+	old, had := set[id]
+	set[id] = e
+	if had {
+		if emit != nil && !sl.suspended && old.meta != e.meta {
+			emit(Event{Kind: EventUpdate, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
+		}
+		return
+	}
+	sl.n++
+	if !sl.suspended {
+		g.visible++
+		if emit != nil {
+			emit(Event{Kind: EventJoin, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
+		}
+	}
+	if sl == s.local {
+		s.localIDs[id] = append(s.localIDs[id], g)
+	}
+}
+
+// del removes an entry, dropping empty sets and groups.
+func (s *State) del(sl *slice, g *group, id string, cause Cause, emit Emit) {
+	set := sl.groups[g]
+	old, had := set[id]
+	if !had {
+		return
+	}
+	delete(set, id)
+	sl.n--
+	if len(set) == 0 {
+		delete(sl.groups, g)
+		delete(g.sets, sl)
+	}
+	if !sl.suspended {
+		g.visible--
+		if emit != nil {
+			emit(Event{Kind: EventLeave, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: old.meta})
+		}
+	}
+	if len(g.sets) == 0 && s.groups[g.name] == g {
+		delete(s.groups, g.name)
+	}
+	if sl == s.local {
+		gs := s.localIDs[id]
+		if i := slices.Index(gs, g); i >= 0 {
+			gs = slices.Delete(gs, i, i+1)
+		}
+		if len(gs) == 0 {
+			delete(s.localIDs, id)
+		} else {
+			s.localIDs[id] = gs
+		}
+	}
+}
+
+// dropSlice removes a replica's slice from this node's copy.
+func (s *State) dropSlice(sl *slice, cause Cause, emit Emit) {
+	for g, set := range sl.groups {
+		for id := range set {
+			s.del(sl, g, id, cause, emit)
+		}
+	}
+	delete(s.slices, sl.id.Name)
+	delete(s.suspended, sl.id)
+}
+
+// nextCounter mints the local replica's next dot.
+func (s *State) nextCounter() uint64 {
+	c := s.local.ctx.top + 1 // the local context is always contiguous
+	s.local.ctx.add(c, c)
+	return c
+}
+
+// Join adds the local member (group, id) with meta, or updates its metadata.
+// It returns the delta to disseminate, or nil when nothing changed (the
+// member already has exactly this metadata).
+func (s *State) Join(groupName, id string, meta Meta, emit Emit) (*Delta, error) {
+	if err := ValidName(groupName); err != nil {
+		return nil, fmt.Errorf("group: %w", err)
+	}
+	if err := ValidName(id); err != nil {
+		return nil, fmt.Errorf("member id: %w", err)
+	}
+	raw, err := EncodeMeta(meta)
+	if err != nil {
+		return nil, err
+	}
+	return s.JoinRaw(groupName, id, raw, emit)
+}
+
+// JoinRaw is Join with metadata already encoded by EncodeMeta and names
+// already validated by the caller.
+func (s *State) JoinRaw(groupName, id string, raw RawMeta, emit Emit) (*Delta, error) {
+	g := s.groupFor(groupName)
+	cur, had := s.local.lookup(g, id)
+	if had && cur.meta == raw {
+		return nil, nil
+	}
+	c := s.nextCounter()
+	d := &Delta{Replica: s.local.id, Adds: []Add{{Group: groupName, ID: id, Counter: c, Meta: raw}}}
+	if had {
+		d.Ctx = makeRanges([]uint64{cur.counter, c})
+	} else {
+		d.Ctx = []Range{{c, c}}
+	}
+	s.put(s.local, g, id, entry{counter: c, meta: raw}, CauseLocal, emit)
+	s.local.log.add(logRec{counter: c, g: g, id: id}, s.opts.LogCap)
+	return d, nil
+}
+
+// Leave removes the local member (group, id). It fails with ErrNotMember,
+// changing nothing, when there is no such local member.
+func (s *State) Leave(groupName, id string, emit Emit) (*Delta, error) {
+	g := s.groups[groupName]
+	var cur entry
+	var had bool
+	if g != nil {
+		cur, had = s.local.lookup(g, id)
+	}
+	if !had {
+		return nil, fmt.Errorf("%w: %q in group %q on %s", ErrNotMember, id, groupName, s.local.id)
+	}
+	d := &Delta{Replica: s.local.id}
+	d.Ctx = makeRanges(s.leaveOne(d, g, id, cur, emit))
+	return d, nil
+}
+
+// LeaveAll removes the local member id from every group it is in, as one
+// delta. It fails with ErrNotMember when id is in no local group.
+func (s *State) LeaveAll(id string, emit Emit) (*Delta, error) {
+	gs := slices.Clone(s.localIDs[id])
+	if len(gs) == 0 {
+		return nil, fmt.Errorf("%w: %q has no local groups on %s", ErrNotMember, id, s.local.id)
+	}
+	slices.SortFunc(gs, func(a, b *group) int { return cmp.Compare(a.name, b.name) })
+	d := &Delta{Replica: s.local.id}
+	var counters []uint64
+	for _, g := range gs {
+		cur, _ := s.local.lookup(g, id)
+		counters = append(counters, s.leaveOne(d, g, id, cur, emit)...)
+	}
+	d.Ctx = makeRanges(counters)
+	return d, nil
+}
+
+// leaveOne removes one local entry, appends its removal to d and returns the
+// counters d's context must cover: the dead dot and the new one.
+func (s *State) leaveOne(d *Delta, g *group, id string, cur entry, emit Emit) []uint64 {
+	c := s.nextCounter()
+	d.Removes = append(d.Removes, Remove{Group: g.name, ID: id, Counter: c})
+	s.del(s.local, g, id, CauseLocal, emit)
+	s.local.log.add(logRec{counter: c, g: g, id: id, rm: true}, s.opts.LogCap)
+	return []uint64{cur.counter, c}
+}
+
+// makeRanges turns counters (any order, duplicates allowed) into sorted,
+// disjoint, coalesced ranges.
+func makeRanges(cs []uint64) []Range {
+	cs = slices.Clone(cs)
+	slices.Sort(cs)
+	var out []Range
+	for _, c := range cs {
+		if n := len(out); n > 0 && c <= out[n-1].Hi+1 {
+			out[n-1].Hi = max(out[n-1].Hi, c)
+			continue
+		}
+		out = append(out, Range{c, c})
+	}
+	return out
+}
+
+// --- Queries ---------------------------------------------------------------
+
+// Members returns the visible members of a group (all owners not suspended),
+// sorted by id then owner.
+func (s *State) Members(groupName string) []Member {
+	g := s.groups[groupName]
+	if g == nil || g.visible == 0 {
+		return nil
+	}
+	out := make([]Member, 0, g.visible)
+	for sl, set := range g.sets {
+		if sl.suspended {
+			continue
+		}
+		for id, e := range set {
+			out = append(out, Member{Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
+		}
+	}
+	sortMembers(out)
+	return out
+}
+
+// LocalMembers returns the local replica's members of a group, sorted by id.
+func (s *State) LocalMembers(groupName string) []Member {
+	g := s.groups[groupName]
+	if g == nil {
+		return nil
+	}
+	set := s.local.groups[g]
+	out := make([]Member, 0, len(set))
+	for id, e := range set {
+		out = append(out, Member{Group: g.name, ID: id, Owner: s.local.id, Meta: e.meta})
+	}
+	sortMembers(out)
+	return out
+}
+
+// ReplicaMembers returns every member held for replica r (visible or not),
+// sorted by group then id.
+func (s *State) ReplicaMembers(r ReplicaID) []Member {
+	sl := s.slices[r.Name]
+	if sl == nil || sl.id != r {
+		return nil
+	}
+	out := make([]Member, 0, sl.n)
+	for g, set := range sl.groups {
+		for id, e := range set {
+			out = append(out, Member{Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
+		}
+	}
+	sortMembers(out)
+	return out
+}
+
+// Groups returns the names of the groups with at least one visible member,
+// sorted.
+func (s *State) Groups() []string {
+	out := make([]string, 0, len(s.groups))
+	for name, g := range s.groups {
+		if g.visible > 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Visible reports how many visible members the group has.
+func (s *State) Visible(groupName string) int {
+	if g := s.groups[groupName]; g != nil {
+		return g.visible
+	}
+	return 0
+}
+
+// Len returns the number of entries held, visible or not.
+func (s *State) Len() int {
+	n := 0
+	for _, sl := range s.slices {
+		n += sl.n
+	}
+	return n
+}
+
+// ReplicaInfo describes one replica's slice.
+type ReplicaInfo struct {
+	ID        ReplicaID
+	Members   int
+	Top       uint64 // every counter up to Top has been seen
+	Max       uint64 // highest counter seen
+	Suspended bool
+}
+
+// Replicas describes every slice held, sorted by name.
+func (s *State) Replicas() []ReplicaInfo {
+	out := make([]ReplicaInfo, 0, len(s.slices))
+	for _, sl := range s.slices {
+		out = append(out, ReplicaInfo{ID: sl.id, Members: sl.n, Top: sl.ctx.top, Max: sl.ctx.max(), Suspended: sl.suspended})
+	}
+	slices.SortFunc(out, func(a, b ReplicaInfo) int { return cmp.Compare(a.ID.Name, b.ID.Name) })
+	return out
+}
+
+func sortMembers(ms []Member) {
+	slices.SortFunc(ms, func(a, b Member) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID),
+			cmp.Compare(a.Owner.Name, b.Owner.Name), cmp.Compare(a.Owner.Incarnation, b.Owner.Incarnation))
+	})
+}
+
+// Describe renders the replicated state canonically: per replica, its
+// context and its entries with their dots. Two states that describe the
+// same are equal as lattice elements (the event log, which is an
+// accelerator and not part of the lattice, is not shown unless withLog).
+func (s *State) Describe(withLog bool) string {
+	var b strings.Builder
+	names := make([]string, 0, len(s.slices))
+	for n := range s.slices {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		sl := s.slices[n]
+		if sl.n == 0 && sl.ctx.top == 0 && len(sl.ctx.cloud) == 0 && len(sl.gone) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%s ctx=%s", sl.id, fmtRanges(sl.ctx.ranges()))
+		if sl.suspended {
+			b.WriteString(" suspended")
+		}
+		b.WriteByte('\n')
+		for _, m := range s.ReplicaMembers(sl.id) {
+			e, _ := sl.lookup(s.groups[m.Group], m.ID)
+			fmt.Fprintf(&b, "  %s/%s@%d", m.Group, m.ID, e.counter)
+			if m.Meta != "" {
+				fmt.Fprintf(&b, " %v", fmtMeta(m.Meta))
+			}
+			b.WriteByte('\n')
+		}
+		goneKeys := make([]memberKey, 0, len(sl.gone))
+		for k := range sl.gone {
+			goneKeys = append(goneKeys, k)
+		}
+		slices.SortFunc(goneKeys, func(a, b memberKey) int { return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.id, b.id)) })
+		for _, k := range goneKeys {
+			fmt.Fprintf(&b, "  gone %s/%s<%d\n", k.group, k.id, sl.gone[k])
+		}
+		if withLog {
+			fmt.Fprintf(&b, "  log floor-all=%d floor-rm=%d:", sl.log.floorAll, sl.log.floorRm)
+			for _, r := range sl.log.recs {
+				op := "+"
+				if r.rm {
+					op = "-"
+				}
+				fmt.Fprintf(&b, " %s%d:%s/%s", op, r.counter, r.g.name, r.id)
+			}
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func fmtRanges(rs []Range) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		if r.Lo == r.Hi {
+			parts[i] = fmt.Sprint(r.Lo)
+		} else {
+			parts[i] = fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+		}
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func fmtMeta(r RawMeta) string {
+	m := r.MustDecode()
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
