@@ -163,9 +163,9 @@ func JoinDeltas(a, b *Delta) (*Delta, error) {
 		return nil, fmt.Errorf("%w: can only batch plain deltas of one replica", ErrInvalidDelta)
 	}
 	type ev struct {
-		add    *Add
-		rm     *Remove
-		cnt    uint64
+		add *Add
+		rm  *Remove
+		cnt uint64
 	}
 	latest := map[memberKey]ev{}
 	var order []memberKey

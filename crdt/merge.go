@@ -6,12 +6,12 @@ import "fmt"
 type Ignored uint8
 
 const (
-	NotIgnored  Ignored = iota
-	IgnoredSelf         // about the local replica: this node is its only author
-	IgnoredStale        // an incarnation older than one already seen (superseded)
-	IgnoredForgotten    // a forgotten replica not readmitted
-	IgnoredNewerSelf    // claims a newer incarnation of the local node's name
-	IgnoredOutOfOrder   // an authoritative chunk whose predecessor was not applied
+	NotIgnored        Ignored = iota
+	IgnoredSelf               // about the local replica: this node is its only author
+	IgnoredStale              // an incarnation older than one already seen (superseded)
+	IgnoredForgotten          // a forgotten replica not readmitted
+	IgnoredNewerSelf          // claims a newer incarnation of the local node's name
+	IgnoredOutOfOrder         // an authoritative chunk whose predecessor was not applied
 )
 
 func (i Ignored) String() string {
