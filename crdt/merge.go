@@ -1,6 +1,10 @@
 package crdt
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
 
 // Ignored says why Merge set a delta aside without applying it.
 type Ignored uint8
@@ -146,6 +150,7 @@ func (s *State) applyAuth(sl *slice, d *Delta, emit Emit, st *MergeStats) {
 			victims = append(victims, victim{g, id})
 		}
 	}
+	slices.SortFunc(victims, func(a, b victim) int { return cmp.Or(cmp.Compare(a.g.name, b.g.name), cmp.Compare(a.id, b.id)) })
 	for _, v := range victims {
 		s.del(sl, v.g, v.id, CauseMerge, emit)
 		st.Removed++
@@ -296,10 +301,10 @@ func (s *State) Suspend(r ReplicaID, emit Emit) error {
 	}
 	for g, set := range sl.groups {
 		g.visible -= len(set)
-		if emit != nil {
-			for id, e := range set {
-				emit(Event{Kind: EventLeave, Cause: CauseSuspended, Group: g.name, ID: id, Owner: r, Meta: e.meta})
-			}
+	}
+	if emit != nil {
+		for _, x := range sl.sorted() {
+			emit(Event{Kind: EventLeave, Cause: CauseSuspended, Group: x.g.name, ID: x.id, Owner: r, Meta: x.e.meta})
 		}
 	}
 	sl.suspended = true
@@ -323,10 +328,10 @@ func (s *State) Resume(r ReplicaID, emit Emit) error {
 	sl.suspended = false
 	for g, set := range sl.groups {
 		g.visible += len(set)
-		if emit != nil {
-			for id, e := range set {
-				emit(Event{Kind: EventJoin, Cause: CauseResumed, Group: g.name, ID: id, Owner: r, Meta: e.meta})
-			}
+	}
+	if emit != nil {
+		for _, x := range sl.sorted() {
+			emit(Event{Kind: EventJoin, Cause: CauseResumed, Group: x.g.name, ID: x.id, Owner: r, Meta: x.e.meta})
 		}
 	}
 	return nil

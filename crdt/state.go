@@ -266,12 +266,29 @@ func (s *State) del(sl *slice, g *group, id string, cause Cause, emit Emit) {
 	}
 }
 
+type slot struct {
+	g  *group
+	id string
+	e  entry
+}
+
+// sorted returns the slice's entries ordered by group then id, so that
+// everything emitted from whole-slice operations is deterministic.
+func (sl *slice) sorted() []slot {
+	out := make([]slot, 0, sl.n)
+	for g, set := range sl.groups {
+		for id, e := range set {
+			out = append(out, slot{g, id, e})
+		}
+	}
+	slices.SortFunc(out, func(a, b slot) int { return cmp.Or(cmp.Compare(a.g.name, b.g.name), cmp.Compare(a.id, b.id)) })
+	return out
+}
+
 // dropSlice removes a replica's slice from this node's copy.
 func (s *State) dropSlice(sl *slice, cause Cause, emit Emit) {
-	for g, set := range sl.groups {
-		for id := range set {
-			s.del(sl, g, id, cause, emit)
-		}
+	for _, x := range sl.sorted() {
+		s.del(sl, x.g, x.id, cause, emit)
 	}
 	delete(s.slices, sl.id.Name)
 	delete(s.suspended, sl.id)
