@@ -101,5 +101,10 @@ func decodeMeta(b []byte) (Meta, error) {
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalidMeta, r.Len())
 	}
+	// Only the canonical encoding is accepted, so equal metadata always has
+	// equal bytes (msgpack allows several widths for one value).
+	if canon, err := EncodeMeta(m); err != nil || string(canon) != string(b) {
+		return nil, fmt.Errorf("%w: not in canonical encoding", ErrInvalidMeta)
+	}
 	return m, nil
 }
