@@ -63,9 +63,18 @@ func BenchmarkLocalJoin(b *testing.B) {
 func BenchmarkLocalJoinValidated(b *testing.B) {
 	s := mustNew(b, "a", 1, DefaultOptions())
 	meta := []Meta{{"addr": "10.0.0.5:4000"}, {"addr": "10.0.0.6:4000"}}
+	ids := make([]string, 1<<20)
+	for i := range ids {
+		ids[i] = memberID(i)
+	}
+	groups := make([]string, 10000)
+	for i := range groups {
+		groups[i] = groupName(i)
+	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := s.Join(groupName(i%10000), memberID(i%(1<<20)), meta[i&1], nil); err != nil {
+		if _, err := s.Join(groups[i%len(groups)], ids[i%len(ids)], meta[i&1], nil); err != nil {
 			b.Fatal(err)
 		}
 	}

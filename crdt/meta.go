@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -25,7 +26,8 @@ func EncodeMeta(m Meta) (RawMeta, error) {
 	if len(m) > MaxMetaPairs {
 		return "", fmt.Errorf("%w: %d pairs, limit %d", ErrInvalidMeta, len(m), MaxMetaPairs)
 	}
-	keys := make([]string, 0, len(m))
+	var stack [8]string
+	keys := stack[:0]
 	for k, v := range m {
 		if err := ValidName(k); err != nil {
 			return "", fmt.Errorf("%w: key %q: %w", ErrInvalidMeta, k, err)
@@ -36,8 +38,12 @@ func EncodeMeta(m Meta) (RawMeta, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	buf := metaBufs.Get().(*bytes.Buffer)
+	defer metaBufs.Put(buf)
+	buf.Reset()
+	enc.Reset(buf)
 	_ = enc.EncodeMapLen(len(keys))
 	for _, k := range keys {
 		_ = enc.EncodeString(k)
@@ -48,6 +54,8 @@ func EncodeMeta(m Meta) (RawMeta, error) {
 	}
 	return RawMeta(buf.String()), nil
 }
+
+var metaBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Decode returns the Meta that r encodes. It fails only on a RawMeta that did
 // not come from EncodeMeta or a validated message.

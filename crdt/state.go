@@ -151,7 +151,6 @@ type State struct {
 	latest    map[string]uint64 // highest incarnation seen per name
 	forgotten map[string]uint64 // name -> incarnation dropped after retention
 	suspended map[ReplicaID]bool
-	localIDs  map[string][]*group // local member id -> its groups
 	xfers     uint64              // authoritative transfers started here
 }
 
@@ -170,7 +169,6 @@ func New(local ReplicaID, opts Options) (*State, error) {
 		latest:    map[string]uint64{local.Name: local.Incarnation},
 		forgotten: map[string]uint64{},
 		suspended: map[ReplicaID]bool{},
-		localIDs:  map[string][]*group{},
 	}
 	s.local = s.newSlice(local)
 	return s, nil
@@ -226,9 +224,6 @@ func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit E
 			emit(Event{Kind: EventJoin, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
 		}
 	}
-	if sl == s.local {
-		s.localIDs[id] = append(s.localIDs[id], g)
-	}
 }
 
 // del removes an entry, dropping empty sets and groups.
@@ -252,17 +247,6 @@ func (s *State) del(sl *slice, g *group, id string, cause Cause, emit Emit) {
 	}
 	if len(g.sets) == 0 && s.groups[g.name] == g {
 		delete(s.groups, g.name)
-	}
-	if sl == s.local {
-		gs := s.localIDs[id]
-		if i := slices.Index(gs, g); i >= 0 {
-			gs = slices.Delete(gs, i, i+1)
-		}
-		if len(gs) == 0 {
-			delete(s.localIDs, id)
-		} else {
-			s.localIDs[id] = gs
-		}
 	}
 }
 
@@ -327,15 +311,29 @@ func (s *State) JoinRaw(groupName, id string, raw RawMeta, emit Emit) (*Delta, e
 		return nil, nil
 	}
 	c := s.nextCounter()
-	d := &Delta{Replica: s.local.id, Adds: []Add{{Group: groupName, ID: id, Counter: c, Meta: raw}}}
-	if had {
-		d.Ctx = makeRanges([]uint64{cur.counter, c})
+	d := &localDelta{}
+	d.adds[0] = Add{Group: groupName, ID: id, Counter: c, Meta: raw}
+	d.Delta = Delta{Replica: s.local.id, Adds: d.adds[:]}
+	if had && cur.counter+1 < c {
+		d.ctx = [2]Range{{cur.counter, cur.counter}, {c, c}}
+		d.Ctx = d.ctx[:2]
 	} else {
-		d.Ctx = []Range{{c, c}}
+		d.ctx[0] = Range{min(cur.counter, c), c}
+		if !had {
+			d.ctx[0].Lo = c
+		}
+		d.Ctx = d.ctx[:1]
 	}
 	s.put(s.local, g, id, entry{counter: c, meta: raw}, CauseLocal, emit)
 	s.local.log.add(logRec{counter: c, g: g, id: id}, s.opts.LogCap)
-	return d, nil
+	return &d.Delta, nil
+}
+
+// localDelta is a one-entry delta allocated in one piece.
+type localDelta struct {
+	Delta
+	adds [1]Add
+	ctx  [2]Range
 }
 
 // Leave removes the local member (group, id). It fails with ErrNotMember,
@@ -356,9 +354,17 @@ func (s *State) Leave(groupName, id string, emit Emit) (*Delta, error) {
 }
 
 // LeaveAll removes the local member id from every group it is in, as one
-// delta. It fails with ErrNotMember when id is in no local group.
+// delta. It fails with ErrNotMember when id is in no local group. It looks
+// the id up in each group the local replica has members in (no per-id
+// index is kept: that would cost a map entry per local member on every
+// join, for an operation callers holding join handles rarely need).
 func (s *State) LeaveAll(id string, emit Emit) (*Delta, error) {
-	gs := slices.Clone(s.localIDs[id])
+	var gs []*group
+	for g, set := range s.local.groups {
+		if _, ok := set[id]; ok {
+			gs = append(gs, g)
+		}
+	}
 	if len(gs) == 0 {
 		return nil, fmt.Errorf("%w: %q has no local groups on %s", ErrNotMember, id, s.local.id)
 	}
