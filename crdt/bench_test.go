@@ -12,7 +12,7 @@ import (
 // merge of one delta into a 1M-entry state, digest diff, encode/decode of a
 // 100k-entry state, and heap bytes per replicated member.
 
-func memberID(i int) string { return fmt.Sprintf("conn-%08d", i) }
+func memberID(i int) string  { return fmt.Sprintf("conn-%08d", i) }
 func groupName(i int) string { return fmt.Sprintf("room-%05d", i) }
 
 // remoteState returns a state holding n members of one remote replica spread

@@ -151,7 +151,7 @@ type State struct {
 	latest    map[string]uint64 // highest incarnation seen per name
 	forgotten map[string]uint64 // name -> incarnation dropped after retention
 	suspended map[ReplicaID]bool
-	xfers     uint64              // authoritative transfers started here
+	xfers     uint64 // authoritative transfers started here
 }
 
 // New returns an empty State for the local replica.
