@@ -166,7 +166,7 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 		return out
 	}
 	for g, set := range sl.groups {
-		for id, e := range set {
+		for id, e := range set.all() {
 			if e.counter > p {
 				out = append(out, Add{Group: g.name, ID: id, Counter: e.counter, Meta: e.meta})
 			}

@@ -140,7 +140,7 @@ func (s *State) applyAuth(sl *slice, d *Delta, emit Emit, st *MergeStats) {
 	}
 	var victims []victim
 	for g, set := range sl.groups {
-		for id, e := range set {
+		for id, e := range set.all() {
 			if _, ok := live[e.counter]; ok || !rangesContain(d.Ctx, e.counter) {
 				continue
 			}
@@ -300,7 +300,7 @@ func (s *State) Suspend(r ReplicaID, emit Emit) error {
 		return nil
 	}
 	for g, set := range sl.groups {
-		g.visible -= len(set)
+		g.visible -= set.len()
 	}
 	if emit != nil {
 		for _, x := range sl.sorted() {
@@ -327,7 +327,7 @@ func (s *State) Resume(r ReplicaID, emit Emit) error {
 	}
 	sl.suspended = false
 	for g, set := range sl.groups {
-		g.visible += len(set)
+		g.visible += set.len()
 	}
 	if emit != nil {
 		for _, x := range sl.sorted() {

@@ -109,13 +109,11 @@ type entry struct {
 	meta    RawMeta
 }
 
-type memberSet = map[string]entry
-
 // group is an interned group name with the member sets of every slice that
 // has members in it. It exists while at least one slice has a member in it.
 type group struct {
 	name    string
-	sets    map[*slice]memberSet
+	sets    []ownerSet // attached and detached only when an owner's first member joins or last leaves
 	visible int // members in non-suspended slices
 }
 
@@ -123,7 +121,7 @@ type group struct {
 type slice struct {
 	id        ReplicaID
 	ctx       ctxSet
-	groups    map[*group]memberSet
+	groups    map[*group]*memberSet
 	n         int
 	log       eventLog
 	suspended bool
@@ -178,7 +176,7 @@ func New(local ReplicaID, opts Options) (*State, error) {
 func (s *State) Local() ReplicaID { return s.local.id }
 
 func (s *State) newSlice(id ReplicaID) *slice {
-	sl := &slice{id: id, groups: map[*group]memberSet{}, suspended: s.suspended[id]}
+	sl := &slice{id: id, groups: map[*group]*memberSet{}, suspended: s.suspended[id]}
 	s.slices[id.Name] = sl
 	return sl
 }
@@ -186,10 +184,23 @@ func (s *State) newSlice(id ReplicaID) *slice {
 func (s *State) groupFor(name string) *group {
 	g := s.groups[name]
 	if g == nil {
-		g = &group{name: name, sets: map[*slice]memberSet{}}
+		g = &group{name: name}
 		s.groups[name] = g
 	}
 	return g
+}
+
+// detach removes sl's (empty) member set from the group.
+func (g *group) detach(sl *slice) {
+	for i := range g.sets {
+		if g.sets[i].sl == sl {
+			last := len(g.sets) - 1
+			g.sets[i] = g.sets[last]
+			g.sets[last] = ownerSet{}
+			g.sets = g.sets[:last]
+			return
+		}
+	}
 }
 
 func (sl *slice) lookup(g *group, id string) (entry, bool) {
@@ -197,20 +208,18 @@ func (sl *slice) lookup(g *group, id string) (entry, bool) {
 	if set == nil {
 		return entry{}, false
 	}
-	e, ok := set[id]
-	return e, ok
+	return set.get(id)
 }
 
 // put inserts or replaces an entry, keeping counts and emitting the event.
 func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit Emit) {
 	set := sl.groups[g]
 	if set == nil {
-		set = memberSet{}
+		set = &memberSet{}
 		sl.groups[g] = set
-		g.sets[sl] = set
+		g.sets = append(g.sets, ownerSet{sl, set})
 	}
-	old, had := set[id]
-	set[id] = e
+	old, had := set.set(id, e)
 	if had {
 		if emit != nil && !sl.suspended && old.meta != e.meta {
 			emit(Event{Kind: EventUpdate, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
@@ -229,15 +238,17 @@ func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit E
 // del removes an entry, dropping empty sets and groups.
 func (s *State) del(sl *slice, g *group, id string, cause Cause, emit Emit) {
 	set := sl.groups[g]
-	old, had := set[id]
+	if set == nil {
+		return
+	}
+	old, had := set.del(id)
 	if !had {
 		return
 	}
-	delete(set, id)
 	sl.n--
-	if len(set) == 0 {
+	if set.len() == 0 {
 		delete(sl.groups, g)
-		delete(g.sets, sl)
+		g.detach(sl)
 	}
 	if !sl.suspended {
 		g.visible--
@@ -261,7 +272,7 @@ type slot struct {
 func (sl *slice) sorted() []slot {
 	out := make([]slot, 0, sl.n)
 	for g, set := range sl.groups {
-		for id, e := range set {
+		for id, e := range set.all() {
 			out = append(out, slot{g, id, e})
 		}
 	}
@@ -361,7 +372,7 @@ func (s *State) Leave(groupName, id string, emit Emit) (*Delta, error) {
 func (s *State) LeaveAll(id string, emit Emit) (*Delta, error) {
 	var gs []*group
 	for g, set := range s.local.groups {
-		if _, ok := set[id]; ok {
+		if _, ok := set.get(id); ok {
 			gs = append(gs, g)
 		}
 	}
@@ -415,12 +426,12 @@ func (s *State) Members(groupName string) []Member {
 		return nil
 	}
 	out := make([]Member, 0, g.visible)
-	for sl, set := range g.sets {
-		if sl.suspended {
+	for _, os := range g.sets {
+		if os.sl.suspended {
 			continue
 		}
-		for id, e := range set {
-			out = append(out, Member{Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
+		for id, e := range os.set.all() {
+			out = append(out, Member{Group: g.name, ID: id, Owner: os.sl.id, Meta: e.meta})
 		}
 	}
 	sortMembers(out)
@@ -434,8 +445,11 @@ func (s *State) LocalMembers(groupName string) []Member {
 		return nil
 	}
 	set := s.local.groups[g]
-	out := make([]Member, 0, len(set))
-	for id, e := range set {
+	if set == nil {
+		return nil
+	}
+	out := make([]Member, 0, set.len())
+	for id, e := range set.all() {
 		out = append(out, Member{Group: g.name, ID: id, Owner: s.local.id, Meta: e.meta})
 	}
 	sortMembers(out)
@@ -451,7 +465,7 @@ func (s *State) ReplicaMembers(r ReplicaID) []Member {
 	}
 	out := make([]Member, 0, sl.n)
 	for g, set := range sl.groups {
-		for id, e := range set {
+		for id, e := range set.all() {
 			out = append(out, Member{Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
 		}
 	}

@@ -1,0 +1,111 @@
+package crdt
+
+import "iter"
+
+// smallSet is how many members a memberSet keeps inline before switching to
+// a map. Most groups in presence-style workloads hold one or a few members
+// per owner, and a Go map costs a few hundred bytes even with one entry.
+const smallSet = 8
+
+type member struct {
+	id string
+	e  entry
+}
+
+// memberSet is one slice's members of one group, keyed by member id.
+type memberSet struct {
+	small []member
+	m     map[string]entry
+}
+
+func (s *memberSet) len() int {
+	if s.m != nil {
+		return len(s.m)
+	}
+	return len(s.small)
+}
+
+func (s *memberSet) get(id string) (entry, bool) {
+	if s.m != nil {
+		e, ok := s.m[id]
+		return e, ok
+	}
+	for i := range s.small {
+		if s.small[i].id == id {
+			return s.small[i].e, true
+		}
+	}
+	return entry{}, false
+}
+
+// set stores e under id and returns the previous entry, if any.
+func (s *memberSet) set(id string, e entry) (entry, bool) {
+	if s.m != nil {
+		old, had := s.m[id]
+		s.m[id] = e
+		return old, had
+	}
+	for i := range s.small {
+		if s.small[i].id == id {
+			old := s.small[i].e
+			s.small[i].e = e
+			return old, true
+		}
+	}
+	if len(s.small) < smallSet {
+		s.small = append(s.small, member{id, e})
+		return entry{}, false
+	}
+	s.m = make(map[string]entry, 2*smallSet)
+	for _, x := range s.small {
+		s.m[x.id] = x.e
+	}
+	s.small = nil
+	s.m[id] = e
+	return entry{}, false
+}
+
+// del removes id and returns its entry, if it was there.
+func (s *memberSet) del(id string) (entry, bool) {
+	if s.m != nil {
+		old, had := s.m[id]
+		delete(s.m, id)
+		return old, had
+	}
+	for i := range s.small {
+		if s.small[i].id == id {
+			old := s.small[i].e
+			last := len(s.small) - 1
+			s.small[i] = s.small[last]
+			s.small[last] = member{}
+			s.small = s.small[:last]
+			return old, true
+		}
+	}
+	return entry{}, false
+}
+
+// all iterates over the members (in no particular order).
+func (s *memberSet) all() iter.Seq2[string, entry] {
+	return func(yield func(string, entry) bool) {
+		if s.m != nil {
+			for id, e := range s.m {
+				if !yield(id, e) {
+					return
+				}
+			}
+			return
+		}
+		for _, x := range s.small {
+			if !yield(x.id, x.e) {
+				return
+			}
+		}
+	}
+}
+
+// ownerSet is one owner's member set within a group.
+type ownerSet struct {
+	sl  *slice
+	set *memberSet
+}
