@@ -114,7 +114,7 @@ type entry struct {
 type group struct {
 	name    string
 	sets    []ownerSet // attached and detached only when an owner's first member joins or last leaves
-	visible int // members in non-suspended slices
+	visible int        // members in non-suspended slices
 }
 
 // slice is one origin replica's part of the scope.
