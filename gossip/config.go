@@ -1,0 +1,202 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/roster-io/roster/crdt"
+)
+
+// Sentinel errors of this package; test with errors.Is.
+var (
+	ErrConfig       = errors.New("gossip: invalid configuration")
+	ErrUnknownScope = errors.New("gossip: unknown scope")
+	ErrClosed       = errors.New("gossip: node closed")
+	ErrMessage      = errors.New("gossip: malformed message")
+)
+
+// Config configures a Node. Start from DefaultLANConfig or DefaultLocalConfig
+// and change what you need; New validates it.
+type Config struct {
+	// Name is the node's name, unique in the cluster and stable across
+	// restarts. It is also the memberlist node name.
+	Name string
+
+	// Incarnation changes every time the process starts; (Name,
+	// Incarnation) is the node's replica id. A higher incarnation of a name
+	// supersedes every lower one on every node, so it must grow across
+	// restarts (the storage layer persists a counter; without storage a
+	// start time in nanoseconds is used by the registry).
+	Incarnation uint64
+
+	// Scopes are the scopes this node serves. Only nodes serving a scope
+	// receive its updates. At most MaxScopes, each a valid name; they are
+	// advertised in memberlist node metadata (512 bytes in all).
+	Scopes []string
+
+	// BindAddr and BindPort are where memberlist listens (UDP and TCP).
+	// Port 0 picks a free port. Ignored when Transport is set.
+	BindAddr string
+	BindPort int
+
+	// AdvertiseAddr and AdvertisePort are what other nodes use to reach
+	// this one; empty/0 means derive from the bind address.
+	AdvertiseAddr string
+	AdvertisePort int
+
+	// Seeds are addresses (host:port; DNS names are re-resolved on every
+	// attempt) joined at start and retried forever by the rejoin loop
+	// whenever they are not members.
+	Seeds []string
+
+	// SecretKey, when set (16, 24 or 32 bytes), encrypts all gossip with
+	// memberlist's keyring (AES-GCM).
+	SecretKey []byte
+
+	// Transport replaces memberlist's UDP/TCP transport (tests use
+	// memnet). Nil means real sockets.
+	Transport memberlist.NodeAwareTransport
+
+	// Memberlist holds memberlist's own timings (probe interval, suspicion,
+	// push/pull...). The presets fill it from memberlist's LAN or local
+	// presets; Name, Transport, Delegate, Events, Logger and the
+	// address fields are overwritten from this Config by New.
+	Memberlist *memberlist.Config
+
+	// AntiEntropyInterval is how often a node sends one random scope peer
+	// its digest. Lower repairs lost packets sooner at the cost of a small
+	// message per scope per interval. The exchange also runs on every
+	// memberlist push/pull and whenever a peer (re)appears.
+	AntiEntropyInterval time.Duration
+
+	// RejoinInterval is the base delay between attempts to rejoin peers
+	// that are not members (dead, left, partitioned away) and seeds. Each
+	// failed round doubles the delay up to RejoinMaxInterval; any success
+	// resets it. Attempts never stop: a partition of any length heals.
+	RejoinInterval    time.Duration
+	RejoinMaxInterval time.Duration
+
+	// Retention is how long the slice of an owner that is down is kept
+	// (hidden) before it is forgotten. Within it, an owner that comes back
+	// with the same incarnation reappears without any state transfer.
+	Retention time.Duration
+
+	// MaxPacketBytes bounds a best-effort (UDP) message. It must leave room
+	// for memberlist's framing and encryption within UDPBufferSize.
+	MaxPacketBytes int
+
+	// ReliableBatchPackets: when one flush of local operations for a scope
+	// would take more than this many packets, it is sent to each peer as
+	// one stream (TCP) message instead.
+	ReliableBatchPackets int
+
+	// ChunkBytes bounds one anti-entropy chunk (an encoded delta).
+	ChunkBytes int
+
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+
+	// Crdt tunes the scope states.
+	Crdt crdt.Options
+}
+
+// MaxScopes bounds how many scopes one node serves.
+const MaxScopes = 16
+
+// DefaultLANConfig returns a configuration for a LAN: memberlist's LAN
+// timings (probe every second, ~5 s to declare a node dead), anti-entropy
+// every 2 s, rejoin attempts from 1 s backing off to 30 s, retention 24 h.
+func DefaultLANConfig(name string) Config {
+	ml := memberlist.DefaultLANConfig()
+	return Config{
+		Name:                 name,
+		Scopes:               []string{"default"},
+		BindAddr:             "0.0.0.0",
+		BindPort:             7946,
+		Memberlist:           ml,
+		AntiEntropyInterval:  2 * time.Second,
+		RejoinInterval:       time.Second,
+		RejoinMaxInterval:    30 * time.Second,
+		Retention:            24 * time.Hour,
+		MaxPacketBytes:       ml.UDPBufferSize - 128,
+		ReliableBatchPackets: 8,
+		ChunkBytes:           crdt.DefaultChunkBytes,
+		Crdt:                 crdt.DefaultOptions(),
+	}
+}
+
+// DefaultLocalConfig returns short timings for tests and single-machine
+// clusters: failures detected in well under a second, anti-entropy every
+// 200 ms, rejoin from 100 ms backing off to 1 s, retention 1 minute. It
+// binds to 127.0.0.1 on a free port.
+func DefaultLocalConfig(name string) Config {
+	c := DefaultLANConfig(name)
+	ml := memberlist.DefaultLocalConfig()
+	ml.ProbeInterval = 100 * time.Millisecond
+	ml.ProbeTimeout = 50 * time.Millisecond
+	ml.GossipInterval = 20 * time.Millisecond
+	ml.PushPullInterval = time.Second
+	ml.SuspicionMult = 2
+	ml.TCPTimeout = time.Second
+	ml.GossipToTheDeadTime = 2 * time.Second
+	c.Memberlist = ml
+	c.BindAddr = "127.0.0.1"
+	c.BindPort = 0
+	c.AntiEntropyInterval = 200 * time.Millisecond
+	c.RejoinInterval = 100 * time.Millisecond
+	c.RejoinMaxInterval = time.Second
+	c.Retention = time.Minute
+	c.MaxPacketBytes = ml.UDPBufferSize - 128
+	return c
+}
+
+func (c *Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if err := crdt.ValidName(c.Name); err != nil {
+		return bad("name: %v", err)
+	}
+	if c.Incarnation == 0 || c.Incarnation >= crdt.MaxCounter {
+		return bad("incarnation %d out of range", c.Incarnation)
+	}
+	if len(c.Scopes) == 0 || len(c.Scopes) > MaxScopes {
+		return bad("%d scopes, want 1..%d", len(c.Scopes), MaxScopes)
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Scopes {
+		if err := crdt.ValidName(s); err != nil {
+			return bad("scope %q: %v", s, err)
+		}
+		if seen[s] {
+			return bad("scope %q listed twice", s)
+		}
+		seen[s] = true
+	}
+	if c.Memberlist == nil {
+		return bad("Memberlist config is nil; start from a preset")
+	}
+	switch {
+	case c.AntiEntropyInterval <= 0:
+		return bad("AntiEntropyInterval must be positive")
+	case c.RejoinInterval <= 0 || c.RejoinMaxInterval < c.RejoinInterval:
+		return bad("RejoinInterval must be positive and at most RejoinMaxInterval")
+	case c.Retention <= 0:
+		return bad("Retention must be positive")
+	case c.MaxPacketBytes < 256 || c.MaxPacketBytes > 65000:
+		return bad("MaxPacketBytes %d out of range [256, 65000]", c.MaxPacketBytes)
+	case c.ReliableBatchPackets < 1:
+		return bad("ReliableBatchPackets must be at least 1")
+	case c.ChunkBytes < 1024:
+		return bad("ChunkBytes must be at least 1024")
+	case len(c.SecretKey) != 0 && len(c.SecretKey) != 16 && len(c.SecretKey) != 24 && len(c.SecretKey) != 32:
+		return bad("SecretKey must be 16, 24 or 32 bytes")
+	}
+	if _, err := encodeNodeMeta(c.Incarnation, c.Scopes, 512); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}

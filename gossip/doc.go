@@ -1,0 +1,40 @@
+// Package gossip is everything between a node's CRDT state and the network.
+//
+// # What it owns
+//
+// One hashicorp/memberlist per node, whose node metadata advertises the
+// node's roster incarnation and the scopes it serves (scopes are overlays: a
+// scope's updates go only to nodes serving it). On top of memberlist:
+//
+//   - dissemination: every local join or leave becomes a crdt.Delta pushed
+//     directly to every scope peer over the packet transport, batched into
+//     as few packets as fit when operations arrive faster than they can be
+//     sent, and switched to the stream transport for large batches;
+//   - anti-entropy: each node periodically sends one random scope peer its
+//     digest (one counter per replica); the peer answers with exactly what
+//     is missing (crdt.State.Diff), in bounded chunks, and its own digest so
+//     the exchange is two-way. The same exchange runs on memberlist's
+//     push/pull and whenever a peer (re)appears, so a node joining or a
+//     partition healing converges at once rather than at the next tick;
+//   - a rejoin loop: memberlist forgets dead peers after GossipToTheDeadTime
+//     and never contacts them again, so this package remembers every peer
+//     address it has seen and the configured seeds, and keeps calling Join
+//     on the missing ones with backoff; partitions of any length heal;
+//   - owner liveness: when memberlist declares a node dead or left, its
+//     replicas are suspended in every scope (members hidden, watchers told
+//     owner-down); when the same replica is alive again they are resumed
+//     (owner-up), without any transfer; after the retention period the slice
+//     is forgotten, and taken again only once the owner itself is seen
+//     alive; a new incarnation of a name supersedes the old one everywhere.
+//
+// Scope states live here (Scope), each behind its own lock; the registry
+// package reads them and turns their events into watch streams.
+//
+// # What it must not touch
+//
+// No public API validation beyond what the CRDT enforces, no storage, no
+// HTTP. It never emits a removal of another node's entries: it only applies
+// local lifecycle decisions (suspend, resume, forget, supersede) to its own
+// copy. Subpackage memnet is the in-memory, fault-injecting transport used
+// by tests.
+package gossip

@@ -1,0 +1,906 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/roster-io/roster/crdt"
+)
+
+// PeerState is what this node believes about another node.
+type PeerState string
+
+const (
+	PeerAlive   PeerState = "alive"
+	PeerDead    PeerState = "dead"    // failure detector declared it dead
+	PeerLeft    PeerState = "left"    // it left gracefully
+	PeerUnknown PeerState = "unknown" // known only from replicated state, never seen alive
+)
+
+// NodeInfo describes one node of the cluster as seen from here.
+type NodeInfo struct {
+	Name        string
+	Incarnation uint64
+	Addr        string
+	State       PeerState
+	Scopes      []string
+	Self        bool
+}
+
+// Stats are cumulative counters, for metrics and tests.
+type Stats struct {
+	DeltasSent, DeltasReceived, PacketsSent, ReliableSent     int64
+	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
+	DecodeErrors, MergeErrors, OutOfOrderChunks               int64
+	RejoinAttempts, RejoinSuccesses                           int64
+	BytesSent                                                 int64
+}
+
+type stats struct {
+	deltasSent, deltasReceived, packetsSent, reliableSent atomic.Int64
+	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
+	decodeErrors, mergeErrors, outOfOrder                 atomic.Int64
+	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
+}
+
+type peer struct {
+	name      string
+	meta      nodeMeta
+	node      *memberlist.Node // last known, copied
+	state     PeerState
+	downSince time.Time
+	forgotten bool
+}
+
+func (p *peer) replica() crdt.ReplicaID { return crdt.ReplicaID{Name: p.name, Incarnation: p.meta.inc} }
+
+type peerEvent struct {
+	node  memberlist.Node
+	alive bool
+}
+
+type syncJob struct {
+	scope     string
+	from      string
+	wantReply bool
+	digest    crdt.Digest
+}
+
+// Node is one roster node's gossip layer: memberlist plus the scope states.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	self   crdt.ReplicaID
+	ml     *memberlist.Memberlist
+	meta   []byte
+	scopes map[string]*Scope
+	order  []string // scope names, sorted
+
+	mu    sync.Mutex
+	peers map[string]*peer
+
+	outMu  sync.Mutex
+	out    map[string][][]byte // scope -> encoded local deltas waiting to be pushed
+	outSig chan struct{}
+
+	evMu  sync.Mutex
+	evq   []peerEvent
+	evSig chan struct{}
+
+	jobs chan syncJob
+
+	stashMu sync.Mutex
+	stash   map[stashKey]*crdt.Delta
+	stashN  int
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	stats   stats
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	closeMu sync.Mutex
+}
+
+type stashKey struct {
+	scope, replica string
+	xfer           uint64
+	seq            uint32
+}
+
+const maxStash = 1024
+
+// New starts a node: it creates the scope states, starts memberlist and the
+// background loops, and tries the seeds once (the rejoin loop keeps trying).
+// sink receives every scope's events in order, with the scope's lock held;
+// it must not block.
+func New(cfg Config, sink func(scope string, evs []crdt.Event)) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:    cfg,
+		log:    lg.With("node", cfg.Name),
+		self:   crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
+		scopes: map[string]*Scope{},
+		peers:  map[string]*peer{},
+		out:    map[string][][]byte{},
+		outSig: make(chan struct{}, 1),
+		evSig:  make(chan struct{}, 1),
+		jobs:   make(chan syncJob, 256),
+		stash:  map[stashKey]*crdt.Delta{},
+		rng:    rand.New(rand.NewPCG(cfg.Incarnation, uint64(len(cfg.Name)))),
+		stop:   make(chan struct{}),
+	}
+	for _, s := range cfg.Scopes {
+		st, err := crdt.New(n.self, cfg.Crdt)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		n.scopes[s] = &Scope{name: s, st: st, sink: sink}
+		n.order = append(n.order, s)
+	}
+	slices.Sort(n.order)
+	meta, err := encodeNodeMeta(cfg.Incarnation, n.order, memberlist.MetaMaxSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	n.meta = meta
+
+	mc := *cfg.Memberlist
+	mc.Name = cfg.Name
+	mc.Delegate = (*delegate)(n)
+	mc.Events = (*events)(n)
+	mc.LogOutput = nil
+	mc.Logger = log.New(&logWriter{log: n.log}, "", 0)
+	if cfg.Transport != nil {
+		mc.Transport = cfg.Transport
+	} else {
+		mc.BindAddr = cfg.BindAddr
+		mc.BindPort = cfg.BindPort
+	}
+	if cfg.AdvertiseAddr != "" {
+		mc.AdvertiseAddr = cfg.AdvertiseAddr
+	}
+	if cfg.AdvertisePort != 0 {
+		mc.AdvertisePort = cfg.AdvertisePort
+	}
+	if len(cfg.SecretKey) > 0 {
+		mc.SecretKey = cfg.SecretKey
+	}
+	ml, err := memberlist.Create(&mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
+	}
+	n.ml = ml
+	n.wg.Add(3)
+	go n.sendLoop()
+	go n.jobLoop()
+	go n.controlLoop()
+	if len(cfg.Seeds) > 0 {
+		if _, err := ml.Join(n.seedsExceptSelf()); err != nil {
+			n.log.Warn("initial join failed; the rejoin loop keeps trying", "seeds", cfg.Seeds, "err", err)
+		}
+	}
+	return n, nil
+}
+
+// Self returns this node's replica id.
+func (n *Node) Self() crdt.ReplicaID { return n.self }
+
+// Addr returns the address other nodes join this one at (host:port).
+func (n *Node) Addr() string {
+	ln := n.ml.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+}
+
+// Scope returns the named scope's state, if this node serves it.
+func (n *Node) Scope(name string) (*Scope, bool) {
+	s, ok := n.scopes[name]
+	return s, ok
+}
+
+// Scopes returns the served scope names, sorted.
+func (n *Node) Scopes() []string { return slices.Clone(n.order) }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	s := &n.stats
+	return Stats{
+		DeltasSent: s.deltasSent.Load(), DeltasReceived: s.deltasReceived.Load(),
+		PacketsSent: s.packetsSent.Load(), ReliableSent: s.reliableSent.Load(),
+		SyncsSent: s.syncsSent.Load(), SyncsServed: s.syncsServed.Load(),
+		RepairDeltasSent: s.repairDeltasSent.Load(), RepairBytesSent: s.repairBytes.Load(),
+		DecodeErrors: s.decodeErrors.Load(), MergeErrors: s.mergeErrors.Load(),
+		OutOfOrderChunks: s.outOfOrder.Load(),
+		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),
+		BytesSent: s.bytesSent.Load(),
+	}
+}
+
+// --- Local operations -------------------------------------------------------
+
+func (n *Node) scope(name string) (*Scope, error) {
+	if n.closed.Load() {
+		return nil, ErrClosed
+	}
+	s, ok := n.scopes[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (this node serves %v)", ErrUnknownScope, name, n.order)
+	}
+	return s, nil
+}
+
+// Join adds or updates the local member (group, id) in scope and pushes the
+// change to the scope's peers. Names must be valid (crdt.ValidName) and meta
+// produced by crdt.EncodeMeta.
+func (n *Node) Join(scope, group, id string, meta crdt.RawMeta) error {
+	return n.local(scope, func(st *crdt.State, emit crdt.Emit) (*crdt.Delta, error) {
+		return st.JoinRaw(group, id, meta, emit)
+	})
+}
+
+// Leave removes the local member (group, id) from scope.
+func (n *Node) Leave(scope, group, id string) error {
+	return n.local(scope, func(st *crdt.State, emit crdt.Emit) (*crdt.Delta, error) {
+		return st.Leave(group, id, emit)
+	})
+}
+
+// LeaveAll removes the local member id from every group of scope.
+func (n *Node) LeaveAll(scope, id string) error {
+	return n.local(scope, func(st *crdt.State, emit crdt.Emit) (*crdt.Delta, error) {
+		return st.LeaveAll(id, emit)
+	})
+}
+
+func (n *Node) local(scope string, op func(*crdt.State, crdt.Emit) (*crdt.Delta, error)) error {
+	sc, err := n.scope(scope)
+	if err != nil {
+		return err
+	}
+	var d *crdt.Delta
+	err = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		var err error
+		d, err = op(st, emit)
+		return err
+	})
+	if err != nil || d == nil {
+		return err
+	}
+	n.push(scope, crdt.EncodeDelta(d))
+	return nil
+}
+
+// push queues an encoded local delta for the send loop.
+func (n *Node) push(scope string, b []byte) {
+	n.outMu.Lock()
+	n.out[scope] = append(n.out[scope], b)
+	n.outMu.Unlock()
+	select {
+	case n.outSig <- struct{}{}:
+	default:
+	}
+}
+
+// --- Peers --------------------------------------------------------------------
+
+// Nodes returns every node this one knows of, itself included, sorted by name.
+func (n *Node) Nodes() []NodeInfo {
+	out := []NodeInfo{{Name: n.self.Name, Incarnation: n.self.Incarnation, Addr: n.Addr(), State: PeerAlive, Scopes: n.Scopes(), Self: true}}
+	n.mu.Lock()
+	for _, p := range n.peers {
+		info := NodeInfo{Name: p.name, Incarnation: p.meta.inc, State: p.state, Scopes: slices.Clone(p.meta.scopes)}
+		if p.node != nil {
+			info.Addr = p.node.Address()
+		}
+		out = append(out, info)
+	}
+	n.mu.Unlock()
+	slices.SortFunc(out, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// scopePeers returns copies of the alive peers serving scope.
+func (n *Node) scopePeers(scope string) []*memberlist.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*memberlist.Node
+	for _, p := range n.peers {
+		if p.state == PeerAlive && p.node != nil && p.meta.serves(scope) {
+			out = append(out, p.node)
+		}
+	}
+	return out
+}
+
+func (n *Node) peerNode(name string) *memberlist.Node {
+	n.mu.Lock()
+	p := n.peers[name]
+	var nd *memberlist.Node
+	if p != nil && p.state == PeerAlive {
+		nd = p.node
+	}
+	n.mu.Unlock()
+	if nd != nil {
+		return nd
+	}
+	for _, m := range n.ml.Members() { // a push/pull may precede the join event
+		if m.Name == name {
+			c := *m
+			return &c
+		}
+	}
+	return nil
+}
+
+// ensureHidden suspends a replica whose owner is not known alive with that
+// incarnation, before its state is merged: members of owners this node
+// cannot reach are never shown.
+func (n *Node) ensureHidden(sc *Scope, st *crdt.State, r crdt.ReplicaID) {
+	if r.Name == n.self.Name {
+		return
+	}
+	n.mu.Lock()
+	p := n.peers[r.Name]
+	visible := p != nil && p.state == PeerAlive && p.meta.inc == r.Incarnation
+	if p == nil {
+		p = &peer{name: r.Name, meta: nodeMeta{inc: r.Incarnation}, state: PeerUnknown, downSince: time.Now()}
+		n.peers[r.Name] = p
+	}
+	n.mu.Unlock()
+	if !visible && !st.Suspended(r) {
+		_ = st.Suspend(r, nil) // nothing of r is visible yet, so no events
+	}
+}
+
+// --- Receiving ------------------------------------------------------------------
+
+func (n *Node) handleMessage(b []byte) {
+	m, err := decodeMessage(b)
+	if err != nil {
+		n.stats.decodeErrors.Add(1)
+		n.log.Debug("dropping malformed message", "err", err)
+		return
+	}
+	switch m.kind {
+	case msgDeltas:
+		n.mergeDeltas(m.scope, m.payloads)
+	case msgSync:
+		d, err := crdt.DecodeDigest(m.payloads[0])
+		if err != nil {
+			n.stats.decodeErrors.Add(1)
+			return
+		}
+		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d})
+	}
+}
+
+func (n *Node) enqueueJob(j syncJob) {
+	select {
+	case n.jobs <- j:
+	default:
+		// Overloaded: drop; the next anti-entropy round asks again.
+	}
+}
+
+func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
+	sc, ok := n.scopes[scope]
+	if !ok {
+		return // not served here: scopes are overlays
+	}
+	for _, p := range payloads {
+		d, err := crdt.DecodeDelta(p)
+		if err != nil {
+			n.stats.decodeErrors.Add(1)
+			n.log.Debug("dropping malformed delta", "scope", scope, "err", err)
+			continue
+		}
+		n.stats.deltasReceived.Add(1)
+		n.mergeOne(sc, d)
+	}
+}
+
+func (n *Node) mergeOne(sc *Scope, d *crdt.Delta) {
+	var res crdt.MergeStats
+	err := sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		n.ensureHidden(sc, st, d.Replica)
+		var err error
+		res, err = st.Merge(d, emit)
+		return err
+	})
+	switch {
+	case err != nil:
+		n.stats.mergeErrors.Add(1)
+		n.log.Debug("rejected delta", "scope", sc.name, "replica", d.Replica, "err", err)
+	case res.Ignored == crdt.IgnoredOutOfOrder:
+		n.stats.outOfOrder.Add(1)
+		n.stashChunk(sc.name, d)
+	case d.Auth:
+		// A chain chunk applied: apply its stashed successors, if any.
+		if next := n.unstash(sc.name, d.Replica.Name, d.Xfer, d.Seq+1); next != nil {
+			n.mergeOne(sc, next)
+		}
+	}
+}
+
+func (n *Node) stashChunk(scope string, d *crdt.Delta) {
+	n.stashMu.Lock()
+	defer n.stashMu.Unlock()
+	if n.stashN >= maxStash {
+		clear(n.stash) // give up; the next exchange starts the transfer over
+		n.stashN = 0
+	}
+	n.stash[stashKey{scope, d.Replica.Name, d.Xfer, d.Seq}] = d
+	n.stashN++
+}
+
+func (n *Node) unstash(scope, replica string, xfer uint64, seq uint32) *crdt.Delta {
+	n.stashMu.Lock()
+	defer n.stashMu.Unlock()
+	k := stashKey{scope, replica, xfer, seq}
+	d := n.stash[k]
+	if d != nil {
+		delete(n.stash, k)
+		n.stashN--
+	}
+	return d
+}
+
+// --- Sending --------------------------------------------------------------------
+
+func (n *Node) sendLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.outSig:
+		}
+		n.outMu.Lock()
+		pending := n.out
+		n.out = map[string][][]byte{}
+		n.outMu.Unlock()
+		for scope, ds := range pending {
+			n.stats.deltasSent.Add(int64(len(ds)))
+			n.sendDeltas(scope, n.scopePeers(scope), ds)
+		}
+	}
+}
+
+// sendDeltas sends encoded deltas to peers: packed into best-effort packets
+// when few, as one reliable message per peer when many or when one delta
+// does not fit a packet.
+func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte) {
+	if len(peers) == 0 || len(ds) == 0 {
+		return
+	}
+	packets := n.pack(scope, ds, n.cfg.MaxPacketBytes)
+	if packets == nil || len(packets) > n.cfg.ReliableBatchPackets {
+		for _, msg := range n.pack(scope, ds, 8<<20) {
+			for _, p := range peers {
+				n.sendReliable(p, msg)
+			}
+		}
+		return
+	}
+	for _, msg := range packets {
+		for _, p := range peers {
+			if err := n.ml.SendBestEffort(p, msg); err != nil {
+				n.log.Debug("send failed", "to", p.Name, "err", err)
+				continue
+			}
+			n.stats.packetsSent.Add(1)
+			n.stats.bytesSent.Add(int64(len(msg)))
+		}
+	}
+}
+
+// pack groups encoded deltas into messages of at most limit bytes. It
+// returns nil if a single delta does not fit.
+func (n *Node) pack(scope string, ds [][]byte, limit int) [][]byte {
+	var out [][]byte
+	var cur [][]byte
+	size := deltasOverhead(scope)
+	for _, d := range ds {
+		need := len(d) + perDeltaOverhead
+		if deltasOverhead(scope)+need > limit {
+			return nil
+		}
+		if size+need > limit && len(cur) > 0 {
+			out = append(out, encodeDeltas(scope, cur))
+			cur, size = nil, deltasOverhead(scope)
+		}
+		cur = append(cur, d)
+		size += need
+	}
+	if len(cur) > 0 {
+		out = append(out, encodeDeltas(scope, cur))
+	}
+	return out
+}
+
+func (n *Node) sendReliable(p *memberlist.Node, msg []byte) {
+	if err := n.ml.SendReliable(p, msg); err != nil {
+		n.log.Debug("reliable send failed", "to", p.Name, "err", err)
+		return
+	}
+	n.stats.reliableSent.Add(1)
+	n.stats.bytesSent.Add(int64(len(msg)))
+}
+
+// sendSync sends our digest of scope to a peer.
+func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
+	sc := n.scopes[scope]
+	var dig []byte
+	sc.Read(func(st *crdt.State) { dig = crdt.EncodeDigest(st.Digest()) })
+	msg := encodeSync(scope, n.self.Name, wantReply, dig)
+	n.stats.syncsSent.Add(1)
+	if len(msg) <= n.cfg.MaxPacketBytes {
+		if err := n.ml.SendBestEffort(to, msg); err == nil {
+			n.stats.packetsSent.Add(1)
+			n.stats.bytesSent.Add(int64(len(msg)))
+		}
+		return
+	}
+	n.sendReliable(to, msg)
+}
+
+func (n *Node) jobLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case j := <-n.jobs:
+			n.serveSync(j)
+		}
+	}
+}
+
+// serveSync answers a peer's digest with what it lacks, and with our own
+// digest if it asked for one.
+func (n *Node) serveSync(j syncJob) {
+	sc, ok := n.scopes[j.scope]
+	if !ok || j.from == n.self.Name {
+		return
+	}
+	to := n.peerNode(j.from)
+	if to == nil {
+		return
+	}
+	n.stats.syncsServed.Add(1)
+	var ds []*crdt.Delta
+	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		st.Observe(j.digest, emit)
+		ds = st.Diff(j.digest, n.cfg.ChunkBytes)
+		return nil
+	})
+	if len(ds) > 0 {
+		enc := make([][]byte, len(ds))
+		for i, d := range ds {
+			enc[i] = crdt.EncodeDelta(d)
+			n.stats.repairBytes.Add(int64(len(enc[i])))
+		}
+		n.stats.repairDeltasSent.Add(int64(len(ds)))
+		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc)
+	}
+	if j.wantReply {
+		n.sendSync(j.scope, to, false)
+	}
+}
+
+// --- Control: liveness, anti-entropy, retention, rejoin ---------------------------
+
+func (n *Node) controlLoop() {
+	defer n.wg.Done()
+	ae := time.NewTicker(n.cfg.AntiEntropyInterval)
+	defer ae.Stop()
+	retention := time.NewTicker(min(n.cfg.Retention/4, time.Second))
+	defer retention.Stop()
+	rejoinDelay := n.cfg.RejoinInterval
+	rejoin := time.NewTimer(rejoinDelay)
+	defer rejoin.Stop()
+	rejoinDone := make(chan bool, 1)
+	rejoining := false
+	for {
+		select {
+		case <-n.stop:
+			if rejoining {
+				<-rejoinDone
+			}
+			return
+		case <-n.evSig:
+			n.evMu.Lock()
+			q := n.evq
+			n.evq = nil
+			n.evMu.Unlock()
+			for _, e := range q {
+				n.applyPeerEvent(e)
+			}
+		case <-ae.C:
+			n.antiEntropy()
+		case <-retention.C:
+			n.expire(time.Now())
+		case <-rejoin.C:
+			addrs := n.missingAddrs()
+			if len(addrs) == 0 {
+				rejoinDelay = n.cfg.RejoinInterval
+				rejoin.Reset(n.jitter(rejoinDelay))
+				continue
+			}
+			rejoining = true
+			go func() {
+				n.stats.rejoinAttempts.Add(1)
+				joined, _ := n.ml.Join(addrs)
+				if joined > 0 {
+					n.stats.rejoinSuccesses.Add(1)
+				}
+				rejoinDone <- joined > 0
+			}()
+		case ok := <-rejoinDone:
+			rejoining = false
+			if ok {
+				rejoinDelay = n.cfg.RejoinInterval
+			} else {
+				rejoinDelay = min(2*rejoinDelay, n.cfg.RejoinMaxInterval)
+			}
+			rejoin.Reset(n.jitter(rejoinDelay))
+		}
+	}
+}
+
+func (n *Node) jitter(d time.Duration) time.Duration {
+	n.rngMu.Lock()
+	defer n.rngMu.Unlock()
+	return d/2 + time.Duration(n.rng.Int64N(int64(d)))
+}
+
+// missingAddrs lists the seeds and the addresses of every peer ever seen
+// that memberlist does not currently count as alive.
+func (n *Node) missingAddrs() []string {
+	alive := map[string]bool{}
+	for _, m := range n.ml.Members() {
+		alive[m.Address()] = true
+		alive[m.Name] = true
+	}
+	var out []string
+	n.mu.Lock()
+	for _, p := range n.peers {
+		if p.node != nil && !alive[p.name] {
+			out = append(out, p.node.Address())
+		}
+	}
+	n.mu.Unlock()
+	for _, s := range n.seedsExceptSelf() {
+		if !alive[s] {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (n *Node) seedsExceptSelf() []string {
+	var self string
+	if n.ml != nil {
+		self = n.Addr()
+	}
+	var out []string
+	for _, s := range n.cfg.Seeds {
+		if s != self {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// antiEntropy sends, for each scope, our digest to one random alive peer.
+func (n *Node) antiEntropy() {
+	for _, s := range n.order {
+		peers := n.scopePeers(s)
+		if len(peers) == 0 {
+			continue
+		}
+		n.rngMu.Lock()
+		p := peers[n.rng.IntN(len(peers))]
+		n.rngMu.Unlock()
+		n.sendSync(s, p, true)
+	}
+}
+
+func (n *Node) applyPeerEvent(e peerEvent) {
+	if e.node.Name == n.self.Name {
+		return
+	}
+	meta, err := decodeNodeMeta(e.node.Meta)
+	if err != nil {
+		n.log.Warn("ignoring node with unreadable metadata", "peer", e.node.Name, "err", err)
+		return
+	}
+	n.mu.Lock()
+	p := n.peers[e.node.Name]
+	if p == nil {
+		p = &peer{name: e.node.Name}
+		n.peers[p.name] = p
+	}
+	nodeCopy := e.node
+	p.node = &nodeCopy
+	if meta.inc < p.meta.inc {
+		n.mu.Unlock()
+		return // an old incarnation's news
+	}
+	p.meta = meta
+	wasAlive := p.state == PeerAlive
+	if e.alive {
+		p.state, p.downSince, p.forgotten = PeerAlive, time.Time{}, false
+	} else {
+		p.state, p.downSince = PeerDead, time.Now()
+		if e.node.State == memberlist.StateLeft {
+			p.state = PeerLeft
+		}
+	}
+	r := p.replica()
+	n.mu.Unlock()
+
+	for _, name := range n.order {
+		sc := n.scopes[name]
+		_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+			_ = st.Supersede(r.Name, r.Incarnation, emit) // a restart replaces the old incarnation
+			if e.alive {
+				st.Readmit(r)
+				return st.Resume(r, emit)
+			}
+			return st.Suspend(r, emit)
+		})
+	}
+	if e.alive && !wasAlive {
+		n.log.Debug("peer up", "peer", r)
+		for _, s := range n.order {
+			if meta.serves(s) {
+				n.sendSync(s, p.node, true) // converge at once on (re)connect
+			}
+		}
+	} else if !e.alive {
+		n.log.Debug("peer down", "peer", r, "state", p.state)
+	}
+}
+
+// expire forgets the slices of owners down for longer than the retention.
+func (n *Node) expire(now time.Time) {
+	var victims []crdt.ReplicaID
+	n.mu.Lock()
+	for _, p := range n.peers {
+		if p.state != PeerAlive && !p.forgotten && !p.downSince.IsZero() && now.Sub(p.downSince) >= n.cfg.Retention {
+			p.forgotten = true
+			victims = append(victims, p.replica())
+		}
+	}
+	n.mu.Unlock()
+	for _, r := range victims {
+		n.log.Info("forgetting replica after retention", "replica", r)
+		for _, s := range n.order {
+			_ = n.scopes[s].update(func(st *crdt.State, emit crdt.Emit) error { return st.Forget(r, emit) })
+		}
+	}
+}
+
+// --- Shutdown ---------------------------------------------------------------------
+
+// Close leaves the cluster gracefully (peers hide this node's members at
+// once instead of waiting for failure detection), stops the loops and shuts
+// memberlist down. It is safe to call more than once.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed.Swap(true) {
+		return nil
+	}
+	timeout := 2 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), 0)
+	}
+	leaveErr := n.ml.Leave(timeout)
+	close(n.stop)
+	n.wg.Wait()
+	if err := n.ml.Shutdown(); err != nil {
+		return fmt.Errorf("gossip: shutdown: %w", err)
+	}
+	if leaveErr != nil {
+		return fmt.Errorf("gossip: leave: %w", leaveErr)
+	}
+	return nil
+}
+
+// --- memberlist delegates -------------------------------------------------------------
+
+type delegate Node
+
+func (d *delegate) NodeMeta(limit int) []byte { return d.meta }
+
+func (d *delegate) NotifyMsg(b []byte) {
+	(*Node)(d).handleMessage(b) // decoding copies everything it keeps
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+func (d *delegate) LocalState(join bool) []byte {
+	n := (*Node)(d)
+	digests := make(map[string][]byte, len(n.order))
+	for _, s := range n.order {
+		n.scopes[s].Read(func(st *crdt.State) { digests[s] = crdt.EncodeDigest(st.Digest()) })
+	}
+	return encodeLocalState(n.self.Name, digests, n.order)
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	n := (*Node)(d)
+	m, err := decodeMessage(buf)
+	if err != nil || m.kind != msgLocalState {
+		n.stats.decodeErrors.Add(1)
+		return
+	}
+	for scope, b := range m.digests {
+		if _, ok := n.scopes[scope]; !ok {
+			continue
+		}
+		dig, err := crdt.DecodeDigest(b)
+		if err != nil {
+			n.stats.decodeErrors.Add(1)
+			continue
+		}
+		n.enqueueJob(syncJob{scope: scope, from: m.from, digest: dig})
+	}
+}
+
+type events Node
+
+func (e *events) NotifyJoin(nd *memberlist.Node)   { (*Node)(e).queuePeerEvent(nd, true) }
+func (e *events) NotifyUpdate(nd *memberlist.Node) { (*Node)(e).queuePeerEvent(nd, true) }
+func (e *events) NotifyLeave(nd *memberlist.Node)  { (*Node)(e).queuePeerEvent(nd, false) }
+
+// queuePeerEvent is called with memberlist's locks held: it only queues.
+func (n *Node) queuePeerEvent(nd *memberlist.Node, alive bool) {
+	c := *nd
+	c.Meta = bytes.Clone(nd.Meta)
+	n.evMu.Lock()
+	n.evq = append(n.evq, peerEvent{node: c, alive: alive})
+	n.evMu.Unlock()
+	select {
+	case n.evSig <- struct{}{}:
+	default:
+	}
+}
+
+// logWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog.
+type logWriter struct{ log *slog.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	switch {
+	case strings.HasPrefix(line, "[ERR]"):
+		level = slog.LevelError
+	case strings.HasPrefix(line, "[WARN]"):
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, line, "component", "memberlist")
+	return len(p), nil
+}

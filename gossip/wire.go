@@ -1,0 +1,272 @@
+package gossip
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/roster-io/roster/crdt"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Wire formats (msgpack, positional, version 1 first):
+//
+//	node meta:   [1, incarnation, [scope, ...]]
+//	deltas:      [1, 1, scope, [delta, ...]]              each delta a crdt encoding
+//	sync:        [1, 2, scope, from, wantReply, digest]   digest a crdt encoding
+//	local state: [1, 3, from, [scope, digest, scope, digest, ...]]
+const wireVersion = 1
+
+const (
+	msgDeltas     = 1
+	msgSync       = 2
+	msgLocalState = 3
+)
+
+// maxMessageBytes bounds any message this package decodes.
+const maxMessageBytes = 64 << 20
+
+func encodeNodeMeta(inc uint64, scopes []string, limit int) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(3)
+	_ = enc.EncodeUint(wireVersion)
+	_ = enc.EncodeUint(inc)
+	_ = enc.EncodeArrayLen(len(scopes))
+	for _, s := range scopes {
+		_ = enc.EncodeString(s)
+	}
+	if buf.Len() > limit {
+		return nil, fmt.Errorf("node metadata is %d bytes, memberlist allows %d: serve fewer or shorter scopes", buf.Len(), limit)
+	}
+	return buf.Bytes(), nil
+}
+
+type nodeMeta struct {
+	inc    uint64
+	scopes []string
+}
+
+func (m nodeMeta) serves(scope string) bool {
+	for _, s := range m.scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// reader decodes positional msgpack with bounds: every array length is
+// checked against the bytes left.
+type reader struct {
+	r   *bytes.Reader
+	dec *msgpack.Decoder
+	err error
+}
+
+func newReader(b []byte) *reader {
+	r := bytes.NewReader(b)
+	return &reader{r: r, dec: msgpack.NewDecoder(r)}
+}
+
+func (r *reader) fail(what string, err error) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s: %v", ErrMessage, what, err)
+	}
+}
+
+func (r *reader) arrayLen(what string) int {
+	if r.err != nil {
+		return 0
+	}
+	n, err := r.dec.DecodeArrayLen()
+	if err == nil && (n < 0 || n > r.r.Len()) {
+		err = fmt.Errorf("length %d with %d bytes left", n, r.r.Len())
+	}
+	if err != nil {
+		r.fail(what, err)
+		return 0
+	}
+	return n
+}
+
+func (r *reader) uint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, err := r.dec.DecodeUint64()
+	if err != nil {
+		r.fail(what, err)
+	}
+	return v
+}
+
+func (r *reader) str(what string) string {
+	if r.err != nil {
+		return ""
+	}
+	v, err := r.dec.DecodeString()
+	if err == nil {
+		err = crdt.ValidName(v)
+	}
+	if err != nil {
+		r.fail(what, err)
+	}
+	return v
+}
+
+func (r *reader) bytes(what string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	n, err := r.dec.DecodeBytesLen()
+	if err == nil && (n < 0 || n > r.r.Len()) {
+		err = fmt.Errorf("length %d with %d bytes left", n, r.r.Len())
+	}
+	if err != nil {
+		r.fail(what, err)
+		return nil
+	}
+	b := make([]byte, n)
+	if _, err := r.r.Read(b); err != nil && n > 0 {
+		r.fail(what, err)
+	}
+	return b
+}
+
+func (r *reader) boolean(what string) bool {
+	if r.err != nil {
+		return false
+	}
+	v, err := r.dec.DecodeBool()
+	if err != nil {
+		r.fail(what, err)
+	}
+	return v
+}
+
+func (r *reader) end() error {
+	if r.err == nil && r.r.Len() != 0 {
+		r.fail("message", fmt.Errorf("%d trailing bytes", r.r.Len()))
+	}
+	return r.err
+}
+
+func decodeNodeMeta(b []byte) (nodeMeta, error) {
+	r := newReader(b)
+	if n := r.arrayLen("meta"); r.err == nil && n != 3 {
+		r.fail("meta", fmt.Errorf("%d fields", n))
+	}
+	if v := r.uint("version"); r.err == nil && v != wireVersion {
+		r.fail("meta", fmt.Errorf("version %d", v))
+	}
+	m := nodeMeta{inc: r.uint("incarnation")}
+	n := r.arrayLen("scopes")
+	for i := 0; i < n && r.err == nil; i++ {
+		m.scopes = append(m.scopes, r.str("scope"))
+	}
+	if r.err == nil && (m.inc == 0 || m.inc >= crdt.MaxCounter) {
+		r.fail("meta", fmt.Errorf("incarnation %d", m.inc))
+	}
+	return m, r.end()
+}
+
+// message is a decoded user message.
+type message struct {
+	kind      int
+	scope     string
+	from      string
+	wantReply bool
+	payloads  [][]byte          // deltas (msgDeltas) or one digest (msgSync)
+	digests   map[string][]byte // msgLocalState: scope -> digest
+}
+
+func encodeDeltas(scope string, deltas [][]byte) []byte {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(4)
+	_ = enc.EncodeUint(wireVersion)
+	_ = enc.EncodeUint(msgDeltas)
+	_ = enc.EncodeString(scope)
+	_ = enc.EncodeArrayLen(len(deltas))
+	for _, d := range deltas {
+		_ = enc.EncodeBytes(d)
+	}
+	return buf.Bytes()
+}
+
+// deltasOverhead bounds the envelope bytes encodeDeltas adds besides the
+// deltas themselves (per delta: a bin header of at most 5 bytes).
+func deltasOverhead(scope string) int { return 16 + len(scope) }
+
+const perDeltaOverhead = 5
+
+func encodeSync(scope, from string, wantReply bool, digest []byte) []byte {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(6)
+	_ = enc.EncodeUint(wireVersion)
+	_ = enc.EncodeUint(msgSync)
+	_ = enc.EncodeString(scope)
+	_ = enc.EncodeString(from)
+	_ = enc.EncodeBool(wantReply)
+	_ = enc.EncodeBytes(digest)
+	return buf.Bytes()
+}
+
+func encodeLocalState(from string, digests map[string][]byte, order []string) []byte {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(4)
+	_ = enc.EncodeUint(wireVersion)
+	_ = enc.EncodeUint(msgLocalState)
+	_ = enc.EncodeString(from)
+	_ = enc.EncodeArrayLen(2 * len(order))
+	for _, s := range order {
+		_ = enc.EncodeString(s)
+		_ = enc.EncodeBytes(digests[s])
+	}
+	return buf.Bytes()
+}
+
+// decodeMessage decodes any user message. It never panics; malformed input
+// returns an error wrapping ErrMessage.
+func decodeMessage(b []byte) (message, error) {
+	if len(b) > maxMessageBytes {
+		return message{}, fmt.Errorf("%w: %d bytes", ErrMessage, len(b))
+	}
+	r := newReader(b)
+	fields := r.arrayLen("message")
+	if v := r.uint("version"); r.err == nil && v != wireVersion {
+		r.fail("message", fmt.Errorf("unsupported version %d", v))
+	}
+	m := message{kind: int(r.uint("kind"))}
+	want := map[int]int{msgDeltas: 4, msgSync: 6, msgLocalState: 4}[m.kind]
+	if r.err == nil && (want == 0 || fields != want) {
+		r.fail("message", fmt.Errorf("kind %d with %d fields", m.kind, fields))
+	}
+	switch m.kind {
+	case msgDeltas:
+		m.scope = r.str("scope")
+		n := r.arrayLen("deltas")
+		for i := 0; i < n && r.err == nil; i++ {
+			m.payloads = append(m.payloads, r.bytes("delta"))
+		}
+	case msgSync:
+		m.scope = r.str("scope")
+		m.from = r.str("from")
+		m.wantReply = r.boolean("wantReply")
+		m.payloads = [][]byte{r.bytes("digest")}
+	case msgLocalState:
+		m.from = r.str("from")
+		n := r.arrayLen("digests")
+		if r.err == nil && n%2 != 0 {
+			r.fail("digests", fmt.Errorf("odd length %d", n))
+		}
+		m.digests = map[string][]byte{}
+		for i := 0; i < n/2 && r.err == nil; i++ {
+			s := r.str("scope")
+			m.digests[s] = r.bytes("digest")
+		}
+	}
+	return m, r.end()
+}
