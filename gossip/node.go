@@ -67,8 +67,10 @@ type peer struct {
 func (p *peer) replica() crdt.ReplicaID { return crdt.ReplicaID{Name: p.name, Incarnation: p.meta.inc} }
 
 type peerEvent struct {
-	node  memberlist.Node
-	alive bool
+	replica         crdt.ReplicaID
+	scopes          []string
+	node            *memberlist.Node
+	alive, wasAlive bool
 }
 
 type syncJob struct {
@@ -726,40 +728,47 @@ func (n *Node) antiEntropy() {
 	}
 }
 
-func (n *Node) applyPeerEvent(e peerEvent) {
-	if e.node.Name == n.self.Name {
-		return
+// notePeer updates the peer table at once, from memberlist's callback, so
+// that deltas arriving right after a node appears are shown rather than
+// hidden; the scope changes it implies are applied by the control loop.
+func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
+	if nd.Name == n.self.Name {
+		return peerEvent{}, false
 	}
-	meta, err := decodeNodeMeta(e.node.Meta)
+	meta, err := decodeNodeMeta(nd.Meta)
 	if err != nil {
-		n.log.Warn("ignoring node with unreadable metadata", "peer", e.node.Name, "err", err)
-		return
+		n.log.Warn("ignoring node with unreadable metadata", "peer", nd.Name, "err", err)
+		return peerEvent{}, false
 	}
+	c := *nd
+	c.Meta = bytes.Clone(nd.Meta)
 	n.mu.Lock()
-	p := n.peers[e.node.Name]
+	defer n.mu.Unlock()
+	p := n.peers[nd.Name]
 	if p == nil {
-		p = &peer{name: e.node.Name}
+		p = &peer{name: nd.Name}
 		n.peers[p.name] = p
 	}
-	nodeCopy := e.node
-	p.node = &nodeCopy
 	if meta.inc < p.meta.inc {
-		n.mu.Unlock()
-		return // an old incarnation's news
+		return peerEvent{}, false // an old incarnation's news
 	}
+	p.node = &c
 	p.meta = meta
-	wasAlive := p.state == PeerAlive
-	if e.alive {
+	e := peerEvent{replica: p.replica(), scopes: meta.scopes, node: &c, alive: alive, wasAlive: p.state == PeerAlive}
+	if alive {
 		p.state, p.downSince, p.forgotten = PeerAlive, time.Time{}, false
 	} else {
 		p.state, p.downSince = PeerDead, time.Now()
-		if e.node.State == memberlist.StateLeft {
+		if nd.State == memberlist.StateLeft {
 			p.state = PeerLeft
 		}
 	}
-	r := p.replica()
-	n.mu.Unlock()
+	return e, true
+}
 
+// applyPeerEvent applies a liveness change to every scope.
+func (n *Node) applyPeerEvent(e peerEvent) {
+	r := e.replica
 	for _, name := range n.order {
 		sc := n.scopes[name]
 		_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
@@ -771,15 +780,16 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 			return st.Suspend(r, emit)
 		})
 	}
-	if e.alive && !wasAlive {
+	switch {
+	case e.alive && !e.wasAlive:
 		n.log.Debug("peer up", "peer", r)
 		for _, s := range n.order {
-			if meta.serves(s) {
-				n.sendSync(s, p.node, true) // converge at once on (re)connect
+			if slices.Contains(e.scopes, s) {
+				n.sendSync(s, e.node, true) // converge at once on (re)connect
 			}
 		}
-	} else if !e.alive {
-		n.log.Debug("peer down", "peer", r, "state", p.state)
+	case !e.alive:
+		n.log.Debug("peer down", "peer", r)
 	}
 }
 
@@ -876,12 +886,15 @@ func (e *events) NotifyJoin(nd *memberlist.Node)   { (*Node)(e).queuePeerEvent(n
 func (e *events) NotifyUpdate(nd *memberlist.Node) { (*Node)(e).queuePeerEvent(nd, true) }
 func (e *events) NotifyLeave(nd *memberlist.Node)  { (*Node)(e).queuePeerEvent(nd, false) }
 
-// queuePeerEvent is called with memberlist's locks held: it only queues.
+// queuePeerEvent is called with memberlist's locks held: it updates the
+// peer table and queues the rest.
 func (n *Node) queuePeerEvent(nd *memberlist.Node, alive bool) {
-	c := *nd
-	c.Meta = bytes.Clone(nd.Meta)
+	e, ok := n.notePeer(nd, alive)
+	if !ok {
+		return
+	}
 	n.evMu.Lock()
-	n.evq = append(n.evq, peerEvent{node: c, alive: alive})
+	n.evq = append(n.evq, e)
 	n.evMu.Unlock()
 	select {
 	case n.evSig <- struct{}{}:

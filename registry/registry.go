@@ -1,0 +1,339 @@
+package registry
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip"
+)
+
+// Meta is a member's metadata: a small string map (at most
+// crdt.MaxMetaPairs pairs and crdt.MaxMetaBytes encoded).
+type Meta = crdt.Meta
+
+// Member is one member of a group as seen from this node.
+type Member struct {
+	Group string
+	ID    string
+	Meta  Meta
+	// Owner is the node the member joined on; only it can remove it.
+	Owner string
+	// Incarnation is the owner's run that added it.
+	Incarnation uint64
+}
+
+// NodeInfo describes one node of the cluster as seen from here.
+type NodeInfo = gossip.NodeInfo
+
+// Registry is one roster node, embedded in a Go process.
+type Registry struct {
+	cfg    Config
+	log    *slog.Logger
+	node   *gossip.Node
+	hubs   map[string]*hub
+	closed atomic.Bool
+
+	handlesMu sync.Mutex
+	handles   map[handleKey]*Membership
+}
+
+type handleKey struct{ scope, group, id string }
+
+// Open starts a node and joins the cluster through cfg.Seeds (retried in
+// the background until it succeeds). ctx bounds nothing that outlives Open.
+func Open(ctx context.Context, cfg Config) (*Registry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	r := &Registry{cfg: cfg, log: lg, hubs: map[string]*hub{}, handles: map[handleKey]*Membership{}}
+	for _, s := range cfg.Scopes {
+		r.hubs[s] = &hub{buffer: cfg.WatchBuffer}
+	}
+	node, err := gossip.New(cfg.Config, func(scope string, evs []crdt.Event) {
+		if h := r.hubs[scope]; h != nil {
+			h.publish(evs)
+		}
+	})
+	if err != nil {
+		if errors.Is(err, gossip.ErrConfig) {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		return nil, err
+	}
+	r.node = node
+	for s, h := range r.hubs {
+		h.scope, _ = node.Scope(s)
+	}
+	return r, nil
+}
+
+// Close leaves the cluster gracefully, so peers hide this node's members at
+// once, ends every watch and releases resources. In-process members are
+// gone with the process; they are not left one by one.
+func (r *Registry) Close(ctx context.Context) error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	for _, h := range r.hubs {
+		h.closeAll()
+	}
+	return r.node.Close(ctx)
+}
+
+// Name returns this node's name; Incarnation its current run.
+func (r *Registry) Name() string        { return r.node.Self().Name }
+func (r *Registry) Incarnation() uint64 { return r.node.Self().Incarnation }
+
+// Addr is the gossip address other nodes can use as a seed.
+func (r *Registry) Addr() string { return r.node.Addr() }
+
+// Scopes lists the scopes this node serves.
+func (r *Registry) Scopes() []string { return r.node.Scopes() }
+
+// Stats returns the gossip layer's counters.
+func (r *Registry) Stats() gossip.Stats { return r.node.Stats() }
+
+// Nodes returns the cluster as this node sees it (itself included): name,
+// incarnation, address, state (alive, dead, left, unknown) and scopes.
+func (r *Registry) Nodes() []NodeInfo { return r.node.Nodes() }
+
+func (r *Registry) check(scope string) (*gossip.Scope, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := validName("scope", scope); err != nil {
+		return nil, err
+	}
+	sc, ok := r.node.Scope(scope)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (this node serves %v)", ErrUnknownScope, scope, r.node.Scopes())
+	}
+	return sc, nil
+}
+
+func (r *Registry) checkMember(scope, group, id string) (*gossip.Scope, error) {
+	sc, err := r.check(scope)
+	if err != nil {
+		return nil, err
+	}
+	if err := validName("group", group); err != nil {
+		return nil, err
+	}
+	if err := validName("member id", id); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// Join adds the member (group, id) owned by this node, or updates its
+// metadata if it is already a member here. It is acknowledged once applied
+// locally, and reaches every reachable node serving the scope shortly
+// after. The member lives until Leave, Close or the end of the process.
+func (r *Registry) Join(ctx context.Context, scope, group, id string, meta Meta) (*Membership, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := r.checkMember(scope, group, id); err != nil {
+		return nil, err
+	}
+	raw, err := crdt.EncodeMeta(meta)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMeta, err)
+	}
+	if err := r.node.Join(scope, group, id, raw); err != nil {
+		return nil, r.mapErr(err)
+	}
+	k := handleKey{scope, group, id}
+	r.handlesMu.Lock()
+	defer r.handlesMu.Unlock()
+	m := r.handles[k]
+	if m == nil {
+		m = &Membership{r: r, key: k}
+		r.handles[k] = m
+	}
+	return m, nil
+}
+
+// JoinWhile is Join for a member tied to ctx: it leaves when ctx is done
+// (e.g. the connection it stands for closes). The Membership can also be
+// left earlier.
+func (r *Registry) JoinWhile(ctx context.Context, scope, group, id string, meta Meta) (*Membership, error) {
+	m, err := r.Join(ctx, scope, group, id, meta)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		if err := m.Leave(context.Background()); err != nil && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrClosed) {
+			r.log.Warn("leave on context end failed", "scope", m.key.scope, "group", m.key.group, "id", m.key.id, "err", err)
+		}
+	})
+	m.mu.Lock()
+	m.stops = append(m.stops, stop)
+	m.mu.Unlock()
+	return m, nil
+}
+
+// Leave removes the member (group, id) owned by this node. It fails with
+// ErrNotOwner if only other nodes own such a member, ErrNotMember if nobody
+// does; either way nothing changes.
+func (r *Registry) Leave(ctx context.Context, scope, group, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sc, err := r.checkMember(scope, group, id)
+	if err != nil {
+		return err
+	}
+	if err := r.node.Leave(scope, group, id); err != nil {
+		if errors.Is(err, crdt.ErrNotMember) {
+			owned := false
+			sc.Read(func(st *crdt.State) {
+				for _, m := range st.Members(group) {
+					if m.ID == id {
+						owned = true
+					}
+				}
+			})
+			if owned {
+				return fmt.Errorf("%w: %q in %s/%s", ErrNotOwner, id, scope, group)
+			}
+			return fmt.Errorf("%w: %q in %s/%s", ErrNotMember, id, scope, group)
+		}
+		return r.mapErr(err)
+	}
+	r.dropHandle(handleKey{scope, group, id})
+	return nil
+}
+
+func (r *Registry) dropHandle(k handleKey) {
+	r.handlesMu.Lock()
+	m := r.handles[k]
+	delete(r.handles, k)
+	r.handlesMu.Unlock()
+	if m != nil {
+		m.stopAll()
+	}
+}
+
+func (r *Registry) mapErr(err error) error {
+	switch {
+	case errors.Is(err, gossip.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, gossip.ErrUnknownScope):
+		return fmt.Errorf("%w: %w", ErrUnknownScope, err)
+	case errors.Is(err, crdt.ErrInvalidName):
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
+	}
+	return err
+}
+
+// Members returns the reachable members of a group, from every node,
+// sorted by id then owner.
+func (r *Registry) Members(scope, group string) ([]Member, error) {
+	sc, err := r.check(scope)
+	if err != nil {
+		return nil, err
+	}
+	if err := validName("group", group); err != nil {
+		return nil, err
+	}
+	var out []Member
+	sc.Read(func(st *crdt.State) { out = convert(st.Members(group)) })
+	sortMembers(out)
+	return out, nil
+}
+
+// LocalMembers returns the members of a group owned by this node.
+func (r *Registry) LocalMembers(scope, group string) ([]Member, error) {
+	sc, err := r.check(scope)
+	if err != nil {
+		return nil, err
+	}
+	if err := validName("group", group); err != nil {
+		return nil, err
+	}
+	var out []Member
+	sc.Read(func(st *crdt.State) { out = convert(st.LocalMembers(group)) })
+	sortMembers(out)
+	return out, nil
+}
+
+// Groups returns the scope's groups that have at least one reachable
+// member, sorted. There are no empty groups.
+func (r *Registry) Groups(scope string) ([]string, error) {
+	sc, err := r.check(scope)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	sc.Read(func(st *crdt.State) { out = st.Groups() })
+	return out, nil
+}
+
+func convert(ms []crdt.Member) []Member {
+	out := make([]Member, len(ms))
+	for i, m := range ms {
+		out[i] = Member{Group: m.Group, ID: m.ID, Meta: m.Meta.MustDecode(), Owner: m.Owner.Name, Incarnation: m.Owner.Incarnation}
+	}
+	return out
+}
+
+func sortMembers(ms []Member) {
+	slices.SortFunc(ms, func(a, b Member) int {
+		if c := cmp.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Owner, b.Owner)
+	})
+}
+
+// Membership is the handle of a member owned by this node.
+type Membership struct {
+	r     *Registry
+	key   handleKey
+	mu    sync.Mutex
+	stops []func() bool
+}
+
+// Scope, Group and ID identify the member.
+func (m *Membership) Scope() string { return m.key.scope }
+func (m *Membership) Group() string { return m.key.group }
+func (m *Membership) ID() string    { return m.key.id }
+
+// Update replaces the member's metadata.
+func (m *Membership) Update(ctx context.Context, meta Meta) error {
+	_, err := m.r.Join(ctx, m.key.scope, m.key.group, m.key.id, meta)
+	return err
+}
+
+// Leave removes the member. Leaving twice returns ErrNotMember.
+func (m *Membership) Leave(ctx context.Context) error {
+	return m.r.Leave(ctx, m.key.scope, m.key.group, m.key.id)
+}
+
+func (m *Membership) stopAll() {
+	m.mu.Lock()
+	stops := m.stops
+	m.stops = nil
+	m.mu.Unlock()
+	for _, s := range stops {
+		s()
+	}
+}

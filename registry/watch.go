@@ -1,0 +1,259 @@
+package registry
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip"
+)
+
+// Selector chooses the members a watch follows.
+type Selector struct {
+	kind  selKind
+	value string
+}
+
+type selKind uint8
+
+const (
+	selAll selKind = iota
+	selGroup
+	selPrefix
+)
+
+// Group follows one group; Prefix every group whose name starts with p;
+// All the whole scope.
+func Group(g string) Selector  { return Selector{selGroup, g} }
+func Prefix(p string) Selector { return Selector{selPrefix, p} }
+func All() Selector            { return Selector{selAll, ""} }
+
+func (s Selector) matches(group string) bool {
+	switch s.kind {
+	case selGroup:
+		return group == s.value
+	case selPrefix:
+		return strings.HasPrefix(group, s.value)
+	}
+	return true
+}
+
+// EventType is what happened.
+type EventType string
+
+const (
+	EventJoin   EventType = "join"
+	EventLeave  EventType = "leave"
+	EventUpdate EventType = "update"
+	// EventResync replaces everything the consumer knew with Snapshot: the
+	// consumer fell more than Config.WatchBuffer events behind.
+	EventResync EventType = "resync"
+)
+
+// Reason says why it happened.
+type Reason string
+
+const (
+	ReasonJoined         Reason = "joined"
+	ReasonLeft           Reason = "left"
+	ReasonUpdated        Reason = "updated"
+	ReasonOwnerDown      Reason = "owner-down"
+	ReasonOwnerUp        Reason = "owner-up"
+	ReasonOwnerRestarted Reason = "owner-restarted"
+	ReasonOwnerForgotten Reason = "owner-forgotten"
+	ReasonResync         Reason = "resync"
+)
+
+// Event is one change seen by a watch.
+type Event struct {
+	Type    EventType
+	Reason  Reason
+	Member  Member   // join, leave, update
+	Members []Member // resync: the full current membership the watch follows
+}
+
+func reasonOf(e crdt.Event) Reason {
+	switch e.Cause {
+	case crdt.CauseSuperseded:
+		return ReasonOwnerRestarted
+	case crdt.CauseForgotten:
+		return ReasonOwnerForgotten
+	case crdt.CauseSuspended:
+		return ReasonOwnerDown
+	case crdt.CauseResumed:
+		return ReasonOwnerUp
+	}
+	switch e.Kind {
+	case crdt.EventJoin:
+		return ReasonJoined
+	case crdt.EventLeave:
+		return ReasonLeft
+	}
+	return ReasonUpdated
+}
+
+// Watch is a stream of one scope's membership changes: Snapshot is the
+// membership when the watch started, then C delivers every change after it,
+// in order, exactly once, until the watch is closed or its context ends (C
+// is then closed). A consumer that falls behind gets an EventResync, never a
+// silent gap.
+type Watch struct {
+	Snapshot []Member
+	C        <-chan Event
+
+	h      *hub
+	sel    Selector
+	out    chan Event
+	mu     sync.Mutex
+	queue  []Event
+	behind bool
+	sig    chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+// Close ends the watch and closes C.
+func (w *Watch) Close() {
+	w.once.Do(func() {
+		close(w.done)
+		w.h.remove(w)
+	})
+}
+
+type hub struct {
+	scope  *gossip.Scope
+	buffer int
+	mu     sync.Mutex
+	ws     map[*Watch]struct{}
+}
+
+// publish is the gossip sink: it runs with the scope's lock held, so it
+// sees the scope's events in order and must not block.
+func (h *hub) publish(evs []crdt.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.ws {
+		w.mu.Lock()
+		for _, e := range evs {
+			if w.behind || !w.sel.matches(e.Group) {
+				continue
+			}
+			if len(w.queue) >= h.buffer {
+				w.behind, w.queue = true, nil
+				break
+			}
+			w.queue = append(w.queue, Event{
+				Type:   EventType(e.Kind.String()),
+				Reason: reasonOf(e),
+				Member: Member{Group: e.Group, ID: e.ID, Meta: e.Meta.MustDecode(), Owner: e.Owner.Name, Incarnation: e.Owner.Incarnation},
+			})
+		}
+		w.mu.Unlock()
+		select {
+		case w.sig <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h *hub) remove(w *Watch) {
+	h.mu.Lock()
+	delete(h.ws, w)
+	h.mu.Unlock()
+}
+
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	ws := make([]*Watch, 0, len(h.ws))
+	for w := range h.ws {
+		ws = append(ws, w)
+	}
+	h.mu.Unlock()
+	for _, w := range ws {
+		w.Close()
+	}
+}
+
+// snapshot reads the members a selector follows; st must be locked.
+func snapshot(st *crdt.State, sel Selector) []Member {
+	var out []Member
+	if sel.kind == selGroup {
+		out = convert(st.Members(sel.value))
+	} else {
+		for _, g := range st.Groups() {
+			if sel.matches(g) {
+				out = append(out, convert(st.Members(g))...)
+			}
+		}
+	}
+	sortMembers(out)
+	return out
+}
+
+// Watch starts a watch on scope: a snapshot of what sel follows, then its
+// changes. It ends when ctx is done, Close is called, or the registry closes.
+func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watch, error) {
+	if _, err := r.check(scope); err != nil {
+		return nil, err
+	}
+	if sel.kind == selGroup {
+		if err := validName("group", sel.value); err != nil {
+			return nil, err
+		}
+	}
+	h := r.hubs[scope]
+	w := &Watch{h: h, sel: sel, out: make(chan Event), sig: make(chan struct{}, 1), done: make(chan struct{})}
+	w.C = w.out
+	// Register and snapshot atomically with respect to the scope's events.
+	h.scope.Locked(func(st *crdt.State) {
+		w.Snapshot = snapshot(st, sel)
+		h.mu.Lock()
+		if h.ws == nil {
+			h.ws = map[*Watch]struct{}{}
+		}
+		h.ws[w] = struct{}{}
+		h.mu.Unlock()
+	})
+	stop := context.AfterFunc(ctx, w.Close)
+	go func() {
+		defer stop()
+		w.run()
+	}()
+	return w, nil
+}
+
+func (w *Watch) run() {
+	defer close(w.out)
+	for {
+		w.mu.Lock()
+		q, behind := w.queue, w.behind
+		w.queue = nil
+		w.mu.Unlock()
+		if behind {
+			ev := Event{Type: EventResync, Reason: ReasonResync}
+			w.h.scope.Locked(func(st *crdt.State) {
+				ev.Members = snapshot(st, w.sel)
+				w.mu.Lock()
+				w.queue, w.behind = nil, false
+				w.mu.Unlock()
+			})
+			q = []Event{ev}
+		}
+		for _, e := range q {
+			select {
+			case w.out <- e:
+			case <-w.done:
+				return
+			}
+		}
+		if len(q) > 0 {
+			continue
+		}
+		select {
+		case <-w.sig:
+		case <-w.done:
+			return
+		}
+	}
+}
