@@ -111,6 +111,9 @@ const MaxScopes = 16
 // every 2 s, rejoin attempts from 1 s backing off to 30 s, retention 24 h.
 func DefaultLANConfig(name string) Config {
 	ml := memberlist.DefaultLANConfig()
+	// A restarted node may come back at another address (a rescheduled
+	// pod): let its name be reclaimed once the old one is dead this long.
+	ml.DeadNodeReclaimTime = 10 * time.Second
 	return Config{
 		Name:                 name,
 		Scopes:               []string{"default"},
@@ -142,6 +145,7 @@ func DefaultLocalConfig(name string) Config {
 	ml.SuspicionMult = 2
 	ml.TCPTimeout = time.Second
 	ml.GossipToTheDeadTime = 2 * time.Second
+	ml.DeadNodeReclaimTime = 200 * time.Millisecond
 	c.Memberlist = ml
 	c.BindAddr = "127.0.0.1"
 	c.BindPort = 0

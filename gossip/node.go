@@ -392,6 +392,29 @@ func (n *Node) handleMessage(b []byte) {
 			return
 		}
 		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d})
+	case msgLeaving:
+		n.peerLeaving(m.from, m.inc)
+	}
+}
+
+// peerLeaving marks a peer that announced a graceful leave: its members are
+// hidden at once, and it is listed as left rather than dead.
+func (n *Node) peerLeaving(name string, inc uint64) {
+	n.mu.Lock()
+	p := n.peers[name]
+	if p == nil || p.meta.inc != inc || p.state == PeerLeft || name == n.self.Name {
+		n.mu.Unlock()
+		return
+	}
+	e := peerEvent{replica: p.replica(), scopes: p.meta.scopes, node: p.node, wasAlive: p.state == PeerAlive}
+	p.state, p.downSince = PeerLeft, time.Now()
+	n.mu.Unlock()
+	n.evMu.Lock()
+	n.evq = append(n.evq, e)
+	n.evMu.Unlock()
+	select {
+	case n.evSig <- struct{}{}:
+	default:
 	}
 }
 
@@ -755,13 +778,15 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 	p.node = &c
 	p.meta = meta
 	e := peerEvent{replica: p.replica(), scopes: meta.scopes, node: &c, alive: alive, wasAlive: p.state == PeerAlive}
-	if alive {
+	switch {
+	case alive:
 		p.state, p.downSince, p.forgotten = PeerAlive, time.Time{}, false
-	} else {
+	case p.state == PeerLeft:
+		// It announced its leave; memberlist's NotifyLeave does not say
+		// whether a node left or died, so keep what we know.
+		return peerEvent{}, false
+	default:
 		p.state, p.downSince = PeerDead, time.Now()
-		if nd.State == memberlist.StateLeft {
-			p.state = PeerLeft
-		}
 	}
 	return e, true
 }
@@ -827,16 +852,43 @@ func (n *Node) Close(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), 0)
 	}
-	leaveErr := n.ml.Leave(timeout)
+	// Tell every peer directly first, so their reads hide this node's
+	// members at once; memberlist's own leave broadcast follows.
+	bye := encodeLeaving(n.self.Name, n.self.Incarnation)
+	n.mu.Lock()
+	var peers []*memberlist.Node
+	for _, p := range n.peers {
+		if p.state == PeerAlive && p.node != nil {
+			peers = append(peers, p.node)
+		}
+	}
+	n.mu.Unlock()
+	for _, p := range peers {
+		_ = n.ml.SendBestEffort(p, bye)
+	}
+	if err := n.ml.Leave(timeout); err != nil {
+		// Best effort: peers that missed it detect the failure instead.
+		n.log.Warn("leave message not confirmed; peers will detect the departure", "err", err)
+	}
 	close(n.stop)
 	n.wg.Wait()
 	if err := n.ml.Shutdown(); err != nil {
 		return fmt.Errorf("gossip: shutdown: %w", err)
 	}
-	if leaveErr != nil {
-		return fmt.Errorf("gossip: leave: %w", leaveErr)
-	}
 	return nil
+}
+
+// Crash stops the node abruptly, as a killed process would: no leave
+// message, so peers find out through failure detection. For tests.
+func (n *Node) Crash() {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed.Swap(true) {
+		return
+	}
+	close(n.stop)
+	n.wg.Wait()
+	_ = n.ml.Shutdown()
 }
 
 // --- memberlist delegates -------------------------------------------------------------

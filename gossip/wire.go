@@ -14,12 +14,14 @@ import (
 //	deltas:      [1, 1, scope, [delta, ...]]              each delta a crdt encoding
 //	sync:        [1, 2, scope, from, wantReply, digest]   digest a crdt encoding
 //	local state: [1, 3, from, [scope, digest, scope, digest, ...]]
+//	leaving:     [1, 4, from, incarnation]                sent by a node closing gracefully
 const wireVersion = 1
 
 const (
 	msgDeltas     = 1
 	msgSync       = 2
 	msgLocalState = 3
+	msgLeaving    = 4
 )
 
 // maxMessageBytes bounds any message this package decodes.
@@ -176,6 +178,7 @@ type message struct {
 	scope     string
 	from      string
 	wantReply bool
+	inc       uint64            // msgLeaving
 	payloads  [][]byte          // deltas (msgDeltas) or one digest (msgSync)
 	digests   map[string][]byte // msgLocalState: scope -> digest
 }
@@ -228,6 +231,17 @@ func encodeLocalState(from string, digests map[string][]byte, order []string) []
 	return buf.Bytes()
 }
 
+func encodeLeaving(from string, inc uint64) []byte {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(4)
+	_ = enc.EncodeUint(wireVersion)
+	_ = enc.EncodeUint(msgLeaving)
+	_ = enc.EncodeString(from)
+	_ = enc.EncodeUint(inc)
+	return buf.Bytes()
+}
+
 // decodeMessage decodes any user message. It never panics; malformed input
 // returns an error wrapping ErrMessage.
 func decodeMessage(b []byte) (message, error) {
@@ -240,7 +254,7 @@ func decodeMessage(b []byte) (message, error) {
 		r.fail("message", fmt.Errorf("unsupported version %d", v))
 	}
 	m := message{kind: int(r.uint("kind"))}
-	want := map[int]int{msgDeltas: 4, msgSync: 6, msgLocalState: 4}[m.kind]
+	want := map[int]int{msgDeltas: 4, msgSync: 6, msgLocalState: 4, msgLeaving: 4}[m.kind]
 	if r.err == nil && (want == 0 || fields != want) {
 		r.fail("message", fmt.Errorf("kind %d with %d fields", m.kind, fields))
 	}
@@ -256,6 +270,9 @@ func decodeMessage(b []byte) (message, error) {
 		m.from = r.str("from")
 		m.wantReply = r.boolean("wantReply")
 		m.payloads = [][]byte{r.bytes("digest")}
+	case msgLeaving:
+		m.from = r.str("from")
+		m.inc = r.uint("incarnation")
 	case msgLocalState:
 		m.from = r.str("from")
 		n := r.arrayLen("digests")

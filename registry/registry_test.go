@@ -1,0 +1,214 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const wait = 10 * time.Second
+
+func openLocal(t *testing.T, name string, inc uint64, seeds ...string) *Registry {
+	t.Helper()
+	cfg := LocalConfig(name)
+	cfg.Scopes = []string{"chat", "games"}
+	cfg.Incarnation = inc
+	cfg.Seeds = seeds
+	r, err := Open(context.Background(), cfg)
+	require.NoError(t, err)
+	return r
+}
+
+func ids(ms []Member) string {
+	var parts []string
+	for _, m := range ms {
+		parts = append(parts, m.ID+"@"+m.Owner)
+	}
+	return strings.Join(parts, ",")
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, wait, 5*time.Millisecond, what)
+}
+
+func membersOf(r *Registry, group string) string {
+	ms, err := r.Members("chat", group)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return ids(ms)
+}
+
+// next reads the next event of a watch, failing the test after a while.
+func next(t *testing.T, w *Watch) Event {
+	t.Helper()
+	select {
+	case e, ok := <-w.C:
+		require.True(t, ok, "watch closed")
+		return e
+	case <-time.After(wait):
+		t.Fatal("no event")
+	}
+	return Event{}
+}
+
+// TestLoopbackCluster runs three nodes over real UDP/TCP sockets on
+// 127.0.0.1 through Open: replication, reads, validation errors, owner
+// checks, context-bound members, graceful leave, crash detection and
+// restart with a new incarnation.
+func TestLoopbackCluster(t *testing.T) {
+	ctx := context.Background()
+	a := openLocal(t, "a", 1)
+	b := openLocal(t, "b", 1, a.Addr())
+	c := openLocal(t, "c", 1, a.Addr())
+	defer func() {
+		for _, r := range []*Registry{a, b, c} {
+			require.NoError(t, r.Close(ctx))
+		}
+	}()
+	eventually(t, "cluster formed", func() bool {
+		for _, r := range []*Registry{a, b, c} {
+			alive := 0
+			for _, n := range r.Nodes() {
+				if n.State == "alive" {
+					alive++
+				}
+			}
+			if alive != 3 {
+				return false
+			}
+		}
+		return true
+	})
+
+	w, err := c.Watch(ctx, "chat", Group("room"))
+	require.NoError(t, err)
+	defer w.Close()
+	require.Empty(t, w.Snapshot)
+
+	_, err = a.Join(ctx, "chat", "room", "alice", Meta{"addr": "10.0.0.1:1"})
+	require.NoError(t, err)
+	mb, err := b.Join(ctx, "chat", "room", "bob", nil)
+	require.NoError(t, err)
+	// The same id on two owners is two members.
+	_, err = b.Join(ctx, "chat", "room", "alice", nil)
+	require.NoError(t, err)
+	for _, r := range []*Registry{a, b, c} {
+		eventually(t, "replicated to "+r.Name(), func() bool { return membersOf(r, "room") == "alice@a,alice@b,bob@b" })
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		e := next(t, w)
+		require.Equal(t, EventJoin, e.Type)
+		require.Equal(t, ReasonJoined, e.Reason)
+		seen[e.Member.ID+"@"+e.Member.Owner] = true
+	}
+	require.Len(t, seen, 3)
+
+	ls, err := b.LocalMembers("chat", "room")
+	require.NoError(t, err)
+	require.Equal(t, "alice@b,bob@b", ids(ls))
+	gs, err := c.Groups("chat")
+	require.NoError(t, err)
+	require.Equal(t, []string{"room"}, gs)
+	ms, err := c.Members("chat", "room")
+	require.NoError(t, err)
+	require.Equal(t, Meta{"addr": "10.0.0.1:1"}, ms[0].Meta)
+
+	// Metadata update.
+	require.NoError(t, mb.Update(ctx, Meta{"status": "away"}))
+	e := next(t, w)
+	require.Equal(t, EventUpdate, e.Type)
+	require.Equal(t, "bob", e.Member.ID)
+	require.Equal(t, Meta{"status": "away"}, e.Member.Meta)
+
+	// Bad input: specific errors, nothing changes.
+	_, err = a.Join(ctx, "chat", "", "x", nil)
+	require.ErrorIs(t, err, ErrInvalidName)
+	_, err = a.Join(ctx, "chat", "room", strings.Repeat("x", 256), nil)
+	require.ErrorIs(t, err, ErrInvalidName)
+	_, err = a.Join(ctx, "chat", "room", "bad\xff", nil)
+	require.ErrorIs(t, err, ErrInvalidName)
+	_, err = a.Join(ctx, "nope", "room", "x", nil)
+	require.ErrorIs(t, err, ErrUnknownScope)
+	_, err = a.Join(ctx, "chat", "room", "x", Meta{"k": strings.Repeat("v", 5000)})
+	require.ErrorIs(t, err, ErrInvalidMeta)
+	require.ErrorIs(t, a.Leave(ctx, "chat", "room", "bob"), ErrNotOwner)
+	require.ErrorIs(t, a.Leave(ctx, "chat", "room", "nobody"), ErrNotMember)
+	require.Equal(t, "alice@a,alice@b,bob@b", membersOf(a, "room"))
+
+	// A member tied to a context leaves when it ends.
+	connCtx, hangUp := context.WithCancel(ctx)
+	_, err = c.JoinWhile(connCtx, "chat", "room", "carol", nil)
+	require.NoError(t, err)
+	eventually(t, "carol visible on a", func() bool { return strings.Contains(membersOf(a, "room"), "carol@c") })
+	hangUp()
+	eventually(t, "carol gone from a", func() bool { return !strings.Contains(membersOf(a, "room"), "carol") })
+	require.Equal(t, EventJoin, next(t, w).Type)
+	require.Equal(t, EventLeave, next(t, w).Type)
+
+	// b crashes: a and c hide its members once the failure detector says
+	// so; c's watcher is told owner-down.
+	b.node.Crash()
+	eventually(t, "b's members hidden on a", func() bool { return membersOf(a, "room") == "alice@a" })
+	eventually(t, "b's members hidden on c", func() bool { return membersOf(c, "room") == "alice@a" })
+	downs := map[string]Reason{}
+	for i := 0; i < 2; i++ {
+		e := next(t, w)
+		require.Equal(t, EventLeave, e.Type)
+		downs[e.Member.ID] = e.Reason
+	}
+	require.Equal(t, map[string]Reason{"alice": ReasonOwnerDown, "bob": ReasonOwnerDown}, downs)
+
+	// b restarts with a new incarnation: the old entries are gone for good
+	// and the new run's members appear.
+	b2 := openLocal(t, "b", 2, a.Addr())
+	defer func() { require.NoError(t, b2.Close(ctx)) }()
+	_, err = b2.Join(ctx, "chat", "room", "bob-again", nil)
+	require.NoError(t, err)
+	for _, r := range []*Registry{a, c} {
+		eventually(t, "b#2 visible on "+r.Name(), func() bool { return membersOf(r, "room") == "alice@a,bob-again@b" })
+	}
+	e = next(t, w)
+	require.Equal(t, EventJoin, e.Type)
+	require.Equal(t, "bob-again", e.Member.ID)
+	require.Equal(t, uint64(2), e.Member.Incarnation)
+
+	// Graceful close: the others hide its members at once (no failure
+	// detection needed).
+	require.NoError(t, b2.Close(ctx))
+	eventually(t, "b#2 gone after close", func() bool { return membersOf(c, "room") == "alice@a" })
+	e = next(t, w)
+	require.Equal(t, EventLeave, e.Type)
+	require.Equal(t, ReasonOwnerDown, e.Reason)
+	eventually(t, "a lists b as left", func() bool {
+		for _, n := range a.Nodes() {
+			if n.Name == "b" {
+				return n.State == "left" && n.Incarnation == 2
+			}
+		}
+		return false
+	})
+}
+
+func TestOpenValidates(t *testing.T) {
+	cfg := LocalConfig("")
+	_, err := Open(context.Background(), cfg)
+	require.ErrorIs(t, err, ErrConfig)
+	cfg = LocalConfig("x")
+	cfg.WatchBuffer = 0
+	_, err = Open(context.Background(), cfg)
+	require.ErrorIs(t, err, ErrConfig)
+	cfg = LocalConfig("x")
+	cfg.Scopes = nil
+	_, err = Open(context.Background(), cfg)
+	require.True(t, errors.Is(err, ErrConfig), err)
+}
