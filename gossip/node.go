@@ -110,6 +110,10 @@ type Node struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	// caughtUp records the scopes that completed one anti-entropy round
+	// trip with a peer (see Ready).
+	caughtUp sync.Map
+
 	stats   stats
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -202,6 +206,29 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event)) (*Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// Ready reports whether the node has joined its cluster and caught up:
+// with seeds configured, at least one other node is alive, and every scope
+// that has alive peers completed one anti-entropy round trip (a peer
+// answered our digest after sending what we lacked). A node without seeds
+// or peers is ready at once.
+func (n *Node) Ready() bool {
+	if n.closed.Load() {
+		return false
+	}
+	if len(n.seedsExceptSelf()) > 0 && n.ml.NumMembers() < 2 {
+		return false
+	}
+	for _, s := range n.order {
+		if len(n.scopePeers(s)) == 0 {
+			continue
+		}
+		if _, ok := n.caughtUp.Load(s); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Self returns this node's replica id.
@@ -390,6 +417,10 @@ func (n *Node) handleMessage(b []byte) {
 		if err != nil {
 			n.stats.decodeErrors.Add(1)
 			return
+		}
+		if !m.wantReply {
+			// The answer to our digest: the peer sent what we lacked first.
+			n.caughtUp.Store(m.scope, true)
 		}
 		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d})
 	case msgLeaving:

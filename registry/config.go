@@ -18,6 +18,9 @@ var (
 	ErrUnknownScope = errors.New("registry: unknown scope")
 	ErrNotMember    = errors.New("registry: no such member")
 	ErrNotOwner     = errors.New("registry: member is owned by another node")
+	ErrNoSession    = errors.New("registry: no such session (unknown, expired or closed)")
+	ErrInvalidTTL   = errors.New("registry: invalid session TTL")
+	ErrStorage      = errors.New("registry: storage failed")
 )
 
 // Config configures a Registry. Start from DefaultConfig (LAN) or

@@ -42,6 +42,10 @@ type Registry struct {
 
 	handlesMu sync.Mutex
 	handles   map[handleKey]*Membership
+
+	keyLocks [256]sync.Mutex
+	sess     sessions
+	store    store
 }
 
 type handleKey struct{ scope, group, id string }
@@ -60,8 +64,11 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{cfg: cfg, log: lg, hubs: map[string]*hub{}, handles: map[handleKey]*Membership{}}
+	r.sess.byID = map[string]*session{}
+	r.sess.owned = map[handleKey]Lifetime{}
+	r.store = memStore{}
 	for _, s := range cfg.Scopes {
-		r.hubs[s] = &hub{buffer: cfg.WatchBuffer}
+		r.hubs[s] = &hub{name: s, buffer: cfg.WatchBuffer}
 	}
 	node, err := gossip.New(cfg.Config, func(scope string, evs []crdt.Event) {
 		if h := r.hubs[scope]; h != nil {
@@ -88,6 +95,11 @@ func (r *Registry) Close(ctx context.Context) error {
 	if r.closed.Swap(true) {
 		return nil
 	}
+	r.sess.mu.Lock()
+	for _, s := range r.sess.byID {
+		s.timer.Stop()
+	}
+	r.sess.mu.Unlock()
 	for _, h := range r.hubs {
 		h.closeAll()
 	}
@@ -103,6 +115,11 @@ func (r *Registry) Addr() string { return r.node.Addr() }
 
 // Scopes lists the scopes this node serves.
 func (r *Registry) Scopes() []string { return r.node.Scopes() }
+
+// Ready reports whether the node has joined its cluster (when it has seeds)
+// and completed a first anti-entropy exchange for every scope with peers;
+// see gossip.Node.Ready. Reads are served before that, possibly stale.
+func (r *Registry) Ready() bool { return !r.closed.Load() && r.node.Ready() }
 
 // Stats returns the gossip layer's counters.
 func (r *Registry) Stats() gossip.Stats { return r.node.Stats() }
@@ -141,9 +158,12 @@ func (r *Registry) checkMember(scope, group, id string) (*gossip.Scope, error) {
 
 // Join adds the member (group, id) owned by this node, or updates its
 // metadata if it is already a member here. It is acknowledged once applied
-// locally, and reaches every reachable node serving the scope shortly
-// after. The member lives until Leave, Close or the end of the process.
-func (r *Registry) Join(ctx context.Context, scope, group, id string, meta Meta) (*Membership, error) {
+// locally (and, for a durable or session member with Config.DataDir set,
+// persisted with fsync first), and reaches every reachable node serving the
+// scope shortly after. Options choose how long the member lives (see
+// JoinOption); without any it lives until Leave, Close or the end of the
+// process. Joining again replaces both metadata and lifetime.
+func (r *Registry) Join(ctx context.Context, scope, group, id string, meta Meta, opts ...JoinOption) (*Membership, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -154,10 +174,27 @@ func (r *Registry) Join(ctx context.Context, scope, group, id string, meta Meta)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMeta, err)
 	}
+	var o joinOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	k := handleKey{scope, group, id}
+	kl := r.keyLock(k)
+	kl.Lock()
+	defer kl.Unlock()
+	life, err := r.recordJoin(k, o, raw)
+	if err != nil {
+		return nil, err
+	}
 	if err := r.node.Join(scope, group, id, raw); err != nil {
 		return nil, r.mapErr(err)
 	}
-	k := handleKey{scope, group, id}
+	if err := r.commitJoin(k, life); err != nil {
+		// The session ended while the join was persisted: undo it.
+		_ = r.store.deleteMember(k)
+		_ = r.node.Leave(scope, group, id)
+		return nil, err
+	}
 	r.handlesMu.Lock()
 	defer r.handlesMu.Unlock()
 	m := r.handles[k]
@@ -189,7 +226,8 @@ func (r *Registry) JoinWhile(ctx context.Context, scope, group, id string, meta 
 
 // Leave removes the member (group, id) owned by this node. It fails with
 // ErrNotOwner if only other nodes own such a member, ErrNotMember if nobody
-// does; either way nothing changes.
+// does; either way nothing changes. For a durable or session member the
+// removal is persisted before it is applied.
 func (r *Registry) Leave(ctx context.Context, scope, group, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -198,24 +236,34 @@ func (r *Registry) Leave(ctx context.Context, scope, group, id string) error {
 	if err != nil {
 		return err
 	}
+	k := handleKey{scope, group, id}
+	kl := r.keyLock(k)
+	kl.Lock()
+	defer kl.Unlock()
+	if !r.ownsLocal(scope, group, id) {
+		owned := false
+		sc.Read(func(st *crdt.State) {
+			for _, m := range st.Members(group) {
+				if m.ID == id {
+					owned = true
+				}
+			}
+		})
+		if owned {
+			return fmt.Errorf("%w: %q in %s/%s", ErrNotOwner, id, scope, group)
+		}
+		return fmt.Errorf("%w: %q in %s/%s", ErrNotMember, id, scope, group)
+	}
+	if err := r.recordLeave(k); err != nil {
+		return err
+	}
 	if err := r.node.Leave(scope, group, id); err != nil {
 		if errors.Is(err, crdt.ErrNotMember) {
-			owned := false
-			sc.Read(func(st *crdt.State) {
-				for _, m := range st.Members(group) {
-					if m.ID == id {
-						owned = true
-					}
-				}
-			})
-			if owned {
-				return fmt.Errorf("%w: %q in %s/%s", ErrNotOwner, id, scope, group)
-			}
 			return fmt.Errorf("%w: %q in %s/%s", ErrNotMember, id, scope, group)
 		}
 		return r.mapErr(err)
 	}
-	r.dropHandle(handleKey{scope, group, id})
+	r.dropHandle(k)
 	return nil
 }
 

@@ -88,6 +88,9 @@ func TestLoopbackCluster(t *testing.T) {
 		}
 		return true
 	})
+	eventually(t, "all ready after a first anti-entropy round", func() bool {
+		return a.Ready() && b.Ready() && c.Ready()
+	})
 
 	w, err := c.Watch(ctx, "chat", Group("room"))
 	require.NoError(t, err)

@@ -62,11 +62,19 @@ const (
 	ReasonOwnerUp        Reason = "owner-up"
 	ReasonOwnerRestarted Reason = "owner-restarted"
 	ReasonOwnerForgotten Reason = "owner-forgotten"
+	// ReasonSessionExpired: the member's session was not kept alive. Only
+	// watchers on the owner see it; other nodes see ReasonLeft.
+	ReasonSessionExpired Reason = "session-expired"
 	ReasonResync         Reason = "resync"
 )
 
 // Event is one change seen by a watch.
 type Event struct {
+	// Seq numbers the scope's changes on this node: it grows by one per
+	// change, in the order every watch of the scope sees them, and is
+	// never reused while the registry runs. A resync carries the Seq of the
+	// last change it includes.
+	Seq     uint64
 	Type    EventType
 	Reason  Reason
 	Member  Member   // join, leave, update
@@ -100,7 +108,10 @@ func reasonOf(e crdt.Event) Reason {
 // silent gap.
 type Watch struct {
 	Snapshot []Member
-	C        <-chan Event
+	// Seq is the Seq of the last change the snapshot includes; the first
+	// event has a higher one.
+	Seq uint64
+	C   <-chan Event
 
 	h      *hub
 	sel    Selector
@@ -122,20 +133,61 @@ func (w *Watch) Close() {
 }
 
 type hub struct {
+	name   string
 	scope  *gossip.Scope
 	buffer int
 	mu     sync.Mutex
 	ws     map[*Watch]struct{}
+	seq    uint64 // last change's Seq; guarded by the scope's lock
+
+	reasonMu sync.Mutex
+	reasons  map[handleKey]Reason // local leaves with a special reason
+}
+
+// setReason makes the next local leave of k carry reason ("" clears it).
+func (h *hub) setReason(k handleKey, reason Reason) {
+	h.reasonMu.Lock()
+	defer h.reasonMu.Unlock()
+	if reason == "" {
+		delete(h.reasons, k)
+		return
+	}
+	if h.reasons == nil {
+		h.reasons = map[handleKey]Reason{}
+	}
+	h.reasons[k] = reason
+}
+
+func (h *hub) reasonFor(e crdt.Event) Reason {
+	reason := reasonOf(e)
+	if e.Kind != crdt.EventLeave || e.Cause != crdt.CauseLocal {
+		return reason
+	}
+	h.reasonMu.Lock()
+	defer h.reasonMu.Unlock()
+	if r, ok := h.reasons[handleKey{h.name, e.Group, e.ID}]; ok {
+		return r
+	}
+	return reason
 }
 
 // publish is the gossip sink: it runs with the scope's lock held, so it
 // sees the scope's events in order and must not block.
 func (h *hub) publish(evs []crdt.Event) {
+	first := h.seq + 1
+	h.seq += uint64(len(evs))
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.ws) == 0 {
+		return
+	}
+	reasons := make([]Reason, len(evs))
+	for i, e := range evs {
+		reasons[i] = h.reasonFor(e)
+	}
 	for w := range h.ws {
 		w.mu.Lock()
-		for _, e := range evs {
+		for i, e := range evs {
 			if w.behind || !w.sel.matches(e.Group) {
 				continue
 			}
@@ -144,8 +196,9 @@ func (h *hub) publish(evs []crdt.Event) {
 				break
 			}
 			w.queue = append(w.queue, Event{
+				Seq:    first + uint64(i),
 				Type:   EventType(e.Kind.String()),
-				Reason: reasonOf(e),
+				Reason: reasons[i],
 				Member: Member{Group: e.Group, ID: e.ID, Meta: e.Meta.MustDecode(), Owner: e.Owner.Name, Incarnation: e.Owner.Incarnation},
 			})
 		}
@@ -208,6 +261,7 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 	// Register and snapshot atomically with respect to the scope's events.
 	h.scope.Locked(func(st *crdt.State) {
 		w.Snapshot = snapshot(st, sel)
+		w.Seq = h.seq
 		h.mu.Lock()
 		if h.ws == nil {
 			h.ws = map[*Watch]struct{}{}
@@ -234,6 +288,7 @@ func (w *Watch) run() {
 			ev := Event{Type: EventResync, Reason: ReasonResync}
 			w.h.scope.Locked(func(st *crdt.State) {
 				ev.Members = snapshot(st, w.sel)
+				ev.Seq = w.h.seq
 				w.mu.Lock()
 				w.queue, w.behind = nil, false
 				w.mu.Unlock()
