@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log"
 	"log/slog"
 	"math/rand/v2"
@@ -46,6 +47,8 @@ type Stats struct {
 	DecodeErrors, MergeErrors, OutOfOrderChunks               int64
 	RejoinAttempts, RejoinSuccesses                           int64
 	BytesSent                                                 int64
+	// Piggybacked counts delta packets queued on memberlist's gossip.
+	Piggybacked int64
 }
 
 type stats struct {
@@ -53,6 +56,7 @@ type stats struct {
 	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
 	decodeErrors, mergeErrors, outOfOrder                 atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
+	piggybacked                                           atomic.Int64
 }
 
 type peer struct {
@@ -78,6 +82,16 @@ type syncJob struct {
 	from      string
 	wantReply bool
 	digest    crdt.Digest
+	sum       uint64 // hash of the encoded digest
+}
+
+// served remembers the last repair sent to a peer for a scope, so that the
+// same digest arriving again while that repair is still in flight (peer-up
+// syncs from both sides, push/pull and anti-entropy often coincide) is not
+// answered with the same bytes twice.
+type served struct {
+	sum uint64
+	at  time.Time
 }
 
 // Node is one roster node's gossip layer: memberlist plus the scope states.
@@ -103,6 +117,9 @@ type Node struct {
 
 	jobs chan syncJob
 
+	servedMu sync.Mutex
+	served   map[[2]string]served
+
 	stashMu sync.Mutex
 	stash   map[stashKey]*crdt.Delta
 	stashN  int
@@ -110,9 +127,17 @@ type Node struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	// unconfirmed holds replicas loaded from a cache at start, shown until
+	// the deadline even though their owners have not been seen yet; then
+	// hidden unless the owner is alive (see Preload).
+	unconfirmedMu sync.Mutex
+	unconfirmed   map[crdt.ReplicaID]time.Time
+
 	// caughtUp records the scopes that completed one anti-entropy round
 	// trip with a peer (see Ready).
 	caughtUp sync.Map
+
+	bcast *memberlist.TransmitLimitedQueue // nil when PiggybackQueue is 0
 
 	stats   stats
 	stop    chan struct{}
@@ -133,7 +158,7 @@ const maxStash = 1024
 // background loops, and tries the seeds once (the rejoin loop keeps trying).
 // sink receives every scope's events in order, with the scope's lock held;
 // it must not block.
-func New(cfg Config, sink func(scope string, evs []crdt.Event)) (*Node, error) {
+func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -152,8 +177,11 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event)) (*Node, error) {
 		evSig:  make(chan struct{}, 1),
 		jobs:   make(chan syncJob, 256),
 		stash:  map[stashKey]*crdt.Delta{},
-		rng:    rand.New(rand.NewPCG(cfg.Incarnation, uint64(len(cfg.Name)))),
-		stop:   make(chan struct{}),
+		served: map[[2]string]served{},
+
+		unconfirmed: map[crdt.ReplicaID]time.Time{},
+		rng:         rand.New(rand.NewPCG(cfg.Incarnation, uint64(len(cfg.Name)))),
+		stop:        make(chan struct{}),
 	}
 	for _, s := range cfg.Scopes {
 		st, err := crdt.New(n.self, cfg.Crdt)
@@ -164,6 +192,19 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event)) (*Node, error) {
 		n.order = append(n.order, s)
 	}
 	slices.Sort(n.order)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// Warm state goes in before memberlist starts, so that the first
+	// digest this node sends already covers it.
+	for _, scope := range n.order {
+		if chunks := o.preload[scope]; len(chunks) > 0 {
+			if _, err := n.preload(scope, chunks, o.grace); err != nil {
+				return nil, err
+			}
+		}
+	}
 	meta, err := encodeNodeMeta(cfg.Incarnation, n.order, memberlist.MetaMaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -196,6 +237,9 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event)) (*Node, error) {
 		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	n.ml = ml
+	if cfg.PiggybackQueue > 0 {
+		n.bcast = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: mc.RetransmitMult}
+	}
 	n.wg.Add(3)
 	go n.sendLoop()
 	go n.jobLoop()
@@ -260,7 +304,7 @@ func (n *Node) Stats() Stats {
 		DecodeErrors: s.decodeErrors.Load(), MergeErrors: s.mergeErrors.Load(),
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),
-		BytesSent: s.bytesSent.Load(),
+		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(),
 	}
 }
 
@@ -368,22 +412,19 @@ func (n *Node) peerNode(name string) *memberlist.Node {
 		nd = p.node
 	}
 	n.mu.Unlock()
-	if nd != nil {
-		return nd
-	}
-	for _, m := range n.ml.Members() { // a push/pull may precede the join event
-		if m.Name == name {
-			c := *m
-			return &c
-		}
-	}
-	return nil
+	// memberlist's Members() hands out its live Node structs, which it
+	// keeps mutating: read only our copies, taken in its callbacks (under
+	// its lock) before any push/pull state is merged.
+	return nd
 }
 
 // ensureHidden suspends a replica whose owner is not known alive with that
 // incarnation, before its state is merged: members of owners this node
-// cannot reach are never shown.
-func (n *Node) ensureHidden(sc *Scope, st *crdt.State, r crdt.ReplicaID) {
+// cannot reach are never shown. The peer table is updated from memberlist's
+// callback before the control loop suspends the replica, so a delta landing
+// in between may find the slice still visible: the leave events go out
+// here then (Cause Suspended), and the control loop's Suspend is a no-op.
+func (n *Node) ensureHidden(st *crdt.State, r crdt.ReplicaID, emit crdt.Emit) {
 	if r.Name == n.self.Name {
 		return
 	}
@@ -395,8 +436,8 @@ func (n *Node) ensureHidden(sc *Scope, st *crdt.State, r crdt.ReplicaID) {
 		n.peers[r.Name] = p
 	}
 	n.mu.Unlock()
-	if !visible && !st.Suspended(r) {
-		_ = st.Suspend(r, nil) // nothing of r is visible yet, so no events
+	if !visible && !n.pendingConfirmation(r) && !st.Suspended(r) {
+		_ = st.Suspend(r, emit)
 	}
 }
 
@@ -422,7 +463,9 @@ func (n *Node) handleMessage(b []byte) {
 			// The answer to our digest: the peer sent what we lacked first.
 			n.caughtUp.Store(m.scope, true)
 		}
-		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d})
+		h := fnv.New64a()
+		_, _ = h.Write(m.payloads[0])
+		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d, sum: h.Sum64()})
 	case msgLeaving:
 		n.peerLeaving(m.from, m.inc)
 	}
@@ -477,7 +520,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
 func (n *Node) mergeOne(sc *Scope, d *crdt.Delta) {
 	var res crdt.MergeStats
 	err := sc.update(func(st *crdt.State, emit crdt.Emit) error {
-		n.ensureHidden(sc, st, d.Replica)
+		n.ensureHidden(st, d.Replica, emit)
 		var err error
 		res, err = st.Merge(d, emit)
 		return err
@@ -557,6 +600,7 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte) {
 		}
 		return
 	}
+	n.piggyback(packets)
 	for _, msg := range packets {
 		for _, p := range peers {
 			if err := n.ml.SendBestEffort(p, msg); err != nil {
@@ -649,6 +693,9 @@ func (n *Node) serveSync(j syncJob) {
 		ds = st.Diff(j.digest, n.cfg.ChunkBytes)
 		return nil
 	})
+	if len(ds) > 0 && n.repeatRepair(j) {
+		ds = nil
+	}
 	if len(ds) > 0 {
 		enc := make([][]byte, len(ds))
 		for i, d := range ds {
@@ -661,6 +708,22 @@ func (n *Node) serveSync(j syncJob) {
 	if j.wantReply {
 		n.sendSync(j.scope, to, false)
 	}
+}
+
+// repeatRepair reports whether the same digest from the same peer was
+// answered with a repair less than half an anti-entropy interval ago; if
+// not, it records this one. A repair that was lost is resent by the next
+// round.
+func (n *Node) repeatRepair(j syncJob) bool {
+	k := [2]string{j.scope, j.from}
+	now := time.Now()
+	n.servedMu.Lock()
+	defer n.servedMu.Unlock()
+	if last, ok := n.served[k]; ok && last.sum == j.sum && now.Sub(last.at) < n.cfg.AntiEntropyInterval/2 {
+		return true
+	}
+	n.served[k] = served{j.sum, now}
+	return false
 }
 
 // --- Control: liveness, anti-entropy, retention, rejoin ---------------------------
@@ -695,6 +758,7 @@ func (n *Node) controlLoop() {
 			n.antiEntropy()
 		case <-retention.C:
 			n.expire(time.Now())
+			n.confirmDeadlines(time.Now())
 		case <-rejoin.C:
 			addrs := n.missingAddrs()
 			if len(addrs) == 0 {
@@ -733,12 +797,14 @@ func (n *Node) jitter(d time.Duration) time.Duration {
 // that memberlist does not currently count as alive.
 func (n *Node) missingAddrs() []string {
 	alive := map[string]bool{}
-	for _, m := range n.ml.Members() {
-		alive[m.Address()] = true
-		alive[m.Name] = true
-	}
 	var out []string
 	n.mu.Lock()
+	for _, p := range n.peers {
+		if p.state == PeerAlive && p.node != nil {
+			alive[p.node.Address()] = true
+			alive[p.name] = true
+		}
+	}
 	for _, p := range n.peers {
 		if p.node != nil && !alive[p.name] {
 			out = append(out, p.node.Address())
@@ -825,6 +891,9 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 // applyPeerEvent applies a liveness change to every scope.
 func (n *Node) applyPeerEvent(e peerEvent) {
 	r := e.replica
+	n.unconfirmedMu.Lock()
+	delete(n.unconfirmed, r) // confirmed alive, or known down: either way settled
+	n.unconfirmedMu.Unlock()
 	for _, name := range n.order {
 		sc := n.scopes[name]
 		_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
@@ -932,7 +1001,37 @@ func (d *delegate) NotifyMsg(b []byte) {
 	(*Node)(d).handleMessage(b) // decoding copies everything it keeps
 }
 
-func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	if d.bcast == nil {
+		return nil
+	}
+	return d.bcast.GetBroadcasts(overhead, limit)
+}
+
+// broadcast is a packet of local deltas piggy-backed on memberlist's
+// gossip: a second, epidemic path besides the direct push, which reaches
+// peers the push missed (lost packet) and relays through nodes that can
+// reach peers this one cannot (bridges, one-way cuts).
+type broadcast []byte
+
+func (b broadcast) Invalidates(memberlist.Broadcast) bool { return false }
+func (b broadcast) Message() []byte                       { return b }
+func (b broadcast) Finished()                             {}
+
+// piggyback queues packets for memberlist's gossip unless the queue is
+// full (under load the direct push and anti-entropy carry the rest).
+func (n *Node) piggyback(packets [][]byte) {
+	if n.bcast == nil {
+		return
+	}
+	for _, p := range packets {
+		if n.bcast.NumQueued() >= n.cfg.PiggybackQueue {
+			return
+		}
+		n.bcast.QueueBroadcast(broadcast(p))
+		n.stats.piggybacked.Add(1)
+	}
+}
 
 func (d *delegate) LocalState(join bool) []byte {
 	n := (*Node)(d)
@@ -959,7 +1058,9 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 			n.stats.decodeErrors.Add(1)
 			continue
 		}
-		n.enqueueJob(syncJob{scope: scope, from: m.from, digest: dig})
+		h := fnv.New64a()
+		_, _ = h.Write(b)
+		n.enqueueJob(syncJob{scope: scope, from: m.from, digest: dig, sum: h.Sum64()})
 	}
 }
 
@@ -999,4 +1100,138 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), level, line, "component", "memberlist")
 	return len(p), nil
+}
+
+// --- Warm restarts ------------------------------------------------------------
+
+// Option is an optional argument of New.
+type Option func(*options)
+
+type options struct {
+	preload map[string][][]byte
+	grace   time.Duration
+}
+
+// Preload makes New start from state saved by an earlier run (per scope,
+// encoded deltas as returned by SaveState), merged before memberlist
+// starts. The other replicas it holds are shown at once, unconfirmed: if
+// an owner is not seen alive with that incarnation within grace, its
+// members are hidden (watchers get owner-down), as for any owner the
+// failure detector declares down. State of this node's own earlier
+// incarnations is ignored. Anti-entropy then fetches only what changed
+// since the save. A delta that does not decode or merge fails New with
+// ErrMessage.
+func Preload(state map[string][][]byte, grace time.Duration) Option {
+	return func(o *options) { o.preload, o.grace = state, grace }
+}
+
+func (n *Node) preload(scope string, encoded [][]byte, grace time.Duration) (members int, err error) {
+	sc := n.scopes[scope]
+	deadline := time.Now().Add(grace)
+	var bad int
+	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		for _, b := range encoded {
+			d, err := crdt.DecodeDelta(b)
+			if err != nil {
+				bad++
+				continue
+			}
+			if d.Replica.Name == n.self.Name {
+				continue
+			}
+			n.unconfirmedMu.Lock()
+			if _, ok := n.unconfirmed[d.Replica]; !ok && !n.isAlive(d.Replica) {
+				n.unconfirmed[d.Replica] = deadline
+			}
+			n.unconfirmedMu.Unlock()
+			if _, err := st.Merge(d, emit); err != nil {
+				bad++
+			}
+		}
+		members = st.Len()
+		return nil
+	})
+	n.log.Info("preloaded saved state", "scope", scope, "members", members, "chunks", len(encoded), "unusable", bad)
+	if bad > 0 {
+		n.stats.decodeErrors.Add(int64(bad))
+		return members, fmt.Errorf("%w: %d of %d cached deltas of scope %q unusable", ErrMessage, bad, len(encoded), scope)
+	}
+	return members, nil
+}
+
+func (n *Node) isAlive(r crdt.ReplicaID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[r.Name]
+	return p != nil && p.state == PeerAlive && p.meta.inc == r.Incarnation
+}
+
+func (n *Node) pendingConfirmation(r crdt.ReplicaID) bool {
+	n.unconfirmedMu.Lock()
+	defer n.unconfirmedMu.Unlock()
+	dl, ok := n.unconfirmed[r]
+	return ok && time.Now().Before(dl)
+}
+
+// confirmDeadlines hides preloaded replicas whose owners were not seen
+// alive in time.
+func (n *Node) confirmDeadlines(now time.Time) {
+	var late []crdt.ReplicaID
+	n.unconfirmedMu.Lock()
+	for r, dl := range n.unconfirmed {
+		if !now.Before(dl) {
+			late = append(late, r)
+			delete(n.unconfirmed, r)
+		}
+	}
+	n.unconfirmedMu.Unlock()
+	for _, r := range late {
+		if n.isAlive(r) {
+			continue
+		}
+		n.log.Info("cached replica not confirmed alive; hiding it", "replica", r)
+		for _, s := range n.order {
+			_ = n.scopes[s].update(func(st *crdt.State, emit crdt.Emit) error { return st.Suspend(r, emit) })
+		}
+	}
+}
+
+// Confirmed reports whether r's members are known current: r is this node,
+// or its owner is alive with that incarnation. Members preloaded from a
+// cache are unconfirmed until their owner is seen.
+func (n *Node) Confirmed(r crdt.ReplicaID) bool {
+	return r == n.self || n.isAlive(r)
+}
+
+// SaveState returns scope's full state as encoded authoritative chunks of
+// at most ChunkBytes each, for Preload after a restart.
+func (n *Node) SaveState(scope string) ([][]byte, error) {
+	sc, err := n.scope(scope)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	sc.Locked(func(st *crdt.State) {
+		for _, d := range st.Snapshot(n.cfg.ChunkBytes) {
+			if d.Replica != n.self {
+				out = append(out, crdt.EncodeDelta(d))
+			}
+		}
+	})
+	return out, nil
+}
+
+// PeerAddrs returns the gossip address of every other node this node has
+// seen, alive or not, sorted: what a restart needs to rejoin without seeds.
+func (n *Node) PeerAddrs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, p := range n.peers {
+		if p.node != nil && p.name != n.self.Name {
+			out = append(out, p.node.Address())
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

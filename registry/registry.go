@@ -12,6 +12,7 @@ import (
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/storage"
 )
 
 // Meta is a member's metadata: a small string map (at most
@@ -27,6 +28,10 @@ type Member struct {
 	Owner string
 	// Incarnation is the owner's run that added it.
 	Incarnation uint64
+	// Confirmed is false for a member loaded from this node's cache after
+	// a restart whose owner has not been seen alive yet (see
+	// Config.ConfirmGrace); true otherwise.
+	Confirmed bool
 }
 
 // NodeInfo describes one node of the cluster as seen from here.
@@ -46,6 +51,10 @@ type Registry struct {
 	keyLocks [256]sync.Mutex
 	sess     sessions
 	store    store
+
+	disk     *storage.Store // nil without DataDir
+	saveStop chan struct{}
+	saveDone chan struct{}
 }
 
 type handleKey struct{ scope, group, id string }
@@ -70,20 +79,53 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	for _, s := range cfg.Scopes {
 		r.hubs[s] = &hub{name: s, buffer: cfg.WatchBuffer}
 	}
-	node, err := gossip.New(cfg.Config, func(scope string, evs []crdt.Event) {
+	if cfg.DataDir != "" {
+		st, err := openStore(&r.cfg)
+		if err != nil {
+			return nil, err
+		}
+		r.disk, r.store = st, diskStore{st}
+		lg.Info("opened data directory", "dir", st.Dir(), "incarnation", r.cfg.Incarnation, "seeds", r.cfg.Seeds)
+	}
+	var opts []gossip.Option
+	if r.disk != nil {
+		warm, err := loadCache(r.disk, r.cfg.Scopes)
+		if err != nil {
+			_ = r.disk.Close()
+			return nil, err
+		}
+		opts = append(opts, gossip.Preload(warm, r.cfg.ConfirmGrace))
+	}
+	node, err := gossip.New(r.cfg.Config, func(scope string, evs []crdt.Event) {
 		if h := r.hubs[scope]; h != nil {
 			h.publish(evs)
 		}
-	})
+	}, opts...)
 	if err != nil {
-		if errors.Is(err, gossip.ErrConfig) {
+		if r.disk != nil {
+			_ = r.disk.Close()
+		}
+		switch {
+		case errors.Is(err, gossip.ErrConfig):
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		case errors.Is(err, gossip.ErrMessage):
+			return nil, fmt.Errorf("%w: cached state in %s: %w", ErrStorage, r.cfg.DataDir, err)
 		}
 		return nil, err
 	}
 	r.node = node
 	for s, h := range r.hubs {
 		h.scope, _ = node.Scope(s)
+		h.node.Store(node)
+	}
+	if r.disk != nil {
+		if err := r.restore(r.disk); err != nil {
+			node.Crash()
+			_ = r.disk.Close()
+			return nil, err
+		}
+		r.saveStop, r.saveDone = make(chan struct{}), make(chan struct{})
+		go r.saveLoop(r.disk, r.saveStop, r.saveDone)
 	}
 	return r, nil
 }
@@ -103,7 +145,17 @@ func (r *Registry) Close(ctx context.Context) error {
 	for _, h := range r.hubs {
 		h.closeAll()
 	}
-	return r.node.Close(ctx)
+	var saveErr error
+	if r.disk != nil {
+		close(r.saveStop)
+		<-r.saveDone
+		saveErr = r.save(r.disk)
+	}
+	err := r.node.Close(ctx)
+	if r.disk != nil {
+		err = errors.Join(err, saveErr, storageErr(r.disk.Close()))
+	}
+	return err
 }
 
 // Name returns this node's name; Incarnation its current run.
@@ -300,7 +352,8 @@ func (r *Registry) Members(scope, group string) ([]Member, error) {
 		return nil, err
 	}
 	var out []Member
-	sc.Read(func(st *crdt.State) { out = convert(st.Members(group)) })
+	c := &confirmer{node: r.node}
+	sc.Read(func(st *crdt.State) { out = c.convert(st.Members(group)) })
 	sortMembers(out)
 	return out, nil
 }
@@ -315,7 +368,8 @@ func (r *Registry) LocalMembers(scope, group string) ([]Member, error) {
 		return nil, err
 	}
 	var out []Member
-	sc.Read(func(st *crdt.State) { out = convert(st.LocalMembers(group)) })
+	c := &confirmer{node: r.node}
+	sc.Read(func(st *crdt.State) { out = c.convert(st.LocalMembers(group)) })
 	sortMembers(out)
 	return out, nil
 }
@@ -332,10 +386,36 @@ func (r *Registry) Groups(scope string) ([]string, error) {
 	return out, nil
 }
 
-func convert(ms []crdt.Member) []Member {
+// confirmer answers Member.Confirmed, asking the gossip layer once per
+// owner.
+type confirmer struct {
+	node *gossip.Node
+	seen map[crdt.ReplicaID]bool
+}
+
+func (c *confirmer) ok(r crdt.ReplicaID) bool {
+	if c == nil || c.node == nil {
+		return true
+	}
+	v, hit := c.seen[r]
+	if !hit {
+		v = c.node.Confirmed(r)
+		if c.seen == nil {
+			c.seen = map[crdt.ReplicaID]bool{}
+		}
+		c.seen[r] = v
+	}
+	return v
+}
+
+func (c *confirmer) member(group, id string, meta crdt.RawMeta, owner crdt.ReplicaID) Member {
+	return Member{Group: group, ID: id, Meta: meta.MustDecode(), Owner: owner.Name, Incarnation: owner.Incarnation, Confirmed: c.ok(owner)}
+}
+
+func (c *confirmer) convert(ms []crdt.Member) []Member {
 	out := make([]Member, len(ms))
 	for i, m := range ms {
-		out[i] = Member{Group: m.Group, ID: m.ID, Meta: m.Meta.MustDecode(), Owner: m.Owner.Name, Incarnation: m.Owner.Incarnation}
+		out[i] = c.member(m.Group, m.ID, m.Meta, m.Owner)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip"
@@ -133,6 +134,7 @@ func (w *Watch) Close() {
 }
 
 type hub struct {
+	node   atomic.Pointer[gossip.Node] // set once gossip.New returns
 	name   string
 	scope  *gossip.Scope
 	buffer int
@@ -182,8 +184,11 @@ func (h *hub) publish(evs []crdt.Event) {
 		return
 	}
 	reasons := make([]Reason, len(evs))
+	members := make([]Member, len(evs))
+	c := &confirmer{node: h.node.Load()}
 	for i, e := range evs {
 		reasons[i] = h.reasonFor(e)
+		members[i] = c.member(e.Group, e.ID, e.Meta, e.Owner)
 	}
 	for w := range h.ws {
 		w.mu.Lock()
@@ -199,7 +204,7 @@ func (h *hub) publish(evs []crdt.Event) {
 				Seq:    first + uint64(i),
 				Type:   EventType(e.Kind.String()),
 				Reason: reasons[i],
-				Member: Member{Group: e.Group, ID: e.ID, Meta: e.Meta.MustDecode(), Owner: e.Owner.Name, Incarnation: e.Owner.Incarnation},
+				Member: members[i],
 			})
 		}
 		w.mu.Unlock()
@@ -229,14 +234,15 @@ func (h *hub) closeAll() {
 }
 
 // snapshot reads the members a selector follows; st must be locked.
-func snapshot(st *crdt.State, sel Selector) []Member {
+func (h *hub) snapshot(st *crdt.State, sel Selector) []Member {
+	c := &confirmer{node: h.node.Load()}
 	var out []Member
 	if sel.kind == selGroup {
-		out = convert(st.Members(sel.value))
+		out = c.convert(st.Members(sel.value))
 	} else {
 		for _, g := range st.Groups() {
 			if sel.matches(g) {
-				out = append(out, convert(st.Members(g))...)
+				out = append(out, c.convert(st.Members(g))...)
 			}
 		}
 	}
@@ -260,7 +266,7 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 	w.C = w.out
 	// Register and snapshot atomically with respect to the scope's events.
 	h.scope.Locked(func(st *crdt.State) {
-		w.Snapshot = snapshot(st, sel)
+		w.Snapshot = h.snapshot(st, sel)
 		w.Seq = h.seq
 		h.mu.Lock()
 		if h.ws == nil {
@@ -287,7 +293,7 @@ func (w *Watch) run() {
 		if behind {
 			ev := Event{Type: EventResync, Reason: ReasonResync}
 			w.h.scope.Locked(func(st *crdt.State) {
-				ev.Members = snapshot(st, w.sel)
+				ev.Members = w.h.snapshot(st, w.sel)
 				ev.Seq = w.h.seq
 				w.mu.Lock()
 				w.queue, w.behind = nil, false

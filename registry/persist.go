@@ -1,0 +1,186 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/storage"
+)
+
+// diskStore is the store with Config.DataDir: a Pebble store.
+type diskStore struct{ st *storage.Store }
+
+func storageErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrStorage, err)
+}
+
+func (d diskStore) putMember(k handleKey, session string, meta []byte) error {
+	err := d.st.PutMember(storage.Member{Scope: k.scope, Group: k.group, ID: k.id, Meta: meta, Session: session})
+	if session != "" && errors.Is(err, storage.ErrInvalid) {
+		return fmt.Errorf("%w: %q: %w", ErrNoSession, truncate(session), err)
+	}
+	return storageErr(err)
+}
+
+func (d diskStore) deleteMember(k handleKey) error {
+	_, err := d.st.DeleteMember(k.scope, k.group, k.id)
+	return storageErr(err)
+}
+
+func (d diskStore) putSession(s Session) error {
+	return storageErr(d.st.PutSession(storage.Session{ID: s.ID, TTL: s.TTL, Expires: s.Expires}))
+}
+
+func (d diskStore) deleteSession(id string) error {
+	_, err := d.st.DeleteSession(id)
+	return storageErr(err)
+}
+
+// openStore opens the data directory and fixes this run's identity: a new
+// incarnation, fsynced before anything is announced, and the persisted
+// peers added to the seeds.
+func openStore(cfg *Config) (*storage.Store, error) {
+	opts := cfg.Storage
+	if opts.Logger == nil {
+		opts.Logger = cfg.Logger
+	}
+	st, err := storage.Open(cfg.DataDir, opts)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	floor := cfg.Incarnation
+	if floor == 0 {
+		floor = uint64(time.Now().UnixNano()) & (crdt.MaxCounter - 1)
+	}
+	inc, err := st.StartIncarnation(cfg.Name, floor)
+	if err != nil {
+		_ = st.Close()
+		return nil, storageErr(err)
+	}
+	cfg.Incarnation = inc
+	peers, err := st.Peers()
+	if err != nil {
+		_ = st.Close()
+		return nil, storageErr(err)
+	}
+	seeds := append(slices.Clone(cfg.Seeds), peers...)
+	slices.Sort(seeds)
+	cfg.Seeds = slices.Compact(seeds)
+	return st, nil
+}
+
+// loadCache reads the cached state of every served scope, for
+// gossip.Preload.
+func loadCache(st *storage.Store, scopes []string) (map[string][][]byte, error) {
+	out := map[string][][]byte{}
+	for _, scope := range scopes {
+		chunks, err := st.LoadCache(scope)
+		if err != nil {
+			return nil, storageErr(err)
+		}
+		out[scope] = chunks
+	}
+	return out, nil
+}
+
+// restore brings back, after a restart, what the last run persisted (the
+// other replicas' state was preloaded by gossip.New): the live sessions,
+// and the durable and session members, re-announced under the new
+// incarnation. Expired sessions are deleted with their members.
+func (r *Registry) restore(st *storage.Store) error {
+	sessions, err := st.Sessions()
+	if err != nil {
+		return storageErr(err)
+	}
+	now := time.Now()
+	live := map[string]bool{}
+	for _, s := range sessions {
+		if !now.Before(s.Expires) {
+			if _, err := st.DeleteSession(s.ID); err != nil {
+				return storageErr(err)
+			}
+			continue
+		}
+		live[s.ID] = true
+	}
+	members, err := st.Members()
+	if err != nil {
+		return storageErr(err)
+	}
+	r.sess.mu.Lock()
+	defer r.sess.mu.Unlock()
+	for _, s := range sessions {
+		if live[s.ID] {
+			r.armLocked(&session{Session: Session{ID: s.ID, TTL: s.TTL, Expires: s.Expires}, members: map[handleKey]struct{}{}})
+		}
+	}
+	restored := 0
+	for _, m := range members {
+		if m.Session != "" && !live[m.Session] {
+			continue // deleted with its session above
+		}
+		k := handleKey{m.Scope, m.Group, m.ID}
+		if err := r.node.Join(m.Scope, m.Group, m.ID, crdt.RawMeta(m.Meta)); err != nil {
+			// A scope this node no longer serves: keep the record, so
+			// serving the scope again brings the member back.
+			r.log.Warn("persisted member not restored", "scope", m.Scope, "group", m.Group, "id", m.ID, "err", err)
+			continue
+		}
+		life := Lifetime{Durable: m.Session == "", Session: m.Session}
+		r.sess.owned[k] = life
+		if m.Session != "" {
+			r.sess.byID[m.Session].members[k] = struct{}{}
+		}
+		restored++
+	}
+	if restored > 0 || len(live) > 0 {
+		r.log.Info("restored owned members", "members", restored, "sessions", len(live))
+	}
+	return nil
+}
+
+// saveLoop saves the cache and the peer list every CacheInterval.
+func (r *Registry) saveLoop(st *storage.Store, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	if r.cfg.CacheInterval <= 0 {
+		<-stop
+		return
+	}
+	t := time.NewTicker(r.cfg.CacheInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := r.save(st); err != nil {
+				r.log.Warn("saving the cache failed", "err", err)
+			}
+		}
+	}
+}
+
+// save writes every scope's state (other replicas only) and the peers.
+func (r *Registry) save(st *storage.Store) error {
+	for _, scope := range r.node.Scopes() {
+		chunks, err := r.node.SaveState(scope)
+		if err != nil {
+			return err
+		}
+		if err := st.SaveCache(scope, chunks); err != nil {
+			return storageErr(err)
+		}
+	}
+	if err := st.SetPeers(r.node.PeerAddrs()); err != nil {
+		return storageErr(err)
+	}
+	// The cache and peers are written without fsync; one sync makes them
+	// survive a kill -9 (Pebble buffers unsynced log records in-process).
+	return storageErr(st.Sync())
+}

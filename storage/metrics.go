@@ -1,0 +1,100 @@
+package storage
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// SyncLatencyBounds are the upper bounds of the buckets of
+// Metrics.SyncLatency; the last bucket counts everything slower.
+var SyncLatencyBounds = [...]time.Duration{
+	100 * time.Microsecond,
+	250 * time.Microsecond,
+	500 * time.Microsecond,
+	time.Millisecond,
+	2 * time.Millisecond,
+	5 * time.Millisecond,
+	10 * time.Millisecond,
+	25 * time.Millisecond,
+	50 * time.Millisecond,
+	100 * time.Millisecond,
+	time.Second,
+}
+
+// Metrics are cumulative counters since Open, for export as metrics.
+type Metrics struct {
+	// Syncs counts fsync/fdatasync calls issued by Pebble on any file of
+	// the store (write-ahead log, MANIFEST, tables, directory), and
+	// SyncNanos their total duration.
+	Syncs     uint64
+	SyncNanos uint64
+	// WALSyncs and WALSyncNanos count the write-ahead-log syncs alone: with
+	// group commit, Commits/WALSyncs is the average number of batches that
+	// shared one fsync.
+	WALSyncs     uint64
+	WALSyncNanos uint64
+	// SyncMaxNanos is the slowest single sync.
+	SyncMaxNanos uint64
+	// SyncLatency counts syncs by duration: SyncLatency[i] counts those not
+	// slower than SyncLatencyBounds[i] (and slower than the previous bound);
+	// the last element counts the rest.
+	SyncLatency [len(SyncLatencyBounds) + 1]uint64
+	// Commits counts acknowledged write batches, SyncedCommits those that
+	// waited for an fsync.
+	Commits       uint64
+	SyncedCommits uint64
+	// Errors counts operations that returned ErrIO or ErrCorrupt.
+	Errors uint64
+	// Failed reports that the store has failed and refuses operations until
+	// reopened.
+	Failed bool
+}
+
+// metrics holds the live counters behind Metrics.
+type metrics struct {
+	syncs, syncNanos       atomic.Uint64
+	walSyncs, walSyncNanos atomic.Uint64
+	syncMax                atomic.Uint64
+	syncLatency            [len(SyncLatencyBounds) + 1]atomic.Uint64
+	commits, syncedCommits atomic.Uint64
+	errors                 atomic.Uint64
+}
+
+// observeSync records one sync of duration d.
+func (m *metrics) observeSync(d time.Duration, wal bool) {
+	n := uint64(max(d, 0))
+	m.syncs.Add(1)
+	m.syncNanos.Add(n)
+	if wal {
+		m.walSyncs.Add(1)
+		m.walSyncNanos.Add(n)
+	}
+	for {
+		cur := m.syncMax.Load()
+		if n <= cur || m.syncMax.CompareAndSwap(cur, n) {
+			break
+		}
+	}
+	i := 0
+	for i < len(SyncLatencyBounds) && d > SyncLatencyBounds[i] {
+		i++
+	}
+	m.syncLatency[i].Add(1)
+}
+
+func (m *metrics) snapshot() Metrics {
+	out := Metrics{
+		Syncs:         m.syncs.Load(),
+		SyncNanos:     m.syncNanos.Load(),
+		WALSyncs:      m.walSyncs.Load(),
+		WALSyncNanos:  m.walSyncNanos.Load(),
+		SyncMaxNanos:  m.syncMax.Load(),
+		Commits:       m.commits.Load(),
+		SyncedCommits: m.syncedCommits.Load(),
+		Errors:        m.errors.Load(),
+	}
+	for i := range m.syncLatency {
+		out.SyncLatency[i] = m.syncLatency[i].Load()
+	}
+	return out
+}
