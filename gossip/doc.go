@@ -9,7 +9,11 @@
 //   - dissemination: every local join or leave becomes a crdt.Delta pushed
 //     directly to every scope peer over the packet transport, batched into
 //     as few packets as fit when operations arrive faster than they can be
-//     sent, and switched to the stream transport for large batches;
+//     sent, and switched to the stream transport for large batches; the
+//     same packets are also piggy-backed on memberlist's own gossip (a
+//     bounded queue), an epidemic second path that repairs a lost packet
+//     within a few gossip rounds and relays around one-way cuts and
+//     bridges;
 //   - anti-entropy: each node periodically sends one random scope peer its
 //     digest (one counter per replica); the peer answers with exactly what
 //     is missing (crdt.State.Diff), in bounded chunks, and its own digest so
@@ -28,7 +32,22 @@
 //     alive; a new incarnation of a name supersedes the old one everywhere.
 //
 // Scope states live here (Scope), each behind its own lock; the registry
-// package reads them and turns their events into watch streams.
+// package reads them and turns their events into watch streams. Warm
+// restarts: New can start from state saved by SaveState (Preload); the
+// replicas it holds are shown unconfirmed until their owners are seen alive
+// or a grace period ends.
+//
+// # Large clusters
+//
+// The direct push costs the writer one packet per scope peer per batch,
+// like Erlang pg's full mesh; it is the right trade on a LAN up to a few
+// hundred peers per scope and is what the benchmarks measure. The plan
+// beyond that, not built yet: push directly to a bounded random fan-out
+// (e.g. 3 + log N peers) and let receivers relay a delta they had not seen
+// to their own fan-out once (epidemic relay, deduplicated by the delta's
+// (replica, counter) which the CRDT already makes idempotent), keeping
+// anti-entropy as the convergence guarantee. Scopes already confine the
+// traffic to the nodes that serve them.
 //
 // # What it must not touch
 //

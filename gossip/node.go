@@ -100,6 +100,7 @@ type Node struct {
 	log    *slog.Logger
 	self   crdt.ReplicaID
 	ml     *memberlist.Memberlist
+	addr   string // advertised host:port
 	meta   []byte
 	scopes map[string]*Scope
 	order  []string // scope names, sorted
@@ -119,6 +120,7 @@ type Node struct {
 
 	servedMu sync.Mutex
 	served   map[[2]string]served
+	catchUp  map[string]time.Time // scope -> last digest sent
 
 	stashMu sync.Mutex
 	stash   map[stashKey]*crdt.Delta
@@ -167,17 +169,18 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		lg = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
-		cfg:    cfg,
-		log:    lg.With("node", cfg.Name),
-		self:   crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
-		scopes: map[string]*Scope{},
-		peers:  map[string]*peer{},
-		out:    map[string][][]byte{},
-		outSig: make(chan struct{}, 1),
-		evSig:  make(chan struct{}, 1),
-		jobs:   make(chan syncJob, 256),
-		stash:  map[stashKey]*crdt.Delta{},
-		served: map[[2]string]served{},
+		cfg:     cfg,
+		log:     lg.With("node", cfg.Name),
+		self:    crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
+		scopes:  map[string]*Scope{},
+		peers:   map[string]*peer{},
+		out:     map[string][][]byte{},
+		outSig:  make(chan struct{}, 1),
+		evSig:   make(chan struct{}, 1),
+		jobs:    make(chan syncJob, 256),
+		stash:   map[stashKey]*crdt.Delta{},
+		served:  map[[2]string]served{},
+		catchUp: map[string]time.Time{},
 
 		unconfirmed: map[crdt.ReplicaID]time.Time{},
 		rng:         rand.New(rand.NewPCG(cfg.Incarnation, uint64(len(cfg.Name)))),
@@ -237,6 +240,10 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	n.ml = ml
+	// Taken once: after a Leave, memberlist may drop its own node from its
+	// map, and LocalNode would then dereference nil.
+	ln := ml.LocalNode()
+	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	if cfg.PiggybackQueue > 0 {
 		n.bcast = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: mc.RetransmitMult}
 	}
@@ -279,10 +286,7 @@ func (n *Node) Ready() bool {
 func (n *Node) Self() crdt.ReplicaID { return n.self }
 
 // Addr returns the address other nodes join this one at (host:port).
-func (n *Node) Addr() string {
-	ln := n.ml.LocalNode()
-	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
-}
+func (n *Node) Addr() string { return n.addr }
 
 // Scope returns the named scope's state, if this node serves it.
 func (n *Node) Scope(name string) (*Scope, bool) {
@@ -705,9 +709,26 @@ func (n *Node) serveSync(j syncJob) {
 		n.stats.repairDeltasSent.Add(int64(len(ds)))
 		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc)
 	}
-	if j.wantReply {
+	if j.wantReply && n.mayCatchUp(j.scope) {
 		n.sendSync(j.scope, to, false)
 	}
+}
+
+// mayCatchUp decides whether this node sends its digest of scope outside
+// the periodic round (on a peer coming up, or in reply to a peer's digest):
+// at most once per anti-entropy interval. Every peer that receives our
+// digest answers with all we lack, so sending it to the four nodes that
+// came up together would fetch a newcomer's scope four times; one exchange
+// at once and the periodic rounds after it converge with a single copy.
+func (n *Node) mayCatchUp(scope string) bool {
+	now := time.Now()
+	n.servedMu.Lock()
+	defer n.servedMu.Unlock()
+	if last, ok := n.catchUp[scope]; ok && now.Sub(last) < n.cfg.AntiEntropyInterval {
+		return false
+	}
+	n.catchUp[scope] = now
+	return true
 }
 
 // repeatRepair reports whether the same digest from the same peer was
@@ -760,6 +781,9 @@ func (n *Node) controlLoop() {
 			n.expire(time.Now())
 			n.confirmDeadlines(time.Now())
 		case <-rejoin.C:
+			if n.closed.Load() {
+				continue
+			}
 			addrs := n.missingAddrs()
 			if len(addrs) == 0 {
 				rejoinDelay = n.cfg.RejoinInterval
@@ -821,10 +845,7 @@ func (n *Node) missingAddrs() []string {
 }
 
 func (n *Node) seedsExceptSelf() []string {
-	var self string
-	if n.ml != nil {
-		self = n.Addr()
-	}
+	self := n.addr
 	var out []string
 	for _, s := range n.cfg.Seeds {
 		if s != self {
@@ -910,7 +931,9 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 		n.log.Debug("peer up", "peer", r)
 		for _, s := range n.order {
 			if slices.Contains(e.scopes, s) {
-				n.sendSync(s, e.node, true) // converge at once on (re)connect
+				if n.mayCatchUp(s) {
+					n.sendSync(s, e.node, true) // converge at once on (re)connect
+				}
 			}
 		}
 	case !e.alive:
@@ -948,9 +971,11 @@ func (n *Node) Close(ctx context.Context) error {
 	if n.closed.Swap(true) {
 		return nil
 	}
-	timeout := 2 * time.Second
+	// Never 0 (memberlist waits forever then) and shorter than the time
+	// after which memberlist forgets this node once it has left.
+	timeout := min(2*time.Second, max(n.cfg.Memberlist.GossipToTheDeadTime/2, 10*time.Millisecond))
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = max(time.Until(dl), 0)
+		timeout = min(timeout, max(time.Until(dl), 10*time.Millisecond))
 	}
 	// Tell every peer directly first, so their reads hide this node's
 	// members at once; memberlist's own leave broadcast follows.

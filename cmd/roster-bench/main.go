@@ -1,0 +1,472 @@
+// Command roster-bench runs real roster nodes in one process, on
+// 127.0.0.1 with memberlist's UDP/TCP transport, and compares replication
+// latency, throughput, state transfer and partition healing with the
+// figures of Erlang/OTP pg.
+//
+//	go run ./cmd/roster-bench                     # everything (~2 minutes)
+//	go run ./cmd/roster-bench -run=latency -joins=5000
+//	go run ./cmd/roster-bench -quick -json        # 10x smaller, plus JSON
+//	go run ./cmd/roster-bench -cpuprofile=cpu.out -run=throughput
+//
+// Experiments (-run, comma separated; default all):
+//
+//	latency     join on node 1 → join event on the watchers of all other
+//	            nodes, one join at a time
+//	throughput  one writer on node 1 until every other node holds every
+//	            member: 100k members over 1,000 groups, and 10k in one group
+//	transfer    a fresh node joins a cluster holding a 100k-member scope
+//	partition   {n1,n2} | {n3,n4,n5}, 10k joins on each side, heal; with the
+//	            local preset and with the LAN preset (-lan=false skips it)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
+	"strings"
+	"time"
+)
+
+// Results is everything one run measured (the -json output).
+type Results struct {
+	Machine    Machine             `json:"machine"`
+	Latency    *LatencyResult      `json:"latency,omitempty"`
+	Throughput []*ThroughputResult `json:"throughput,omitempty"`
+	Transfer   *TransferResult     `json:"transfer,omitempty"`
+	Partition  []*PartitionResult  `json:"partition,omitempty"`
+	Total      Dur                 `json:"total_us"`
+}
+
+// Machine describes where the figures come from.
+type Machine struct {
+	CPU        string `json:"cpu,omitempty"`
+	LoadAvg    string `json:"loadavg_at_start,omitempty"`
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+}
+
+func machine() Machine {
+	m := Machine{
+		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+	}
+	m.LoadAvg = loadAvg()
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages (Linux), to show
+// whether something else competed for the CPUs.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+var allExperiments = []string{"latency", "throughput", "transfer", "partition"}
+
+func main() {
+	var (
+		runList    = flag.String("run", strings.Join(allExperiments, ","), "experiments to run, comma separated: "+strings.Join(allExperiments, ","))
+		nodes      = flag.Int("nodes", 5, "nodes per cluster")
+		joins      = flag.Int("joins", 1000, "latency: joins, one at a time")
+		members    = flag.Int("members", 100_000, "throughput: members over -groups groups")
+		groups     = flag.Int("groups", 1000, "throughput and transfer: groups")
+		single     = flag.Int("single", 10_000, "throughput: members in one group")
+		transfer   = flag.Int("transfer", 100_000, "transfer: scope size")
+		partJoins  = flag.Int("partition-joins", 10_000, "partition: joins on each side")
+		lan        = flag.Bool("lan", true, "partition: also run with the LAN preset (takes ~20-40 s)")
+		quick      = flag.Bool("quick", false, "shrink every size 10x (smoke run)")
+		jsonOut    = flag.Bool("json", false, "also print the results as JSON")
+		verbose    = flag.Bool("v", false, "print node logs (info level) to stderr")
+		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		traceOut   = flag.String("trace", "", "write a runtime execution trace of the whole run to this file")
+		compress   = flag.Bool("compression", true, "leave memberlist's LZW compression on (diagnostic: -compression=false)")
+	)
+	flag.Parse()
+
+	o := &options{
+		nodes: *nodes, joins: *joins, latencyGroups: 8, warmup: 20,
+		members: *members, groups: *groups, single: *single, transfer: *transfer,
+		partJoins: *partJoins, lan: *lan, noCompression: !*compress,
+		logger: slog.New(slog.DiscardHandler), logOut: io.Discard, progress: os.Stderr,
+	}
+	if *quick {
+		o.shrink(10)
+	}
+	if *verbose {
+		o.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		o.logOut = os.Stderr
+	}
+	run, err := parseRun(*runList)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "roster-bench:", err)
+		os.Exit(2)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "roster-bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "roster-bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+
+	if *traceOut != "" {
+		f, err := os.Create(*traceOut)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "roster-bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer trace.Stop()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := runAll(ctx, o, run, os.Stdout)
+	if err == nil && *jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(res)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "roster-bench:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func (o *options) shrink(f int) {
+	o.joins = max(1, o.joins/f)
+	o.members = max(1, o.members/f)
+	o.single = max(1, o.single/f)
+	o.transfer = max(1, o.transfer/f)
+	o.partJoins = max(1, o.partJoins/f)
+	o.groups = max(1, min(o.groups, o.members/10))
+}
+
+func parseRun(s string) (map[string]bool, error) {
+	run := map[string]bool{}
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if e == "all" {
+			for _, x := range allExperiments {
+				run[x] = true
+			}
+			continue
+		}
+		ok := false
+		for _, x := range allExperiments {
+			ok = ok || x == e
+		}
+		if !ok {
+			return nil, fmt.Errorf("unknown experiment %q (want %s)", e, strings.Join(allExperiments, ","))
+		}
+		run[e] = true
+	}
+	if len(run) == 0 {
+		return nil, errors.New("no experiment selected")
+	}
+	return run, nil
+}
+
+// runAll runs the selected experiments in a fixed order, printing each
+// table to w as soon as it is done.
+func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (*Results, error) {
+	start := time.Now()
+	res := &Results{Machine: machine()}
+	printMachine(w, res.Machine, o)
+	if run["latency"] {
+		o.logf("latency: %d nodes, %d joins", o.nodes, o.joins)
+		r, err := runLatency(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("latency: %w", err)
+		}
+		res.Latency = r
+		printLatency(w, r)
+	}
+	if run["throughput"] {
+		a, err := runThroughput(ctx, o, fmt.Sprintf("%s members / %s groups", count(o.members), count(o.groups)), o.members, o.groups, pgRateMany, targetManyFactor)
+		if err != nil {
+			return nil, fmt.Errorf("throughput: %w", err)
+		}
+		b, err := runThroughput(ctx, o, fmt.Sprintf("%s members / 1 group", count(o.single)), o.single, 1, pgRateOne, targetOneFactor)
+		if err != nil {
+			return nil, fmt.Errorf("throughput: %w", err)
+		}
+		res.Throughput = []*ThroughputResult{a, b}
+		printThroughput(w, res.Throughput)
+	}
+	if run["transfer"] {
+		o.logf("transfer: %d members", o.transfer)
+		r, err := runTransfer(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("transfer: %w", err)
+		}
+		res.Transfer = r
+		printTransfer(w, r)
+	}
+	if run["partition"] {
+		presets := []bool{false}
+		if o.lan {
+			presets = append(presets, true)
+		}
+		for _, lan := range presets {
+			r, err := runPartition(ctx, o, lan)
+			if err != nil {
+				return nil, fmt.Errorf("partition: %w", err)
+			}
+			res.Partition = append(res.Partition, r)
+		}
+		printPartition(w, res.Partition)
+	}
+	res.Total = Dur(time.Since(start))
+	fmt.Fprintln(w, "\nFD legend: memberlist events summed over the cluster during the experiment:")
+	fmt.Fprintln(w, "  probe timeouts / suspicions / declared dead / refutations (0/0/0/0 on a healthy cluster)")
+	fmt.Fprintf(w, "total %v, load average at the end %s\n", fmtDur(time.Duration(res.Total)), loadAvg())
+	return res, nil
+}
+
+// --- output -----------------------------------------------------------------------
+
+func printMachine(w io.Writer, m Machine, o *options) {
+	fmt.Fprintf(w, "roster-bench: %d nodes in one process, 127.0.0.1, memberlist UDP/TCP transport\n", o.nodes)
+	fmt.Fprintf(w, "machine: %s, NumCPU=%d GOMAXPROCS=%d, %s %s/%s, load average %s\n", orUnknown(m.CPU), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, m.LoadAvg)
+	if o.noCompression {
+		fmt.Fprintln(w, "memberlist compression: off (-compression=false)")
+	}
+	fmt.Fprintf(w, "reference: Erlang/OTP 25 pg, 5 nodes; \"vs pg\" > 1x means roster is better\n")
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown CPU"
+	}
+	return s
+}
+
+type table struct {
+	rows [][]string
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+func (t *table) print(w io.Writer) {
+	var widths []int
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], len([]rune(c)))
+		}
+	}
+	for k, r := range t.rows {
+		var b strings.Builder
+		b.WriteString("  ")
+		for i, c := range r {
+			pad := widths[i] - len([]rune(c))
+			if i == 0 {
+				b.WriteString(c + strings.Repeat(" ", pad))
+			} else {
+				b.WriteString("  " + strings.Repeat(" ", pad) + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+		if k == 0 {
+			total := 2
+			for i, wd := range widths {
+				total += wd
+				if i > 0 {
+					total += 2
+				}
+			}
+			fmt.Fprintln(w, "  "+strings.Repeat("-", total-2))
+		}
+	}
+}
+
+// vsTime compares durations: pg/ours, > 1 when roster is faster.
+func vsTime(ours, pg time.Duration) string {
+	if ours <= 0 || pg <= 0 {
+		return "-"
+	}
+	return ratio(float64(pg) / float64(ours))
+}
+
+// vsRate compares rates: ours/pg.
+func vsRate(ours, pg float64) string {
+	if ours <= 0 || pg <= 0 {
+		return "-"
+	}
+	return ratio(ours / pg)
+}
+
+func ratio(r float64) string {
+	switch {
+	case r >= 100:
+		return fmt.Sprintf("%.0fx", r)
+	case r >= 10:
+		return fmt.Sprintf("%.1fx", r)
+	default:
+		return fmt.Sprintf("%.2fx", r)
+	}
+}
+
+func printLatency(w io.Writer, r *LatencyResult) {
+	fmt.Fprintf(w, "\n== latency: join on n1 → join event on every other node (%d nodes, %d joins one at a time, %d groups) ==\n", r.Nodes, r.Joins, r.Groups)
+	t := &table{}
+	t.add("metric", "roster", "pg", "vs pg")
+	t.add(fmt.Sprintf("all %d watchers p50", r.Nodes-1), r.AllP50.String(), fmtDur(pgLatencyP50), vsTime(time.Duration(r.AllP50), pgLatencyP50))
+	t.add(fmt.Sprintf("all %d watchers p90", r.Nodes-1), r.AllP90.String(), "", "")
+	t.add(fmt.Sprintf("all %d watchers p99", r.Nodes-1), r.AllP99.String(), fmtDur(pgLatencyP99), vsTime(time.Duration(r.AllP99), pgLatencyP99))
+	t.add(fmt.Sprintf("all %d watchers max", r.Nodes-1), r.AllMax.String(), "", "")
+	t.add("one watcher (n2) p50", r.OneP50.String(), "", "")
+	t.add("one watcher (n2) p99", r.OneP99.String(), "", "")
+	t.add("Join call p50 / p99", r.CallP50.String()+" / "+r.CallP99.String(), "", "")
+	t.add("failure detector (see legend)", r.FD.String(), "", "")
+	t.print(w)
+	if r.Foreign > 0 {
+		fmt.Fprintf(w, "  WARNING: %d node(s) from outside this cluster joined it\n", r.Foreign)
+	}
+}
+
+func printThroughput(w io.Writer, rs []*ThroughputResult) {
+	fmt.Fprintf(w, "\n== throughput: one writer on n1, until all %d other nodes hold every member ==\n", rs[0].Nodes-1)
+	t := &table{}
+	t.add("workload", "replicated", "elapsed", "local only", "pg", "vs pg", "target", "met", "pkts/TCP/MB sent", "resyncs", "FD")
+	for _, r := range rs {
+		met := "no"
+		if r.Rate >= r.TargetRate {
+			met = "yes"
+		}
+		t.add(r.Name, fmtRate(r.Rate), r.Elapsed.String(), fmtRate(r.LocalRate), fmtRate(r.PgRate), vsRate(r.Rate, r.PgRate),
+			fmtRate(r.TargetRate), met,
+			fmt.Sprintf("%d/%d/%.1f", r.PacketsSent, r.ReliableSent, float64(r.BytesSent)/1e6), fmt.Sprint(r.Resyncs), r.FD.String())
+	}
+	t.print(w)
+	for _, r := range rs {
+		if r.Foreign > 0 {
+			fmt.Fprintf(w, "  WARNING: %s: %d node(s) from outside this cluster joined it\n", r.Name, r.Foreign)
+		}
+	}
+}
+
+func printTransfer(w io.Writer, r *TransferResult) {
+	fmt.Fprintf(w, "\n== transfer: fresh node joins %d nodes holding %s members in %s groups ==\n", r.Nodes, count(r.Members), count(r.Groups))
+	t := &table{}
+	t.add("metric", "roster", "pg", "vs pg")
+	t.add("Open → all members visible", r.Elapsed.String(), fmtDur(pgTransfer), vsTime(time.Duration(r.Elapsed), pgTransfer))
+	t.add("Open call alone", r.Open.String(), "", "")
+	t.add("repair sent by old nodes", fmt.Sprintf("%d deltas, %.1f MB from %d node(s)", r.RepairDeltas, float64(r.RepairBytes)/1e6, r.Senders), "", "")
+	t.add("watch resyncs", fmt.Sprint(r.Resyncs), "", "")
+	t.add("failure detector (see legend)", r.FD.String(), "", "")
+	t.print(w)
+}
+
+func printPartition(w io.Writer, rs []*PartitionResult) {
+	r0 := rs[0]
+	fmt.Fprintf(w, "\n== partition: %v | %v, %s joins on each side, then heal ==\n", r0.SideA, r0.SideB, count(r0.JoinsPerSide))
+	t := &table{}
+	t.add("preset / metric", "roster", "pg", "vs pg")
+	pg := fmtDur(pgPartitionFast) + "-" + fmtDur(pgPartitionSlow)
+	for _, r := range rs {
+		detect := r.Detect.String()
+		if !r.DetectComplete {
+			detect += " (incomplete)"
+		}
+		t.add(r.Preset+": cut → other side not alive", detect, "", "")
+		t.add(r.Preset+": heal → all nodes alive", r.HealToAlive.String(), "", "")
+		vs := vsTime(time.Duration(r.AliveToConverged), pgPartitionSlow)
+		if r.AliveToConverged <= 0 {
+			vs = "converged first"
+		}
+		t.add(r.Preset+": reconnection → convergence", r.AliveToConverged.String(), pg, vs)
+		t.add(r.Preset+": heal → convergence", r.HealToConverged.String(), pg, vsTime(time.Duration(r.HealToConverged), pgPartitionSlow))
+		t.add(r.Preset+": failure detector (see legend)", r.FD.String(), "", "")
+		if !r.Stable {
+			t.add(r.Preset+": NOT STABLE 200 ms later", strings.Join(r.Unstable, " "), "", "")
+		}
+	}
+	t.print(w)
+	fmt.Fprintln(w, "  (vs pg uses pg's slower figure, 259 ms; a negative reconnection → convergence means every")
+	fmt.Fprintln(w, "   node held every member before the last non-writer pair saw each other alive)")
+}
+
+func fmtDur(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Millisecond:
+		s = fmt.Sprintf("%d µs", d.Microseconds())
+	case d < 100*time.Millisecond:
+		s = fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	case d < 10*time.Second:
+		s = fmt.Sprintf("%.0f ms", float64(d)/1e6)
+	default:
+		s = fmt.Sprintf("%.1f s", d.Seconds())
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+func fmtRate(r float64) string {
+	switch {
+	case r >= 1e6:
+		return fmt.Sprintf("%.2fM/s", r/1e6)
+	case r >= 1e3:
+		return fmt.Sprintf("%.1fk/s", r/1e3)
+	default:
+		return fmt.Sprintf("%.0f/s", r)
+	}
+}
+
+func count(n int) string {
+	switch {
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	default:
+		return fmt.Sprint(n)
+	}
+}

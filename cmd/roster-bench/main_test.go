@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// tinyOptions are sizes small enough for the race detector: 3 nodes,
+// 50 joins, 500 members, partition with the local preset only.
+func tinyOptions() *options {
+	return &options{
+		nodes: 3, joins: 50, latencyGroups: 4, warmup: 5,
+		members: 500, groups: 50, single: 200, transfer: 500, partJoins: 200,
+		lan:    false,
+		logger: slog.New(slog.DiscardHandler), logOut: io.Discard,
+	}
+}
+
+func TestQuickRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	o := tinyOptions()
+	if testing.Verbose() {
+		o.progress = os.Stderr
+	}
+	run, err := parseRun("all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := runAll(ctx, o, run, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+
+	l := res.Latency
+	if l == nil || l.Joins != 50 || l.AllP50 <= 0 || l.AllP50 > l.AllP99 || l.AllP99 > l.AllMax || l.OneP50 <= 0 || l.OneP50 > l.AllP50 {
+		t.Errorf("latency not sane: %+v", l)
+	}
+	if len(res.Throughput) != 2 {
+		t.Fatalf("throughput: %d results", len(res.Throughput))
+	}
+	for _, r := range res.Throughput {
+		if r.Rate <= 0 || r.LocalRate < r.Rate || r.Elapsed < r.LocalElapsed {
+			t.Errorf("throughput %s not sane: %+v", r.Name, r)
+		}
+	}
+	if tr := res.Transfer; tr == nil || tr.Elapsed <= 0 || tr.Members != 500 || tr.RepairDeltas == 0 {
+		t.Errorf("transfer not sane: %+v", tr)
+	}
+	if len(res.Partition) != 1 {
+		t.Fatalf("partition: %d results", len(res.Partition))
+	}
+	p := res.Partition[0]
+	if p.Preset != "local" || !p.DetectComplete || p.HealToConverged <= 0 || p.HealToAlive <= 0 || len(p.SideA) != 1 || len(p.SideB) != 2 {
+		t.Errorf("partition not sane: %+v", p)
+	}
+	if p.FD.Deaths == 0 {
+		t.Errorf("partition: no node was declared dead: %+v", p.FD)
+	}
+
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"all_p50_us"`, `"joins_per_s"`, `"heal_to_converged_us"`, `"num_cpu"`} {
+		if !bytes.Contains(b, []byte(k)) {
+			t.Errorf("JSON lacks %s", k)
+		}
+	}
+	for _, s := range []string{"== latency", "== throughput", "== transfer", "== partition", "vs pg"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("output lacks %q", s)
+		}
+	}
+}
+
+func TestParseRun(t *testing.T) {
+	r, err := parseRun("latency, partition")
+	if err != nil || !r["latency"] || !r["partition"] || r["throughput"] {
+		t.Fatalf("parseRun: %v %v", r, err)
+	}
+	if _, err := parseRun("bogus"); err == nil {
+		t.Fatal("unknown experiment accepted")
+	}
+	if _, err := parseRun(""); err == nil {
+		t.Fatal("empty list accepted")
+	}
+}
+
+// The fault transport blocks both directions between sides and nothing
+// within a side, only while cut.
+func TestFaultNet(t *testing.T) {
+	f := newFaultNet()
+	f.assign("a", 0)
+	f.assign("b", 0)
+	f.assign("c", 1)
+	if f.blocked("a", "c") {
+		t.Fatal("blocked before the cut")
+	}
+	f.partition()
+	if !f.blocked("a", "c") || !f.blocked("c", "b") || f.blocked("a", "b") || f.blocked("a", "unknown") {
+		t.Fatal("wrong cut")
+	}
+	f.heal()
+	if f.blocked("a", "c") {
+		t.Fatal("blocked after heal")
+	}
+}
