@@ -68,8 +68,10 @@ type Config struct {
 
 	// AntiEntropyInterval is how often a node sends one random scope peer
 	// its digest. Lower repairs lost packets sooner at the cost of a small
-	// message per scope per interval. The exchange also runs on every
-	// memberlist push/pull and whenever a peer (re)appears.
+	// message per scope per interval. The exchange also runs whenever a
+	// peer (re)appears (at most once per interval). memberlist's own
+	// push/pull carries no roster state: every peer answering a fresh
+	// node's digest would send it the whole scope.
 	AntiEntropyInterval time.Duration
 
 	// RejoinInterval is the base delay between attempts to rejoin peers

@@ -17,9 +17,11 @@
 //   - anti-entropy: each node periodically sends one random scope peer its
 //     digest (one counter per replica); the peer answers with exactly what
 //     is missing (crdt.State.Diff), in bounded chunks, and its own digest so
-//     the exchange is two-way. The same exchange runs on memberlist's
-//     push/pull and whenever a peer (re)appears, so a node joining or a
-//     partition healing converges at once rather than at the next tick;
+//     the exchange is two-way. The same exchange runs whenever a peer
+//     (re)appears, so a node joining or a partition healing converges at
+//     once rather than at the next tick. A node does not send its digest
+//     again while a repair it asked for is on its way, so a fresh node
+//     fetches a large scope from one peer, not from all of them;
 //   - a rejoin loop: memberlist forgets dead peers after GossipToTheDeadTime
 //     and never contacts them again, so this package remembers every peer
 //     address it has seen and the configured seeds, and keeps calling Join

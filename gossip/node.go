@@ -466,6 +466,15 @@ func (n *Node) handleMessage(b []byte) {
 		if !m.wantReply {
 			// The answer to our digest: the peer sent what we lacked first.
 			n.caughtUp.Store(m.scope, true)
+			if sc, ok := n.scopes[m.scope]; ok {
+				lacking := false
+				sc.Read(func(st *crdt.State) { lacking = behind(d, st) })
+				if lacking {
+					sc.expectAt.Store(time.Now().UnixNano())
+				} else {
+					sc.expectAt.Store(0) // answered: nothing is coming
+				}
+			}
 		}
 		h := fnv.New64a()
 		_, _ = h.Write(m.payloads[0])
@@ -509,6 +518,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
 	if !ok {
 		return // not served here: scopes are overlays
 	}
+	defer sc.lastIn.Store(time.Now().UnixNano())
 	for _, p := range payloads {
 		d, err := crdt.DecodeDelta(p)
 		if err != nil {
@@ -537,6 +547,7 @@ func (n *Node) mergeOne(sc *Scope, d *crdt.Delta) {
 		n.stats.outOfOrder.Add(1)
 		n.stashChunk(sc.name, d)
 	case d.Auth:
+		sc.authIn.Store(time.Now().UnixNano())
 		// A chain chunk applied: apply its stashed successors, if any.
 		if next := n.unstash(sc.name, d.Replica.Name, d.Xfer, d.Seq+1); next != nil {
 			n.mergeOne(sc, next)
@@ -657,6 +668,8 @@ func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 	sc.Read(func(st *crdt.State) { dig = crdt.EncodeDigest(st.Digest()) })
 	msg := encodeSync(scope, n.self.Name, wantReply, dig)
 	n.stats.syncsSent.Add(1)
+	// Asked: wait for the answer (or five intervals) before asking again.
+	sc.expectAt.Store(time.Now().UnixNano())
 	if len(msg) <= n.cfg.MaxPacketBytes {
 		if err := n.ml.SendBestEffort(to, msg); err == nil {
 			n.stats.packetsSent.Add(1)
@@ -694,7 +707,7 @@ func (n *Node) serveSync(j syncJob) {
 	var ds []*crdt.Delta
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
 		st.Observe(j.digest, emit)
-		ds = st.Diff(j.digest, n.cfg.ChunkBytes)
+		ds = st.Diff(sc.skipInFlight(j.from, j.digest, st), n.cfg.ChunkBytes)
 		return nil
 	})
 	if len(ds) > 0 && n.repeatRepair(j) {
@@ -722,6 +735,9 @@ func (n *Node) serveSync(j syncJob) {
 // at once and the periodic rounds after it converge with a single copy.
 func (n *Node) mayCatchUp(scope string) bool {
 	now := time.Now()
+	if n.transferring(scope, now) {
+		return false
+	}
 	n.servedMu.Lock()
 	defer n.servedMu.Unlock()
 	if last, ok := n.catchUp[scope]; ok && now.Sub(last) < n.cfg.AntiEntropyInterval {
@@ -855,9 +871,33 @@ func (n *Node) seedsExceptSelf() []string {
 	return out
 }
 
+// transferring reports whether an authoritative transfer of scope is
+// flowing in (a chunk arrived within the last anti-entropy interval): our
+// digest would not show it yet, and every peer would answer it with the
+// whole transfer again.
+//
+// It also holds while a peer's answer showed it has more than this node and
+// nothing has arrived since (the repair is still being built or sent, up
+// to five anti-entropy intervals): a digest sent meanwhile to another peer
+// would fetch the same state again, which is how a fresh node used to pull
+// a large scope from every peer at once.
+func (n *Node) transferring(scope string, now time.Time) bool {
+	sc := n.scopes[scope]
+	if last := sc.authIn.Load(); last != 0 && now.Sub(time.Unix(0, last)) < n.cfg.AntiEntropyInterval {
+		return true
+	}
+	e := sc.expectAt.Load()
+	return e != 0 && sc.lastIn.Load() < e && now.Sub(time.Unix(0, e)) < 5*n.cfg.AntiEntropyInterval
+}
+
 // antiEntropy sends, for each scope, our digest to one random alive peer.
 func (n *Node) antiEntropy() {
+	now := time.Now()
 	for _, s := range n.order {
+		n.scopes[s].notePrev()
+		if n.transferring(s, now) {
+			continue
+		}
 		peers := n.scopePeers(s)
 		if len(peers) == 0 {
 			continue
@@ -1058,17 +1098,18 @@ func (n *Node) piggyback(packets [][]byte) {
 	}
 }
 
-func (d *delegate) LocalState(join bool) []byte {
-	n := (*Node)(d)
-	digests := make(map[string][]byte, len(n.order))
-	for _, s := range n.order {
-		n.scopes[s].Read(func(st *crdt.State) { digests[s] = crdt.EncodeDigest(st.Digest()) })
-	}
-	return encodeLocalState(n.self.Name, digests, n.order)
-}
+// LocalState carries no roster state (see Config.AntiEntropyInterval): a
+// digest here would make every node that push/pulls with a fresh node send
+// it the whole scope, while the transfer it asked for is still on its way.
+func (d *delegate) LocalState(join bool) []byte { return nil }
 
+// MergeRemoteState accepts digests from nodes that still send them in
+// push/pull.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	n := (*Node)(d)
+	if len(buf) == 0 {
+		return
+	}
 	m, err := decodeMessage(buf)
 	if err != nil || m.kind != msgLocalState {
 		n.stats.decodeErrors.Add(1)

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/roster-io/roster/crdt"
 )
@@ -16,6 +17,78 @@ type Scope struct {
 	st   *crdt.State
 	sink func(scope string, evs []crdt.Event) // called with mu held; must not block
 	evs  []crdt.Event                         // scratch, reused under mu
+
+	authIn atomic.Int64 // unix nanos of the last authoritative chunk merged
+	lastIn atomic.Int64 // unix nanos of the last deltas message merged
+	// expectAt: unix nanos when a peer's digest showed it holds more than
+	// this node, so a repair from it is on its way.
+	expectAt atomic.Int64
+
+	prevMu sync.Mutex
+	prev   map[string]crdt.DigestEntry // our digest one anti-entropy round ago
+	// peerTops: each peer's previous digest, by replica name.
+	peerTops map[string]map[string]crdt.DigestEntry
+}
+
+// notePrev records the scope's digest at an anti-entropy tick.
+func (s *Scope) notePrev() {
+	prev := map[string]crdt.DigestEntry{}
+	s.Read(func(st *crdt.State) {
+		for _, e := range st.Digest().Entries {
+			prev[e.Name] = e
+		}
+	})
+	s.prevMu.Lock()
+	s.prev = prev
+	s.prevMu.Unlock()
+}
+
+// skipInFlight adjusts a peer's digest before Diff so that a repair leaves
+// out what the peer is only missing because it is still on its way: for a
+// replica where the peer already has everything this node had one
+// anti-entropy round ago, the peer is taken to be up to date. Under a
+// stream of writes every digest lags the pushes by a few packets, and
+// repairing that lag would send everything twice (and, past the event log,
+// as full transfers). A delta really lost keeps the peer behind the
+// previous round's counter, so it is repaired one round later. st is
+// locked by the caller.
+//
+// Likewise, a replica whose top advanced since the same peer's previous
+// digest is still arriving there, so it is left to the stream; a lost
+// packet stops the top (it is the contiguous prefix) and the next digest
+// gets the repair.
+func (s *Scope) skipInFlight(from string, peer crdt.Digest, st *crdt.State) crdt.Digest {
+	s.prevMu.Lock()
+	prev := s.prev
+	last := s.peerTops[from]
+	if s.peerTops == nil {
+		s.peerTops = map[string]map[string]crdt.DigestEntry{}
+	}
+	now := make(map[string]crdt.DigestEntry, len(peer.Entries))
+	for _, e := range peer.Entries {
+		now[e.Name] = e
+	}
+	s.peerTops[from] = now
+	s.prevMu.Unlock()
+	cur := map[string]crdt.DigestEntry{}
+	for _, e := range st.Digest().Entries {
+		cur[e.Name] = e
+	}
+	out := crdt.Digest{Entries: make([]crdt.DigestEntry, len(peer.Entries))}
+	for i, e := range peer.Entries {
+		c, okc := cur[e.Name]
+		if okc && c.Incarnation == e.Incarnation && c.Top > e.Top {
+			p, okp := prev[e.Name]
+			l, okl := last[e.Name]
+			caughtUpLastRound := okp && p.Incarnation == e.Incarnation && e.Top >= p.Top
+			advancing := okl && l.Incarnation == e.Incarnation && e.Top > l.Top
+			if caughtUpLastRound || advancing {
+				e.Top = c.Top
+			}
+		}
+		out.Entries[i] = e
+	}
+	return out
 }
 
 // Name returns the scope's name.
@@ -51,3 +124,21 @@ func (s *Scope) update(fn func(st *crdt.State, emit crdt.Emit) error) error {
 }
 
 func (s *Scope) collect(e crdt.Event) { s.evs = append(s.evs, e) }
+
+// behind reports whether a peer's digest shows state this node lacks.
+func behind(peer crdt.Digest, st *crdt.State) bool {
+	mine := map[string]crdt.DigestEntry{}
+	for _, e := range st.Digest().Entries {
+		mine[e.Name] = e
+	}
+	for _, e := range peer.Entries {
+		m, ok := mine[e.Name]
+		if e.Name == st.Local().Name {
+			continue
+		}
+		if !ok || e.Incarnation > m.Incarnation || (e.Incarnation == m.Incarnation && e.Top > m.Top) {
+			return true
+		}
+	}
+	return false
+}

@@ -70,14 +70,14 @@ type Config struct {
 // DefaultConfig returns a configuration for a LAN cluster: memberlist's LAN
 // timings, anti-entropy every 2 s, retention 24 h, serving scope "default".
 func DefaultConfig(name string) Config {
-	return Config{Config: gossip.DefaultLANConfig(name), WatchBuffer: 4096,
+	return Config{Config: gossip.DefaultLANConfig(name), WatchBuffer: 16384,
 		Storage: storage.DefaultOptions(), CacheInterval: 30 * time.Second, ConfirmGrace: 10 * time.Second}
 }
 
 // LocalConfig returns short timings for tests and single-machine clusters,
 // bound to 127.0.0.1 on a free port.
 func LocalConfig(name string) Config {
-	return Config{Config: gossip.DefaultLocalConfig(name), WatchBuffer: 4096,
+	return Config{Config: gossip.DefaultLocalConfig(name), WatchBuffer: 16384,
 		Storage: storage.DefaultOptions(), CacheInterval: 2 * time.Second, ConfirmGrace: 2 * time.Second}
 }
 
