@@ -438,6 +438,22 @@ func (s *State) Members(groupName string) []Member {
 	return out
 }
 
+// Holders returns the replicas holding (group, id), hidden ones included,
+// in no particular order.
+func (s *State) Holders(groupName, id string) []ReplicaID {
+	g := s.groups[groupName]
+	if g == nil {
+		return nil
+	}
+	var out []ReplicaID
+	for _, os := range g.sets {
+		if _, ok := os.set.get(id); ok {
+			out = append(out, os.sl.id)
+		}
+	}
+	return out
+}
+
 // LocalMembers returns the local replica's members of a group, sorted by id.
 func (s *State) LocalMembers(groupName string) []Member {
 	g := s.groups[groupName]

@@ -470,9 +470,9 @@ func (n *Node) handleMessage(b []byte) {
 				lacking := false
 				sc.Read(func(st *crdt.State) { lacking = behind(d, st) })
 				if lacking {
-					sc.expectAt.Store(time.Now().UnixNano())
+					sc.expect(time.Now(), 5*n.cfg.AntiEntropyInterval)
 				} else {
-					sc.expectAt.Store(0) // answered: nothing is coming
+					sc.expectTo.Store(0) // answered: nothing is coming
 				}
 			}
 		}
@@ -668,8 +668,6 @@ func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 	sc.Read(func(st *crdt.State) { dig = crdt.EncodeDigest(st.Digest()) })
 	msg := encodeSync(scope, n.self.Name, wantReply, dig)
 	n.stats.syncsSent.Add(1)
-	// Asked: wait for the answer (or five intervals) before asking again.
-	sc.expectAt.Store(time.Now().UnixNano())
 	if len(msg) <= n.cfg.MaxPacketBytes {
 		if err := n.ml.SendBestEffort(to, msg); err == nil {
 			n.stats.packetsSent.Add(1)
@@ -722,7 +720,7 @@ func (n *Node) serveSync(j syncJob) {
 		n.stats.repairDeltasSent.Add(int64(len(ds)))
 		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc)
 	}
-	if j.wantReply && n.mayCatchUp(j.scope) {
+	if j.wantReply && !n.transferring(j.scope, time.Now()) {
 		n.sendSync(j.scope, to, false)
 	}
 }
@@ -876,9 +874,9 @@ func (n *Node) seedsExceptSelf() []string {
 // digest would not show it yet, and every peer would answer it with the
 // whole transfer again.
 //
-// It also holds while a peer's answer showed it has more than this node and
-// nothing has arrived since (the repair is still being built or sent, up
-// to five anti-entropy intervals): a digest sent meanwhile to another peer
+// It also holds while a peer's answer to our digest showed it has more than
+// this node and nothing has arrived since (the repair is still being built
+// or sent; up to five intervals): a digest sent meanwhile to another peer
 // would fetch the same state again, which is how a fresh node used to pull
 // a large scope from every peer at once.
 func (n *Node) transferring(scope string, now time.Time) bool {
@@ -886,8 +884,7 @@ func (n *Node) transferring(scope string, now time.Time) bool {
 	if last := sc.authIn.Load(); last != 0 && now.Sub(time.Unix(0, last)) < n.cfg.AntiEntropyInterval {
 		return true
 	}
-	e := sc.expectAt.Load()
-	return e != 0 && sc.lastIn.Load() < e && now.Sub(time.Unix(0, e)) < 5*n.cfg.AntiEntropyInterval
+	return sc.waiting(now)
 }
 
 // antiEntropy sends, for each scope, our digest to one random alive peer.

@@ -3,6 +3,7 @@ package gossip
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/roster-io/roster/crdt"
 )
@@ -20,9 +21,10 @@ type Scope struct {
 
 	authIn atomic.Int64 // unix nanos of the last authoritative chunk merged
 	lastIn atomic.Int64 // unix nanos of the last deltas message merged
-	// expectAt: unix nanos when a peer's digest showed it holds more than
-	// this node, so a repair from it is on its way.
-	expectAt atomic.Int64
+	// While a peer's answer to our digest showed it holds more than this
+	// node (a repair is on its way), expectAt is when that was learnt and
+	// expectTo when to stop waiting, in unix nanos.
+	expectAt, expectTo atomic.Int64
 
 	prevMu sync.Mutex
 	prev   map[string]crdt.DigestEntry // our digest one anti-entropy round ago
@@ -141,4 +143,17 @@ func behind(peer crdt.Digest, st *crdt.State) bool {
 		}
 	}
 	return false
+}
+
+func (s *Scope) expect(now time.Time, d time.Duration) {
+	s.expectTo.Store(0)
+	s.expectAt.Store(now.UnixNano())
+	s.expectTo.Store(now.Add(d).UnixNano())
+}
+
+// waiting reports whether a repair this node asked for may still come:
+// nothing merged since it asked, and not timed out.
+func (s *Scope) waiting(now time.Time) bool {
+	at, to := s.expectAt.Load(), s.expectTo.Load()
+	return at != 0 && s.lastIn.Load() < at && now.UnixNano() < to
 }

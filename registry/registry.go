@@ -293,14 +293,8 @@ func (r *Registry) Leave(ctx context.Context, scope, group, id string) error {
 	kl.Lock()
 	defer kl.Unlock()
 	if !r.ownsLocal(scope, group, id) {
-		owned := false
-		sc.Read(func(st *crdt.State) {
-			for _, m := range st.Members(group) {
-				if m.ID == id {
-					owned = true
-				}
-			}
-		})
+		owned := false // by another node, possibly one that is down
+		sc.Read(func(st *crdt.State) { owned = len(st.Holders(group, id)) > 0 })
 		if owned {
 			return fmt.Errorf("%w: %q in %s/%s", ErrNotOwner, id, scope, group)
 		}

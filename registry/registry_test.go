@@ -170,6 +170,8 @@ func TestLoopbackCluster(t *testing.T) {
 	b.node.Crash()
 	eventually(t, "b's members hidden on a", func() bool { return membersOf(a, "room") == "alice@a" })
 	eventually(t, "b's members hidden on c", func() bool { return membersOf(c, "room") == "alice@a" })
+	// Hidden, but still owned by b: not a's to remove.
+	require.ErrorIs(t, a.Leave(ctx, "chat", "room", "bob"), ErrNotOwner)
 	downs := map[string]Reason{}
 	for i := 0; i < 2; i++ {
 		e := next(t, w)

@@ -33,19 +33,35 @@
 //
 // # Failures
 //
-// Pebble treats a failed write-ahead-log or MANIFEST write or sync as fatal:
-// its default logger calls os.Exit, and a few paths panic (see
-// cockroachdb/pebble#6004, "db: reconsider commit error handling"). This
-// package routes Pebble's logger to log/slog and turns those fatal reports
-// and panics into a failed Store: the operation that hit the failure and
-// every later operation return an error wrapping ErrIO ("store failed,
-// restart required") that names the directory and the cause. Reads are
-// refused too, because Pebble may already have applied the failed batch to
-// its memtable and would serve it. The only remedy is to Close the Store and
-// reopen the directory, normally by restarting the process; reopening
-// replays the write-ahead log and yields exactly the writes that reached
-// stable storage. See Store.Close for the rare case in which Pebble's commit
-// pipeline is left locked and the Store cannot release its resources.
+// Pebble v2.1.7 treats a failed write or sync of its write-ahead log or
+// MANIFEST as fatal: it calls Logger.Fatalf (its default logger calls
+// os.Exit) after a failed commit or MANIFEST update, and a failed log write
+// is remembered by its log writer so that a later commit panics while
+// holding the commit pipeline's mutex, which blocks every further commit and
+// DB.Close forever (cockroachdb/pebble#6004). This package:
+//
+//   - routes Pebble's logger to log/slog; Fatalf marks the Store failed and
+//     returns (the Fatalf calls that I/O failures reach return an error or
+//     finish the commit right after; see pebbleLogger);
+//   - watches the log files through a vfs.FS wrapper: the first failed log
+//     write or sync marks the Store failed on the spot and is hidden from
+//     Pebble, and every later log write and sync is discarded, so Pebble's
+//     log writer never enters its sticky error state and the on-disk log
+//     simply ends where the failure happened, like the torn tail of a crash
+//     (see instrumentedFS);
+//   - recovers panics around every Pebble call that can raise one, and runs
+//     each commit in its own goroutine so that a caller returns ErrIO
+//     instead of blocking if the pipeline wedges anyway (a log file that
+//     cannot be created or rotated still makes Pebble panic mid-commit).
+//
+// Once failed, the operation that hit the failure and every later operation
+// return an error wrapping ErrIO ("store failed, restart required") that
+// names the directory and the cause. Reads are refused too, because Pebble
+// may already hold the failed batches in its memtable and would serve them.
+// The remedy is to Close the Store and reopen the directory, normally by
+// restarting the process; reopening replays the write-ahead log and yields
+// exactly the writes that reached stable storage: every acknowledged one,
+// and each failed one either entirely or not at all.
 //
 // Corrupt data (a bad checksum in a Pebble file, or a stored value that does
 // not decode) is reported with ErrCorrupt; Open refuses to start on it.

@@ -10,9 +10,11 @@ import (
 // failures it considers unrecoverable (a failed commit, a failed MANIFEST
 // write, a failed invariant) and expects it not to return: its default
 // logger calls os.Exit. Here Fatalf marks the Store failed instead and
-// returns; every code path in Pebble v2.1.7 that calls Fatalf either returns
-// an error right after or completes a commit whose error the Store then
-// reports (see Store.apply), and the failed Store admits no further work.
+// returns. In Pebble v2.1.7 the calls that I/O failures reach (a failed
+// commit, a failed MANIFEST write or sync, corruption found by a read)
+// return an error or finish the commit right after, and Store.apply turns
+// such a commit into ErrIO; the other calls report broken invariants, that
+// is, Pebble bugs. The failed Store admits no further work.
 type pebbleLogger struct {
 	log   *slog.Logger
 	fatal func(msg string)

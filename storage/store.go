@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/record"
 )
 
@@ -136,6 +137,12 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 			},
 		},
 	}
+	// Bloom filters let PutMember's read of a new member (and other misses)
+	// skip tables that cannot hold the key instead of reading their blocks.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		popts.Levels[i].FilterType = pebble.TableFilter
+	}
 	if s.db, err = openDB(dir, popts); err != nil {
 		return nil, err
 	}
@@ -250,14 +257,15 @@ func (s *Store) Metrics() Metrics {
 // Close stops the store and releases the directory. Writes acknowledged in
 // SyncInterval mode are synced. Close waits for operations in progress.
 //
-// If the store has failed, Close still closes Pebble and returns an error
-// wrapping ErrIO. One case is special: if Pebble panicked inside a commit
-// (it does so when a write-ahead-log write fails and a later record fills a
-// log block, and when a log file cannot be rotated), Pebble's commit
-// pipeline stays locked and closing Pebble would block forever. Close then
-// returns at once with an error saying so, leaving Pebble's goroutines and
-// the directory lock to be released by the process exit; operations stuck
-// in Pebble at that moment have already returned ErrIO to their callers.
+// If the store has failed, Close still closes Pebble and returns the
+// failure (wrapping ErrIO or ErrCorrupt). One case is special: if Pebble
+// panicked inside a commit (left after the log-failure containment in
+// instrumentedFS: a log file that cannot be created when Pebble rotates
+// it), Pebble's commit pipeline stays locked and closing Pebble would block
+// forever. Close then returns at once with an error saying so, leaving
+// Pebble's goroutines and the directory lock to be released by the process
+// exit; operations stuck in Pebble have already returned ErrIO to their
+// callers.
 // Calling Close twice returns ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -452,19 +460,32 @@ func (s *Store) apply(op string, b *pebble.Batch, sync bool) error {
 // writeSync reports whether member and session writes wait for an fsync.
 func (s *Store) writeSync() bool { return s.opts.Sync == SyncAlways }
 
-// get reads key; the value is copied.
+// get reads key; the value is copied. It uses a prefix iterator rather than
+// DB.Get so that bloom filters are consulted on every level: by default
+// Pebble skips the filters of the last level, which holds most data, and
+// PutMember of a new member would read an index and a data block per miss.
 func (s *Store) get(key []byte, op string) ([]byte, bool, error) {
-	v, closer, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
+	it, err := s.db.NewIter(&pebble.IterOptions{UseL6Filters: true})
+	if err != nil {
+		s.m.errors.Add(1)
+		return nil, false, classify(s.dir, op, err)
+	}
+	var out []byte
+	found := it.SeekPrefixGE(key) && string(it.Key()) == string(key)
+	if found {
+		var v []byte
+		if v, err = it.ValueAndErr(); err == nil {
+			out = append([]byte(nil), v...)
+		}
+	}
+	if cerr := it.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		s.m.errors.Add(1)
 		return nil, false, classify(s.dir, op, err)
 	}
-	out := append([]byte(nil), v...)
-	_ = closer.Close()
-	return out, true, nil
+	return out, found, nil
 }
 
 // scan calls fn for every key with the given prefix, in key order. Key and

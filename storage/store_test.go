@@ -563,6 +563,9 @@ func TestSyncIntervalMode(t *testing.T) {
 		}
 		return n
 	}
+	// Let the flush a new store starts (see checkFormat) finish: its
+	// completion wakes the log writer, which then writes out its buffer.
+	quiesce(t, s, true)
 	size0, syncs0 := walSize(), s.Metrics().WALSyncs
 	for i := range 10 {
 		require.NoError(t, s.PutMember(Member{Scope: "s", Group: "g", ID: fmt.Sprint(i)}))
@@ -578,6 +581,7 @@ func TestSyncIntervalMode(t *testing.T) {
 	s, err = Open(dir, Options{Sync: SyncInterval, SyncInterval: time.Millisecond})
 	require.NoError(t, err)
 	defer s.Close()
+	quiesce(t, s, false)
 	syncs0 = s.Metrics().WALSyncs
 	require.NoError(t, s.PutMember(Member{Scope: "s", Group: "g", ID: "x"}))
 	require.Eventually(t, func() bool { return s.Metrics().WALSyncs > syncs0 }, 5*time.Second, time.Millisecond)
@@ -586,6 +590,17 @@ func TestSyncIntervalMode(t *testing.T) {
 	n := s.Metrics().WALSyncs
 	time.Sleep(20 * time.Millisecond)
 	require.Equal(t, n, s.Metrics().WALSyncs, "an idle store must not fsync")
+}
+
+// quiesce waits until Pebble has no flush or compaction running (and has
+// finished at least one flush, if flushed).
+func quiesce(t testing.TB, s *Store, flushed bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		m := s.db.Metrics()
+		return (!flushed || m.Flush.Count > 0) && m.Flush.NumInProgress == 0 && m.Compact.NumInProgress == 0
+	}, 10*time.Second, time.Millisecond)
+	time.Sleep(10 * time.Millisecond)
 }
 
 func TestLocked(t *testing.T) {

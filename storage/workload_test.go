@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -459,13 +458,4 @@ func testSeed(t *testing.T) uint64 {
 		}
 	})
 	return seed
-}
-
-// sortedMembers is a helper for comparisons in tests.
-func sortedMembers(ms []Member) []Member {
-	out := slices.Clone(ms)
-	slices.SortFunc(out, func(a, b Member) int {
-		return cmp.Or(cmp.Compare(a.Scope, b.Scope), cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID))
-	})
-	return out
 }
