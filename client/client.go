@@ -1,0 +1,374 @@
+// Package client is a Go client for roster's HTTP API (package server, the
+// `roster serve` contract): joins and leaves, reads, sessions, cluster view
+// and resumable watch streams.
+//
+//	c, err := client.New("http://127.0.0.1:8080", client.WithToken(token))
+//	s, err := c.CreateSession(ctx, 15*time.Second)
+//	m, err := c.Join(ctx, "default", "room:42", "conn-1", map[string]string{"addr": "10.0.0.5:4000"}, s.ID)
+//	ms, err := c.Members(ctx, "default", "room:42", false)
+//	w, err := c.Watch(ctx, "default", "room:42", "", "")
+//	for e := range w.C { ... }
+//
+// API errors are *Error values carrying the HTTP status and the API's error
+// code; they match the sentinels of this package with errors.Is
+// (errors.Is(err, client.ErrNotOwner), errors.Is(err, client.ErrNotFound)).
+//
+// It owns nothing but HTTP calls; it must not depend on the server or
+// registry packages, so that it can be used against any roster node.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to one roster node. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithToken sends "Authorization: Bearer <token>" with every request.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+
+// WithHTTPClient uses hc for every request (TLS settings, proxies,
+// transports). Do not set hc.Timeout if you use Watch: it would cut
+// streams; bound calls with their context instead.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// New returns a client for the node at baseURL (e.g. http://127.0.0.1:8080).
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("client: base URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("client: base URL %q: want http(s)://host:port", baseURL)
+	}
+	c := &Client{base: u}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		c.hc = &http.Client{Transport: tr}
+	}
+	return c, nil
+}
+
+// BaseURL returns the node's base URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// Member is a member of a group as a node reports it.
+type Member struct {
+	ID          string            `json:"id"`
+	Group       string            `json:"group"`
+	Meta        map[string]string `json:"meta"`
+	Owner       string            `json:"owner"`
+	Incarnation uint64            `json:"incarnation"`
+	// Confirmed is false for a member the node loaded from its cache after
+	// a restart and whose owner it has not seen alive yet.
+	Confirmed bool `json:"confirmed"`
+	// Durable and Session are set only in the answer to Join.
+	Durable bool   `json:"durable,omitempty"`
+	Session string `json:"session,omitempty"`
+}
+
+// Session is a lease that keeps its members alive while it is kept alive.
+type Session struct {
+	ID      string
+	TTL     time.Duration
+	Expires time.Time
+}
+
+// UnmarshalJSON decodes {"id","ttl":"15s","expires"}.
+func (s *Session) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		ID      string    `json:"id"`
+		TTL     string    `json:"ttl"`
+		Expires time.Time `json:"expires"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	ttl, err := time.ParseDuration(raw.TTL)
+	if err != nil {
+		return fmt.Errorf("session ttl: %w", err)
+	}
+	*s = Session{ID: raw.ID, TTL: ttl, Expires: raw.Expires}
+	return nil
+}
+
+// Node is one node of the cluster as the queried node sees it.
+type Node struct {
+	Name        string   `json:"name"`
+	Incarnation uint64   `json:"incarnation"`
+	State       string   `json:"state"` // alive, dead, left, unknown
+	Scopes      []string `json:"scopes"`
+	Addr        string   `json:"addr"`
+	Self        bool     `json:"self"`
+}
+
+// Join adds the member (group, id) on this node, or updates its metadata.
+// With session == "" the member is durable (it lives until Leave);
+// otherwise it lives while that session does.
+func (c *Client) Join(ctx context.Context, scope, group, id string, meta map[string]string, session string) (Member, error) {
+	body := struct {
+		Meta    map[string]string `json:"meta,omitempty"`
+		Session string            `json:"session,omitempty"`
+	}{meta, session}
+	var m Member
+	err := c.do(ctx, http.MethodPut, memberPath(scope, group, id), nil, body, &m)
+	return m, err
+}
+
+// Leave removes the member (group, id), which must be owned by this node.
+func (c *Client) Leave(ctx context.Context, scope, group, id string) error {
+	return c.do(ctx, http.MethodDelete, memberPath(scope, group, id), nil, nil, nil)
+}
+
+// Members lists a group's reachable members on every node, or only this
+// node's with local.
+func (c *Client) Members(ctx context.Context, scope, group string, local bool) ([]Member, error) {
+	var q url.Values
+	if local {
+		q = url.Values{"local": {"true"}}
+	}
+	var out struct {
+		Members []Member `json:"members"`
+	}
+	err := c.do(ctx, http.MethodGet, scopePath(scope)+"/groups/"+url.PathEscape(group)+"/members", q, nil, &out)
+	return out.Members, err
+}
+
+// Groups lists the scope's groups that have reachable members.
+func (c *Client) Groups(ctx context.Context, scope string) ([]string, error) {
+	var out struct {
+		Groups []string `json:"groups"`
+	}
+	err := c.do(ctx, http.MethodGet, scopePath(scope)+"/groups", nil, nil, &out)
+	return out.Groups, err
+}
+
+// Nodes returns the cluster as the node sees it, itself included.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var out struct {
+		Nodes []Node `json:"nodes"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, nil, &out)
+	return out.Nodes, err
+}
+
+// CreateSession starts a session on this node.
+func (c *Client) CreateSession(ctx context.Context, ttl time.Duration) (Session, error) {
+	var s Session
+	err := c.do(ctx, http.MethodPost, "/v1/sessions", nil, map[string]string{"ttl": ttl.String()}, &s)
+	return s, err
+}
+
+// KeepAlive refreshes a session: it now expires its TTL from now.
+func (c *Client) KeepAlive(ctx context.Context, id string) (Session, error) {
+	var s Session
+	err := c.do(ctx, http.MethodPut, "/v1/sessions/"+url.PathEscape(id), nil, nil, &s)
+	return s, err
+}
+
+// GetSession returns a live session.
+func (c *Client) GetSession(ctx context.Context, id string) (Session, error) {
+	var s Session
+	err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, nil, &s)
+	return s, err
+}
+
+// Sessions lists the node's live sessions.
+func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
+	var out struct {
+		Sessions []Session `json:"sessions"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/sessions", nil, nil, &out)
+	return out.Sessions, err
+}
+
+// CloseSession ends a session now; its members leave.
+func (c *Client) CloseSession(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/sessions/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// CloseIdleConnections closes the idle connections of the client's
+// transport (for tests and short-lived programs).
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// Health returns nil while the node's process serves HTTP.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+}
+
+// Ready reports whether the node has joined its cluster and caught up
+// (/readyz answers 200). A node that answers 503 is not ready; err is set
+// only when the node could not be asked.
+func (c *Client) Ready(ctx context.Context) (bool, error) {
+	err := c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusServiceUnavailable {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Metrics returns the node's Prometheus metrics in text format.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	var b bytes.Buffer
+	err := c.do(ctx, http.MethodGet, "/metrics", nil, nil, &b)
+	return b.String(), err
+}
+
+func scopePath(scope string) string { return "/v1/scopes/" + url.PathEscape(scope) }
+
+func memberPath(scope, group, id string) string {
+	return scopePath(scope) + "/groups/" + url.PathEscape(group) + "/members/" + url.PathEscape(id)
+}
+
+// newRequest builds a request for an escaped path below the base URL.
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + path
+	p, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return nil, fmt.Errorf("client: path %q: %w", path, err)
+	}
+	u.Path = p
+	if q != nil {
+		u.RawQuery = q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+// do performs one call. in, when not nil, is sent as JSON; out, when not
+// nil, receives the JSON answer (or the raw body for a *bytes.Buffer).
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("client: encoding request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := c.newRequest(ctx, method, path, q, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return readError(resp)
+	}
+	switch o := out.(type) {
+	case nil:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	case *bytes.Buffer:
+		_, err = o.ReadFrom(resp.Body)
+	default:
+		err = json.NewDecoder(resp.Body).Decode(out)
+	}
+	if err != nil {
+		return fmt.Errorf("client: %s %s: reading the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// readError turns a non-2xx answer into an *Error.
+func readError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	e := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+	} else {
+		e.Message = strings.TrimSpace(string(b))
+		if e.Message == "" {
+			e.Message = http.StatusText(resp.StatusCode)
+		}
+	}
+	return e
+}
+
+// Error is an error answered by the API.
+type Error struct {
+	Status  int    // HTTP status
+	Code    string // the API's error code, e.g. "not_owner"
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return "HTTP " + strconv.Itoa(e.Status) + ": " + e.Message
+	}
+	return e.Code + " (HTTP " + strconv.Itoa(e.Status) + "): " + e.Message
+}
+
+// Is matches the sentinels of this package: an *Error sentinel by code,
+// ErrNotFound by status 404.
+func (e *Error) Is(target error) bool {
+	if target == ErrNotFound {
+		return e.Status == http.StatusNotFound
+	}
+	t, ok := target.(*Error)
+	return ok && t.Status == 0 && t.Code != "" && t.Code == e.Code
+}
+
+// ErrNotFound matches every 404 answer: unknown scope, member or session,
+// or an unknown endpoint.
+var ErrNotFound = errors.New("roster: not found")
+
+// Sentinels matching API errors by code (errors.Is(err, ErrNotOwner)).
+var (
+	ErrInvalidName      = &Error{Code: "invalid_name"}
+	ErrInvalidMeta      = &Error{Code: "invalid_meta"}
+	ErrInvalidTTL       = &Error{Code: "invalid_ttl"}
+	ErrInvalidQuery     = &Error{Code: "invalid_query"}
+	ErrBadJSON          = &Error{Code: "bad_json"}
+	ErrUnauthorized     = &Error{Code: "unauthorized"}
+	ErrUnknownScope     = &Error{Code: "unknown_scope"}
+	ErrNotMember        = &Error{Code: "not_member"}
+	ErrSessionNotFound  = &Error{Code: "session_not_found"}
+	ErrNotOwner         = &Error{Code: "not_owner"}
+	ErrBodyTooLarge     = &Error{Code: "body_too_large"}
+	ErrMethodNotAllowed = &Error{Code: "method_not_allowed"}
+	ErrStorageFailed    = &Error{Code: "storage_failed"}
+	ErrUnavailable      = &Error{Code: "unavailable"}
+	ErrInternal         = &Error{Code: "internal"}
+)

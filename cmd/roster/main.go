@@ -1,0 +1,197 @@
+// Command roster runs a roster node (roster serve) and talks to one over
+// its HTTP API (join, leave, members, groups, watch, nodes, session).
+//
+// Every flag can also be set with an environment variable ROSTER_<FLAG>
+// (upper case, dashes as underscores: --http-addr is ROSTER_HTTP_ADDR);
+// flags given on the command line win. Flags may come before or after the
+// positional arguments.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+)
+
+// version is the release, set with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `roster: an eventually consistent process-group registry
+
+Usage:
+  roster serve [flags]                       run a node
+  roster join [flags] GROUP ID [KEY=VALUE...] join (or update) a member on the node
+  roster leave [flags] GROUP ID              remove a member owned by the node
+  roster members [flags] GROUP               list a group's members
+  roster groups [flags]                      list a scope's groups
+  roster watch [flags]                       stream a scope's, group's or prefix's changes
+  roster nodes [flags]                       show the cluster as the node sees it
+  roster session create|keepalive|close      manage sessions (member leases)
+  roster version                             print the version
+
+Run "roster <command> -h" for the flags of a command. Every flag can be set
+with ROSTER_<FLAG> in the environment (e.g. ROSTER_ADDR, ROSTER_TOKEN).
+`
+
+// exitError carries a process exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{2, fmt.Errorf(format, args...)}
+}
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "roster:", err)
+	} else {
+		code = 0
+	}
+	os.Exit(code)
+}
+
+// run dispatches a command line; it is main without the process exit.
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageErr("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(rest, stdout, stderr)
+	case "join", "leave", "members", "groups", "watch", "nodes", "session":
+		return runClient(cmd, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageErr("unknown command %q", cmd)
+}
+
+// versionString combines version with what the Go toolchain recorded.
+func versionString() string {
+	s := "roster " + version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return s
+	}
+	if version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		s = "roster " + bi.Main.Version
+	}
+	var rev, modified string
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.modified":
+			modified = kv.Value
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		s += " (" + rev
+		if modified == "true" {
+			s += "+dirty"
+		}
+		s += ")"
+	}
+	return s + " " + bi.GoVersion
+}
+
+// parseArgs parses flags interspersed with positional arguments (a "--"
+// ends the flags), then fills every flag not given on the command line from
+// its ROSTER_<FLAG> environment variable.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &exitError{2, err}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := envName(f.Name)
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, &exitError{2, err}
+	}
+	return pos, nil
+}
+
+// envName is the environment variable of a flag: ROSTER_HTTP_ADDR for
+// http-addr.
+func envName(flagName string) string {
+	return "ROSTER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newFlagSet returns a FlagSet whose usage names the command.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: roster %s\n\nFlags (each also ROSTER_<FLAG>):\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/server"
+	"github.com/roster-io/roster/storage"
+)
+
+// serveOptions are the flags of roster serve.
+type serveOptions struct {
+	name, dataDir, gossipAddr, advertiseAddr, httpAddr string
+	join                                               listFlag
+	scopes, profile, gossipKey, apiToken               string
+	tlsCert, tlsKey, logLevel, logFormat               string
+	shutdownTimeout                                    time.Duration
+	sync                                               string
+	syncInterval                                       time.Duration
+}
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "roster"
+	}
+	var o serveOptions
+	fs := newFlagSet("serve", "serve [flags]", stderr)
+	fs.StringVar(&o.name, "name", host, "node `name`, unique in the cluster and stable across restarts")
+	fs.StringVar(&o.dataDir, "data-dir", "./roster-data", "`directory` for durable members, sessions and the node's identity")
+	fs.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip (memberlist) bind `host:port`, UDP and TCP")
+	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "gossip `host:port` other nodes reach this one at (default: derived from --gossip-addr)")
+	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP API listen `host:port`")
+	fs.Var(&o.join, "join", "seed `host:port` to join (repeatable or comma-separated; DNS names are re-resolved)")
+	fs.StringVar(&o.scopes, "scopes", "default", "comma-separated `scopes` this node serves")
+	fs.StringVar(&o.profile, "profile", "lan", "gossip timings: lan, wan or local (one machine, fast failure detection)")
+	fs.StringVar(&o.gossipKey, "gossip-key", "", "base64 `key` of 16, 24 or 32 bytes encrypting gossip (same on every node)")
+	fs.StringVar(&o.apiToken, "api-token", "", "bearer `token` required on /v1 and /metrics")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` for HTTPS (with --tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key `file` for HTTPS (with --tls-cert)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&o.sync, "sync", "always", "when durable/session joins and leaves are acknowledged: always (after fsync, shared by concurrent writers) or interval (fsync every --sync-interval; a crash or kill -9 may lose the last interval of acknowledged writes)")
+	fs.DurationVar(&o.syncInterval, "sync-interval", 10*time.Millisecond, "fsync period with --sync=interval")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("serve takes no arguments, got %q", pos)
+	}
+	logger, err := newLogger(o.logLevel, o.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := registryConfig(o, logger)
+	if err != nil {
+		return err
+	}
+	scfg := server.DefaultConfig()
+	scfg.Addr = o.httpAddr
+	scfg.Token = o.apiToken
+	scfg.TLSCertFile, scfg.TLSKeyFile = o.tlsCert, o.tlsKey
+	scfg.ShutdownTimeout = o.shutdownTimeout
+	scfg.Logger = logger.With("component", "http")
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	reg, err := registry.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("opening the registry: %w", err)
+	}
+	closeReg := func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+		defer cancel()
+		return reg.Close(cctx)
+	}
+	srv, err := server.New(reg, scfg)
+	if err != nil {
+		_ = closeReg()
+		return err
+	}
+	ln, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		_ = closeReg()
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	scheme := "http"
+	if o.tlsCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "roster %s: node %q (incarnation %d) serving scopes %s\n  HTTP API: %s://%s\n  gossip:   %s\n  data:     %s\n",
+		version, reg.Name(), reg.Incarnation(), strings.Join(reg.Scopes(), ","), scheme, ln.Addr(), reg.Addr(), o.dataDir)
+	logger.Info("serving", "name", reg.Name(), "incarnation", reg.Incarnation(), "http", ln.Addr().String(), "gossip", reg.Addr(), "seeds", []string(o.join))
+
+	// Serve returns once ctx ends (SIGINT/SIGTERM) and the HTTP side has
+	// shut down gracefully: no new connections, in-flight requests done,
+	// watch streams ended.
+	serveErr := srv.Serve(ctx, ln)
+	logger.Info("shutting down: leaving the cluster")
+	// Leave the cluster (peers hide our members at once) and close storage.
+	if err := closeReg(); err != nil {
+		logger.Warn("closing the registry", "err", err)
+		if serveErr == nil {
+			serveErr = err
+		}
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// registryConfig builds the registry configuration from the flags.
+func registryConfig(o serveOptions, logger *slog.Logger) (registry.Config, error) {
+	var cfg registry.Config
+	switch o.profile {
+	case "lan":
+		cfg = registry.DefaultConfig(o.name)
+	case "local":
+		cfg = registry.LocalConfig(o.name)
+	case "wan":
+		cfg = registry.DefaultConfig(o.name)
+		ml := memberlist.DefaultWANConfig()
+		ml.DeadNodeReclaimTime = cfg.Memberlist.DeadNodeReclaimTime
+		cfg.Memberlist = ml
+		cfg.MaxPacketBytes = ml.UDPBufferSize - 128
+	default:
+		return cfg, usageErr("--profile %q: want lan, wan or local", o.profile)
+	}
+	cfg.Name = o.name
+	cfg.Logger = logger.With("component", "registry")
+	cfg.Scopes = nil
+	for _, s := range strings.Split(o.scopes, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Scopes = append(cfg.Scopes, s)
+		}
+	}
+	if len(cfg.Scopes) == 0 {
+		return cfg, usageErr("--scopes: at least one scope")
+	}
+	var err error
+	if cfg.BindAddr, cfg.BindPort, err = splitHostPort("--gossip-addr", o.gossipAddr); err != nil {
+		return cfg, err
+	}
+	if o.advertiseAddr != "" {
+		if cfg.AdvertiseAddr, cfg.AdvertisePort, err = splitHostPort("--advertise-addr", o.advertiseAddr); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.Seeds = append([]string(nil), o.join...)
+	if o.gossipKey != "" {
+		key, err := base64.StdEncoding.DecodeString(o.gossipKey)
+		if err != nil {
+			return cfg, usageErr("--gossip-key: not base64: %v", err)
+		}
+		if n := len(key); n != 16 && n != 24 && n != 32 {
+			return cfg, usageErr("--gossip-key: %d bytes, want 16, 24 or 32", n)
+		}
+		cfg.SecretKey = key
+	}
+	if o.dataDir == "" {
+		return cfg, usageErr("--data-dir must not be empty")
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return cfg, fmt.Errorf("--data-dir: %w", err)
+	}
+	cfg.DataDir = o.dataDir
+	switch o.sync {
+	case "always":
+		cfg.Storage.Sync = storage.SyncAlways
+	case "interval":
+		if o.syncInterval <= 0 {
+			return cfg, usageErr("--sync-interval must be positive")
+		}
+		cfg.Storage.Sync, cfg.Storage.SyncInterval = storage.SyncInterval, o.syncInterval
+	default:
+		return cfg, usageErr("--sync %q: want always or interval", o.sync)
+	}
+	return cfg, nil
+}
+
+func splitHostPort(flagName, addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, usageErr("%s %q: %v", flagName, addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, usageErr("%s %q: bad port", flagName, addr)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, p, nil
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErr("--log-format %q: want text or json", format)
+}

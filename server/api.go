@@ -1,0 +1,200 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/roster-io/roster/registry"
+)
+
+// join: PUT /v1/scopes/{scope}/groups/{group}/members/{id}. Without a
+// session the member is durable.
+func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
+	var req joinRequest
+	if err := s.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	scope, group, id := r.PathValue("scope"), r.PathValue("group"), r.PathValue("id")
+	opt := registry.Durable()
+	if req.Session != "" {
+		opt = registry.InSession(req.Session)
+	}
+	if _, err := s.reg.Join(r.Context(), scope, group, id, req.Meta, opt); err != nil {
+		return err
+	}
+	m := toMember(registry.Member{Group: group, ID: id, Meta: req.Meta, Owner: s.reg.Name(), Incarnation: s.reg.Incarnation(), Confirmed: true})
+	m.Durable, m.Session = req.Session == "", req.Session
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+// leave: DELETE /v1/scopes/{scope}/groups/{group}/members/{id}.
+func (s *Server) leave(w http.ResponseWriter, r *http.Request) error {
+	if err := s.reg.Leave(r.Context(), r.PathValue("scope"), r.PathValue("group"), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// members: GET /v1/scopes/{scope}/groups/{group}/members[?local=true].
+func (s *Server) members(w http.ResponseWriter, r *http.Request) error {
+	local, err := boolParam(r, "local")
+	if err != nil {
+		return err
+	}
+	read := s.reg.Members
+	if local {
+		read = s.reg.LocalMembers
+	}
+	ms, err := read(r.PathValue("scope"), r.PathValue("group"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, membersJSON{Members: toMembers(ms)})
+	return nil
+}
+
+// groups: GET /v1/scopes/{scope}/groups.
+func (s *Server) groups(w http.ResponseWriter, r *http.Request) error {
+	gs, err := s.reg.Groups(r.PathValue("scope"))
+	if err != nil {
+		return err
+	}
+	if gs == nil {
+		gs = []string{}
+	}
+	writeJSON(w, http.StatusOK, groupsJSON{Groups: gs})
+	return nil
+}
+
+// createSession: POST /v1/sessions {"ttl":"15s"}.
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
+	var req sessionRequest
+	if err := s.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		return err
+	}
+	sess, err := s.reg.CreateSession(r.Context(), ttl)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/sessions/"+sess.ID)
+	writeJSON(w, http.StatusCreated, toSession(sess))
+	return nil
+}
+
+// parseTTL accepts a Go duration string or a number of seconds.
+func parseTTL(v any) (time.Duration, error) {
+	bad := func(format string, args ...any) error {
+		return errorf(http.StatusBadRequest, CodeInvalidTTL, "ttl: "+format+" (want a duration like \"15s\" between %v and %v)",
+			append(args, registry.MinSessionTTL, registry.MaxSessionTTL)...)
+	}
+	var d time.Duration
+	switch t := v.(type) {
+	case nil:
+		return 0, bad("missing")
+	case string:
+		var err error
+		if d, err = time.ParseDuration(t); err != nil {
+			return 0, bad("%q is not a duration", t)
+		}
+	case float64:
+		if t <= 0 || t > registry.MaxSessionTTL.Seconds() {
+			return 0, bad("%v seconds out of range", t)
+		}
+		d = time.Duration(t * float64(time.Second))
+	default:
+		return 0, bad("must be a string or a number of seconds")
+	}
+	if d < registry.MinSessionTTL || d > registry.MaxSessionTTL {
+		return 0, bad("%v out of range", d)
+	}
+	return d, nil
+}
+
+// listSessions: GET /v1/sessions.
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
+	ss := s.reg.Sessions()
+	out := sessionsJSON{Sessions: make([]sessionJSON, len(ss))}
+	for i, x := range ss {
+		out.Sessions[i] = toSession(x)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// getSession: GET /v1/sessions/{id}.
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.reg.GetSession(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toSession(sess))
+	return nil
+}
+
+// keepAlive: PUT /v1/sessions/{id}.
+func (s *Server) keepAlive(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.reg.KeepAlive(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toSession(sess))
+	return nil
+}
+
+// closeSession: DELETE /v1/sessions/{id}.
+func (s *Server) closeSession(w http.ResponseWriter, r *http.Request) error {
+	if err := s.reg.CloseSession(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// nodes: GET /v1/nodes.
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
+	ns := s.reg.Nodes()
+	out := nodesJSON{Nodes: make([]nodeJSON, len(ns))}
+	for i, n := range ns {
+		scopes := n.Scopes
+		if scopes == nil {
+			scopes = []string{}
+		}
+		out.Nodes[i] = nodeJSON{Name: n.Name, Incarnation: n.Incarnation, State: string(n.State), Scopes: scopes, Addr: n.Addr, Self: n.Self}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// readyz: 200 once the registry has joined and caught up, 503 before that
+// and while shutting down.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeNotReady, Message: "shutting down"}})
+		return
+	}
+	if !s.reg.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeNotReady, Message: "not joined or not caught up yet"}})
+		return
+	}
+	writeJSON(w, http.StatusOK, statusJSON{Status: "ready"})
+}
+
+// boolParam parses an optional boolean query parameter.
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errorf(http.StatusBadRequest, CodeInvalidQuery, "%s=%q is not a boolean", name, v)
+	}
+	return b, nil
+}

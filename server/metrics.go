@@ -1,0 +1,129 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/roster-io/roster/gossip"
+)
+
+// metrics are the server's Prometheus metrics, in a private registry so
+// that several servers can live in one process.
+type metrics struct {
+	reg      *prometheus.Registry
+	ops      *prometheus.CounterVec   // op, code
+	watchers *prometheus.GaugeVec     // scope
+	resyncs  *prometheus.CounterVec   // scope, cause
+	duration *prometheus.HistogramVec // route, method, code
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_operations_total",
+			Help: "API operations by operation and outcome code (ok or the error code).",
+		}, []string{"op", "code"}),
+		watchers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roster_watchers",
+			Help: "Open watch streams by scope.",
+		}, []string{"scope"}),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_watch_resyncs_total",
+			Help: "Resync events sent to watch streams, by scope and cause (behind: the consumer fell behind; history: a resume point no longer held; incarnation: a resume point from another run).",
+		}, []string{"scope", "cause"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "roster_http_request_duration_seconds",
+			Help:    "HTTP request duration by route pattern, method and status code (watch streams count their whole life).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60},
+		}, []string{"route", "method", "code"}),
+	}
+	m.reg.MustRegister(m.ops, m.watchers, m.resyncs, m.duration,
+		&registryCollector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, sc := range s.reg.Scopes() {
+		m.watchers.WithLabelValues(sc)
+	}
+	return m
+}
+
+// registryCollector reads the registry's state and gossip counters at
+// scrape time.
+type registryCollector struct{ s *Server }
+
+var (
+	descMembers  = prometheus.NewDesc("roster_members", "Visible members (all owners, reachable) by scope.", []string{"scope"}, nil)
+	descGroups   = prometheus.NewDesc("roster_groups", "Groups with at least one visible member, by scope.", []string{"scope"}, nil)
+	descPeers    = prometheus.NewDesc("roster_peers", "Other nodes by state as seen from this node.", []string{"state"}, nil)
+	descSessions = prometheus.NewDesc("roster_sessions", "Live sessions on this node.", nil, nil)
+	descReady    = prometheus.NewDesc("roster_ready", "1 when the registry is ready (joined and caught up), else 0.", nil, nil)
+	descInfo     = prometheus.NewDesc("roster_node_info", "The node's name and incarnation (value 1).", []string{"name", "incarnation"}, nil)
+	descHistory  = prometheus.NewDesc("roster_watch_history_events", "Events held in the watch history ring, by scope.", []string{"scope"}, nil)
+
+	gossipCounters = []struct {
+		desc *prometheus.Desc
+		get  func(gossip.Stats) int64
+	}{
+		{counterDesc("roster_gossip_deltas_sent_total", "Deltas pushed to peers."), func(s gossip.Stats) int64 { return s.DeltasSent }},
+		{counterDesc("roster_gossip_deltas_received_total", "Deltas received from peers."), func(s gossip.Stats) int64 { return s.DeltasReceived }},
+		{counterDesc("roster_gossip_packets_sent_total", "Best-effort (UDP) gossip packets sent."), func(s gossip.Stats) int64 { return s.PacketsSent }},
+		{counterDesc("roster_gossip_reliable_sent_total", "Reliable (TCP) gossip messages sent."), func(s gossip.Stats) int64 { return s.ReliableSent }},
+		{counterDesc("roster_gossip_bytes_sent_total", "Gossip bytes sent (deltas and anti-entropy)."), func(s gossip.Stats) int64 { return s.BytesSent }},
+		{counterDesc("roster_gossip_decode_errors_total", "Gossip messages rejected as malformed."), func(s gossip.Stats) int64 { return s.DecodeErrors }},
+		{counterDesc("roster_gossip_merge_errors_total", "Deltas rejected at merge."), func(s gossip.Stats) int64 { return s.MergeErrors }},
+		{counterDesc("roster_gossip_out_of_order_chunks_total", "Anti-entropy chunks received out of order."), func(s gossip.Stats) int64 { return s.OutOfOrderChunks }},
+		{counterDesc("roster_gossip_rejoin_attempts_total", "Attempts to rejoin missing peers and seeds."), func(s gossip.Stats) int64 { return s.RejoinAttempts }},
+		{counterDesc("roster_gossip_rejoin_successes_total", "Successful rejoins."), func(s gossip.Stats) int64 { return s.RejoinSuccesses }},
+		{counterDesc("roster_anti_entropy_syncs_sent_total", "Anti-entropy digests sent."), func(s gossip.Stats) int64 { return s.SyncsSent }},
+		{counterDesc("roster_anti_entropy_syncs_served_total", "Anti-entropy digests answered."), func(s gossip.Stats) int64 { return s.SyncsServed }},
+		{counterDesc("roster_anti_entropy_repair_deltas_sent_total", "Repair deltas sent by anti-entropy."), func(s gossip.Stats) int64 { return s.RepairDeltasSent }},
+		{counterDesc("roster_anti_entropy_repair_bytes_sent_total", "Repair bytes sent by anti-entropy."), func(s gossip.Stats) int64 { return s.RepairBytesSent }},
+	}
+)
+
+func counterDesc(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+
+var peerStates = []gossip.PeerState{gossip.PeerAlive, gossip.PeerDead, gossip.PeerLeft, gossip.PeerUnknown}
+
+func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descMembers, descGroups, descPeers, descSessions, descReady, descInfo, descHistory} {
+		ch <- d
+	}
+	for _, g := range gossipCounters {
+		ch <- g.desc
+	}
+}
+
+func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.s.reg
+	for _, f := range c.s.feeds {
+		members, groups, held := f.counts()
+		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(members), f.scope)
+		ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(groups), f.scope)
+		ch <- prometheus.MustNewConstMetric(descHistory, prometheus.GaugeValue, float64(held), f.scope)
+	}
+	byState := map[gossip.PeerState]int{}
+	for _, n := range r.Nodes() {
+		if !n.Self {
+			byState[n.State]++
+		}
+	}
+	for _, st := range peerStates {
+		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(byState[st]), string(st))
+		delete(byState, st)
+	}
+	for st, n := range byState { // states added to gossip later
+		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(n), string(st))
+	}
+	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(len(r.Sessions())))
+	ready := 0.0
+	if r.Ready() && !c.s.draining.Load() {
+		ready = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
+	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, r.Name(), formatUint(r.Incarnation()))
+	st := r.Stats()
+	for _, g := range gossipCounters {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.CounterValue, float64(g.get(st)))
+	}
+}

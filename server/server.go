@@ -1,0 +1,317 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/roster-io/roster/registry"
+)
+
+// Server serves the HTTP API of one registry. Create it with New, mount
+// Handler or call Serve/ListenAndServe, and stop it with Shutdown.
+type Server struct {
+	reg     *registry.Registry
+	cfg     Config
+	log     *slog.Logger
+	tls     *tls.Config
+	feeds   map[string]*feed
+	metrics *metrics
+	handler http.Handler
+	httpSrv *http.Server
+
+	serving  atomic.Bool
+	draining atomic.Bool
+	stopMu   sync.Mutex    // orders streams.Add before the close of stopping
+	stopping chan struct{} // closed by Shutdown: watch streams end
+	stopped  bool
+	streams  sync.WaitGroup
+}
+
+// New creates a Server for reg. It validates cfg and starts following every
+// scope of reg for watch history; Shutdown stops that.
+func New(reg *registry.Registry, cfg Config) (*Server, error) {
+	if reg == nil {
+		return nil, fmt.Errorf("%w: nil registry", ErrConfig)
+	}
+	tlsCfg, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{reg: reg, cfg: cfg, log: lg, tls: tlsCfg, feeds: map[string]*feed{}, stopping: make(chan struct{})}
+	for _, sc := range reg.Scopes() {
+		w, err := reg.Watch(context.Background(), sc, registry.All())
+		if err != nil {
+			s.stopFeeds()
+			return nil, fmt.Errorf("server: following scope %q: %w", sc, err)
+		}
+		s.feeds[sc] = newFeed(sc, w, cfg.WatchHistory, lg)
+	}
+	s.metrics = newMetrics(s)
+	s.handler = s.routes()
+	s.httpSrv = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           s.handler,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handler returns the API's handler, with authentication, limits and
+// metrics, for use with any http.Server (or httptest).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// ListenAndServe listens on Config.Addr and serves until ctx ends (then it
+// shuts down gracefully within Config.ShutdownTimeout) or Shutdown is
+// called. It returns nil after a graceful shutdown.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln (HTTPS when TLS is configured) until ctx ends (then it
+// shuts down gracefully within Config.ShutdownTimeout) or Shutdown is
+// called. It returns nil after a graceful shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.serving.Swap(true) || s.draining.Load() {
+		_ = ln.Close()
+		return ErrServing
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+			defer cancel()
+			if err := s.Shutdown(sctx); err != nil {
+				s.log.Warn("graceful shutdown incomplete", "err", err)
+			}
+		case <-done:
+		}
+	}()
+	var err error
+	if s.tls != nil {
+		err = s.httpSrv.ServeTLS(ln, "", "")
+	} else {
+		err = s.httpSrv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the server gracefully: /readyz turns 503, listeners
+// close, watch streams end, in-flight requests finish (until ctx ends), and
+// the watch history stops following the registry. The registry itself is
+// left open: close it afterwards.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.stopMu.Lock()
+	if !s.stopped {
+		s.stopped = true
+		close(s.stopping)
+	}
+	s.stopMu.Unlock()
+	err := s.httpSrv.Shutdown(ctx)
+	// Handlers mounted elsewhere (Handler) are not tracked by httpSrv:
+	// wait for their watch streams too.
+	waited := make(chan struct{})
+	go func() { s.streams.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	s.stopFeeds()
+	return err
+}
+
+// streamStarted registers a watch stream, unless the server is stopping.
+func (s *Server) streamStarted() bool {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.streams.Add(1)
+	return true
+}
+
+func (s *Server) stopFeeds() {
+	for _, f := range s.feeds {
+		f.w.Close()
+		<-f.done
+	}
+}
+
+// routes builds the mux and wraps it in the middleware.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern, op string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, s.op(op, h))
+	}
+	const member = "/v1/scopes/{scope}/groups/{group}/members/{id}"
+	handle("PUT "+member, "join", s.join)
+	handle("DELETE "+member, "leave", s.leave)
+	handle("GET /v1/scopes/{scope}/groups/{group}/members", "members", s.members)
+	handle("GET /v1/scopes/{scope}/groups", "groups", s.groups)
+	handle("GET /v1/scopes/{scope}/watch", "watch", s.watch)
+	handle("POST /v1/sessions", "session_create", s.createSession)
+	handle("GET /v1/sessions", "sessions", s.listSessions)
+	handle("GET /v1/sessions/{id}", "session_get", s.getSession)
+	handle("PUT /v1/sessions/{id}", "session_keepalive", s.keepAlive)
+	handle("DELETE /v1/sessions/{id}", "session_close", s.closeSession)
+	handle("GET /v1/nodes", "nodes", s.nodes)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, statusJSON{Status: "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
+
+	// The same paths without a method answer 405 in JSON; anything else 404.
+	allow := map[string]string{
+		member: "PUT, DELETE",
+		"/v1/scopes/{scope}/groups/{group}/members": "GET, HEAD",
+		"/v1/scopes/{scope}/groups":                 "GET, HEAD",
+		"/v1/scopes/{scope}/watch":                  "GET, HEAD",
+		"/v1/sessions":                              "GET, HEAD, POST",
+		"/v1/sessions/{id}":                         "GET, HEAD, PUT, DELETE",
+		"/v1/nodes":                                 "GET, HEAD",
+		"/healthz":                                  "GET, HEAD",
+		"/readyz":                                   "GET, HEAD",
+		"/metrics":                                  "GET, HEAD",
+	}
+	for path, methods := range allow {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", methods)
+			s.writeError(w, r, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s not allowed on %s; allowed: %s", r.Method, path, methods))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return s.instrument(s.recoverPanics(s.authenticate(mux)))
+}
+
+// op wraps an API handler: it answers its error and counts the outcome.
+func (s *Server) op(name string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := "ok"
+		if err := h(w, r); err != nil {
+			code = s.writeError(w, r, err)
+		}
+		s.metrics.ops.WithLabelValues(name, code).Inc()
+	})
+}
+
+// authenticate requires the bearer token on /v1 and /metrics when one is
+// configured.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	if s.cfg.Token == "" {
+		return next
+	}
+	want := []byte(s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/v1" || strings.HasPrefix(p, "/v1/") || p == "/metrics" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+				code := s.writeError(w, r, errorf(http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token"))
+				s.metrics.ops.WithLabelValues("auth", code).Inc()
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a handler panic into a 500 instead of a dropped
+// connection, and logs it.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// instrument records the request duration by route pattern, method and
+// status, and logs requests at debug level.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		d := time.Since(start)
+		route := r.Pattern // set by the mux on this request
+		if route == "" {
+			route = "unmatched"
+		}
+		method := r.Method
+		switch method {
+		case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
+		default:
+			method = "other"
+		}
+		s.metrics.duration.WithLabelValues(route, method, strconv.Itoa(rec.status)).Observe(d.Seconds())
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", d)
+	})
+}
+
+// statusRecorder remembers the status written; Unwrap lets
+// http.ResponseController reach the real writer (Flush, deadlines).
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func formatUint(v uint64) string { return strconv.FormatUint(v, 10) }

@@ -1,0 +1,198 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/roster-io/roster/registry"
+)
+
+// IncarnationHeader names the registry run that numbered a watch stream's
+// event ids. A client that sends it back when resuming with Last-Event-ID
+// gets a resync instead of a replay if the server restarted in between.
+const IncarnationHeader = "Roster-Incarnation"
+
+// replayWait bounds how long a resumed watch waits for the history ring to
+// catch up with the registry (it normally lags by microseconds).
+const replayWait = 5 * time.Second
+
+// watch: GET /v1/scopes/{scope}/watch[?group=g|?prefix=p] as Server-Sent
+// Events. See the package documentation for the protocol.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
+	scope := r.PathValue("scope")
+	q := r.URL.Query()
+	group, prefix := q.Get("group"), q.Get("prefix")
+	sel, match := registry.All(), func(string) bool { return true }
+	switch {
+	case group != "" && prefix != "":
+		return errorf(http.StatusBadRequest, CodeInvalidQuery, "give group or prefix, not both")
+	case group != "":
+		sel, match = registry.Group(group), func(g string) bool { return g == group }
+	case prefix != "":
+		sel, match = registry.Prefix(prefix), func(g string) bool { return strings.HasPrefix(g, prefix) }
+	}
+	resume, after, err := lastEventID(r)
+	if err != nil {
+		return err
+	}
+	rw, err := s.reg.Watch(r.Context(), scope, sel)
+	if err != nil {
+		return err
+	}
+	defer rw.Close()
+	f := s.feeds[scope]
+	if f == nil { // cannot happen: a scope the registry serves has a feed
+		return errorf(http.StatusNotFound, CodeUnknownScope, "scope %q is not followed", scope)
+	}
+
+	if !s.streamStarted() {
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "shutting down")
+	}
+	defer s.streams.Done()
+	watchers := s.metrics.watchers.WithLabelValues(scope)
+	watchers.Inc()
+	defer watchers.Dec()
+
+	rc := http.NewResponseController(w)
+	// Streams outlive any server-wide read or write deadline.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	inc := s.reg.Incarnation()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set(IncarnationHeader, formatUint(inc))
+	w.WriteHeader(http.StatusOK)
+
+	sse := &sseWriter{w: w, rc: rc}
+	sse.retry(time.Second)
+	snapshot := func(typ, reason string, seq uint64, ms []registry.Member) {
+		sse.event(seq, typ, snapshotJSON{Type: typ, Reason: reason, Seq: seq, Members: toMembers(ms), Node: s.reg.Name(), Incarnation: inc})
+	}
+	switch {
+	case !resume:
+		snapshot("snapshot", "", rw.Seq, rw.Snapshot)
+	case r.Header.Get(IncarnationHeader) != "" && r.Header.Get(IncarnationHeader) != formatUint(inc):
+		s.metrics.resyncs.WithLabelValues(scope, "incarnation").Inc()
+		snapshot("resync", string(registry.ReasonResync), rw.Seq, rw.Snapshot)
+	default:
+		evs, ok := f.replay(r.Context(), after, rw.Seq, match, replayWait)
+		if !ok {
+			s.metrics.resyncs.WithLabelValues(scope, "history").Inc()
+			snapshot("resync", string(registry.ReasonResync), rw.Seq, rw.Snapshot)
+			break
+		}
+		for _, e := range evs {
+			sse.change(e)
+		}
+	}
+	if sse.flush() != nil {
+		return nil
+	}
+
+	heartbeat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case e, ok := <-rw.C:
+			if !ok { // the registry is closing
+				return nil
+			}
+			if e.Type == registry.EventResync {
+				s.metrics.resyncs.WithLabelValues(scope, "behind").Inc()
+				snapshot("resync", string(e.Reason), e.Seq, e.Members)
+			} else {
+				sse.change(e)
+			}
+		case <-heartbeat.C:
+			sse.comment("ping")
+		case <-r.Context().Done():
+			return nil
+		case <-s.stopping:
+			return nil
+		}
+		if sse.flush() != nil {
+			return nil
+		}
+	}
+}
+
+// lastEventID reads the resume point: the Last-Event-ID header, or the
+// last_event_id query parameter for clients that cannot set headers.
+func lastEventID(r *http.Request) (resume bool, after uint64, err error) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("last_event_id")
+	}
+	if v = strings.TrimSpace(v); v == "" {
+		return false, 0, nil
+	}
+	after, err = strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return false, 0, errorf(http.StatusBadRequest, CodeInvalidQuery, "Last-Event-ID %q is not an event id", v)
+	}
+	return true, after, nil
+}
+
+// sseWriter frames Server-Sent Events. The first write error sticks and
+// ends the stream.
+type sseWriter struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf []byte
+	err error
+}
+
+func (s *sseWriter) retry(d time.Duration) {
+	s.buf = append(s.buf, "retry: "...)
+	s.buf = strconv.AppendInt(s.buf, d.Milliseconds(), 10)
+	s.buf = append(s.buf, '\n', '\n')
+}
+
+func (s *sseWriter) comment(text string) {
+	s.buf = append(s.buf, ": "...)
+	s.buf = append(s.buf, text...)
+	s.buf = append(s.buf, '\n', '\n')
+}
+
+func (s *sseWriter) change(e registry.Event) {
+	s.event(e.Seq, string(e.Type), eventJSON{Type: string(e.Type), Reason: string(e.Reason), Seq: e.Seq, Member: toMember(e.Member)})
+}
+
+// event appends one event; data is JSON (one line, so one data field).
+func (s *sseWriter) event(id uint64, typ string, data any) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		s.err = err
+		return
+	}
+	s.buf = append(s.buf, "id: "...)
+	s.buf = strconv.AppendUint(s.buf, id, 10)
+	s.buf = append(s.buf, "\nevent: "...)
+	s.buf = append(s.buf, typ...)
+	s.buf = append(s.buf, "\ndata: "...)
+	s.buf = append(s.buf, b...)
+	s.buf = append(s.buf, '\n', '\n')
+}
+
+// flush writes what was framed and flushes it to the client.
+func (s *sseWriter) flush() error {
+	if s.err != nil {
+		return s.err
+	}
+	if len(s.buf) > 0 {
+		if _, err := s.w.Write(s.buf); err != nil {
+			s.err = err
+			return err
+		}
+		s.buf = s.buf[:0]
+	}
+	if err := s.rc.Flush(); err != nil {
+		s.err = err
+	}
+	return s.err
+}

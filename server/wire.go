@@ -1,0 +1,118 @@
+package server
+
+import (
+	"time"
+
+	"github.com/roster-io/roster/registry"
+)
+
+// The JSON shapes of the API. Field names are the public contract.
+
+type memberJSON struct {
+	ID          string            `json:"id"`
+	Group       string            `json:"group"`
+	Meta        map[string]string `json:"meta"`
+	Owner       string            `json:"owner"`
+	Incarnation uint64            `json:"incarnation"`
+	// Confirmed is false for a member loaded from the node's cache after a
+	// restart whose owner has not been seen alive yet.
+	Confirmed bool `json:"confirmed"`
+	// Lifetime, only in the answer to a join.
+	Durable bool   `json:"durable,omitempty"`
+	Session string `json:"session,omitempty"`
+}
+
+func toMember(m registry.Member) memberJSON {
+	meta := m.Meta
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	return memberJSON{ID: m.ID, Group: m.Group, Meta: meta, Owner: m.Owner, Incarnation: m.Incarnation, Confirmed: m.Confirmed}
+}
+
+func toMembers(ms []registry.Member) []memberJSON {
+	out := make([]memberJSON, len(ms))
+	for i, m := range ms {
+		out[i] = toMember(m)
+	}
+	return out
+}
+
+type membersJSON struct {
+	Members []memberJSON `json:"members"`
+}
+
+type groupsJSON struct {
+	Groups []string `json:"groups"`
+}
+
+// joinRequest is the body of a join. Without Session the member is durable.
+type joinRequest struct {
+	Meta    map[string]string `json:"meta"`
+	Session string            `json:"session"`
+}
+
+// sessionRequest is the body of a session creation; TTL is a Go duration
+// ("15s", "1m30s") or a number of seconds.
+type sessionRequest struct {
+	TTL any `json:"ttl"`
+}
+
+type sessionJSON struct {
+	ID      string    `json:"id"`
+	TTL     string    `json:"ttl"`
+	Expires time.Time `json:"expires"`
+}
+
+func toSession(s registry.Session) sessionJSON {
+	return sessionJSON{ID: s.ID, TTL: s.TTL.String(), Expires: s.Expires.UTC()}
+}
+
+type sessionsJSON struct {
+	Sessions []sessionJSON `json:"sessions"`
+}
+
+type nodeJSON struct {
+	Name        string   `json:"name"`
+	Incarnation uint64   `json:"incarnation"`
+	State       string   `json:"state"`
+	Scopes      []string `json:"scopes"`
+	Addr        string   `json:"addr"`
+	Self        bool     `json:"self"`
+}
+
+type nodesJSON struct {
+	Nodes []nodeJSON `json:"nodes"`
+}
+
+type statusJSON struct {
+	Status string `json:"status"`
+}
+
+// eventJSON is the data of a join, leave or update watch event.
+type eventJSON struct {
+	Type   string     `json:"type"`
+	Reason string     `json:"reason"`
+	Seq    uint64     `json:"seq"`
+	Member memberJSON `json:"member"`
+}
+
+// snapshotJSON is the data of a snapshot or resync watch event: the whole
+// membership the watch follows as of Seq, and the node serving it.
+type snapshotJSON struct {
+	Type        string       `json:"type"`
+	Reason      string       `json:"reason,omitempty"`
+	Seq         uint64       `json:"seq"`
+	Members     []memberJSON `json:"members"`
+	Node        string       `json:"node"`
+	Incarnation uint64       `json:"incarnation"`
+}
+
+type errorJSON struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
