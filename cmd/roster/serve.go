@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,12 +32,8 @@ type serveOptions struct {
 	syncInterval                                       time.Duration
 }
 
-func runServe(args []string, stdout, stderr io.Writer) error {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "roster"
-	}
-	var o serveOptions
+// serveFlags defines the flags of roster serve into o.
+func serveFlags(o *serveOptions, host string, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	fs.StringVar(&o.name, "name", host, "node `name`, unique in the cluster and stable across restarts")
 	fs.StringVar(&o.dataDir, "data-dir", "./roster-data", "`directory` for durable members, sessions and the node's identity")
@@ -55,6 +52,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&o.sync, "sync", "always", "when durable/session joins and leaves are acknowledged: always (after fsync, shared by concurrent writers) or interval (fsync every --sync-interval; a crash or kill -9 may lose the last interval of acknowledged writes)")
 	fs.DurationVar(&o.syncInterval, "sync-interval", 10*time.Millisecond, "fsync period with --sync=interval")
+	return fs
+}
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "roster"
+	}
+	var o serveOptions
+	fs := serveFlags(&o, host, stderr)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
