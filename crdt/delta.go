@@ -1,7 +1,9 @@
 package crdt
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 )
 
 // Add is a join or metadata update of the member (Group, ID) at dot Counter
@@ -155,12 +157,14 @@ func (d *Delta) Validate() error {
 	return nil
 }
 
-// JoinDeltas joins two deltas of the same replica into one (for batching
-// local deltas before sending). For each key the later event wins. Only
-// plain deltas can be batched.
-func JoinDeltas(a, b *Delta) (*Delta, error) {
-	if a.Replica != b.Replica || a.Auth || b.Auth {
-		return nil, fmt.Errorf("%w: can only batch plain deltas of one replica", ErrInvalidDelta)
+// JoinAll joins plain deltas of one replica into one delta, the same as
+// merging them one by one: for each key only its latest event is kept, and
+// the context is the union of theirs. The gossip layer batches a burst of
+// local operations this way, so that a peer merges one delta (one lock, one
+// validation) instead of thousands.
+func JoinAll(ds ...*Delta) (*Delta, error) {
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("%w: nothing to join", ErrInvalidDelta)
 	}
 	type ev struct {
 		add *Add
@@ -178,7 +182,14 @@ func JoinDeltas(a, b *Delta) (*Delta, error) {
 			latest[k] = e
 		}
 	}
-	for _, d := range []*Delta{a, b} {
+	out := &Delta{Replica: ds[0].Replica}
+	var ctx []Range
+	for _, d := range ds {
+		if d.Replica != out.Replica || d.Auth {
+			return nil, fmt.Errorf("%w: can only join plain deltas of one replica", ErrInvalidDelta)
+		}
+		out.Floor = max(out.Floor, d.Floor)
+		ctx = append(ctx, d.Ctx...)
 		for i := range d.Adds {
 			x := &d.Adds[i]
 			note(memberKey{x.Group, x.ID}, ev{add: x, cnt: x.Counter})
@@ -188,7 +199,6 @@ func JoinDeltas(a, b *Delta) (*Delta, error) {
 			note(memberKey{x.Group, x.ID}, ev{rm: x, cnt: x.Counter})
 		}
 	}
-	out := &Delta{Replica: a.Replica, Floor: max(a.Floor, b.Floor)}
 	for _, k := range order {
 		e := latest[k]
 		if e.add != nil {
@@ -197,7 +207,8 @@ func JoinDeltas(a, b *Delta) (*Delta, error) {
 			out.Removes = append(out.Removes, *e.rm)
 		}
 	}
-	out.Ctx = unionRanges(a.Ctx, b.Ctx)
+	slices.SortFunc(ctx, func(a, b Range) int { return cmp.Compare(a.Lo, b.Lo) })
+	out.Ctx = unionRanges(ctx, nil)
 	return out, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 )
 
@@ -437,4 +438,50 @@ func TestPropLifecycleEvents(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPropJoinAllEqualsDeltas: runs of one owner's consecutive deltas joined
+// with JoinAll (as the gossip layer batches them), delivered in any order
+// with duplicates and through the codec, give exactly the owner's state.
+func TestPropJoinAllEqualsDeltas(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		owner := mustNew(t, "r0", 1, drawOptions(t, "ownerOpts"))
+		var deltas []*Delta
+		for i, n := 0, rapid.IntRange(0, 40).Draw(t, "steps"); i < n; i++ {
+			if d := randomOp(t, owner, nil); d != nil {
+				deltas = append(deltas, d)
+			}
+		}
+		var batches []*Delta
+		for i := 0; i < len(deltas); {
+			n := rapid.IntRange(1, len(deltas)-i).Draw(t, "run")
+			b, err := JoinAll(deltas[i : i+n]...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Validate(); err != nil {
+				t.Fatalf("joined delta invalid: %v", err)
+			}
+			batches = append(batches, roundTrip(t, b))
+			i += n
+		}
+		obs := mustNew(t, "obs", 1, drawOptions(t, "obsOpts"))
+		m := model{}
+		if len(batches) > 0 {
+			order := rapid.SliceOfN(rapid.IntRange(0, len(batches)-1), len(batches), 3*len(batches)).Draw(t, "order")
+			for _, i := range append(order, seqN(len(batches))...) {
+				if _, err := obs.Merge(batches[i], m.emit(t)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if got, want := obs.Describe(false), owner.Describe(false); got != want {
+			t.Fatalf("joined deltas differ from the owner's state:\nwant:\n%s\ngot:\n%s", want, got)
+		}
+		if !equalModels(m, visible(obs)) {
+			t.Fatalf("events replayed %v, state shows %v", m, visible(obs))
+		}
+	})
+	_, err := JoinAll()
+	require.ErrorIs(t, err, ErrInvalidDelta)
 }

@@ -109,7 +109,7 @@ type Node struct {
 	peers map[string]*peer
 
 	outMu  sync.Mutex
-	out    map[string][][]byte // scope -> encoded local deltas waiting to be pushed
+	out    map[string][]*crdt.Delta // scope -> local deltas waiting to be pushed
 	outSig chan struct{}
 
 	evMu  sync.Mutex
@@ -121,6 +121,8 @@ type Node struct {
 	servedMu sync.Mutex
 	served   map[[2]string]served
 	catchUp  map[string]time.Time // scope -> last digest sent
+	// pendingSync: digests from peers not yet alive here, by (scope, peer).
+	pendingSync map[[2]string]syncJob
 
 	stashMu sync.Mutex
 	stash   map[stashKey]*crdt.Delta
@@ -174,13 +176,15 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		self:    crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
 		scopes:  map[string]*Scope{},
 		peers:   map[string]*peer{},
-		out:     map[string][][]byte{},
+		out:     map[string][]*crdt.Delta{},
 		outSig:  make(chan struct{}, 1),
 		evSig:   make(chan struct{}, 1),
 		jobs:    make(chan syncJob, 256),
 		stash:   map[stashKey]*crdt.Delta{},
 		served:  map[[2]string]served{},
 		catchUp: map[string]time.Time{},
+
+		pendingSync: map[[2]string]syncJob{},
 
 		unconfirmed: map[crdt.ReplicaID]time.Time{},
 		rng:         rand.New(rand.NewPCG(cfg.Incarnation, uint64(len(cfg.Name)))),
@@ -362,12 +366,12 @@ func (n *Node) local(scope string, op func(*crdt.State, crdt.Emit) (*crdt.Delta,
 	if err != nil || d == nil {
 		return err
 	}
-	n.push(scope, crdt.EncodeDelta(d))
+	n.push(scope, d)
 	return nil
 }
 
 // push queues an encoded local delta for the send loop.
-func (n *Node) push(scope string, b []byte) {
+func (n *Node) push(scope string, b *crdt.Delta) {
 	n.outMu.Lock()
 	n.out[scope] = append(n.out[scope], b)
 	n.outMu.Unlock()
@@ -590,13 +594,45 @@ func (n *Node) sendLoop() {
 		}
 		n.outMu.Lock()
 		pending := n.out
-		n.out = map[string][][]byte{}
+		n.out = map[string][]*crdt.Delta{}
 		n.outMu.Unlock()
 		for scope, ds := range pending {
 			n.stats.deltasSent.Add(int64(len(ds)))
-			n.sendDeltas(scope, n.scopePeers(scope), ds)
+			n.sendDeltas(scope, n.scopePeers(scope), n.batch(ds))
 		}
 	}
+}
+
+// maxBatch bounds how many local operations one batched delta carries, so
+// a burst becomes a few deltas of a few tens of kilobytes each.
+const maxBatch = 1024
+
+// batch encodes a burst of local deltas, joining consecutive ones into
+// deltas of up to maxBatch operations (crdt.JoinAll): a peer then merges a
+// few deltas instead of thousands. A single operation goes out as is, so
+// the common case costs nothing extra.
+func (n *Node) batch(ds []*crdt.Delta) [][]byte {
+	out := make([][]byte, 0, len(ds)/maxBatch+1)
+	for len(ds) > 0 {
+		k := min(len(ds), maxBatch)
+		d := ds[0]
+		if k > 1 {
+			j, err := crdt.JoinAll(ds[:k]...)
+			if err != nil {
+				// Cannot happen for local plain deltas; send them one by one.
+				n.log.Error("batching local deltas failed", "err", err)
+				for _, d := range ds[:k] {
+					out = append(out, crdt.EncodeDelta(d))
+				}
+				ds = ds[k:]
+				continue
+			}
+			d = j
+		}
+		out = append(out, crdt.EncodeDelta(d))
+		ds = ds[k:]
+	}
+	return out
 }
 
 // sendDeltas sends encoded deltas to peers: packed into best-effort packets
@@ -699,6 +735,14 @@ func (n *Node) serveSync(j syncJob) {
 	}
 	to := n.peerNode(j.from)
 	if to == nil {
+		// A digest from a node we do not count alive yet (its alive
+		// message is still on its way, as after a partition heals): answer
+		// it as soon as it is, rather than wait for the next round.
+		n.servedMu.Lock()
+		if len(n.pendingSync) < 256 {
+			n.pendingSync[[2]string{j.scope, j.from}] = j
+		}
+		n.servedMu.Unlock()
 		return
 	}
 	n.stats.syncsServed.Add(1)
@@ -966,6 +1010,14 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 	switch {
 	case e.alive && !e.wasAlive:
 		n.log.Debug("peer up", "peer", r)
+		n.servedMu.Lock()
+		for k, j := range n.pendingSync {
+			if k[1] == r.Name {
+				delete(n.pendingSync, k)
+				n.enqueueJob(j)
+			}
+		}
+		n.servedMu.Unlock()
 		for _, s := range n.order {
 			if slices.Contains(e.scopes, s) {
 				if n.mayCatchUp(s) {
