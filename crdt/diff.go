@@ -75,11 +75,25 @@ func (s *State) Diff(peer Digest, maxBytes int) []*Delta {
 // Snapshot returns the full state as authoritative chunks: merging them into
 // any state is the lattice join with this one.
 func (s *State) Snapshot(maxBytes int) []*Delta {
+	return s.snapshot(maxBytes, true)
+}
+
+// SnapshotRemote is Snapshot without the local replica's slice: what a node
+// caches of the others to start warm after a restart (its own members are
+// re-announced under a new incarnation instead).
+func (s *State) SnapshotRemote(maxBytes int) []*Delta {
+	return s.snapshot(maxBytes, false)
+}
+
+func (s *State) snapshot(maxBytes int, withLocal bool) []*Delta {
 	if maxBytes <= 0 {
 		maxBytes = DefaultChunkBytes
 	}
 	var out []*Delta
 	for _, sl := range s.sortedSlices() {
+		if sl == s.local && !withLocal {
+			continue
+		}
 		ctx := sl.ctx.ranges()
 		if len(ctx) == 0 {
 			continue

@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"log"
@@ -1326,14 +1327,37 @@ func (n *Node) SaveState(scope string) ([][]byte, error) {
 		return nil, err
 	}
 	var out [][]byte
-	sc.Locked(func(st *crdt.State) {
-		for _, d := range st.Snapshot(n.cfg.ChunkBytes) {
-			if d.Replica != n.self {
-				out = append(out, crdt.EncodeDelta(d))
-			}
-		}
-	})
+	var ds []*crdt.Delta
+	sc.Locked(func(st *crdt.State) { ds = st.SnapshotRemote(n.cfg.ChunkBytes) })
+	for _, d := range ds { // encoded outside the lock: deltas own their data
+		out = append(out, crdt.EncodeDelta(d))
+	}
 	return out, nil
+}
+
+// RemoteVersion summarises what scope holds of other replicas (their
+// incarnations and contiguous counters): when it has not changed, a saved
+// cache is still current.
+func (n *Node) RemoteVersion(scope string) uint64 {
+	sc, ok := n.scopes[scope]
+	if !ok {
+		return 0
+	}
+	var d crdt.Digest
+	sc.Read(func(st *crdt.State) { d = st.Digest() })
+	slices.SortFunc(d.Entries, func(a, b crdt.DigestEntry) int { return strings.Compare(a.Name, b.Name) })
+	h := fnv.New64a()
+	var buf [16]byte
+	for _, e := range d.Entries {
+		if e.Name == n.self.Name {
+			continue
+		}
+		_, _ = h.Write([]byte(e.Name))
+		binary.LittleEndian.PutUint64(buf[:8], e.Incarnation)
+		binary.LittleEndian.PutUint64(buf[8:], e.Top)
+		_, _ = h.Write(buf[:])
+	}
+	return h.Sum64()
 }
 
 // PeerAddrs returns the gossip address of every other node this node has

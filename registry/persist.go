@@ -159,7 +159,7 @@ func (r *Registry) saveLoop(st *storage.Store, stop <-chan struct{}, done chan<-
 		case <-stop:
 			return
 		case <-t.C:
-			if err := r.save(st); err != nil {
+			if err := r.save(st, false); err != nil {
 				r.log.Warn("saving the cache failed", "err", err)
 			}
 		}
@@ -167,8 +167,15 @@ func (r *Registry) saveLoop(st *storage.Store, stop <-chan struct{}, done chan<-
 }
 
 // save writes every scope's state (other replicas only) and the peers.
-func (r *Registry) save(st *storage.Store) error {
+// A scope whose remote state has not moved since the last save is skipped
+// unless force (Close).
+func (r *Registry) save(st *storage.Store, force bool) error {
 	for _, scope := range r.node.Scopes() {
+		v := r.node.RemoteVersion(scope)
+		if !force && r.savedVersion[scope] == v {
+			continue
+		}
+		r.savedVersion[scope] = v
 		chunks, err := r.node.SaveState(scope)
 		if err != nil {
 			return err

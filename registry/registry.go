@@ -52,9 +52,12 @@ type Registry struct {
 	sess     sessions
 	store    store
 
-	disk     *storage.Store // nil without DataDir
-	saveStop chan struct{}
-	saveDone chan struct{}
+	disk *storage.Store // nil without DataDir
+	// savedVersion: per scope, gossip.Node.RemoteVersion at the last
+	// cache save (used by the save loop, then by Close after it stops).
+	savedVersion map[string]uint64
+	saveStop     chan struct{}
+	saveDone     chan struct{}
 }
 
 type handleKey struct{ scope, group, id string }
@@ -75,6 +78,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	r := &Registry{cfg: cfg, log: lg, hubs: map[string]*hub{}, handles: map[handleKey]*Membership{}}
 	r.sess.byID = map[string]*session{}
 	r.sess.owned = map[handleKey]Lifetime{}
+	r.savedVersion = map[string]uint64{}
 	r.store = memStore{}
 	for _, s := range cfg.Scopes {
 		r.hubs[s] = &hub{name: s, buffer: cfg.WatchBuffer}
@@ -149,7 +153,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	if r.disk != nil {
 		close(r.saveStop)
 		<-r.saveDone
-		saveErr = r.save(r.disk)
+		saveErr = r.save(r.disk, true)
 	}
 	err := r.node.Close(ctx)
 	if r.disk != nil {
