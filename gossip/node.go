@@ -501,6 +501,11 @@ func (n *Node) peerLeaving(name string, inc uint64) {
 	e := peerEvent{replica: p.replica(), scopes: p.meta.scopes, node: p.node, wasAlive: p.state == PeerAlive}
 	p.state, p.downSince = PeerLeft, time.Now()
 	n.mu.Unlock()
+	n.enqueuePeerEvent(e)
+}
+
+// enqueuePeerEvent hands a liveness change to the control loop.
+func (n *Node) enqueuePeerEvent(e peerEvent) {
 	n.evMu.Lock()
 	n.evq = append(n.evq, e)
 	n.evMu.Unlock()
@@ -1189,16 +1194,8 @@ func (e *events) NotifyLeave(nd *memberlist.Node)  { (*Node)(e).queuePeerEvent(n
 // queuePeerEvent is called with memberlist's locks held: it updates the
 // peer table and queues the rest.
 func (n *Node) queuePeerEvent(nd *memberlist.Node, alive bool) {
-	e, ok := n.notePeer(nd, alive)
-	if !ok {
-		return
-	}
-	n.evMu.Lock()
-	n.evq = append(n.evq, e)
-	n.evMu.Unlock()
-	select {
-	case n.evSig <- struct{}{}:
-	default:
+	if e, ok := n.notePeer(nd, alive); ok {
+		n.enqueuePeerEvent(e)
 	}
 }
 

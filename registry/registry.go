@@ -342,22 +342,15 @@ func (r *Registry) mapErr(err error) error {
 // Members returns the reachable members of a group, from every node,
 // sorted by id then owner.
 func (r *Registry) Members(scope, group string) ([]Member, error) {
-	sc, err := r.check(scope)
-	if err != nil {
-		return nil, err
-	}
-	if err := validName("group", group); err != nil {
-		return nil, err
-	}
-	var out []Member
-	c := &confirmer{node: r.node}
-	sc.Read(func(st *crdt.State) { out = c.convert(st.Members(group)) })
-	sortMembers(out)
-	return out, nil
+	return r.read(scope, group, (*crdt.State).Members)
 }
 
 // LocalMembers returns the members of a group owned by this node.
 func (r *Registry) LocalMembers(scope, group string) ([]Member, error) {
+	return r.read(scope, group, (*crdt.State).LocalMembers)
+}
+
+func (r *Registry) read(scope, group string, list func(*crdt.State, string) []crdt.Member) ([]Member, error) {
 	sc, err := r.check(scope)
 	if err != nil {
 		return nil, err
@@ -367,7 +360,7 @@ func (r *Registry) LocalMembers(scope, group string) ([]Member, error) {
 	}
 	var out []Member
 	c := &confirmer{node: r.node}
-	sc.Read(func(st *crdt.State) { out = c.convert(st.LocalMembers(group)) })
+	sc.Read(func(st *crdt.State) { out = c.convert(list(st, group)) })
 	sortMembers(out)
 	return out, nil
 }
