@@ -64,7 +64,8 @@ func benchPut(b *testing.B, mode SyncMode, writers int) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(float64(m.WALSyncs-m0.WALSyncs)/float64(b.N), "fsyncs/op")
 	if mode == SyncAlways && m.WALSyncs > m0.WALSyncs {
-		b.ReportMetric(float64(m.SyncedCommits-m0.SyncedCommits)/float64(m.WALSyncs-m0.WALSyncs), "writes/fsync")
+		b.ReportMetric(float64(b.N)/float64(m.WALSyncs-m0.WALSyncs), "writes/fsync")
+		b.ReportMetric(float64(b.N)/float64(m.SyncedCommits-m0.SyncedCommits), "writes/commit")
 	}
 }
 

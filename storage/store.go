@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,12 @@ type Store struct {
 	sessionLocks [sessionStripes]sync.RWMutex
 	incMu        sync.Mutex // StartIncarnation
 	peersMu      sync.Mutex // SetPeers
+
+	// Group commit of synced writes (see apply): the queue of the next
+	// round and whether a leader is committing one.
+	groupMu      sync.Mutex
+	groupQueue   []*groupWaiter
+	groupLeading bool
 
 	// dirty counts unsynced commits, for the SyncInterval syncer.
 	dirty      atomic.Uint64
@@ -409,7 +416,79 @@ func (s *Store) pebbleFatal(msg string) {
 // sync is set. The caller must have entered. Pebble's commit runs in its own
 // goroutine so that the caller gets ErrIO instead of blocking forever if a
 // concurrent failure wedges the commit pipeline.
+// apply commits b, fsynced first when sync is set. Synced commits go
+// through a group commit: concurrent callers' batches are merged into one
+// Pebble batch and one commit, so 64 writers cost a few commits and one
+// fsync per round instead of 64 trips through Pebble's commit pipeline.
+// Each caller's batch stays atomic (the merged batch is); every caller of a
+// round gets the round's result.
 func (s *Store) apply(op string, b *pebble.Batch, sync bool) error {
+	if !sync {
+		return s.commit(op, b, false)
+	}
+	p := &groupWaiter{b: b, done: make(chan groupResult, 1)}
+	s.groupMu.Lock()
+	s.groupQueue = append(s.groupQueue, p)
+	if s.groupLeading {
+		s.groupMu.Unlock()
+		if r := <-p.done; !r.lead {
+			return r.err
+		}
+		// Handed the lead: commit the round that queued up meanwhile.
+	} else {
+		s.groupLeading = true
+		s.groupMu.Unlock()
+	}
+	s.groupMu.Lock()
+	round := s.groupQueue
+	s.groupQueue = nil
+	s.groupMu.Unlock()
+
+	var err error
+	if len(round) == 1 {
+		err = s.commit(op, b, true)
+	} else {
+		merged := s.db.NewBatch()
+		for _, w := range round {
+			if err = merged.Apply(w.b, nil); err != nil {
+				err = errorf(ErrIO, s.dir, op+": merging a group commit", err)
+				break
+			}
+		}
+		if err == nil {
+			err = s.commit(op+" (group of "+strconv.Itoa(len(round))+")", merged, true)
+		}
+		for _, w := range round {
+			_ = w.b.Close()
+		}
+	}
+	for _, w := range round {
+		if w != p {
+			w.done <- groupResult{err: err}
+		}
+	}
+	s.groupMu.Lock()
+	if len(s.groupQueue) > 0 {
+		s.groupQueue[0].done <- groupResult{lead: true}
+	} else {
+		s.groupLeading = false
+	}
+	s.groupMu.Unlock()
+	return err
+}
+
+type groupWaiter struct {
+	b    *pebble.Batch
+	done chan groupResult
+}
+
+type groupResult struct {
+	err  error
+	lead bool // take over as the leader of the next round
+}
+
+// commit commits one batch.
+func (s *Store) commit(op string, b *pebble.Batch, sync bool) error {
 	wo := pebble.NoSync
 	if sync {
 		wo = pebble.Sync
