@@ -438,6 +438,17 @@ func (s *State) Members(groupName string) []Member {
 	return out
 }
 
+// Top returns, for the replica named name held here, its incarnation and
+// how far its counter is known without a gap; ok is false when no state of
+// that name is held.
+func (s *State) Top(name string) (inc, top uint64, ok bool) {
+	sl := s.slices[name]
+	if sl == nil {
+		return 0, 0, false
+	}
+	return sl.id.Incarnation, sl.ctx.top, true
+}
+
 // Holders returns the replicas holding (group, id), hidden ones included,
 // in no particular order.
 func (s *State) Holders(groupName, id string) []ReplicaID {

@@ -104,6 +104,16 @@ type Config struct {
 	// not queued and anti-entropy repairs what the push lost. 0 disables.
 	PiggybackQueue int
 
+	// HoldBack is how long a delta that arrives after a gap in its owner's
+	// counters (an earlier packet lost or overtaken) waits for the gap to
+	// fill before it is merged anyway. While it waits, watchers see each
+	// owner's operations in the order the owner made them, as pg delivers
+	// a sender's messages in order; past it, a lost packet is left to
+	// anti-entropy and later operations are shown first. 0 merges at once.
+	// Checked at each anti-entropy tick, so the wait is up to HoldBack plus
+	// one AntiEntropyInterval.
+	HoldBack time.Duration
+
 	// ChunkBytes bounds one anti-entropy chunk (an encoded delta).
 	ChunkBytes int
 
@@ -142,6 +152,7 @@ func DefaultLANConfig(name string) Config {
 		MaxPacketBytes:       ml.UDPBufferSize - 128,
 		ReliableBatchPackets: 8,
 		PiggybackQueue:       256,
+		HoldBack:             500 * time.Millisecond,
 		ChunkBytes:           crdt.DefaultChunkBytes,
 		// A log of 2048 events per replica (at least 1536 after its
 		// amortised truncation, ~40 bytes each) lets a peer that missed up
@@ -173,6 +184,7 @@ func DefaultLocalConfig(name string) Config {
 	c.BindAddr = "127.0.0.1"
 	c.BindPort = 0
 	c.AntiEntropyInterval = 200 * time.Millisecond
+	c.HoldBack = 200 * time.Millisecond
 	c.RejoinInterval = 100 * time.Millisecond
 	c.RejoinMaxInterval = time.Second
 	c.Retention = time.Minute
@@ -215,6 +227,8 @@ func (c *Config) validate() error {
 		return bad("Retention must be positive")
 	case c.MaxPacketBytes < 256 || c.MaxPacketBytes > 65000:
 		return bad("MaxPacketBytes %d out of range [256, 65000]", c.MaxPacketBytes)
+	case c.HoldBack < 0:
+		return bad("HoldBack must not be negative")
 	case c.PiggybackQueue < 0:
 		return bad("PiggybackQueue must not be negative")
 	case c.ReliableBatchPackets < 1:

@@ -22,6 +22,10 @@
 //     once rather than at the next tick. A node does not send its digest
 //     again while a repair it asked for is on its way, so a fresh node
 //     fetches a large scope from one peer, not from all of them;
+//   - per-owner order: a delta that arrives after a gap in its owner's
+//     counters waits (Config.HoldBack) for the gap to fill, so watchers see
+//     each owner's operations in its order, as pg delivers a sender's
+//     messages in order;
 //   - a rejoin loop: memberlist forgets dead peers after GossipToTheDeadTime
 //     and never contacts them again, so this package remembers every peer
 //     address it has seen and the configured seeds, and keeps calling Join

@@ -50,6 +50,9 @@ type Stats struct {
 	BytesSent                                                 int64
 	// Piggybacked counts delta packets queued on memberlist's gossip.
 	Piggybacked int64
+	// HeldBack counts deltas that arrived after a gap in their owner's
+	// counters and waited for it (see Config.HoldBack).
+	HeldBack int64
 }
 
 type stats struct {
@@ -57,7 +60,7 @@ type stats struct {
 	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
 	decodeErrors, mergeErrors, outOfOrder                 atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
-	piggybacked                                           atomic.Int64
+	piggybacked, heldBack                                 atomic.Int64
 }
 
 type peer struct {
@@ -313,7 +316,7 @@ func (n *Node) Stats() Stats {
 		DecodeErrors: s.decodeErrors.Load(), MergeErrors: s.mergeErrors.Load(),
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),
-		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(),
+		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(), HeldBack: s.heldBack.Load(),
 	}
 }
 
@@ -543,13 +546,23 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
 
 func (n *Node) mergeOne(sc *Scope, d *crdt.Delta) {
 	var res crdt.MergeStats
+	held := false
 	err := sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		if sc.holdBack(st, d, n.cfg.HoldBack) {
+			held = true
+			return nil
+		}
 		n.ensureHidden(st, d.Replica, emit)
 		var err error
 		res, err = st.Merge(d, emit)
+		if err == nil {
+			n.drainHeld(sc, st, d.Replica.Name, emit, false)
+		}
 		return err
 	})
 	switch {
+	case held:
+		n.stats.heldBack.Add(1)
 	case err != nil:
 		n.stats.mergeErrors.Add(1)
 		n.log.Debug("rejected delta", "scope", sc.name, "replica", d.Replica, "err", err)
@@ -561,6 +574,36 @@ func (n *Node) mergeOne(sc *Scope, d *crdt.Delta) {
 		// A chain chunk applied: apply its stashed successors, if any.
 		if next := n.unstash(sc.name, d.Replica.Name, d.Xfer, d.Seq+1); next != nil {
 			n.mergeOne(sc, next)
+		}
+	}
+}
+
+// drainHeld merges the held-back deltas of replica that no longer follow
+// a gap (all of them when force: waiting longer would only delay them).
+// The scope is locked.
+func (n *Node) drainHeld(sc *Scope, st *crdt.State, replica string, emit crdt.Emit, force bool) {
+	for {
+		d := sc.nextHeld(st, replica, force)
+		if d == nil {
+			return
+		}
+		n.ensureHidden(st, d.Replica, emit)
+		if _, err := st.Merge(d, emit); err != nil {
+			n.stats.mergeErrors.Add(1)
+		}
+	}
+}
+
+// flushHeld merges deltas held back longer than the hold-back time: the
+// gap before them was a lost packet, which anti-entropy repairs anyway.
+func (n *Node) flushHeld(now time.Time) {
+	for _, name := range n.order {
+		sc := n.scopes[name]
+		for _, r := range sc.overdue(now, n.cfg.HoldBack) {
+			_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+				n.drainHeld(sc, st, r, emit, true)
+				return nil
+			})
 		}
 	}
 }
@@ -940,6 +983,7 @@ func (n *Node) transferring(scope string, now time.Time) bool {
 // antiEntropy sends, for each scope, our digest to one random alive peer.
 func (n *Node) antiEntropy() {
 	now := time.Now()
+	n.flushHeld(now)
 	for _, s := range n.order {
 		n.scopes[s].notePrev()
 		if n.transferring(s, now) {

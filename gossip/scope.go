@@ -26,6 +26,11 @@ type Scope struct {
 	// expectTo when to stop waiting, in unix nanos.
 	expectAt, expectTo atomic.Int64
 
+	// held: per replica name, plain deltas that arrived after a gap in
+	// its counters, waiting for the gap to fill so that watchers see each
+	// owner's operations in its order. Guarded by mu.
+	held map[string][]heldDelta
+
 	prevMu sync.Mutex
 	prev   map[string]crdt.DigestEntry // our digest one anti-entropy round ago
 	// peerTops: each peer's previous digest, by replica name.
@@ -156,4 +161,89 @@ func (s *Scope) expect(now time.Time, d time.Duration) {
 func (s *Scope) waiting(now time.Time) bool {
 	at, to := s.expectAt.Load(), s.expectTo.Load()
 	return at != 0 && s.lastIn.Load() < at && now.UnixNano() < to
+}
+
+type heldDelta struct {
+	d  *crdt.Delta
+	at time.Time
+}
+
+// maxHeld bounds the deltas held back per replica; past it, deltas are
+// merged as they come.
+const maxHeld = 4096
+
+// holdBack decides whether a plain delta must wait: the replica's earlier
+// counters are not all here yet (a packet lost or overtaken), so merging it
+// now would show its operation before earlier ones of the same owner.
+// Authoritative chunks, deltas of another incarnation than the one held
+// and invalid deltas are never held. The scope is locked.
+func (s *Scope) holdBack(st *crdt.State, d *crdt.Delta, wait time.Duration) bool {
+	if wait <= 0 || d.Auth || len(d.Ctx) == 0 {
+		return false
+	}
+	inc, top, ok := st.Top(d.Replica.Name)
+	if !ok {
+		// First contact: its earlier operations come before it too (by
+		// anti-entropy when this node joined late).
+		inc, top = d.Replica.Incarnation, 0
+	}
+	if inc != d.Replica.Incarnation || d.Ctx[0].Lo <= top+1 || d.Validate() != nil {
+		return false
+	}
+	q := s.held[d.Replica.Name]
+	if len(q) >= maxHeld {
+		return false
+	}
+	if s.held == nil {
+		s.held = map[string][]heldDelta{}
+	}
+	s.held[d.Replica.Name] = append(q, heldDelta{d, time.Now()})
+	return true
+}
+
+// nextHeld removes and returns a held delta of replica that can be merged
+// now (no gap before it, or another incarnation), the lowest first; any
+// when force. The scope is locked.
+func (s *Scope) nextHeld(st *crdt.State, replica string, force bool) *crdt.Delta {
+	q := s.held[replica]
+	if len(q) == 0 {
+		return nil
+	}
+	inc, top, ok := st.Top(replica)
+	best := -1
+	for i, h := range q {
+		if best < 0 || h.d.Ctx[0].Lo < q[best].d.Ctx[0].Lo {
+			best = i
+		}
+	}
+	h := q[best]
+	if !ok {
+		inc = h.d.Replica.Incarnation
+	}
+	if !force && h.d.Replica.Incarnation == inc && h.d.Ctx[0].Lo > top+1 {
+		return nil
+	}
+	q = append(q[:best], q[best+1:]...)
+	if len(q) == 0 {
+		delete(s.held, replica)
+	} else {
+		s.held[replica] = q
+	}
+	return h.d
+}
+
+// overdue lists the replicas with a delta held longer than wait.
+func (s *Scope) overdue(now time.Time, wait time.Duration) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for r, q := range s.held {
+		for _, h := range q {
+			if now.Sub(h.at) >= wait {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
 }
