@@ -129,7 +129,7 @@ const MaxScopes = 16
 
 // DefaultLANConfig returns a configuration for a LAN: memberlist's LAN
 // timings (probe every second, ~5 s to declare a node dead), anti-entropy
-// every 2 s, rejoin attempts from 1 s backing off to 30 s, retention 24 h.
+// every 2 s, rejoin attempts from 1 s backing off to 5 s, retention 24 h.
 func DefaultLANConfig(name string) Config {
 	ml := memberlist.DefaultLANConfig()
 	// A restarted node may come back at another address (a rescheduled
@@ -147,7 +147,7 @@ func DefaultLANConfig(name string) Config {
 		Memberlist:           ml,
 		AntiEntropyInterval:  2 * time.Second,
 		RejoinInterval:       time.Second,
-		RejoinMaxInterval:    30 * time.Second,
+		RejoinMaxInterval:    5 * time.Second,
 		Retention:            24 * time.Hour,
 		MaxPacketBytes:       ml.UDPBufferSize - 128,
 		ReliableBatchPackets: 8,

@@ -813,9 +813,21 @@ func (n *Node) serveSync(j syncJob) {
 		n.stats.repairDeltasSent.Add(int64(len(ds)))
 		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc)
 	}
-	if j.wantReply && !n.transferring(j.scope, time.Now()) {
+	if j.wantReply && n.mayReply(j.scope) {
 		n.sendSync(j.scope, to, false)
 	}
+}
+
+// mayReply decides whether to answer a peer's digest with ours (which
+// makes the peer send what we lack). A node that has not caught up on the
+// scope yet (a fresh node, which every peer greets with its digest)
+// answers once per interval, so it fetches the scope from one peer rather
+// than all; afterwards it answers unless a transfer is already coming.
+func (n *Node) mayReply(scope string) bool {
+	if _, ok := n.caughtUp.Load(scope); !ok {
+		return n.mayCatchUp(scope)
+	}
+	return !n.transferring(scope, time.Now())
 }
 
 // mayCatchUp decides whether this node sends its digest of scope outside
