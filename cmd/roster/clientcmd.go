@@ -33,6 +33,21 @@ func (o *clientOptions) register(fs *flag.FlagSet, withScope bool) {
 	}
 }
 
+// prepare parses a client command's arguments and returns its positional
+// arguments, the API client and a context ended by SIGINT or SIGTERM.
+func (o *clientOptions) prepare(fs *flag.FlagSet, args []string) ([]string, *client.Client, context.Context, context.CancelFunc, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	return pos, c, ctx, stop, nil
+}
+
 func (o *clientOptions) client() (*client.Client, error) {
 	var opts []client.Option
 	if o.token != "" {
@@ -80,15 +95,10 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&prefix, "prefix", "", "watch the groups whose names start with `prefix`")
 		fs.StringVar(&lastID, "last-event-id", "", "resume after this event `id` instead of starting with a snapshot")
 	}
-	pos, err := parseArgs(fs, args)
+	pos, c, ctx, stop, err := o.prepare(fs, args)
 	if err != nil {
 		return err
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if cmd != "watch" {
 		var cancel context.CancelFunc
@@ -254,15 +264,10 @@ func runSession(args []string, stdout, stderr io.Writer) error {
 	default:
 		return usageErr("unknown session command %q: want create, keepalive or close", sub)
 	}
-	pos, err := parseArgs(fs, args)
+	pos, c, ctx, stop, err := o.prepare(fs, args)
 	if err != nil {
 		return err
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	call := func(f func(ctx context.Context) error) error {
 		cctx, cancel := context.WithTimeout(ctx, o.timeout)
