@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 
 	"crypto/rand"
@@ -159,15 +160,7 @@ func (r *Registry) Sessions() []Session {
 	for _, s := range r.sess.byID {
 		out = append(out, s.Session)
 	}
-	slices.SortFunc(out, func(a, b Session) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Session) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -249,23 +242,7 @@ func (r *Registry) leaveEnded(k handleKey, reason Reason) {
 }
 
 func compareKeys(a, b handleKey) int {
-	switch {
-	case a.scope != b.scope:
-		return cmpStr(a.scope, b.scope)
-	case a.group != b.group:
-		return cmpStr(a.group, b.group)
-	}
-	return cmpStr(a.id, b.id)
-}
-
-func cmpStr(a, b string) int {
-	if a < b {
-		return -1
-	}
-	if a > b {
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(a.scope, b.scope), cmp.Compare(a.group, b.group), cmp.Compare(a.id, b.id))
 }
 
 // Lifetime returns how long a member owned by this node lives; ok is false
@@ -377,14 +354,7 @@ func (r *Registry) ownsLocal(scope, group, id string) bool {
 	if !ok {
 		return false
 	}
-	owned := false
-	sc.Read(func(st *crdt.State) {
-		for _, m := range st.LocalMembers(group) {
-			if m.ID == id {
-				owned = true
-				return
-			}
-		}
-	})
+	owned := false // without listing (and sorting) the group's members
+	sc.Read(func(st *crdt.State) { owned = slices.Contains(st.Holders(group, id), st.Local()) })
 	return owned
 }
