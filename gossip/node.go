@@ -666,17 +666,13 @@ func (n *Node) batch(ds []*crdt.Delta) [][]byte {
 		k := min(len(ds), maxBatch)
 		d := ds[0]
 		if k > 1 {
-			j, err := crdt.JoinAll(ds[:k]...)
-			if err != nil {
-				// Cannot happen for local plain deltas; send them one by one.
+			if j, err := crdt.JoinAll(ds[:k]...); err == nil {
+				d = j
+			} else {
+				// Cannot happen for local plain deltas: send one at a time.
 				n.log.Error("batching local deltas failed", "err", err)
-				for _, d := range ds[:k] {
-					out = append(out, crdt.EncodeDelta(d))
-				}
-				ds = ds[k:]
-				continue
+				k = 1
 			}
-			d = j
 		}
 		out = append(out, crdt.EncodeDelta(d))
 		ds = ds[k:]
@@ -1214,32 +1210,9 @@ func (n *Node) piggyback(packets [][]byte) {
 // it the whole scope, while the transfer it asked for is still on its way.
 func (d *delegate) LocalState(join bool) []byte { return nil }
 
-// MergeRemoteState accepts digests from nodes that still send them in
-// push/pull.
-func (d *delegate) MergeRemoteState(buf []byte, join bool) {
-	n := (*Node)(d)
-	if len(buf) == 0 {
-		return
-	}
-	m, err := decodeMessage(buf)
-	if err != nil || m.kind != msgLocalState {
-		n.stats.decodeErrors.Add(1)
-		return
-	}
-	for scope, b := range m.digests {
-		if _, ok := n.scopes[scope]; !ok {
-			continue
-		}
-		dig, err := crdt.DecodeDigest(b)
-		if err != nil {
-			n.stats.decodeErrors.Add(1)
-			continue
-		}
-		h := fnv.New64a()
-		_, _ = h.Write(b)
-		n.enqueueJob(syncJob{scope: scope, from: m.from, digest: dig, sum: h.Sum64()})
-	}
-}
+// MergeRemoteState ignores push/pull state: roster sends none (see
+// LocalState), so a node's state cannot be fed through this path.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
 
 type events Node
 

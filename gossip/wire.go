@@ -18,10 +18,11 @@ import (
 const wireVersion = 1
 
 const (
-	msgDeltas     = 1
-	msgSync       = 2
-	msgLocalState = 3
-	msgLeaving    = 4
+	msgDeltas = 1
+	msgSync   = 2
+	// 3 was a push/pull digest message before roster stopped sending state
+	// in push/pull; it is not reused.
+	msgLeaving = 4
 )
 
 // maxMessageBytes bounds any message this package decodes.
@@ -178,9 +179,8 @@ type message struct {
 	scope     string
 	from      string
 	wantReply bool
-	inc       uint64            // msgLeaving
-	payloads  [][]byte          // deltas (msgDeltas) or one digest (msgSync)
-	digests   map[string][]byte // msgLocalState: scope -> digest
+	inc       uint64   // msgLeaving
+	payloads  [][]byte // deltas (msgDeltas) or one digest (msgSync)
 }
 
 func encodeDeltas(scope string, deltas [][]byte) []byte {
@@ -216,21 +216,6 @@ func encodeSync(scope, from string, wantReply bool, digest []byte) []byte {
 	return buf.Bytes()
 }
 
-func encodeLocalState(from string, digests map[string][]byte, order []string) []byte {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	_ = enc.EncodeArrayLen(4)
-	_ = enc.EncodeUint(wireVersion)
-	_ = enc.EncodeUint(msgLocalState)
-	_ = enc.EncodeString(from)
-	_ = enc.EncodeArrayLen(2 * len(order))
-	for _, s := range order {
-		_ = enc.EncodeString(s)
-		_ = enc.EncodeBytes(digests[s])
-	}
-	return buf.Bytes()
-}
-
 func encodeLeaving(from string, inc uint64) []byte {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
@@ -254,7 +239,7 @@ func decodeMessage(b []byte) (message, error) {
 		r.fail("message", fmt.Errorf("unsupported version %d", v))
 	}
 	m := message{kind: int(r.uint("kind"))}
-	want := map[int]int{msgDeltas: 4, msgSync: 6, msgLocalState: 4, msgLeaving: 4}[m.kind]
+	want := map[int]int{msgDeltas: 4, msgSync: 6, msgLeaving: 4}[m.kind]
 	if r.err == nil && (want == 0 || fields != want) {
 		r.fail("message", fmt.Errorf("kind %d with %d fields", m.kind, fields))
 	}
@@ -273,17 +258,6 @@ func decodeMessage(b []byte) (message, error) {
 	case msgLeaving:
 		m.from = r.str("from")
 		m.inc = r.uint("incarnation")
-	case msgLocalState:
-		m.from = r.str("from")
-		n := r.arrayLen("digests")
-		if r.err == nil && n%2 != 0 {
-			r.fail("digests", fmt.Errorf("odd length %d", n))
-		}
-		m.digests = map[string][]byte{}
-		for i := 0; i < n/2 && r.err == nil; i++ {
-			s := r.str("scope")
-			m.digests[s] = r.bytes("digest")
-		}
 	}
 	return m, r.end()
 }
