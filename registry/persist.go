@@ -170,6 +170,7 @@ func (r *Registry) saveLoop(st *storage.Store, stop <-chan struct{}, done chan<-
 // A scope whose remote state has not moved since the last save is skipped
 // unless force (Close).
 func (r *Registry) save(st *storage.Store, force bool) error {
+	wrote := false
 	for _, scope := range r.node.Scopes() {
 		v := r.node.RemoteVersion(scope)
 		if !force && r.savedVersion[scope] == v {
@@ -183,9 +184,16 @@ func (r *Registry) save(st *storage.Store, force bool) error {
 		if err := st.SaveCache(scope, chunks); err != nil {
 			return storageErr(err)
 		}
+		wrote = true
 	}
-	if err := st.SetPeers(r.node.PeerAddrs()); err != nil {
-		return storageErr(err)
+	if peers := r.node.PeerAddrs(); force || !slices.Equal(peers, r.savedPeers) {
+		if err := st.SetPeers(peers); err != nil {
+			return storageErr(err)
+		}
+		r.savedPeers, wrote = peers, true
+	}
+	if !wrote {
+		return nil // nothing moved: no write, no fsync
 	}
 	// The cache and peers are written without fsync; one sync makes them
 	// survive a kill -9 (Pebble buffers unsynced log records in-process).

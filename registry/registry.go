@@ -56,6 +56,7 @@ type Registry struct {
 	// savedVersion: per scope, gossip.Node.RemoteVersion at the last
 	// cache save (used by the save loop, then by Close after it stops).
 	savedVersion map[string]uint64
+	savedPeers   []string
 	saveStop     chan struct{}
 	saveDone     chan struct{}
 }
