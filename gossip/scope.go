@@ -39,12 +39,8 @@ type Scope struct {
 
 // notePrev records the scope's digest at an anti-entropy tick.
 func (s *Scope) notePrev() {
-	prev := map[string]crdt.DigestEntry{}
-	s.Read(func(st *crdt.State) {
-		for _, e := range st.Digest().Entries {
-			prev[e.Name] = e
-		}
-	})
+	var prev map[string]crdt.DigestEntry
+	s.Read(func(st *crdt.State) { prev = byName(st.Digest()) })
 	s.prevMu.Lock()
 	s.prev = prev
 	s.prevMu.Unlock()
@@ -71,16 +67,9 @@ func (s *Scope) skipInFlight(from string, peer crdt.Digest, st *crdt.State) crdt
 	if s.peerTops == nil {
 		s.peerTops = map[string]map[string]crdt.DigestEntry{}
 	}
-	now := make(map[string]crdt.DigestEntry, len(peer.Entries))
-	for _, e := range peer.Entries {
-		now[e.Name] = e
-	}
-	s.peerTops[from] = now
+	s.peerTops[from] = byName(peer)
 	s.prevMu.Unlock()
-	cur := map[string]crdt.DigestEntry{}
-	for _, e := range st.Digest().Entries {
-		cur[e.Name] = e
-	}
+	cur := byName(st.Digest())
 	out := crdt.Digest{Entries: make([]crdt.DigestEntry, len(peer.Entries))}
 	for i, e := range peer.Entries {
 		c, okc := cur[e.Name]
@@ -134,10 +123,7 @@ func (s *Scope) collect(e crdt.Event) { s.evs = append(s.evs, e) }
 
 // behind reports whether a peer's digest shows state this node lacks.
 func behind(peer crdt.Digest, st *crdt.State) bool {
-	mine := map[string]crdt.DigestEntry{}
-	for _, e := range st.Digest().Entries {
-		mine[e.Name] = e
-	}
+	mine := byName(st.Digest())
 	for _, e := range peer.Entries {
 		m, ok := mine[e.Name]
 		if e.Name == st.Local().Name {
@@ -246,4 +232,13 @@ func (s *Scope) overdue(now time.Time, wait time.Duration) []string {
 		}
 	}
 	return out
+}
+
+// byName indexes a digest's entries by replica name.
+func byName(d crdt.Digest) map[string]crdt.DigestEntry {
+	m := make(map[string]crdt.DigestEntry, len(d.Entries))
+	for _, e := range d.Entries {
+		m[e.Name] = e
+	}
+	return m
 }
