@@ -3,6 +3,7 @@ package crdt
 import (
 	"cmp"
 	"fmt"
+	"hash/maphash"
 	"slices"
 )
 
@@ -86,33 +87,21 @@ func (d *Delta) Validate() error {
 	if d.Floor >= MaxCounter {
 		return fmt.Errorf("%w: floor %d out of bounds", ErrInvalidDelta, d.Floor)
 	}
-	n := len(d.Adds) + len(d.Removes) + len(d.Keep)
-	var keys map[memberKey]struct{}
-	var counters map[uint64]struct{}
-	if n > 1 {
-		keys = make(map[memberKey]struct{}, len(d.Adds)+len(d.Removes))
-		counters = make(map[uint64]struct{}, n)
-	}
+	// lastGroup skips re-validating the group name of consecutive entries
+	// (deltas are encoded in runs of one group).
+	lastGroup := ""
 	check := func(what string, i int, group, id string, c uint64) error {
-		if err := ValidName(group); err != nil {
-			return fmt.Errorf("%w: %s %d group: %w", ErrInvalidDelta, what, i, err)
+		if group != lastGroup {
+			if err := ValidName(group); err != nil {
+				return fmt.Errorf("%w: %s %d group: %w", ErrInvalidDelta, what, i, err)
+			}
+			lastGroup = group
 		}
 		if err := ValidName(id); err != nil {
 			return fmt.Errorf("%w: %s %d id: %w", ErrInvalidDelta, what, i, err)
 		}
 		if !rangesContain(d.Ctx, c) {
 			return fmt.Errorf("%w: %s %d counter %d outside the context", ErrInvalidDelta, what, i, c)
-		}
-		if keys != nil {
-			k := memberKey{group, id}
-			if _, dup := keys[k]; dup {
-				return fmt.Errorf("%w: member %s/%s appears twice", ErrInvalidDelta, group, id)
-			}
-			keys[k] = struct{}{}
-			if _, dup := counters[c]; dup {
-				return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c)
-			}
-			counters[c] = struct{}{}
 		}
 		return nil
 	}
@@ -147,11 +136,130 @@ func (d *Delta) Validate() error {
 		if !rangesContain(d.Ctx, c) {
 			return fmt.Errorf("%w: keep %d counter %d outside the context", ErrInvalidDelta, i, c)
 		}
-		if counters != nil {
-			if _, dup := counters[c]; dup {
-				return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c)
+	}
+	return d.checkUnique()
+}
+
+// hashSeed keys the member hashes of checkUnique.
+var hashSeed = maphash.MakeSeed()
+
+// checkUnique checks that no member key appears twice among the adds and
+// removes and that no counter is used twice among adds, removes and keeps.
+// A 100k-member transfer is validated on every receiver, so it avoids maps
+// keyed by strings: counters are marked in a bitmap over the context when
+// that is dense enough (it always is for a transfer), and member keys are
+// hashed, with equal hashes confirmed exactly.
+func (d *Delta) checkUnique() error {
+	nk := len(d.Adds) + len(d.Removes)
+	if nk+len(d.Keep) < 2 {
+		return nil
+	}
+	if err := d.checkCounters(); err != nil {
+		return err
+	}
+	keys := make(map[uint64]struct{}, nk)
+	var gh uint64
+	lastGroup := ""
+	fresh := func(group, id string) bool {
+		if group != lastGroup || gh == 0 {
+			gh, lastGroup = maphash.String(hashSeed, group)|1, group
+		}
+		h := gh*0x9E3779B97F4A7C15 ^ maphash.String(hashSeed, id)
+		if _, ok := keys[h]; ok {
+			return false
+		}
+		keys[h] = struct{}{}
+		return true
+	}
+	for _, a := range d.Adds {
+		if !fresh(a.Group, a.ID) {
+			return d.checkKeysExactly()
+		}
+	}
+	for _, r := range d.Removes {
+		if !fresh(r.Group, r.ID) {
+			return d.checkKeysExactly()
+		}
+	}
+	return nil
+}
+
+// checkCounters is checkUnique's check of counters. Every counter is
+// already known to lie inside the context.
+func (d *Delta) checkCounters() error {
+	n := len(d.Adds) + len(d.Removes) + len(d.Keep)
+	lo, hi := d.Ctx[0].Lo, d.Ctx[len(d.Ctx)-1].Hi
+	dup := func(c uint64) error { return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c) }
+	if span := hi - lo + 1; span <= uint64(64*max(n, 1024)) {
+		bits := make([]uint64, (span+63)/64)
+		mark := func(c uint64) bool {
+			i := c - lo
+			w, b := i/64, uint64(1)<<(i%64)
+			if bits[w]&b != 0 {
+				return false
 			}
-			counters[c] = struct{}{}
+			bits[w] |= b
+			return true
+		}
+		for _, a := range d.Adds {
+			if !mark(a.Counter) {
+				return dup(a.Counter)
+			}
+		}
+		for _, r := range d.Removes {
+			if !mark(r.Counter) {
+				return dup(r.Counter)
+			}
+		}
+		for _, c := range d.Keep {
+			if !mark(c) {
+				return dup(c)
+			}
+		}
+		return nil
+	}
+	seen := make(map[uint64]struct{}, n)
+	for _, a := range d.Adds {
+		if _, ok := seen[a.Counter]; ok {
+			return dup(a.Counter)
+		}
+		seen[a.Counter] = struct{}{}
+	}
+	for _, r := range d.Removes {
+		if _, ok := seen[r.Counter]; ok {
+			return dup(r.Counter)
+		}
+		seen[r.Counter] = struct{}{}
+	}
+	for _, c := range d.Keep {
+		if _, ok := seen[c]; ok {
+			return dup(c)
+		}
+		seen[c] = struct{}{}
+	}
+	return nil
+}
+
+// checkKeysExactly is checkUnique's exact check of member keys, run only
+// when two keys hash alike.
+func (d *Delta) checkKeysExactly() error {
+	seen := make(map[memberKey]struct{}, len(d.Adds)+len(d.Removes))
+	dup := func(group, id string) error {
+		k := memberKey{group, id}
+		if _, ok := seen[k]; ok {
+			return fmt.Errorf("%w: member %s/%s appears twice", ErrInvalidDelta, group, id)
+		}
+		seen[k] = struct{}{}
+		return nil
+	}
+	for _, a := range d.Adds {
+		if err := dup(a.Group, a.ID); err != nil {
+			return err
+		}
+	}
+	for _, r := range d.Removes {
+		if err := dup(r.Group, r.ID); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -1,0 +1,77 @@
+package crdt
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestValidateRejects feeds Validate (and Merge, which must change nothing)
+// deltas broken in one way each, with a dense context (counters checked in
+// a bitmap) and a sparse one (counters checked in a map).
+func TestValidateRejects(t *testing.T) {
+	for _, sparse := range []bool{false, true} {
+		// base returns a valid authoritative delta of 300 members over three
+		// groups; with sparse, its counters lie far apart.
+		base := func() *Delta {
+			d := &Delta{Replica: ReplicaID{Name: "r", Incarnation: 7}, Auth: true, Xfer: 1}
+			c := uint64(0)
+			next := func() uint64 {
+				if sparse {
+					c += 1 << 20
+				} else {
+					c++
+				}
+				return c
+			}
+			for i := range 300 {
+				d.Adds = append(d.Adds, Add{Group: fmt.Sprintf("g%d", i%3), ID: fmt.Sprintf("m%d", i), Counter: next()})
+			}
+			d.Removes = append(d.Removes, Remove{Group: "g0", ID: "gone", Counter: next()})
+			d.Keep = append(d.Keep, next())
+			d.Ctx = []Range{{1, c}}
+			return d
+		}
+		require.NoError(t, base().Validate(), "sparse=%v", sparse)
+		cases := []struct {
+			name   string
+			break_ func(d *Delta)
+			want   string
+		}{
+			{"two adds of one key", func(d *Delta) { d.Adds[250].ID, d.Adds[250].Group = "m1", "g1" }, "member g1/m1 appears twice"},
+			{"add and remove of one key", func(d *Delta) { d.Removes[0].ID = "m3" }, "member g0/m3 appears twice"},
+			{"two adds at one counter", func(d *Delta) { d.Adds[10].Counter = d.Adds[200].Counter }, "used twice"},
+			{"remove at an add's counter", func(d *Delta) { d.Removes[0].Counter = d.Adds[5].Counter }, "used twice"},
+			{"keep at an add's counter", func(d *Delta) { d.Keep[0] = d.Adds[299].Counter }, "used twice"},
+			{"counter outside the context", func(d *Delta) { d.Ctx[0].Hi-- }, "outside the context"},
+			{"empty id", func(d *Delta) { d.Adds[7].ID = "" }, "add 7 id"},
+			{"bad group after a good run", func(d *Delta) { d.Adds[298].Group = "\xff" }, "add 298 group"},
+			{"keep on a plain delta", func(d *Delta) { d.Auth, d.Xfer = false, 0 }, "keep list"},
+		}
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("sparse=%v/%s", sparse, tc.name), func(t *testing.T) {
+				d := base()
+				tc.break_(d)
+				err := d.Validate()
+				require.ErrorIs(t, err, ErrInvalidDelta)
+				require.ErrorContains(t, err, tc.want)
+
+				s := mustNew(t, "local", 1, DefaultOptions())
+				before := s.Describe(true)
+				_, err = s.Merge(d, nil)
+				require.ErrorIs(t, err, ErrInvalidDelta)
+				require.Equal(t, before, s.Describe(true), "a rejected delta changed the state")
+			})
+		}
+	}
+}
+
+// TestCheckKeysExactlyIgnoresHashTies: the exact check behind a hash tie
+// accepts distinct keys (a tie alone is no duplicate).
+func TestCheckKeysExactlyIgnoresHashTies(t *testing.T) {
+	d := &Delta{Adds: []Add{{Group: "g", ID: "a"}, {Group: "g", ID: "b"}}, Removes: []Remove{{Group: "h", ID: "a"}}}
+	require.NoError(t, d.checkKeysExactly())
+	d.Removes[0].Group = "g"
+	require.ErrorContains(t, d.checkKeysExactly(), "member g/a appears twice")
+}
