@@ -169,7 +169,8 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 func (s *State) liveAbove(sl *slice, p uint64) []Add {
 	var out []Add
 	if p >= sl.log.floorAll && p > 0 {
-		for _, r := range sl.log.since(p) {
+		recs, _ := sl.log.since(p)
+		for r := range recs {
 			if r.rm {
 				continue
 			}
@@ -196,8 +197,8 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 //
 // Leaves still remembered above a gap (slice.gone) are always included.
 func removalsAbove(sl *slice, p uint64, adds []Add) []Remove {
-	recs := sl.log.since(max(p, sl.log.floorRm))
-	if len(recs) == 0 && len(sl.gone) == 0 {
+	recs, nrecs := sl.log.since(max(p, sl.log.floorRm))
+	if nrecs == 0 && len(sl.gone) == 0 {
 		return nil
 	}
 	liveKeys := make(map[memberKey]struct{}, len(adds))
@@ -206,7 +207,7 @@ func removalsAbove(sl *slice, p uint64, adds []Add) []Remove {
 	}
 	latest := map[memberKey]int{}
 	var out []Remove
-	for _, r := range recs {
+	for r := range recs {
 		if !r.rm {
 			continue
 		}

@@ -595,7 +595,8 @@ func (s *State) Describe(withLog bool) string {
 		}
 		if withLog {
 			fmt.Fprintf(&b, "  log floor-all=%d floor-rm=%d:", sl.log.floorAll, sl.log.floorRm)
-			for _, r := range sl.log.recs {
+			recs, _ := sl.log.since(0)
+			for r := range recs {
 				op := "+"
 				if r.rm {
 					op = "-"
