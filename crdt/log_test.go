@@ -1,7 +1,10 @@
 package crdt
 
 import (
+	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -61,6 +64,78 @@ func TestEventLogRing(t *testing.T) {
 			}
 			_, above := l.since(l.floorAll)
 			require.Equal(t, n, above)
+		}
+	}
+}
+
+func TestKthLargest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for n := 1; n < 300; n += 1 + n/8 {
+		for range 20 {
+			set := map[uint64]bool{}
+			for len(set) < n {
+				set[rng.Uint64N(uint64(4*n))] = true
+			}
+			xs := make([]uint64, 0, n)
+			for x := range set {
+				xs = append(xs, x)
+			}
+			sorted := slices.Sorted(maps.Keys(set))
+			k := 1 + rng.IntN(n)
+			require.Equal(t, sorted[n-k], kthLargest(xs, k), "n=%d k=%d", n, k)
+		}
+	}
+}
+
+// TestMergeLogsTopCounters: a merge logs its records as if added one by one
+// in any order: the log ends with the LogCap highest counters of the slice,
+// whatever order the delta lists its entries in.
+func TestMergeLogsTopCounters(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	for _, logCap := range []int{0, 1, 7, 64, 5000} {
+		src := mustNew(t, "src", 1, Options{LogCap: 5000})
+		for i := range 1200 {
+			_, err := src.Join(fmt.Sprintf("g%d", rng.IntN(40)), fmt.Sprintf("m%d", i), nil, nil)
+			require.NoError(t, err)
+			if rng.IntN(4) == 0 {
+				_, err := src.Leave(fmt.Sprintf("g%d", rng.IntN(40)), fmt.Sprintf("m%d", rng.IntN(i+1)), nil)
+				if err != nil {
+					require.ErrorIs(t, err, ErrNotMember)
+				}
+			}
+		}
+		var want string
+		for round := range 4 {
+			ds := src.Diff(Digest{}, 1<<30)
+			require.Len(t, ds, 1)
+			d := ds[0]
+			if round > 0 {
+				rng.Shuffle(len(d.Adds), func(i, j int) { d.Adds[i], d.Adds[j] = d.Adds[j], d.Adds[i] })
+			}
+			dst := mustNew(t, "dst", 1, Options{LogCap: logCap})
+			_, err := dst.Merge(d, nil)
+			require.NoError(t, err)
+			var all []uint64
+			for _, a := range d.Adds {
+				all = append(all, a.Counter)
+			}
+			for _, r := range d.Removes {
+				all = append(all, r.Counter)
+			}
+			slices.Sort(all)
+			recs, n := dst.slices["src"].log.since(0)
+			logged := []uint64{}
+			for r := range recs {
+				logged = append(logged, r.counter)
+			}
+			require.Len(t, logged, n)
+			require.Equal(t, append([]uint64{}, all[len(all)-min(logCap, len(all)):]...), logged, "logCap %d: not the highest counters", logCap)
+			got := dst.Describe(true)
+			if round == 0 {
+				want = got
+				continue
+			}
+			require.Equal(t, want, got, "logCap %d: the log depends on the order of the delta's entries", logCap)
 		}
 	}
 }

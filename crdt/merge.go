@@ -3,6 +3,7 @@ package crdt
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -61,6 +62,7 @@ func (s *State) Merge(d *Delta, emit Emit) (MergeStats, error) {
 	for _, r := range d.Removes {
 		s.applyRemove(sl, r, emit, &st)
 	}
+	s.logPending(sl)
 	top := sl.ctx.top
 	for _, r := range d.Ctx {
 		sl.ctx.add(r.Lo, r.Hi)
@@ -179,11 +181,11 @@ func (s *State) applyAdd(sl *slice, a Add, emit Emit, st *MergeStats) {
 		st.Removed++
 	case had:
 		s.put(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
-		sl.log.add(logRec{counter: a.Counter, g: g, id: a.ID}, s.opts.LogCap)
+		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Updated++
 	case !known:
 		s.put(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
-		sl.log.add(logRec{counter: a.Counter, g: g, id: a.ID}, s.opts.LogCap)
+		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Added++
 	}
 	if len(g.sets) == 0 && s.groups[g.name] == g {
@@ -202,7 +204,47 @@ func (s *State) applyRemove(sl *slice, r Remove, emit Emit, st *MergeStats) {
 		g = &group{name: r.Group} // log-only handle; never indexed
 	}
 	if !sl.ctx.contains(r.Counter) {
-		sl.log.add(logRec{counter: r.Counter, g: g, id: r.ID, rm: true}, s.opts.LogCap)
+		s.pend = append(s.pend, logRec{counter: r.Counter, g: g, id: r.ID, rm: true})
+	}
+}
+
+// logPending adds the records collected by one merge to sl's log in counter
+// order: a transfer lists its entries by group, and inserting them one by
+// one out of order would shift the log on every entry.
+func (s *State) logPending(sl *slice) {
+	if k := s.opts.LogCap; len(s.pend) > k {
+		// Only the k highest can stay: account for the rest as dropped
+		// before sorting (a transfer brings many more than the log holds).
+		cs := make([]uint64, len(s.pend))
+		for i, r := range s.pend {
+			cs[i] = r.counter
+		}
+		t := uint64(math.MaxUint64)
+		if k > 0 {
+			t = kthLargest(cs, k)
+		}
+		kept := s.pend[:0]
+		for _, r := range s.pend {
+			if r.counter >= t {
+				kept = append(kept, r)
+			} else {
+				sl.log.drop(r)
+			}
+		}
+		clear(s.pend[len(kept):])
+		s.pend = kept
+	}
+	if !slices.IsSortedFunc(s.pend, func(a, b logRec) int { return cmp.Compare(a.counter, b.counter) }) {
+		slices.SortFunc(s.pend, func(a, b logRec) int { return cmp.Compare(a.counter, b.counter) })
+	}
+	for _, r := range s.pend {
+		sl.log.add(r, s.opts.LogCap)
+	}
+	if cap(s.pend) > 4096 {
+		s.pend = nil // do not keep a transfer's worth of scratch
+	} else {
+		clear(s.pend)
+		s.pend = s.pend[:0]
 	}
 }
 
@@ -339,3 +381,39 @@ func (s *State) Resume(r ReplicaID, emit Emit) error {
 
 // Suspended reports whether r is suspended.
 func (s *State) Suspended(r ReplicaID) bool { return s.suspended[r] }
+
+// kthLargest returns the k-th largest of the distinct values xs (1 <= k <=
+// len(xs)), reordering xs: a quickselect, linear on average.
+func kthLargest(xs []uint64, k int) uint64 {
+	lo, hi, want := 0, len(xs)-1, len(xs)-k // index of the answer in ascending order
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// Median of three as the pivot, moved to hi.
+		if xs[mid] < xs[lo] {
+			xs[mid], xs[lo] = xs[lo], xs[mid]
+		}
+		if xs[hi] < xs[lo] {
+			xs[hi], xs[lo] = xs[lo], xs[hi]
+		}
+		if xs[mid] < xs[hi] {
+			xs[mid], xs[hi] = xs[hi], xs[mid]
+		}
+		p, i := xs[hi], lo
+		for j := lo; j < hi; j++ {
+			if xs[j] < p {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+			}
+		}
+		xs[i], xs[hi] = xs[hi], xs[i]
+		switch {
+		case i == want:
+			return xs[i]
+		case i < want:
+			lo = i + 1
+		default:
+			hi = i - 1
+		}
+	}
+	return xs[want]
+}

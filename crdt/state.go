@@ -150,6 +150,7 @@ type State struct {
 	forgotten map[string]uint64 // name -> incarnation dropped after retention
 	suspended map[ReplicaID]bool
 	xfers     uint64 // authoritative transfers started here
+	pend      []logRec // scratch: the log records of the merge under way
 }
 
 // New returns an empty State for the local replica.
