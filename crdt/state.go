@@ -149,7 +149,7 @@ type State struct {
 	latest    map[string]uint64 // highest incarnation seen per name
 	forgotten map[string]uint64 // name -> incarnation dropped after retention
 	suspended map[ReplicaID]bool
-	xfers     uint64 // authoritative transfers started here
+	xfers     uint64   // authoritative transfers started here
 	pend      []logRec // scratch: the log records of the merge under way
 }
 
