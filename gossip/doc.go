@@ -19,9 +19,12 @@
 //     is missing (crdt.State.Diff), in bounded chunks, and its own digest so
 //     the exchange is two-way. The same exchange runs whenever a peer
 //     (re)appears, so a node joining or a partition healing converges at
-//     once rather than at the next tick. A node does not send its digest
-//     again while a repair it asked for is on its way, so a fresh node
-//     fetches a large scope from one peer, not from all of them;
+//     once rather than at the next tick. A node joining a cluster does not
+//     start it: it answers the first greeting that shows it is behind (a
+//     greeting proves the peer counts it alive; a digest sent to a peer
+//     that has not heard of it yet waits there), and does not send its
+//     digest again while the repair it asked for is on its way, so a
+//     fresh node fetches a large scope from one peer, not from all of them;
 //   - per-owner order: a delta that arrives after a gap in its owner's
 //     counters waits (Config.HoldBack) for the gap to fill, so watchers see
 //     each owner's operations in its order, as pg delivers a sender's

@@ -144,6 +144,12 @@ type Node struct {
 	// caughtUp records the scopes that completed one anti-entropy round
 	// trip with a peer (see Ready).
 	caughtUp sync.Map
+	// greets records the scopes for which this node greets a peer that
+	// comes up with its digest: those it caught up on, and those it held
+	// alone (started without seeds, or found no peer at an anti-entropy
+	// tick). A node joining a cluster waits for its peers' greetings
+	// instead (see applyPeerEvent).
+	greets sync.Map
 
 	bcast *memberlist.TransmitLimitedQueue // nil when PiggybackQueue is 0
 
@@ -259,6 +265,11 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	go n.sendLoop()
 	go n.jobLoop()
 	go n.controlLoop()
+	if len(n.seedsExceptSelf()) == 0 {
+		for _, name := range n.order {
+			n.greets.Store(name, true)
+		}
+	}
 	if len(cfg.Seeds) > 0 {
 		if _, err := ml.Join(n.seedsExceptSelf()); err != nil {
 			n.log.Warn("initial join failed; the rejoin loop keeps trying", "seeds", cfg.Seeds, "err", err)
@@ -474,6 +485,7 @@ func (n *Node) handleMessage(b []byte) {
 		if !m.wantReply {
 			// The answer to our digest: the peer sent what we lacked first.
 			n.caughtUp.Store(m.scope, true)
+			n.greets.Store(m.scope, true)
 			if sc, ok := n.scopes[m.scope]; ok {
 				lacking := false
 				sc.Read(func(st *crdt.State) { lacking = behind(d, st) })
@@ -792,9 +804,11 @@ func (n *Node) serveSync(j syncJob) {
 	}
 	n.stats.syncsServed.Add(1)
 	var ds []*crdt.Delta
+	ahead := false // the peer holds what we lack: our digest will fetch it
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
 		st.Observe(j.digest, emit)
 		ds = st.Diff(sc.skipInFlight(j.from, j.digest, st), n.cfg.ChunkBytes)
+		ahead = j.wantReply && behind(j.digest, st)
 		return nil
 	})
 	if len(ds) > 0 && n.repeatRepair(j) {
@@ -810,6 +824,11 @@ func (n *Node) serveSync(j syncJob) {
 		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc)
 	}
 	if j.wantReply && n.mayReply(j.scope) {
+		if ahead {
+			// The peer answers our digest with a repair: wait for it rather
+			// than ask another peer for the same state meanwhile.
+			sc.expect(time.Now(), 5*n.cfg.AntiEntropyInterval)
+		}
 		n.sendSync(j.scope, to, false)
 	}
 }
@@ -999,6 +1018,7 @@ func (n *Node) antiEntropy() {
 		}
 		peers := n.scopePeers(s)
 		if len(peers) == 0 {
+			n.greets.Store(s, true)
 			continue
 		}
 		n.rngMu.Lock()
@@ -1077,7 +1097,13 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 		}
 		n.servedMu.Unlock()
 		for _, s := range n.order {
-			if slices.Contains(e.scopes, s) {
+			// A node joining a cluster leaves the first move to its peers:
+			// every peer that sees it come up greets it with its digest,
+			// which proves the peer counts it alive (a digest sent to a peer
+			// that has not heard of it yet waits there until it has), and it
+			// answers the first greeting that shows it is behind (serveSync),
+			// so it fetches the scope once, from that peer.
+			if _, greets := n.greets.Load(s); greets && slices.Contains(e.scopes, s) {
 				if n.mayCatchUp(s) {
 					n.sendSync(s, e.node, true) // converge at once on (re)connect
 				}

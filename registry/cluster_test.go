@@ -559,3 +559,38 @@ func ownerOrderRun(t *testing.T, hold time.Duration) bool {
 	}
 	return slices.IsSorted(got)
 }
+
+// TestClusterFreshNodeFetchesOnce: a node joining a cluster that holds a
+// large scope fetches it from one peer, not from every peer that greets it
+// (each greeting invites a digest, and each digest a full transfer).
+func TestClusterFreshNodeFetchesOnce(t *testing.T) {
+	// Packets take 10-30 ms, so the newcomer's arrival spreads slowly and
+	// the greetings come one by one while the transfer is under way.
+	c := newSimCluster(t, 11, 4, memnet.Config{MinDelay: 10 * time.Millisecond, MaxDelay: 30 * time.Millisecond}, nil)
+	defer c.close()
+	ctx := context.Background()
+	want := map[mkey]string{}
+	for i := range 20000 {
+		g, id := fmt.Sprintf("g%d", i%200), fmt.Sprintf("m%d", i)
+		_, err := c.regs["n0"].Join(ctx, "chat", g, id, Meta{"v": "1"})
+		require.NoError(t, err)
+		want[mkey{g, id, "n0"}] = "1"
+	}
+	c.converge("filled", want, 20*time.Second)
+	time.Sleep(300 * time.Millisecond) // let the last anti-entropy round settle
+	before := map[string]int64{}
+	for _, n := range c.names {
+		before[n] = c.regs[n].Stats().RepairDeltasSent
+	}
+	c.names = append(c.names, "n4")
+	c.start("n4", 1)
+	c.converge("fresh node", want, 20*time.Second)
+	time.Sleep(500 * time.Millisecond) // count late duplicates too
+	var senders []string
+	for n, b := range before {
+		if c.regs[n].Stats().RepairDeltasSent > b {
+			senders = append(senders, n)
+		}
+	}
+	require.Len(t, senders, 1, "the scope was sent by %v", senders)
+}
