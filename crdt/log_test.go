@@ -139,3 +139,33 @@ func TestMergeLogsTopCounters(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeLogsTopCountersSparse: the same with counters too far apart for
+// the dense path (select, then sort).
+func TestMergeLogsTopCountersSparse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, logCap := range []int{0, 7, 500} {
+		d := &Delta{Replica: ReplicaID{Name: "src", Incarnation: 1}, Auth: true, Xfer: 1}
+		var all []uint64
+		for i := range 300 {
+			c := uint64(10*i + 1)
+			d.Adds = append(d.Adds, Add{Group: fmt.Sprintf("g%d", i%9), ID: fmt.Sprintf("m%d", i), Counter: c})
+			all = append(all, c)
+		}
+		d.Ctx = []Range{{1, all[len(all)-1]}}
+		rng.Shuffle(len(d.Adds), func(i, j int) { d.Adds[i], d.Adds[j] = d.Adds[j], d.Adds[i] })
+		dst := mustNew(t, "dst", 1, Options{LogCap: logCap})
+		_, err := dst.Merge(d, nil)
+		require.NoError(t, err)
+		recs, _ := dst.slices["src"].log.since(0)
+		logged := []uint64{}
+		for r := range recs {
+			logged = append(logged, r.counter)
+		}
+		require.Equal(t, append([]uint64{}, all[len(all)-min(logCap, len(all)):]...), logged, "logCap %d", logCap)
+		require.Equal(t, uint64(0), dst.slices["src"].log.floorRm)
+		if logCap < len(all) {
+			require.Equal(t, all[len(all)-logCap-1], dst.slices["src"].log.floorAll, "logCap %d: floor", logCap)
+		}
+	}
+}

@@ -212,10 +212,54 @@ func (s *State) applyRemove(sl *slice, r Remove, emit Emit, st *MergeStats) {
 // order: a transfer lists its entries by group, and inserting them one by
 // one out of order would shift the log on every entry.
 func (s *State) logPending(sl *slice) {
-	if k := s.opts.LogCap; len(s.pend) > k {
-		// Only the k highest can stay: account for the rest as dropped
-		// before sorting (a transfer brings many more than the log holds).
-		cs := make([]uint64, len(s.pend))
+	defer func() {
+		if cap(s.pend) > 4096 {
+			s.pend = nil // do not keep a transfer's worth of scratch
+		} else {
+			clear(s.pend)
+			s.pend = s.pend[:0]
+		}
+	}()
+	n, k := len(s.pend), s.opts.LogCap
+	if n == 0 {
+		return
+	}
+	lo, hi := s.pend[0].counter, s.pend[0].counter
+	sorted := true
+	for i, r := range s.pend[1:] {
+		lo, hi = min(lo, r.counter), max(hi, r.counter)
+		sorted = sorted && s.pend[i].counter < r.counter
+	}
+	if sorted {
+		for _, r := range s.pend {
+			sl.log.add(r, k)
+		}
+		return
+	}
+	// Only the k highest can stay; the rest are accounted for as dropped.
+	if span := hi - lo + 1; span <= uint64(4*n) {
+		// Dense counters (a batch or a transfer): place each record at its
+		// counter and walk them in order, no comparisons.
+		slot := make([]int32, span) // index+1 into pend; 0 = none
+		for i, r := range s.pend {
+			slot[r.counter-lo] = int32(i + 1)
+		}
+		pos := 0
+		for _, j := range slot {
+			if j == 0 {
+				continue
+			}
+			if r := s.pend[j-1]; pos < n-k {
+				sl.log.drop(r)
+			} else {
+				sl.log.add(r, k)
+			}
+			pos++
+		}
+		return
+	}
+	if n > k {
+		cs := make([]uint64, n)
 		for i, r := range s.pend {
 			cs[i] = r.counter
 		}
@@ -234,17 +278,9 @@ func (s *State) logPending(sl *slice) {
 		clear(s.pend[len(kept):])
 		s.pend = kept
 	}
-	if !slices.IsSortedFunc(s.pend, func(a, b logRec) int { return cmp.Compare(a.counter, b.counter) }) {
-		slices.SortFunc(s.pend, func(a, b logRec) int { return cmp.Compare(a.counter, b.counter) })
-	}
+	slices.SortFunc(s.pend, func(a, b logRec) int { return cmp.Compare(a.counter, b.counter) })
 	for _, r := range s.pend {
-		sl.log.add(r, s.opts.LogCap)
-	}
-	if cap(s.pend) > 4096 {
-		s.pend = nil // do not keep a transfer's worth of scratch
-	} else {
-		clear(s.pend)
-		s.pend = s.pend[:0]
+		sl.log.add(r, k)
 	}
 }
 
