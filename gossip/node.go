@@ -543,6 +543,8 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
 	if !ok {
 		return // not served here: scopes are overlays
 	}
+	sc.merging.Add(1)
+	defer sc.merging.Add(-1)
 	defer sc.lastIn.Store(time.Now().UnixNano())
 	for _, p := range payloads {
 		d, err := crdt.DecodeDelta(p)
@@ -842,7 +844,9 @@ func (n *Node) mayReply(scope string) bool {
 	if _, ok := n.caughtUp.Load(scope); !ok {
 		return n.mayCatchUp(scope)
 	}
-	return !n.transferring(scope, time.Now())
+	// While deltas are queued for merging here our digest would ask for
+	// them again; the peer's own rounds complete the exchange later.
+	return !n.transferring(scope, time.Now()) && n.scopes[scope].merging.Load() == 0
 }
 
 // mayCatchUp decides whether this node sends its digest of scope outside
@@ -1007,15 +1011,28 @@ func (n *Node) transferring(scope string, now time.Time) bool {
 	return sc.waiting(now)
 }
 
+// maxBusyTicks bounds how many anti-entropy rounds in a row a scope skips
+// while deltas are queued for merging.
+const maxBusyTicks = 4
+
 // antiEntropy sends, for each scope, our digest to one random alive peer.
 func (n *Node) antiEntropy() {
 	now := time.Now()
 	n.flushHeld(now)
 	for _, s := range n.order {
-		n.scopes[s].notePrev()
+		sc := n.scopes[s]
+		sc.notePrev()
 		if n.transferring(s, now) {
 			continue
 		}
+		if sc.merging.Load() > 0 && sc.busyTicks < maxBusyTicks {
+			// Deltas are queued for merging here: our digest would ask for
+			// them again. Skip this round (a bounded number of times, so a
+			// lost packet under a steady stream is still repaired).
+			sc.busyTicks++
+			continue
+		}
+		sc.busyTicks = 0
 		peers := n.scopePeers(s)
 		if len(peers) == 0 {
 			n.greets.Store(s, true)

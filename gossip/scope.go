@@ -25,6 +25,13 @@ type Scope struct {
 	// node (a repair is on its way), expectAt is when that was learnt and
 	// expectTo when to stop waiting, in unix nanos.
 	expectAt, expectTo atomic.Int64
+	// merging counts the delta messages being merged or waiting for the
+	// lock: under a burst, received messages queue here, and a digest
+	// taken meanwhile shows as missing what is already in the queue.
+	merging atomic.Int32
+	// busyTicks counts the consecutive anti-entropy ticks skipped because
+	// merging was above zero (controlLoop only).
+	busyTicks int
 
 	// held: per replica name, plain deltas that arrived after a gap in
 	// its counters, waiting for the gap to fill so that watchers see each

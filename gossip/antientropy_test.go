@@ -1,0 +1,60 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestAntiEntropyWaitsForQueuedMerges: while delta messages are queued for
+// merging in a scope, its anti-entropy round is skipped (the digest would
+// ask for what is already queued), at most maxBusyTicks times in a row, and
+// the node does not answer a digest with its own.
+func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
+	var nodes []*Node
+	for i := range 2 {
+		cfg := DefaultLocalConfig(fmt.Sprintf("n%d", i))
+		cfg.Incarnation = uint64(1 + i)
+		cfg.AntiEntropyInterval = time.Hour // rounds run only when the test calls them
+		if i > 0 {
+			cfg.Seeds = []string{nodes[0].Addr()}
+		}
+		n, err := New(cfg, (&eventLog{}).sink)
+		require.NoError(t, err)
+		nodes = append(nodes, n)
+	}
+	defer func() {
+		for _, n := range nodes {
+			require.NoError(t, n.Close(context.Background()))
+		}
+	}()
+	n := nodes[0]
+	require.Eventually(t, func() bool { return len(n.scopePeers("default")) == 1 }, 10*time.Second, 10*time.Millisecond)
+	n.caughtUp.Store("default", true)
+	sc := n.scopes["default"]
+	sent := func() int64 { return n.Stats().SyncsSent }
+
+	before := sent()
+	n.antiEntropy()
+	require.Equal(t, before+1, sent(), "an idle scope runs its round")
+
+	sc.merging.Add(1) // a delta message is being merged
+	require.False(t, n.mayReply("default"))
+	before = sent()
+	for range maxBusyTicks {
+		n.antiEntropy()
+	}
+	require.Equal(t, before, sent(), "rounds run while merges are queued")
+	n.antiEntropy()
+	require.Equal(t, before+1, sent(), "a busy scope must still run a round every %d ticks", maxBusyTicks+1)
+	n.antiEntropy()
+	require.Equal(t, before+1, sent(), "the busy count restarts after a forced round")
+
+	sc.merging.Add(-1)
+	require.True(t, n.mayReply("default"))
+	n.antiEntropy()
+	require.Equal(t, before+2, sent())
+}
