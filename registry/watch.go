@@ -102,6 +102,10 @@ func reasonOf(e crdt.Event) Reason {
 	return ReasonUpdated
 }
 
+// watchChanBuffer is the capacity of a watch's channel: a consumer that
+// keeps up drains events in runs rather than waking the sender for each.
+const watchChanBuffer = 256
+
 // Watch is a stream of one scope's membership changes: Snapshot is the
 // membership when the watch started, then C delivers every change after it,
 // in order, exactly once, until the watch is closed or its context ends (C
@@ -262,7 +266,7 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 		}
 	}
 	h := r.hubs[scope]
-	w := &Watch{h: h, sel: sel, out: make(chan Event), sig: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Watch{h: h, sel: sel, out: make(chan Event, watchChanBuffer), sig: make(chan struct{}, 1), done: make(chan struct{})}
 	w.C = w.out
 	// Register and snapshot atomically with respect to the scope's events.
 	h.scope.Locked(func(st *crdt.State) {
