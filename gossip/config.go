@@ -56,8 +56,8 @@ type Config struct {
 	// memberlist's keyring (AES-GCM).
 	SecretKey []byte
 
-	// Transport replaces memberlist's UDP/TCP transport (tests use
-	// memnet). Nil means real sockets.
+	// Transport replaces the UDP/TCP transport (tests use memnet). Nil
+	// means real sockets through NetTransport, bound to BindAddr:BindPort.
 	Transport memberlist.NodeAwareTransport
 
 	// Memberlist holds memberlist's own timings (probe interval, suspicion,

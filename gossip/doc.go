@@ -40,6 +40,11 @@
 //     is forgotten, and taken again only once the owner itself is seen
 //     alive; a new incarnation of a name supersedes the old one everywhere.
 //
+// Real sockets go through NetTransport, memberlist's UDP/TCP transport
+// rebuilt to read packets into a reused buffer (memberlist's allocates 64
+// KiB per packet, which at roster's packet rates kept the garbage collector
+// running and set the replication p99).
+//
 // Scope states live here (Scope), each behind its own lock; the registry
 // package reads them and turns their events into watch streams. Warm
 // restarts: New can start from state saved by SaveState (Preload); the

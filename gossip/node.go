@@ -237,8 +237,15 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	if cfg.Transport != nil {
 		mc.Transport = cfg.Transport
 	} else {
-		mc.BindAddr = cfg.BindAddr
-		mc.BindPort = cfg.BindPort
+		t, err := NewNetTransport(cfg.BindAddr, cfg.BindPort, n.log)
+		if err != nil {
+			return nil, err
+		}
+		mc.Transport = t
+		mc.BindAddr, mc.BindPort = cfg.BindAddr, t.Port()
+		if cfg.AdvertisePort == 0 {
+			mc.AdvertisePort = t.Port()
+		}
 	}
 	if cfg.AdvertiseAddr != "" {
 		mc.AdvertiseAddr = cfg.AdvertiseAddr
@@ -249,18 +256,33 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	if len(cfg.SecretKey) > 0 {
 		mc.SecretKey = cfg.SecretKey
 	}
+	// The piggyback queue exists before memberlist starts: its gossip loop
+	// asks for broadcasts from the start.
+	var started atomic.Pointer[memberlist.Memberlist]
+	if cfg.PiggybackQueue > 0 {
+		n.bcast = &memberlist.TransmitLimitedQueue{
+			NumNodes: func() int {
+				if ml := started.Load(); ml != nil {
+					return ml.NumMembers()
+				}
+				return 1
+			},
+			RetransmitMult: mc.RetransmitMult,
+		}
+	}
 	ml, err := memberlist.Create(&mc)
 	if err != nil {
+		if cfg.Transport == nil {
+			_ = mc.Transport.Shutdown()
+		}
 		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	n.ml = ml
+	started.Store(ml)
 	// Taken once: after a Leave, memberlist may drop its own node from its
 	// map, and LocalNode would then dereference nil.
 	ln := ml.LocalNode()
 	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
-	if cfg.PiggybackQueue > 0 {
-		n.bcast = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: mc.RetransmitMult}
-	}
 	n.wg.Add(3)
 	go n.sendLoop()
 	go n.jobLoop()

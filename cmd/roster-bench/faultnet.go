@@ -3,12 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/roster-io/roster/gossip"
 )
 
 // faultNet is a shared "grudge" table for a set of cutTransports: while
@@ -46,7 +47,7 @@ func (f *faultNet) blocked(a, b string) bool {
 	return okA && okB && sa != sb
 }
 
-// cutTransport wraps memberlist's real UDP/TCP transport and drops what the
+// cutTransport wraps roster's real UDP/TCP transport and drops what the
 // faultNet blocks:
 //   - outgoing packets to a blocked peer are silently dropped (UDP);
 //   - outgoing stream dials to a blocked peer fail at once (TCP RST);
@@ -57,7 +58,7 @@ func (f *faultNet) blocked(a, b string) bool {
 // ports, and since both directions dial through a cutTransport, refusing
 // dials on the dialing side cuts every stream.
 type cutTransport struct {
-	*memberlist.NetTransport
+	*gossip.NetTransport
 	net     *faultNet
 	self    string
 	packets chan *memberlist.Packet
@@ -70,18 +71,14 @@ var _ memberlist.NodeAwareTransport = (*cutTransport)(nil)
 
 // newCutTransport binds a real transport on 127.0.0.1, a free port.
 func newCutTransport(fn *faultNet, logOut io.Writer) (*cutTransport, error) {
-	inner, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{"127.0.0.1"},
-		BindPort:  0,
-		Logger:    log.New(logOut, "", 0),
-	})
+	inner, err := gossip.NewNetTransport("127.0.0.1", 0, slog.New(slog.NewTextHandler(logOut, nil)))
 	if err != nil {
 		return nil, err
 	}
 	t := &cutTransport{
 		NetTransport: inner,
 		net:          fn,
-		self:         net.JoinHostPort("127.0.0.1", fmt.Sprint(inner.GetAutoBindPort())),
+		self:         net.JoinHostPort("127.0.0.1", fmt.Sprint(inner.Port())),
 		packets:      make(chan *memberlist.Packet),
 		stop:         make(chan struct{}),
 	}
