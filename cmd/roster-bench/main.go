@@ -1,5 +1,5 @@
 // Command roster-bench runs real roster nodes in one process, on
-// 127.0.0.1 with memberlist's UDP/TCP transport, and compares replication
+// 127.0.0.1 over real UDP/TCP sockets (gossip.NetTransport), and compares replication
 // latency, throughput, state transfer and partition healing with the
 // figures of Erlang/OTP pg.
 //
@@ -266,7 +266,7 @@ func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (
 // --- output -----------------------------------------------------------------------
 
 func printMachine(w io.Writer, m Machine, o *options) {
-	fmt.Fprintf(w, "roster-bench: %d nodes in one process, 127.0.0.1, memberlist UDP/TCP transport\n", o.nodes)
+	fmt.Fprintf(w, "roster-bench: %d nodes in one process, 127.0.0.1, real UDP/TCP sockets (gossip.NetTransport)\n", o.nodes)
 	fmt.Fprintf(w, "machine: %s, NumCPU=%d GOMAXPROCS=%d, %s %s/%s, load average %s\n", orUnknown(m.CPU), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, m.LoadAvg)
 	if o.noCompression {
 		fmt.Fprintln(w, "memberlist compression: off (-compression=false)")
