@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -593,4 +594,61 @@ func TestClusterFreshNodeFetchesOnce(t *testing.T) {
 		}
 	}
 	require.Len(t, senders, 1, "the scope was sent by %v", senders)
+}
+
+// TestWatchSnapshotOrder: a watch's snapshot, and a resync, list the
+// members in (group, id, owner) order, across owners and groups.
+func TestWatchSnapshotOrder(t *testing.T) {
+	c := newSimCluster(t, 3, 3, memnet.Config{}, func(cfg *Config) { cfg.WatchBuffer = 8 })
+	defer c.close()
+	ctx := context.Background()
+	want := map[mkey]string{}
+	for _, n := range c.names {
+		for _, g := range []string{"b", "a", "a/x", "c"} {
+			for _, id := range []string{"z", "m", "a"} {
+				_, err := c.regs[n].Join(ctx, "chat", g, id, Meta{"v": "1"})
+				require.NoError(t, err)
+				want[mkey{g, id, n}] = "1"
+			}
+		}
+	}
+	c.converge("filled", want, 10*time.Second)
+	less := func(a, b Member) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Owner, b.Owner))
+	}
+	for _, sel := range []Selector{All(), Prefix("a"), Group("a")} {
+		w, err := c.regs["n0"].Watch(ctx, "chat", sel)
+		require.NoError(t, err)
+		n := 0
+		for k := range want {
+			if sel.matches(k.group) {
+				n++
+			}
+		}
+		require.Len(t, w.Snapshot, n)
+		require.True(t, slices.IsSortedFunc(w.Snapshot, less), "snapshot out of order: %v", w.Snapshot)
+		w.Close()
+	}
+
+	// A burst larger than the buffer: the watch resyncs, in order too.
+	w, err := c.regs["n0"].Watch(ctx, "chat", All())
+	require.NoError(t, err)
+	defer w.Close()
+	for i := range 50 {
+		_, err := c.regs["n1"].Join(ctx, "chat", "burst", fmt.Sprintf("m%02d", 49-i), nil)
+		require.NoError(t, err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-w.C:
+			if e.Type != EventResync {
+				continue
+			}
+			require.True(t, slices.IsSortedFunc(e.Members, less), "resync out of order")
+			return
+		case <-deadline:
+			t.Fatal("no resync after a burst of 50 events into a buffer of 8")
+		}
+	}
 }

@@ -187,12 +187,23 @@ func (h *hub) publish(evs []crdt.Event) {
 	if len(h.ws) == 0 {
 		return
 	}
-	reasons := make([]Reason, len(evs))
-	members := make([]Member, len(evs))
+	// Events are converted on first use: a batch larger than a watch's
+	// buffer (a transfer) ends in a resync without converting the rest.
+	converted := make([]Event, len(evs))
+	done := make([]bool, len(evs))
 	c := &confirmer{node: h.node.Load()}
-	for i, e := range evs {
-		reasons[i] = h.reasonFor(e)
-		members[i] = c.member(e.Group, e.ID, e.Meta, e.Owner)
+	event := func(i int) Event {
+		if !done[i] {
+			e := evs[i]
+			converted[i] = Event{
+				Seq:    first + uint64(i),
+				Type:   EventType(e.Kind.String()),
+				Reason: h.reasonFor(e),
+				Member: c.member(e.Group, e.ID, e.Meta, e.Owner),
+			}
+			done[i] = true
+		}
+		return converted[i]
 	}
 	for w := range h.ws {
 		w.mu.Lock()
@@ -204,12 +215,7 @@ func (h *hub) publish(evs []crdt.Event) {
 				w.behind, w.queue = true, nil
 				break
 			}
-			w.queue = append(w.queue, Event{
-				Seq:    first + uint64(i),
-				Type:   EventType(e.Kind.String()),
-				Reason: reasons[i],
-				Member: members[i],
-			})
+			w.queue = append(w.queue, event(i))
 		}
 		w.mu.Unlock()
 		select {
@@ -250,7 +256,8 @@ func (h *hub) snapshot(st *crdt.State, sel Selector) []Member {
 			}
 		}
 	}
-	sortMembers(out)
+	// Groups and each group's members come sorted, so out is in (group, id,
+	// owner) order already.
 	return out
 }
 
