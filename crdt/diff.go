@@ -100,7 +100,7 @@ func (s *State) snapshot(maxBytes int, withLocal bool) []*Delta {
 		}
 		d := &Delta{Replica: sl.id, Ctx: ctx, Auth: true, Floor: sl.log.floorRm, Xfer: s.newXfer()}
 		d.Adds = s.liveAbove(sl, 0)
-		d.Removes = removalsAbove(sl, 0, d.Adds)
+		d.Removes = s.removalsAbove(sl, 0)
 		out = append(out, split(d, maxBytes)...)
 	}
 	return out
@@ -141,7 +141,7 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 		// applied in any order.
 		d := &Delta{Replica: sl.id, Ctx: above}
 		d.Adds = s.liveAbove(sl, p)
-		d.Removes = removalsAbove(sl, p, d.Adds)
+		d.Removes = s.removalsAbove(sl, p)
 		return split(d, maxBytes)
 	}
 	// The log does not reach back to p, so leaves in (p, f] may be unknown
@@ -160,7 +160,7 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 	if holdsNothing {
 		p = 0
 	}
-	d.Removes = removalsAbove(sl, p, d.Adds)
+	d.Removes = s.removalsAbove(sl, p)
 	return split(d, maxBytes)
 }
 
@@ -187,48 +187,88 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Add) int { return cmp.Compare(a.Counter, b.Counter) })
-	return out
+	return sortByCounter(out)
+}
+
+// sortByCounter orders adds with distinct counters by counter: by placing
+// each at its counter when they are dense (a slice's live entries usually
+// are), else by sorting.
+func sortByCounter(adds []Add) []Add {
+	if len(adds) < 2 {
+		return adds
+	}
+	lo, hi := adds[0].Counter, adds[0].Counter
+	for _, a := range adds[1:] {
+		lo, hi = min(lo, a.Counter), max(hi, a.Counter)
+	}
+	if span := hi - lo + 1; span <= uint64(4*len(adds)) {
+		slot := make([]int32, span) // index+1 into adds; 0 = none
+		for i, a := range adds {
+			slot[a.Counter-lo] = int32(i + 1)
+		}
+		out := make([]Add, 0, len(adds))
+		for _, j := range slot {
+			if j != 0 {
+				out = append(out, adds[j-1])
+			}
+		}
+		return out
+	}
+	slices.SortFunc(adds, func(a, b Add) int { return cmp.Compare(a.Counter, b.Counter) })
+	return adds
 }
 
 // removalsAbove returns the leave records of sl with counter > p, at most
-// one per key (the latest) and none for a key that is live in adds (a live
-// entry is always its key's latest event).
+// one per key (the latest) and none for a key that is live above p (a live
+// entry is always its key's latest event, and the caller sends it as an
+// add).
 //
 // Leaves still remembered above a gap (slice.gone) are always included.
-func removalsAbove(sl *slice, p uint64, adds []Add) []Remove {
+func (s *State) removalsAbove(sl *slice, p uint64) []Remove {
 	recs, nrecs := sl.log.since(max(p, sl.log.floorRm))
 	if nrecs == 0 && len(sl.gone) == 0 {
 		return nil
 	}
-	liveKeys := make(map[memberKey]struct{}, len(adds))
-	for _, a := range adds {
-		liveKeys[memberKey{a.Group, a.ID}] = struct{}{}
+	// A record's group handle may be stale (the group emptied and was made
+	// anew), so look the group up by name.
+	liveAbove := func(group, id string) bool {
+		g := s.groups[group]
+		if g == nil {
+			return false
+		}
+		e, ok := sl.lookup(g, id)
+		return ok && e.counter > p
 	}
-	latest := map[memberKey]int{}
+	var latest map[memberKey]int
 	var out []Remove
 	for r := range recs {
-		if !r.rm {
+		if !r.rm || liveAbove(r.g.name, r.id) {
 			continue
 		}
 		k := memberKey{r.g.name, r.id}
-		if _, live := liveKeys[k]; live {
-			continue
-		}
 		if i, ok := latest[k]; ok {
 			out[i].Counter = r.counter // records are in counter order
 			continue
+		}
+		if latest == nil {
+			latest = map[memberKey]int{}
 		}
 		latest[k] = len(out)
 		out = append(out, Remove{Group: r.g.name, ID: r.id, Counter: r.counter})
 	}
 	for k, c := range sl.gone {
-		if _, live := liveKeys[k]; live || c <= p {
+		if c <= p {
+			continue
+		}
+		if liveAbove(k.group, k.id) {
 			continue
 		}
 		if i, ok := latest[k]; ok {
 			out[i].Counter = max(out[i].Counter, c)
 			continue
+		}
+		if latest == nil {
+			latest = map[memberKey]int{}
 		}
 		latest[k] = len(out)
 		out = append(out, Remove{Group: k.group, ID: k.id, Counter: c})
