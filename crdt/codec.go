@@ -141,7 +141,18 @@ type reader struct {
 
 func newReader(b []byte) *reader {
 	r := bytes.NewReader(b)
-	return &reader{r: r, dec: msgpack.NewDecoder(r)}
+	dec := msgpack.GetDecoder()
+	dec.Reset(r)
+	return &reader{r: r, dec: dec}
+}
+
+// release returns the reader's decoder to msgpack's pool; the reader must
+// not be used afterwards. Decoded strings and byte slices are copies, so
+// nothing decoded refers to the decoder's buffers.
+func (r *reader) release() {
+	r.dec.Reset(nil)
+	msgpack.PutDecoder(r.dec)
+	r.dec = nil
 }
 
 func (r *reader) fail(format string, args ...any) {
@@ -238,6 +249,7 @@ func (r *reader) done() error {
 // MessageKind returns the kind of an encoded message without decoding it.
 func MessageKind(b []byte) (Kind, error) {
 	r := newReader(b)
+	defer r.release()
 	if n := r.arrayLen("message", 1); r.err == nil && n < 2 {
 		r.fail("message has %d fields", n)
 	}
@@ -260,6 +272,7 @@ func DecodeDelta(b []byte) (*Delta, error) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
 	}
 	r := newReader(b)
+	defer r.release()
 	r.header(KindDelta, 12)
 	d := &Delta{}
 	d.Replica.Name = r.str("replica name")
@@ -341,6 +354,7 @@ func DecodeDigest(b []byte) (Digest, error) {
 		return Digest{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
 	}
 	r := newReader(b)
+	defer r.release()
 	r.header(KindDigest, 3)
 	n := r.arrayLen("entries", 1)
 	if r.err == nil && n%3 != 0 {

@@ -68,7 +68,18 @@ type reader struct {
 
 func newReader(b []byte) *reader {
 	r := bytes.NewReader(b)
-	return &reader{r: r, dec: msgpack.NewDecoder(r)}
+	dec := msgpack.GetDecoder()
+	dec.Reset(r)
+	return &reader{r: r, dec: dec}
+}
+
+// release returns the reader's decoder to msgpack's pool; the reader must
+// not be used afterwards. Decoded strings and byte slices are copies, so
+// nothing decoded refers to the decoder's buffers.
+func (r *reader) release() {
+	r.dec.Reset(nil)
+	msgpack.PutDecoder(r.dec)
+	r.dec = nil
 }
 
 func (r *reader) fail(what string, err error) {
@@ -156,6 +167,7 @@ func (r *reader) end() error {
 
 func decodeNodeMeta(b []byte) (nodeMeta, error) {
 	r := newReader(b)
+	defer r.release()
 	if n := r.arrayLen("meta"); r.err == nil && n != 3 {
 		r.fail("meta", fmt.Errorf("%d fields", n))
 	}
@@ -234,6 +246,7 @@ func decodeMessage(b []byte) (message, error) {
 		return message{}, fmt.Errorf("%w: %d bytes", ErrMessage, len(b))
 	}
 	r := newReader(b)
+	defer r.release()
 	fields := r.arrayLen("message")
 	if v := r.uint("version"); r.err == nil && v != wireVersion {
 		r.fail("message", fmt.Errorf("unsupported version %d", v))

@@ -379,23 +379,31 @@ func (r *Registry) Groups(scope string) ([]string, error) {
 }
 
 // confirmer answers Member.Confirmed, asking the gossip layer once per
-// owner.
+// owner (for the first 16 owners of a batch; then per member).
 type confirmer struct {
 	node *gossip.Node
-	seen map[crdt.ReplicaID]bool
+	// The answers so far: a batch of events comes from one or a few
+	// owners, so a short list beats a map.
+	seen []confirmed
+}
+
+type confirmed struct {
+	r  crdt.ReplicaID
+	ok bool
 }
 
 func (c *confirmer) ok(r crdt.ReplicaID) bool {
 	if c == nil || c.node == nil {
 		return true
 	}
-	v, hit := c.seen[r]
-	if !hit {
-		v = c.node.Confirmed(r)
-		if c.seen == nil {
-			c.seen = map[crdt.ReplicaID]bool{}
+	for _, s := range c.seen {
+		if s.r == r {
+			return s.ok
 		}
-		c.seen[r] = v
+	}
+	v := c.node.Confirmed(r)
+	if len(c.seen) < 16 {
+		c.seen = append(c.seen, confirmed{r, v})
 	}
 	return v
 }
