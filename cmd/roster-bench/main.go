@@ -105,6 +105,7 @@ func main() {
 		jsonOut    = flag.Bool("json", false, "also print the results as JSON")
 		verbose    = flag.Bool("v", false, "print node logs (info level) to stderr")
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		memprofile = flag.String("memprofile", "", "write a heap profile (allocations of the whole run) to this file at the end")
 		traceOut   = flag.String("trace", "", "write a runtime execution trace of the whole run to this file")
 		compress   = flag.Bool("compression", true, "leave memberlist's LZW compression on (diagnostic: -compression=false)")
 	)
@@ -156,7 +157,20 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *memprofile != "" {
+		runtime.MemProfileRate = 64 << 10
+	}
 	res, err := runAll(ctx, o, run, os.Stdout)
+	if *memprofile != "" {
+		if f, ferr := os.Create(*memprofile); ferr != nil {
+			fmt.Fprintln(os.Stderr, "roster-bench:", ferr)
+		} else {
+			if werr := pprof.Lookup("allocs").WriteTo(f, 0); werr != nil {
+				fmt.Fprintln(os.Stderr, "roster-bench:", werr)
+			}
+			_ = f.Close()
+		}
+	}
 	if err == nil && *jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
