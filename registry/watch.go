@@ -106,6 +106,10 @@ func reasonOf(e crdt.Event) Reason {
 // keeps up drains events in runs rather than waking the sender for each.
 const watchChanBuffer = 256
 
+// maxReusedQueue bounds the capacity of a drained watch queue kept for the
+// next events.
+const maxReusedQueue = 4096
+
 // Watch is a stream of one scope's membership changes: Snapshot is the
 // membership when the watch started, then C delivers every change after it,
 // in order, exactly once, until the watch is closed or its context ends (C
@@ -189,10 +193,22 @@ func (h *hub) publish(evs []crdt.Event) {
 	}
 	// Events are converted on first use: a batch larger than a watch's
 	// buffer (a transfer) ends in a resync without converting the rest.
-	converted := make([]Event, len(evs))
-	done := make([]bool, len(evs))
 	c := &confirmer{node: h.node.Load()}
+	var converted []Event // memo, when more than one watch may need them
+	var done []bool
+	if len(h.ws) > 1 {
+		converted, done = make([]Event, len(evs)), make([]bool, len(evs))
+	}
 	event := func(i int) Event {
+		if done == nil {
+			e := evs[i]
+			return Event{
+				Seq:    first + uint64(i),
+				Type:   EventType(e.Kind.String()),
+				Reason: h.reasonFor(e),
+				Member: c.member(e.Group, e.ID, e.Meta, e.Owner),
+			}
+		}
 		if !done[i] {
 			e := evs[i]
 			converted[i] = Event{
@@ -320,6 +336,16 @@ func (w *Watch) run() {
 			}
 		}
 		if len(q) > 0 {
+			// Hand the emptied queue back for reuse (the channel holds
+			// copies), unless it grew large.
+			if cap(q) <= maxReusedQueue {
+				clear(q)
+				w.mu.Lock()
+				if w.queue == nil && !w.behind {
+					w.queue = q[:0]
+				}
+				w.mu.Unlock()
+			}
 			continue
 		}
 		select {
