@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/crdt"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,4 +58,34 @@ func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
 	require.True(t, n.mayReply("default"))
 	n.antiEntropy()
 	require.Equal(t, before+2, sent())
+}
+
+// TestMergeAllOneBatch: the chunks of one message are merged under one
+// hold of the lock, so the sink gets their events as one batch (a watch
+// then resyncs once for a whole transfer, not once per chunk).
+func TestMergeAllOneBatch(t *testing.T) {
+	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	for i := range 3000 {
+		_, err := src.Join(fmt.Sprintf("g%d", i%10), fmt.Sprintf("m%d", i), nil, nil)
+		require.NoError(t, err)
+	}
+	chunks := src.Snapshot(8 << 10)
+	require.Greater(t, len(chunks), 3, "the transfer must be chunked for this test")
+
+	var calls, events int
+	cfg := DefaultLocalConfig("dst")
+	cfg.Incarnation = 1
+	n, err := New(cfg, func(scope string, evs []crdt.Event) { calls++; events += len(evs) })
+	require.NoError(t, err)
+	defer func() { require.NoError(t, n.Close(context.Background())) }()
+	sc := n.scopes["default"]
+	// src counts as alive, so its members are shown (evented).
+	n.mu.Lock()
+	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive}
+	n.mu.Unlock()
+	calls, events = 0, 0
+	n.mergeAll(sc, chunks)
+	require.Equal(t, 3000, events)
+	require.Equal(t, 1, calls, "%d chunks reached the sink in %d batches", len(chunks), calls)
 }

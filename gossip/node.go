@@ -568,6 +568,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
 	sc.merging.Add(1)
 	defer sc.merging.Add(-1)
 	defer sc.lastIn.Store(time.Now().UnixNano())
+	ds := make([]*crdt.Delta, 0, len(payloads))
 	for _, p := range payloads {
 		d, err := crdt.DecodeDelta(p)
 		if err != nil {
@@ -576,40 +577,60 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
 			continue
 		}
 		n.stats.deltasReceived.Add(1)
-		n.mergeOne(sc, d)
+		ds = append(ds, d)
 	}
+	n.mergeAll(sc, ds)
 }
 
-func (n *Node) mergeOne(sc *Scope, d *crdt.Delta) {
-	var res crdt.MergeStats
-	held := false
-	err := sc.update(func(st *crdt.State, emit crdt.Emit) error {
-		if sc.holdBack(st, d, n.cfg.HoldBack) {
-			held = true
-			return nil
+// merged is what merging one delta came to.
+type merged struct {
+	held bool
+	res  crdt.MergeStats
+	err  error
+}
+
+// mergeOne merges a delta.
+func (n *Node) mergeOne(sc *Scope, d *crdt.Delta) { n.mergeAll(sc, []*crdt.Delta{d}) }
+
+// mergeAll merges the deltas of one message under one hold of the scope's
+// lock, so their events reach the watchers as one batch: the chunks of a
+// transfer then overflow a watch's buffer once (one resync), not once per
+// chunk.
+func (n *Node) mergeAll(sc *Scope, ds []*crdt.Delta) {
+	if len(ds) == 0 {
+		return
+	}
+	out := make([]merged, len(ds))
+	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		for i, d := range ds {
+			if sc.holdBack(st, d, n.cfg.HoldBack) {
+				out[i].held = true
+				continue
+			}
+			n.ensureHidden(st, d.Replica, emit)
+			out[i].res, out[i].err = st.Merge(d, emit)
+			if out[i].err == nil {
+				n.drainHeld(sc, st, d.Replica.Name, emit, false)
+			}
 		}
-		n.ensureHidden(st, d.Replica, emit)
-		var err error
-		res, err = st.Merge(d, emit)
-		if err == nil {
-			n.drainHeld(sc, st, d.Replica.Name, emit, false)
-		}
-		return err
+		return nil
 	})
-	switch {
-	case held:
-		n.stats.heldBack.Add(1)
-	case err != nil:
-		n.stats.mergeErrors.Add(1)
-		n.log.Debug("rejected delta", "scope", sc.name, "replica", d.Replica, "err", err)
-	case res.Ignored == crdt.IgnoredOutOfOrder:
-		n.stats.outOfOrder.Add(1)
-		n.stashChunk(sc.name, d)
-	case d.Auth:
-		sc.authIn.Store(time.Now().UnixNano())
-		// A chain chunk applied: apply its stashed successors, if any.
-		if next := n.unstash(sc.name, d.Replica.Name, d.Xfer, d.Seq+1); next != nil {
-			n.mergeOne(sc, next)
+	for i, d := range ds {
+		switch m := out[i]; {
+		case m.held:
+			n.stats.heldBack.Add(1)
+		case m.err != nil:
+			n.stats.mergeErrors.Add(1)
+			n.log.Debug("rejected delta", "scope", sc.name, "replica", d.Replica, "err", m.err)
+		case m.res.Ignored == crdt.IgnoredOutOfOrder:
+			n.stats.outOfOrder.Add(1)
+			n.stashChunk(sc.name, d)
+		case d.Auth:
+			sc.authIn.Store(time.Now().UnixNano())
+			// A chain chunk applied: apply its stashed successors, if any.
+			if next := n.unstash(sc.name, d.Replica.Name, d.Xfer, d.Seq+1); next != nil {
+				n.mergeOne(sc, next)
+			}
 		}
 	}
 }
