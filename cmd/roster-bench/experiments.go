@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -118,6 +119,7 @@ func runLatency(ctx context.Context, o *options) (*LatencyResult, error) {
 		}
 		t.setHook(hook)
 	}
+	settle()
 	w := c.nodes[0]
 	var all, one, call []time.Duration
 	for i := -o.warmup; i < o.joins; i++ {
@@ -202,6 +204,11 @@ type ThroughputResult struct {
 	RepairDeltas int64 `json:"repair_deltas_sent_all_nodes"`
 }
 
+// settle collects the garbage of what ran before (an earlier experiment's
+// cluster, the fill of this one) so that it is not collected on the
+// measured clock.
+func settle() { runtime.GC() }
+
 // fill joins n members over groups groups on r, one at a time, and returns
 // how long the calls took.
 func fill(ctx context.Context, r *registry.Registry, prefix string, n, groups int) (time.Duration, error) {
@@ -233,6 +240,7 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 		t.setTarget(n)
 		ts = append(ts, t)
 	}
+	settle()
 	before := c.nodes[0].Stats()
 	repairBefore := sumRepair(c.nodes)
 	t0 := time.Now()
@@ -326,6 +334,7 @@ func runTransfer(ctx context.Context, o *options) (*TransferResult, error) {
 		s := r.Stats()
 		before[i] = rep{s.RepairDeltasSent, s.RepairBytesSent}
 	}
+	settle()
 	o.logf("transfer: %d members on %d nodes; opening n%d", o.transfer, size, size+1)
 
 	t0 := time.Now()
