@@ -15,23 +15,9 @@ import (
 // ask for what is already queued), at most maxBusyTicks times in a row, and
 // the node does not answer a digest with its own.
 func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
-	var nodes []*Node
-	for i := range 2 {
-		cfg := DefaultLocalConfig(fmt.Sprintf("n%d", i))
-		cfg.Incarnation = uint64(1 + i)
+	nodes := startNodes(t, 2, func(cfg *Config) {
 		cfg.AntiEntropyInterval = time.Hour // rounds run only when the test calls them
-		if i > 0 {
-			cfg.Seeds = []string{nodes[0].Addr()}
-		}
-		n, err := New(cfg, (&eventLog{}).sink)
-		require.NoError(t, err)
-		nodes = append(nodes, n)
-	}
-	defer func() {
-		for _, n := range nodes {
-			require.NoError(t, n.Close(context.Background()))
-		}
-	}()
+	})
 	n := nodes[0]
 	require.Eventually(t, func() bool { return len(n.scopePeers("default")) == 1 }, 10*time.Second, 10*time.Millisecond)
 	n.caughtUp.Store("default", true)

@@ -34,23 +34,34 @@ func members(n *Node, scope, group string) []string {
 	return out
 }
 
-func TestLoopbackThreeNodes(t *testing.T) {
+// startNodes starts count nodes n0, n1, ... on loopback, each seeded with
+// n0, tuned by tune (may be nil), and closes them when the test ends.
+func startNodes(t *testing.T, count int, tune func(*Config)) []*Node {
+	t.Helper()
 	var nodes []*Node
-	for i := 0; i < 3; i++ {
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			require.NoError(t, n.Close(context.Background()))
+		}
+	})
+	for i := range count {
 		cfg := DefaultLocalConfig(fmt.Sprintf("n%d", i))
 		cfg.Incarnation = uint64(100 + i)
 		if i > 0 {
 			cfg.Seeds = []string{nodes[0].Addr()}
 		}
+		if tune != nil {
+			tune(&cfg)
+		}
 		n, err := New(cfg, (&eventLog{}).sink)
 		require.NoError(t, err)
 		nodes = append(nodes, n)
 	}
-	defer func() {
-		for _, n := range nodes {
-			require.NoError(t, n.Close(context.Background()))
-		}
-	}()
+	return nodes
+}
+
+func TestLoopbackThreeNodes(t *testing.T) {
+	nodes := startNodes(t, 3, nil)
 	require.Eventually(t, func() bool {
 		for _, n := range nodes {
 			if n.ml.NumMembers() != 3 {
