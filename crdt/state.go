@@ -271,13 +271,19 @@ type slot struct {
 // sorted returns the slice's entries ordered by group then id, so that
 // everything emitted from whole-slice operations is deterministic.
 func (sl *slice) sorted() []slot {
+	groups := make([]*group, 0, len(sl.groups))
+	for g := range sl.groups {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(a, b *group) int { return strings.Compare(a.name, b.name) })
 	out := make([]slot, 0, sl.n)
-	for g, set := range sl.groups {
-		for id, e := range set.all() {
+	for _, g := range groups {
+		from := len(out)
+		for id, e := range sl.groups[g].all() {
 			out = append(out, slot{g, id, e})
 		}
+		slices.SortFunc(out[from:], func(a, b slot) int { return strings.Compare(a.id, b.id) })
 	}
-	slices.SortFunc(out, func(a, b slot) int { return cmp.Or(cmp.Compare(a.g.name, b.g.name), cmp.Compare(a.id, b.id)) })
 	return out
 }
 
@@ -551,9 +557,19 @@ func (s *State) Replicas() []ReplicaInfo {
 }
 
 func sortMembers(ms []Member) {
+	// Compared field by field, stopping at the first difference (cmp.Or
+	// would compare all four, the group names in full every time).
 	slices.SortFunc(ms, func(a, b Member) int {
-		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID),
-			cmp.Compare(a.Owner.Name, b.Owner.Name), cmp.Compare(a.Owner.Incarnation, b.Owner.Incarnation))
+		if c := strings.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Owner.Name, b.Owner.Name); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Owner.Incarnation, b.Owner.Incarnation)
 	})
 }
 
