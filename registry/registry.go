@@ -361,7 +361,7 @@ func (r *Registry) read(scope, group string, list func(*crdt.State, string) []cr
 	}
 	var out []Member
 	c := &confirmer{node: r.node}
-	sc.Read(func(st *crdt.State) { out = c.convert(list(st, group)) })
+	sc.Read(func(st *crdt.State) { out = c.convert(nil, list(st, group)) })
 	sortMembers(out)
 	return out, nil
 }
@@ -412,10 +412,11 @@ func (c *confirmer) member(group, id string, meta crdt.RawMeta, owner crdt.Repli
 	return Member{Group: group, ID: id, Meta: meta.MustDecode(), Owner: owner.Name, Incarnation: owner.Incarnation, Confirmed: c.ok(owner)}
 }
 
-func (c *confirmer) convert(ms []crdt.Member) []Member {
-	out := make([]Member, len(ms))
-	for i, m := range ms {
-		out[i] = c.member(m.Group, m.ID, m.Meta, m.Owner)
+// convert appends ms, converted, to out.
+func (c *confirmer) convert(out []Member, ms []crdt.Member) []Member {
+	out = slices.Grow(out, len(ms))
+	for _, m := range ms {
+		out = append(out, c.member(m.Group, m.ID, m.Meta, m.Owner))
 	}
 	return out
 }

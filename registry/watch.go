@@ -262,15 +262,20 @@ func (h *hub) closeAll() {
 // snapshot reads the members a selector follows; st must be locked.
 func (h *hub) snapshot(st *crdt.State, sel Selector) []Member {
 	c := &confirmer{node: h.node.Load()}
-	var out []Member
 	if sel.kind == selGroup {
-		out = c.convert(st.Members(sel.value))
-	} else {
-		for _, g := range st.Groups() {
-			if sel.matches(g) {
-				out = append(out, c.convert(st.Members(g))...)
-			}
+		return c.convert(nil, st.Members(sel.value))
+	}
+	var groups []string
+	n := 0
+	for _, g := range st.Groups() {
+		if sel.matches(g) {
+			groups = append(groups, g)
+			n += st.Visible(g)
 		}
+	}
+	out := make([]Member, 0, n)
+	for _, g := range groups {
+		out = c.convert(out, st.Members(g))
 	}
 	// Groups and each group's members come sorted, so out is in (group, id,
 	// owner) order already.
