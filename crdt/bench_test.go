@@ -161,6 +161,14 @@ func BenchmarkEncodeDecode100k(b *testing.B) {
 	for _, d := range ds {
 		size += len(EncodeDelta(d))
 	}
+	b.Run("diff-to-empty", func(b *testing.B) {
+		// What a peer serves a fresh node: the whole slice, chunked.
+		for i := 0; i < b.N; i++ {
+			if got := owner.Diff(Digest{}, 0); len(got) == 0 {
+				b.Fatal("empty diff")
+			}
+		}
+	})
 	b.Run("encode", func(b *testing.B) {
 		b.SetBytes(int64(size))
 		for i := 0; i < b.N; i++ {

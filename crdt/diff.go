@@ -180,6 +180,7 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 		}
 		return out
 	}
+	out = make([]Add, 0, sl.n)
 	for g, set := range sl.groups {
 		for id, e := range set.all() {
 			if e.counter > p {
@@ -311,12 +312,28 @@ func split(d *Delta, maxBytes int) []*Delta {
 	if total <= maxBytes {
 		return []*Delta{d}
 	}
-	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.c, b.c) })
+	byCounter := func(a, b item) int { return cmp.Compare(a.c, b.c) }
+	if !slices.IsSortedFunc(items, byCounter) {
+		slices.SortFunc(items, byCounter)
+	}
 	var out []*Delta
 	lo := uint64(1)
 	start, size := 0, 0
 	flush := func(end int, hi uint64) {
 		c := &Delta{Replica: d.Replica, Auth: d.Auth, Floor: d.Floor, Ctx: clipRanges(d.Ctx, lo, hi)}
+		var n [3]int
+		for _, it := range items[start:end] {
+			n[it.kind]++
+		}
+		if n[0] > 0 {
+			c.Adds = make([]Add, 0, n[0])
+		}
+		if n[1] > 0 {
+			c.Removes = make([]Remove, 0, n[1])
+		}
+		if n[2] > 0 {
+			c.Keep = make([]uint64, 0, n[2])
+		}
 		for _, it := range items[start:end] {
 			switch it.kind {
 			case 0:
