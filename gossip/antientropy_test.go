@@ -75,3 +75,40 @@ func TestMergeAllOneBatch(t *testing.T) {
 	require.Equal(t, 3000, events)
 	require.Equal(t, 1, calls, "%d chunks reached the sink in %d batches", len(chunks), calls)
 }
+
+// TestSkipInFlightForgetsOldDigests: a replica whose top rose since the
+// same peer's previous digest counts as still arriving only if that digest
+// is recent. A peer choosing among many at random may last have written
+// to us long ago; its stalled top must then be repaired at once, not
+// taken for a stream in flight (a node of a 16-node cluster waited
+// seconds for a lost delta that way).
+func TestSkipInFlightForgetsOldDigests(t *testing.T) {
+	owner, err := crdt.New(crdt.ReplicaID{Name: "w", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	st, err := crdt.New(crdt.ReplicaID{Name: "me", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	for i := range 10 {
+		d, err := owner.Join("g", fmt.Sprintf("m%d", i), nil, nil)
+		require.NoError(t, err)
+		_, err = st.Merge(d, nil)
+		require.NoError(t, err)
+	}
+	sc := &Scope{name: "s", st: st}
+	sc.notePrev() // our top for w is 10 as of the last round
+	digest := func(top uint64) crdt.Digest {
+		return crdt.Digest{Entries: []crdt.DigestEntry{{Name: "w", Incarnation: 1, Top: top}}}
+	}
+	now := time.Now()
+	const window = time.Second
+	topOf := func(d crdt.Digest) uint64 { return d.Entries[0].Top }
+
+	// The peer's previous digest (top 5) is recent and its top rose to 8:
+	// the rest is taken to be on its way.
+	sc.skipInFlight("p", digest(5), st, now, window)
+	require.Equal(t, uint64(10), topOf(sc.skipInFlight("p", digest(8), st, now.Add(100*time.Millisecond), window)))
+	// The same rise seen against a digest older than the window: repaired.
+	sc.skipInFlight("q", digest(5), st, now, window)
+	require.Equal(t, uint64(8), topOf(sc.skipInFlight("q", digest(8), st, now.Add(5*time.Second), window)))
+	// A top that did not move since a recent digest: repaired too.
+	require.Equal(t, uint64(8), topOf(sc.skipInFlight("q", digest(8), st, now.Add(5100*time.Millisecond), window)))
+}

@@ -104,6 +104,20 @@ type Config struct {
 	// not queued and anti-entropy repairs what the push lost. 0 disables.
 	PiggybackQueue int
 
+	// FanOut bounds the direct push for large scopes. 0 (the presets)
+	// pushes every batch of local operations to every scope peer, as
+	// Erlang pg does: one hop, the lowest latency, at a cost to the writer
+	// of one message per peer per batch. With FanOut k > 0, a scope with
+	// more than k peers gets each batch down a relay tree: the peers are
+	// dealt into k groups, the first node of each gets the batch with the
+	// names of the rest of its group and deals them the same way. Every
+	// node still gets one copy (N-1 messages per batch, as the full mesh),
+	// but no node sends more than k, at log_k(N) hops of latency. A node
+	// down or a packet lost cuts off its subtree until the piggy-backed
+	// copy or anti-entropy reaches it. At most 64. roster-bench -run=fanout
+	// measures it against the full mesh.
+	FanOut int
+
 	// HoldBack is how long a delta that arrives after a gap in its owner's
 	// counters (an earlier packet lost or overtaken) waits for the gap to
 	// fill before it is merged anyway. While it waits, watchers see each
@@ -229,6 +243,8 @@ func (c *Config) validate() error {
 		return bad("MaxPacketBytes %d out of range [256, 65000]", c.MaxPacketBytes)
 	case c.HoldBack < 0:
 		return bad("HoldBack must not be negative")
+	case c.FanOut < 0 || c.FanOut > 64:
+		return bad("FanOut %d out of range [0, 64]", c.FanOut)
 	case c.PiggybackQueue < 0:
 		return bad("PiggybackQueue must not be negative")
 	case c.ReliableBatchPackets < 1:

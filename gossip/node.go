@@ -53,6 +53,8 @@ type Stats struct {
 	// HeldBack counts deltas that arrived after a gap in their owner's
 	// counters and waited for it (see Config.HoldBack).
 	HeldBack int64
+	// Relayed counts received deltas passed on to other peers (FanOut).
+	Relayed int64
 }
 
 type stats struct {
@@ -60,7 +62,7 @@ type stats struct {
 	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
 	decodeErrors, mergeErrors, outOfOrder                 atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
-	piggybacked, heldBack                                 atomic.Int64
+	piggybacked, heldBack, relayed                        atomic.Int64
 }
 
 type peer struct {
@@ -114,6 +116,7 @@ type Node struct {
 
 	outMu  sync.Mutex
 	out    map[string][]*crdt.Delta // scope -> local deltas waiting to be pushed
+	relays []relay                  // received deltas waiting to be passed on (FanOut)
 	outSig chan struct{}
 
 	evMu  sync.Mutex
@@ -350,6 +353,7 @@ func (n *Node) Stats() Stats {
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),
 		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(), HeldBack: s.heldBack.Load(),
+		Relayed: s.relayed.Load(),
 	}
 }
 
@@ -496,8 +500,8 @@ func (n *Node) handleMessage(b []byte) {
 		return
 	}
 	switch m.kind {
-	case msgDeltas:
-		n.mergeDeltas(m.scope, m.payloads)
+	case msgDeltas, msgRelay:
+		n.mergeDeltas(m.scope, m.payloads, m.relayTo)
 	case msgSync:
 		d, err := crdt.DecodeDigest(m.payloads[0])
 		if err != nil {
@@ -560,7 +564,9 @@ func (n *Node) enqueueJob(j syncJob) {
 	}
 }
 
-func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
+// mergeDeltas decodes and merges a message's deltas. Those of a relay
+// message are then passed on to the nodes it names (Config.FanOut).
+func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 	sc, ok := n.scopes[scope]
 	if !ok {
 		return // not served here: scopes are overlays
@@ -569,6 +575,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
 	defer sc.merging.Add(-1)
 	defer sc.lastIn.Store(time.Now().UnixNano())
 	ds := make([]*crdt.Delta, 0, len(payloads))
+	raw := make([][]byte, 0, len(payloads))
 	for _, p := range payloads {
 		d, err := crdt.DecodeDelta(p)
 		if err != nil {
@@ -577,9 +584,22 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte) {
 			continue
 		}
 		n.stats.deltasReceived.Add(1)
-		ds = append(ds, d)
+		ds, raw = append(ds, d), append(raw, p)
 	}
 	n.mergeAll(sc, ds)
+	if len(relayTo) == 0 || len(raw) == 0 {
+		return
+	}
+	// Passed on whether or not they were new here: the named nodes are
+	// this node's part of the relay tree, and nobody else will send them.
+	r := relay{scope: scope, payloads: raw, to: relayTo}
+	n.outMu.Lock()
+	n.relays = append(n.relays, r)
+	n.outMu.Unlock()
+	select {
+	case n.outSig <- struct{}{}:
+	default:
+	}
 }
 
 // merged is what merging one delta came to.
@@ -699,14 +719,87 @@ func (n *Node) sendLoop() {
 		case <-n.outSig:
 		}
 		n.outMu.Lock()
-		pending := n.out
-		n.out = map[string][]*crdt.Delta{}
+		pending, relays := n.out, n.relays
+		n.out, n.relays = map[string][]*crdt.Delta{}, nil
 		n.outMu.Unlock()
 		for scope, ds := range pending {
 			n.stats.deltasSent.Add(int64(len(ds)))
-			n.sendDeltas(scope, n.scopePeers(scope), n.batch(ds))
+			n.disseminate(scope, n.batch(ds))
+		}
+		for _, r := range relays {
+			n.stats.relayed.Add(int64(len(r.payloads)))
+			n.relayTree(r.scope, n.namedPeers(r.scope, r.to), r.payloads)
 		}
 	}
+}
+
+// relay is received deltas to pass on (see Config.FanOut).
+type relay struct {
+	scope    string
+	payloads [][]byte
+	to       []string // the nodes of this node's part of the relay tree
+}
+
+// disseminate sends a batch of local deltas to the scope's peers: to every
+// one of them, or, when there are more than Config.FanOut, down a relay
+// tree (relayTree).
+func (n *Node) disseminate(scope string, ds [][]byte) {
+	peers := n.scopePeers(scope)
+	if k := n.cfg.FanOut; k == 0 || len(peers) <= k {
+		n.sendDeltas(scope, peers, ds, nil, true)
+		return
+	}
+	// The piggy-backed copy is the plain one: a relay message gossiped to
+	// random nodes would have them relay it again.
+	if packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, nil); packets != nil && len(packets) <= n.cfg.ReliableBatchPackets {
+		n.piggyback(packets)
+	}
+	n.relayTree(scope, peers, ds)
+}
+
+// relayTree sends deltas to peers through a tree of fan-out
+// Config.FanOut: peers are dealt into FanOut groups; the first node of each
+// group gets the deltas with the names of the rest of its group, which it
+// deals the same way. Every peer gets one copy (N-1 messages in all, as a
+// full mesh), each node sends at most FanOut, and the last node is
+// log_FanOut(N) hops away. A node that is down or a packet lost cuts off
+// its subtree until the piggy-backed copy or anti-entropy gets there.
+func (n *Node) relayTree(scope string, peers []*memberlist.Node, ds [][]byte) {
+	k := n.cfg.FanOut
+	if len(peers) <= k {
+		n.sendDeltas(scope, peers, ds, nil, false)
+		return
+	}
+	for g := range k {
+		// Deal round-robin so groups differ in size by at most one.
+		var group []*memberlist.Node
+		for i := g; i < len(peers); i += k {
+			group = append(group, peers[i])
+		}
+		rest := make([]string, len(group)-1)
+		for i, p := range group[1:] {
+			rest[i] = p.Name
+		}
+		n.sendDeltas(scope, group[:1], ds, rest, false)
+	}
+}
+
+// namedPeers returns the alive peers of scope among names, in the given
+// order; the others (down, or unknown here) are skipped, and with them
+// only their own copy: their subtree is dealt among the rest.
+func (n *Node) namedPeers(scope string, names []string) []*memberlist.Node {
+	peers := n.scopePeers(scope)
+	byName := make(map[string]*memberlist.Node, len(peers))
+	for _, p := range peers {
+		byName[p.Name] = p
+	}
+	var out []*memberlist.Node
+	for _, name := range names {
+		if p, ok := byName[name]; ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // maxBatch bounds how many local operations one batched delta carries, so
@@ -740,20 +833,25 @@ func (n *Node) batch(ds []*crdt.Delta) [][]byte {
 // sendDeltas sends encoded deltas to peers: packed into best-effort packets
 // when few, as one reliable message per peer when many or when one delta
 // does not fit a packet.
-func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte) {
+//
+// Packets of local deltas (piggyback) are also queued on memberlist's
+// gossip; repairs and relayed deltas are not.
+func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, relayTo []string, piggyback bool) {
 	if len(peers) == 0 || len(ds) == 0 {
 		return
 	}
-	packets := n.pack(scope, ds, n.cfg.MaxPacketBytes)
+	packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, relayTo)
 	if packets == nil || len(packets) > n.cfg.ReliableBatchPackets {
-		for _, msg := range n.pack(scope, ds, 8<<20) {
+		for _, msg := range n.pack(scope, ds, 8<<20, relayTo) {
 			for _, p := range peers {
 				n.sendReliable(p, msg)
 			}
 		}
 		return
 	}
-	n.piggyback(packets)
+	if piggyback {
+		n.piggyback(packets)
+	}
 	for _, msg := range packets {
 		for _, p := range peers {
 			if err := n.ml.SendBestEffort(p, msg); err != nil {
@@ -768,24 +866,24 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte) {
 
 // pack groups encoded deltas into messages of at most limit bytes. It
 // returns nil if a single delta does not fit.
-func (n *Node) pack(scope string, ds [][]byte, limit int) [][]byte {
+func (n *Node) pack(scope string, ds [][]byte, limit int, relayTo []string) [][]byte {
 	var out [][]byte
 	var cur [][]byte
-	size := deltasOverhead(scope)
+	size := deltasOverhead(scope, relayTo)
 	for _, d := range ds {
 		need := len(d) + perDeltaOverhead
-		if deltasOverhead(scope)+need > limit {
+		if deltasOverhead(scope, relayTo)+need > limit {
 			return nil
 		}
 		if size+need > limit && len(cur) > 0 {
-			out = append(out, encodeDeltas(scope, cur))
-			cur, size = nil, deltasOverhead(scope)
+			out = append(out, encodeDeltas(scope, relayTo, cur))
+			cur, size = nil, deltasOverhead(scope, relayTo)
 		}
 		cur = append(cur, d)
 		size += need
 	}
 	if len(cur) > 0 {
-		out = append(out, encodeDeltas(scope, cur))
+		out = append(out, encodeDeltas(scope, relayTo, cur))
 	}
 	return out
 }
@@ -852,7 +950,7 @@ func (n *Node) serveSync(j syncJob) {
 	ahead := false // the peer holds what we lack: our digest will fetch it
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
 		st.Observe(j.digest, emit)
-		ds = st.Diff(sc.skipInFlight(j.from, j.digest, st), n.cfg.ChunkBytes)
+		ds = st.Diff(sc.skipInFlight(j.from, j.digest, st, time.Now(), 2*n.cfg.AntiEntropyInterval), n.cfg.ChunkBytes)
 		ahead = j.wantReply && behind(j.digest, st)
 		return nil
 	})
@@ -866,7 +964,7 @@ func (n *Node) serveSync(j syncJob) {
 			n.stats.repairBytes.Add(int64(len(enc[i])))
 		}
 		n.stats.repairDeltasSent.Add(int64(len(ds)))
-		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc)
+		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc, nil, false)
 	}
 	if j.wantReply && n.mayReply(j.scope) {
 		if ahead {

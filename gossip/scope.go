@@ -40,8 +40,9 @@ type Scope struct {
 
 	prevMu sync.Mutex
 	prev   map[string]crdt.DigestEntry // our digest one anti-entropy round ago
-	// peerTops: each peer's previous digest, by replica name.
-	peerTops map[string]map[string]crdt.DigestEntry
+	// peerTops: each peer's previous digest, by replica name, and when
+	// it came.
+	peerTops map[string]peerDigest
 }
 
 // notePrev records the scope's digest at an anti-entropy tick.
@@ -66,15 +67,21 @@ func (s *Scope) notePrev() {
 // Likewise, a replica whose top advanced since the same peer's previous
 // digest is still arriving there, so it is left to the stream; a lost
 // packet stops the top (it is the contiguous prefix) and the next digest
-// gets the repair.
-func (s *Scope) skipInFlight(from string, peer crdt.Digest, st *crdt.State) crdt.Digest {
+// gets the repair. Only a previous digest from within window counts: a
+// peer that picks among many peers at random may not have sent us one
+// for a long time, and an old digest would make a stalled top look like
+// one still advancing (skipping the repair every time).
+func (s *Scope) skipInFlight(from string, peer crdt.Digest, st *crdt.State, now time.Time, window time.Duration) crdt.Digest {
 	s.prevMu.Lock()
 	prev := s.prev
-	last := s.peerTops[from]
-	if s.peerTops == nil {
-		s.peerTops = map[string]map[string]crdt.DigestEntry{}
+	var last map[string]crdt.DigestEntry
+	if pd, ok := s.peerTops[from]; ok && now.Sub(pd.at) <= window {
+		last = pd.tops
 	}
-	s.peerTops[from] = byName(peer)
+	if s.peerTops == nil {
+		s.peerTops = map[string]peerDigest{}
+	}
+	s.peerTops[from] = peerDigest{now, byName(peer)}
 	s.prevMu.Unlock()
 	cur := byName(st.Digest())
 	out := crdt.Digest{Entries: make([]crdt.DigestEntry, len(peer.Entries))}
@@ -92,6 +99,11 @@ func (s *Scope) skipInFlight(from string, peer crdt.Digest, st *crdt.State) crdt
 		out.Entries[i] = e
 	}
 	return out
+}
+
+type peerDigest struct {
+	at   time.Time
+	tops map[string]crdt.DigestEntry
 }
 
 // Name returns the scope's name.

@@ -15,6 +15,7 @@ import (
 //	sync:        [1, 2, scope, from, wantReply, digest]   digest a crdt encoding
 //	local state: [1, 3, from, [scope, digest, scope, digest, ...]]
 //	leaving:     [1, 4, from, incarnation]                sent by a node closing gracefully
+//	relay:       [1, 5, scope, [name, ...], [delta, ...]] deltas to pass on to the named nodes (Config.FanOut)
 const wireVersion = 1
 
 const (
@@ -23,7 +24,11 @@ const (
 	// 3 was a push/pull digest message before roster stopped sending state
 	// in push/pull; it is not reused.
 	msgLeaving = 4
+	msgRelay   = 5
 )
+
+// maxRelayNames bounds the nodes a relay message hands on.
+const maxRelayNames = 4096
 
 // maxMessageBytes bounds any message this package decodes.
 const maxMessageBytes = 64 << 20
@@ -192,16 +197,31 @@ type message struct {
 	from      string
 	wantReply bool
 	inc       uint64   // msgLeaving
+	relayTo   []string // msgRelay: the nodes this one passes the deltas on to
 	payloads  [][]byte // deltas (msgDeltas) or one digest (msgSync)
 }
 
-func encodeDeltas(scope string, deltas [][]byte) []byte {
+// encodeDeltas wraps encoded deltas in a message: a plain one, or with
+// relayTo a relay message whose receiver passes the deltas on to those
+// nodes (see Node.disseminate).
+func encodeDeltas(scope string, relayTo []string, deltas [][]byte) []byte {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
-	_ = enc.EncodeArrayLen(4)
-	_ = enc.EncodeUint(wireVersion)
-	_ = enc.EncodeUint(msgDeltas)
-	_ = enc.EncodeString(scope)
+	if len(relayTo) > 0 {
+		_ = enc.EncodeArrayLen(5)
+		_ = enc.EncodeUint(wireVersion)
+		_ = enc.EncodeUint(msgRelay)
+		_ = enc.EncodeString(scope)
+		_ = enc.EncodeArrayLen(len(relayTo))
+		for _, name := range relayTo {
+			_ = enc.EncodeString(name)
+		}
+	} else {
+		_ = enc.EncodeArrayLen(4)
+		_ = enc.EncodeUint(wireVersion)
+		_ = enc.EncodeUint(msgDeltas)
+		_ = enc.EncodeString(scope)
+	}
 	_ = enc.EncodeArrayLen(len(deltas))
 	for _, d := range deltas {
 		_ = enc.EncodeBytes(d)
@@ -211,7 +231,13 @@ func encodeDeltas(scope string, deltas [][]byte) []byte {
 
 // deltasOverhead bounds the envelope bytes encodeDeltas adds besides the
 // deltas themselves (per delta: a bin header of at most 5 bytes).
-func deltasOverhead(scope string) int { return 16 + len(scope) }
+func deltasOverhead(scope string, relayTo []string) int {
+	n := 16 + len(scope)
+	for _, name := range relayTo {
+		n += len(name) + 5
+	}
+	return n + 5
+}
 
 const perDeltaOverhead = 5
 
@@ -252,13 +278,26 @@ func decodeMessage(b []byte) (message, error) {
 		r.fail("message", fmt.Errorf("unsupported version %d", v))
 	}
 	m := message{kind: int(r.uint("kind"))}
-	want := map[int]int{msgDeltas: 4, msgSync: 6, msgLeaving: 4}[m.kind]
+	want := map[int]int{msgDeltas: 4, msgSync: 6, msgLeaving: 4, msgRelay: 5}[m.kind]
 	if r.err == nil && (want == 0 || fields != want) {
 		r.fail("message", fmt.Errorf("kind %d with %d fields", m.kind, fields))
 	}
 	switch m.kind {
-	case msgDeltas:
+	case msgDeltas, msgRelay:
 		m.scope = r.str("scope")
+		if m.kind == msgRelay {
+			k := r.arrayLen("relay names")
+			if r.err == nil && (k == 0 || k > maxRelayNames) {
+				r.fail("message", fmt.Errorf("relay to %d nodes, want 1 to %d", k, maxRelayNames))
+			}
+			for i := 0; i < k && r.err == nil; i++ {
+				name := r.str("relay name")
+				if err := crdt.ValidName(name); r.err == nil && err != nil {
+					r.fail("relay name", err)
+				}
+				m.relayTo = append(m.relayTo, name)
+			}
+		}
 		n := r.arrayLen("deltas")
 		for i := 0; i < n && r.err == nil; i++ {
 			m.payloads = append(m.payloads, r.bytes("delta"))

@@ -18,7 +18,8 @@ func seedMessages(t testing.TB) [][]byte {
 	require.NoError(t, err)
 	dig := crdt.EncodeDigest(st.Digest())
 	return [][]byte{
-		encodeDeltas("chat", [][]byte{crdt.EncodeDelta(d)}),
+		encodeDeltas("chat", nil, [][]byte{crdt.EncodeDelta(d)}),
+		encodeDeltas("chat", []string{"b", "c"}, [][]byte{crdt.EncodeDelta(d)}),
 		encodeSync("chat", "a", true, dig),
 		encodeLeaving("a", 1),
 	}

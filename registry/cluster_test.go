@@ -652,3 +652,36 @@ func TestWatchSnapshotOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterFanOutRelay: with Config.FanOut, a writer pushes each batch to
+// FanOut peers and the rest of a 10-node cluster is reached by relays,
+// over a lossy network; every node and watcher still ends with exactly the
+// acknowledged state, and the writer sent far fewer messages than one per
+// peer per batch.
+func TestClusterFanOutRelay(t *testing.T) {
+	const fanOut, joins = 3, 150
+	c := newSimCluster(t, 21, 10, memnet.Config{Loss: 0.02}, func(cfg *Config) { cfg.FanOut = fanOut })
+	defer c.close()
+	ctx := context.Background()
+	w := c.regs["n0"]
+	before := w.Stats()
+	want := map[mkey]string{}
+	for i := range joins {
+		id := fmt.Sprintf("m%d", i)
+		_, err := w.Join(ctx, "chat", "room", id, Meta{"v": "1"})
+		require.NoError(t, err)
+		want[mkey{"room", id, "n0"}] = "1"
+		time.Sleep(time.Millisecond) // one batch per join
+	}
+	c.converge("relayed", want, 20*time.Second)
+	after := w.Stats()
+	sent := (after.PacketsSent - before.PacketsSent) + (after.ReliableSent - before.ReliableSent)
+	batches := after.DeltasSent - before.DeltasSent
+	var relayed int64
+	for _, n := range c.names[1:] {
+		relayed += c.regs[n].Stats().Relayed
+	}
+	t.Logf("writer: %d messages for %d local deltas (full mesh: %d); relayed by the others: %d", sent, batches, 9*batches, relayed)
+	require.Positive(t, relayed, "nobody relayed")
+	require.Less(t, sent, 4*batches, "the writer sent about one message per peer per batch")
+}

@@ -28,6 +28,7 @@ type nodeOpts struct {
 	// noCompression turns memberlist's LZW compression of every packet
 	// and stream off (a diagnostic knob; the presets leave it on).
 	noCompression bool
+	fanOut        int // Config.FanOut
 }
 
 // cluster is a set of real registry nodes in this process.
@@ -97,6 +98,7 @@ func (c *cluster) openNode(ctx context.Context, name string, seeds []string, sid
 	}
 	cfg.Scopes = []string{benchScope}
 	cfg.Seeds = seeds
+	cfg.FanOut = c.opts.fanOut
 	if c.opts.noCompression {
 		ml := *cfg.Memberlist
 		ml.EnableCompression = false

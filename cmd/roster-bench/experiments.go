@@ -39,6 +39,9 @@ type options struct {
 	single        int // throughput (b), one group
 	transfer      int // transfer: scope size
 	partJoins     int // partition: joins per side
+	fanoutNodes   int // fanout: cluster size
+	fanOut        int // fanout: Config.FanOut compared with the full mesh
+	fanoutJoins   int // fanout: joins, one at a time
 	lan           bool
 	noCompression bool
 	logger        *slog.Logger
@@ -84,8 +87,14 @@ type LatencyResult struct {
 	// Call: the Join call alone.
 	CallP50 Dur `json:"call_p50_us"`
 	CallP99 Dur `json:"call_p99_us"`
-	FD      FD  `json:"failure_detector"`
-	Foreign int `json:"foreign_nodes_seen"`
+	// FanOut is the writer's Config.FanOut (0: full mesh).
+	FanOut int `json:"fan_out"`
+	// Gossip-layer messages (packets and streams: deltas, relays,
+	// anti-entropy) per join, sent by the writer and by all nodes.
+	WriterMsgs float64 `json:"writer_messages_per_join"`
+	AllMsgs    float64 `json:"all_messages_per_join"`
+	FD         FD      `json:"failure_detector"`
+	Foreign    int     `json:"foreign_nodes_seen"`
 }
 
 type hit struct {
@@ -95,15 +104,37 @@ type hit struct {
 }
 
 func runLatency(ctx context.Context, o *options) (*LatencyResult, error) {
-	if o.nodes < 2 {
+	return latency(ctx, o, o.nodes, o.joins, 0)
+}
+
+// runFanOut measures the bounded fan-out with relays (Config.FanOut)
+// against the full mesh on a larger cluster: latency to every node and
+// messages per join.
+func runFanOut(ctx context.Context, o *options) ([]*LatencyResult, error) {
+	var out []*LatencyResult
+	for _, k := range []int{0, o.fanOut} {
+		o.logf("fanout: %d nodes, FanOut %d, %d joins", o.fanoutNodes, k, o.fanoutJoins)
+		r, err := latency(ctx, o, o.fanoutNodes, o.fanoutJoins, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func latency(ctx context.Context, o *options, nodes, joins, fanOut int) (*LatencyResult, error) {
+	if nodes < 2 {
 		return nil, fmt.Errorf("latency needs at least 2 nodes")
 	}
-	c, err := startCluster(ctx, o.nodeOpts(), o.nodes, nil)
+	no := o.nodeOpts()
+	no.fanOut = fanOut
+	c, err := startCluster(ctx, no, nodes, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	hits := make(chan hit, 4*o.nodes)
+	hits := make(chan hit, 4*nodes)
 	stop := make(chan struct{})
 	defer close(stop)
 	hook := func(node int, id string, at time.Time) {
@@ -112,7 +143,7 @@ func runLatency(ctx context.Context, o *options) (*LatencyResult, error) {
 		case <-stop:
 		}
 	}
-	for i := 1; i < o.nodes; i++ {
+	for i := 1; i < nodes; i++ {
 		t, err := c.track(ctx, i)
 		if err != nil {
 			return nil, err
@@ -121,10 +152,25 @@ func runLatency(ctx context.Context, o *options) (*LatencyResult, error) {
 	}
 	settle()
 	w := c.nodes[0]
+	msgs := func() (writer, all int64) {
+		for i, r := range c.nodes {
+			s := r.Stats()
+			m := s.PacketsSent + s.ReliableSent
+			all += m
+			if i == 0 {
+				writer = m
+			}
+		}
+		return writer, all
+	}
+	var wBefore, aBefore int64
 	var all, one, call []time.Duration
-	for i := -o.warmup; i < o.joins; i++ {
+	for i := -o.warmup; i < joins; i++ {
 		id := fmt.Sprintf("lat-%d", i)
 		g := fmt.Sprintf("g%d", (i+o.warmup)%o.latencyGroups)
+		if i == 0 {
+			wBefore, aBefore = msgs()
+		}
 		t0 := time.Now()
 		if _, err := w.Join(ctx, benchScope, g, id, nil); err != nil {
 			return nil, err
@@ -132,14 +178,14 @@ func runLatency(ctx context.Context, o *options) (*LatencyResult, error) {
 		dc := time.Since(t0)
 		seen := map[int]time.Time{}
 		timeout := time.After(10 * time.Second)
-		for len(seen) < o.nodes-1 {
+		for len(seen) < nodes-1 {
 			select {
 			case h := <-hits:
 				if h.id == id {
 					seen[h.node] = h.at
 				}
 			case <-timeout:
-				return nil, fmt.Errorf("join %s seen by %d of %d nodes after 10 s", id, len(seen), o.nodes-1)
+				return nil, fmt.Errorf("join %s seen by %d of %d nodes after 10 s", id, len(seen), nodes-1)
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
@@ -157,11 +203,15 @@ func runLatency(ctx context.Context, o *options) (*LatencyResult, error) {
 		one = append(one, seen[1].Sub(t0))
 		call = append(call, dc)
 	}
+	wAfter, aAfter := msgs()
 	slices.Sort(all)
 	slices.Sort(one)
 	slices.Sort(call)
 	return &LatencyResult{
-		Nodes: o.nodes, Joins: o.joins, Groups: o.latencyGroups,
+		FanOut:     fanOut,
+		WriterMsgs: float64(wAfter-wBefore) / float64(max(1, joins)),
+		AllMsgs:    float64(aAfter-aBefore) / float64(max(1, joins)),
+		Nodes:      nodes, Joins: joins, Groups: o.latencyGroups,
 		AllP50: pct(all, 0.50), AllP90: pct(all, 0.90), AllP99: pct(all, 0.99), AllMax: pct(all, 1),
 		OneP50: pct(one, 0.50), OneP99: pct(one, 0.99),
 		CallP50: pct(call, 0.50), CallP99: pct(call, 0.99),

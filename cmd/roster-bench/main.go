@@ -43,6 +43,7 @@ type Results struct {
 	Throughput []*ThroughputResult `json:"throughput,omitempty"`
 	Transfer   *TransferResult     `json:"transfer,omitempty"`
 	Partition  []*PartitionResult  `json:"partition,omitempty"`
+	FanOut     []*LatencyResult    `json:"fanout,omitempty"`
 	Total      Dur                 `json:"total_us"`
 }
 
@@ -88,7 +89,7 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-var allExperiments = []string{"latency", "throughput", "transfer", "partition"}
+var allExperiments = []string{"latency", "throughput", "transfer", "partition", "fanout"}
 
 func main() {
 	var (
@@ -100,6 +101,9 @@ func main() {
 		single     = flag.Int("single", 10_000, "throughput: members in one group")
 		transfer   = flag.Int("transfer", 100_000, "transfer: scope size")
 		partJoins  = flag.Int("partition-joins", 10_000, "partition: joins on each side")
+		fanNodes   = flag.Int("fanout-nodes", 16, "fanout: cluster size")
+		fanOut     = flag.Int("fanout", 3, "fanout: the Config.FanOut compared with the full mesh")
+		fanJoins   = flag.Int("fanout-joins", 300, "fanout: joins, one at a time")
 		lan        = flag.Bool("lan", true, "partition: also run with the LAN preset (takes ~20-40 s)")
 		quick      = flag.Bool("quick", false, "shrink every size 10x (smoke run)")
 		jsonOut    = flag.Bool("json", false, "also print the results as JSON")
@@ -115,6 +119,7 @@ func main() {
 		nodes: *nodes, joins: *joins, latencyGroups: 8, warmup: 20,
 		members: *members, groups: *groups, single: *single, transfer: *transfer,
 		partJoins: *partJoins, lan: *lan, noCompression: !*compress,
+		fanoutNodes: *fanNodes, fanOut: *fanOut, fanoutJoins: *fanJoins,
 		logger: slog.New(slog.DiscardHandler), logOut: io.Discard, progress: os.Stderr,
 	}
 	if *quick {
@@ -190,6 +195,9 @@ func (o *options) shrink(f int) {
 	o.transfer = max(1, o.transfer/f)
 	o.partJoins = max(1, o.partJoins/f)
 	o.groups = max(1, min(o.groups, o.members/10))
+	o.fanoutNodes = min(o.fanoutNodes, 6)
+	o.fanOut = min(o.fanOut, 2)
+	o.fanoutJoins = max(1, o.fanoutJoins/f)
 }
 
 func parseRun(s string) (map[string]bool, error) {
@@ -269,6 +277,14 @@ func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (
 			res.Partition = append(res.Partition, r)
 		}
 		printPartition(w, res.Partition)
+	}
+	if run["fanout"] {
+		rs, err := runFanOut(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("fanout: %w", err)
+		}
+		res.FanOut = rs
+		printFanOut(w, rs)
 	}
 	res.Total = Dur(time.Since(start))
 	fmt.Fprintln(w, "\nFD legend: memberlist events summed over the cluster during the experiment:")
@@ -379,6 +395,24 @@ func printLatency(w io.Writer, r *LatencyResult) {
 	if r.Foreign > 0 {
 		fmt.Fprintf(w, "  WARNING: %d node(s) from outside this cluster joined it\n", r.Foreign)
 	}
+}
+
+func printFanOut(w io.Writer, rs []*LatencyResult) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n== fan-out: join on n1 → every other node, %d nodes, %d joins one at a time: full mesh vs Config.FanOut ==\n", rs[0].Nodes, rs[0].Joins)
+	t := &table{}
+	t.add("mode", "writer msgs/join", "all msgs/join", "all p50", "all p99", "FD")
+	for _, r := range rs {
+		mode := "full mesh (FanOut 0)"
+		if r.FanOut > 0 {
+			mode = fmt.Sprintf("relay tree, FanOut %d", r.FanOut)
+		}
+		t.add(mode, fmt.Sprintf("%.1f", r.WriterMsgs), fmt.Sprintf("%.1f", r.AllMsgs), r.AllP50.String(), r.AllP99.String(), r.FD.String())
+	}
+	t.print(w)
+	fmt.Fprintln(w, "  (messages: roster's packets and streams, anti-entropy included; memberlist's own gossip not counted)")
 }
 
 func printThroughput(w io.Writer, rs []*ThroughputResult) {

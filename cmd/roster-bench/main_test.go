@@ -22,11 +22,13 @@ func TestMain(m *testing.M) {
 }
 
 // tinyOptions are sizes small enough for the race detector: 3 nodes,
-// 50 joins, 500 members, partition with the local preset only.
+// 50 joins, 500 members, partition with the local preset only; fan-out on
+// 6 nodes with FanOut 2 (a two-level relay tree).
 func tinyOptions() *options {
 	return &options{
 		nodes: 3, joins: 50, latencyGroups: 4, warmup: 5,
 		members: 500, groups: 50, single: 200, transfer: 500, partJoins: 200,
+		fanoutNodes: 6, fanOut: 2, fanoutJoins: 30,
 		lan:    false,
 		logger: slog.New(slog.DiscardHandler), logOut: io.Discard,
 	}
@@ -76,6 +78,19 @@ func TestQuickRun(t *testing.T) {
 		t.Errorf("partition: no node was declared dead: %+v", p.FD)
 	}
 
+	if len(res.FanOut) != 2 {
+		t.Fatalf("fanout: %d results", len(res.FanOut))
+	}
+	mesh, tree := res.FanOut[0], res.FanOut[1]
+	if mesh.FanOut != 0 || tree.FanOut != 2 || mesh.Nodes != 6 || tree.AllP50 <= 0 {
+		t.Errorf("fanout not sane: %+v / %+v", mesh, tree)
+	}
+	// The full-mesh writer sends a message to each of 5 peers per join;
+	// the relay-tree writer to 2 (anti-entropy adds a little to both).
+	if mesh.WriterMsgs < 5 || tree.WriterMsgs >= mesh.WriterMsgs-2 {
+		t.Errorf("fanout: writer messages per join: full mesh %.1f, tree %.1f", mesh.WriterMsgs, tree.WriterMsgs)
+	}
+
 	b, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +100,7 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("JSON lacks %s", k)
 		}
 	}
-	for _, s := range []string{"== latency", "== throughput", "== transfer", "== partition", "vs pg"} {
+	for _, s := range []string{"== latency", "== throughput", "== transfer", "== partition", "== fan-out", "vs pg"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q", s)
 		}

@@ -30,6 +30,7 @@ type serveOptions struct {
 	shutdownTimeout                                    time.Duration
 	sync                                               string
 	syncInterval                                       time.Duration
+	fanOut                                             int
 }
 
 // serveFlags defines the flags of roster serve into o.
@@ -52,6 +53,7 @@ func serveFlags(o *serveOptions, host string, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&o.sync, "sync", "always", "when durable/session joins and leaves are acknowledged: always (after fsync, shared by concurrent writers) or interval (fsync every --sync-interval; a crash or kill -9 may lose the last interval of acknowledged writes)")
 	fs.DurationVar(&o.syncInterval, "sync-interval", 10*time.Millisecond, "fsync period with --sync=interval")
+	fs.IntVar(&o.fanOut, "fan-out", 0, "0: push each update to every scope peer (full mesh, as pg); `k` > 0: above k peers, send updates down a relay tree of fan-out k (no node sends more than k copies; log_k(N) hops)")
 	return fs
 }
 
@@ -152,6 +154,7 @@ func registryConfig(o serveOptions, logger *slog.Logger) (registry.Config, error
 		return cfg, usageErr("--profile %q: want lan, wan or local", o.profile)
 	}
 	cfg.Name = o.name
+	cfg.FanOut = o.fanOut
 	cfg.Logger = logger.With("component", "registry")
 	cfg.Scopes = nil
 	for _, s := range strings.Split(o.scopes, ",") {
