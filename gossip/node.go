@@ -416,6 +416,11 @@ func (n *Node) push(scope string, b *crdt.Delta) {
 	n.outMu.Lock()
 	n.out[scope] = append(n.out[scope], b)
 	n.outMu.Unlock()
+	n.wakeSender()
+}
+
+// wakeSender tells the send loop there is something to send.
+func (n *Node) wakeSender() {
 	select {
 	case n.outSig <- struct{}{}:
 	default:
@@ -596,10 +601,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 	n.outMu.Lock()
 	n.relays = append(n.relays, r)
 	n.outMu.Unlock()
-	select {
-	case n.outSig <- struct{}{}:
-	default:
-	}
+	n.wakeSender()
 }
 
 // merged is what merging one delta came to.

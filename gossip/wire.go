@@ -207,20 +207,19 @@ type message struct {
 func encodeDeltas(scope string, relayTo []string, deltas [][]byte) []byte {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
+	fields, kind := 4, uint64(msgDeltas)
 	if len(relayTo) > 0 {
-		_ = enc.EncodeArrayLen(5)
-		_ = enc.EncodeUint(wireVersion)
-		_ = enc.EncodeUint(msgRelay)
-		_ = enc.EncodeString(scope)
+		fields, kind = 5, msgRelay
+	}
+	_ = enc.EncodeArrayLen(fields)
+	_ = enc.EncodeUint(wireVersion)
+	_ = enc.EncodeUint(kind)
+	_ = enc.EncodeString(scope)
+	if len(relayTo) > 0 {
 		_ = enc.EncodeArrayLen(len(relayTo))
 		for _, name := range relayTo {
 			_ = enc.EncodeString(name)
 		}
-	} else {
-		_ = enc.EncodeArrayLen(4)
-		_ = enc.EncodeUint(wireVersion)
-		_ = enc.EncodeUint(msgDeltas)
-		_ = enc.EncodeString(scope)
 	}
 	_ = enc.EncodeArrayLen(len(deltas))
 	for _, d := range deltas {
