@@ -88,14 +88,15 @@ func (d *Delta) Validate() error {
 		return fmt.Errorf("%w: floor %d out of bounds", ErrInvalidDelta, d.Floor)
 	}
 	// lastGroup skips re-validating the group name of consecutive entries
-	// (deltas are encoded in runs of one group).
-	lastGroup := ""
+	// (deltas are encoded in runs of one group); checked says it holds a
+	// name already validated (the empty string is not one).
+	lastGroup, checked := "", false
 	check := func(what string, i int, group, id string, c uint64) error {
-		if group != lastGroup {
+		if !checked || group != lastGroup {
 			if err := ValidName(group); err != nil {
 				return fmt.Errorf("%w: %s %d group: %w", ErrInvalidDelta, what, i, err)
 			}
-			lastGroup = group
+			lastGroup, checked = group, true
 		}
 		if err := ValidName(id); err != nil {
 			return fmt.Errorf("%w: %s %d id: %w", ErrInvalidDelta, what, i, err)

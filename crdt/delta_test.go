@@ -47,6 +47,8 @@ func TestValidateRejects(t *testing.T) {
 			{"counter outside the context", func(d *Delta) { d.Ctx[0].Hi-- }, "outside the context"},
 			{"empty id", func(d *Delta) { d.Adds[7].ID = "" }, "add 7 id"},
 			{"bad group after a good run", func(d *Delta) { d.Adds[298].Group = "\xff" }, "add 298 group"},
+			{"empty group first", func(d *Delta) { d.Adds[0].Group = "" }, "add 0 group"},
+			{"empty group on a remove alone", func(d *Delta) { d.Adds = nil; d.Removes[0].Group = "" }, "remove 0 group"},
 			{"keep on a plain delta", func(d *Delta) { d.Auth, d.Xfer = false, 0 }, "keep list"},
 		}
 		for _, tc := range cases {
