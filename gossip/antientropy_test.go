@@ -112,3 +112,37 @@ func TestSkipInFlightForgetsOldDigests(t *testing.T) {
 	// A top that did not move since a recent digest: repaired too.
 	require.Equal(t, uint64(8), topOf(sc.skipInFlight("q", digest(8), st, now.Add(5100*time.Millisecond), window)))
 }
+
+// TestRelayThroughNodeWithoutFanOut: a relay message reaching a node whose
+// own FanOut is 0 still gets to every node it names (that node sends its
+// subtree a copy directly). Anti-entropy and piggy-backing are off, so the
+// relay is the only way there.
+func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
+	nodes := startNodes(t, 6, func(cfg *Config) {
+		cfg.AntiEntropyInterval = time.Hour
+		cfg.PiggybackQueue = 0
+		if cfg.Name == "n0" {
+			cfg.FanOut = 2
+		}
+	})
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if len(n.scopePeers("default")) != len(nodes)-1 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // let the greetings of peers coming up go by
+	before := nodes[0].Stats().PacketsSent
+	require.NoError(t, nodes[0].Join("default", "room", "a", ""))
+	require.Eventually(t, func() bool {
+		for _, n := range nodes[1:] {
+			if len(members(n, "default", "room")) != 1 {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 5*time.Millisecond, "a node named in a relay never got the delta")
+	require.Equal(t, before+2, nodes[0].Stats().PacketsSent, "the writer sends FanOut copies")
+}

@@ -114,8 +114,11 @@ type Config struct {
 	// node still gets one copy (N-1 messages per batch, as the full mesh),
 	// but no node sends more than k, at log_k(N) hops of latency. A node
 	// down or a packet lost cuts off its subtree until the piggy-backed
-	// copy or anti-entropy reaches it. At most 64. roster-bench -run=fanout
-	// measures it against the full mesh.
+	// copy or anti-entropy reaches it. 0, or 2 to 64; set it alike on
+	// every node (a node with FanOut 0 asked to relay sends its whole
+	// subtree a copy directly), and only once every node runs a build
+	// that knows relay messages (older ones drop them). roster-bench
+	// -run=fanout measures it against the full mesh.
 	FanOut int
 
 	// HoldBack is how long a delta that arrives after a gap in its owner's
@@ -243,8 +246,8 @@ func (c *Config) validate() error {
 		return bad("MaxPacketBytes %d out of range [256, 65000]", c.MaxPacketBytes)
 	case c.HoldBack < 0:
 		return bad("HoldBack must not be negative")
-	case c.FanOut < 0 || c.FanOut > 64:
-		return bad("FanOut %d out of range [0, 64]", c.FanOut)
+	case c.FanOut < 0 || c.FanOut == 1 || c.FanOut > 64:
+		return bad("FanOut %d: want 0 (full mesh) or 2 to 64", c.FanOut)
 	case c.PiggybackQueue < 0:
 		return bad("PiggybackQueue must not be negative")
 	case c.ReliableBatchPackets < 1:

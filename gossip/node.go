@@ -611,9 +611,6 @@ type merged struct {
 	err  error
 }
 
-// mergeOne merges a delta.
-func (n *Node) mergeOne(sc *Scope, d *crdt.Delta) { n.mergeAll(sc, []*crdt.Delta{d}) }
-
 // mergeAll merges the deltas of one message under one hold of the scope's
 // lock, so their events reach the watchers as one batch: the chunks of a
 // transfer then overflow a watch's buffer once (one resync), not once per
@@ -629,11 +626,7 @@ func (n *Node) mergeAll(sc *Scope, ds []*crdt.Delta) {
 				out[i].held = true
 				continue
 			}
-			n.ensureHidden(st, d.Replica, emit)
-			out[i].res, out[i].err = st.Merge(d, emit)
-			if out[i].err == nil {
-				n.drainHeld(sc, st, d.Replica.Name, emit, false)
-			}
+			out[i] = n.mergeLocked(sc, st, d, emit)
 		}
 		return nil
 	})
@@ -646,15 +639,45 @@ func (n *Node) mergeAll(sc *Scope, ds []*crdt.Delta) {
 			n.log.Debug("rejected delta", "scope", sc.name, "replica", d.Replica, "err", m.err)
 		case m.res.Ignored == crdt.IgnoredOutOfOrder:
 			n.stats.outOfOrder.Add(1)
-			n.stashChunk(sc.name, d)
 		case d.Auth:
 			sc.authIn.Store(time.Now().UnixNano())
-			// A chain chunk applied: apply its stashed successors, if any.
-			if next := n.unstash(sc.name, d.Replica.Name, d.Xfer, d.Seq+1); next != nil {
-				n.mergeOne(sc, next)
-			}
 		}
 	}
+}
+
+// mergeLocked merges one delta; the scope is locked. A chunk of a
+// transfer that comes before its predecessor is stashed, and an applied
+// chunk pulls its stashed successors in: both under the scope's lock, so a
+// chunk stashed by one message's goroutine is never missed by the one that
+// applies its predecessor.
+func (n *Node) mergeLocked(sc *Scope, st *crdt.State, d *crdt.Delta, emit crdt.Emit) merged {
+	n.ensureHidden(st, d.Replica, emit)
+	res, err := st.Merge(d, emit)
+	if err != nil {
+		return merged{res: res, err: err}
+	}
+	n.drainHeld(sc, st, d.Replica.Name, emit, false)
+	switch {
+	case res.Ignored == crdt.IgnoredOutOfOrder:
+		n.stashChunk(sc.name, d)
+	case d.Auth && res.Ignored == crdt.NotIgnored:
+		for prev := d; ; {
+			next := n.unstash(sc.name, prev.Replica.Name, prev.Xfer, prev.Seq+1)
+			if next == nil {
+				break
+			}
+			n.ensureHidden(st, next.Replica, emit)
+			r, err := st.Merge(next, emit)
+			if err != nil {
+				n.stats.mergeErrors.Add(1)
+			}
+			if err != nil || r.Ignored != crdt.NotIgnored {
+				break
+			}
+			prev = next
+		}
+	}
+	return merged{res: res}
 }
 
 // drainHeld merges the held-back deltas of replica that no longer follow
@@ -751,6 +774,9 @@ func (n *Node) disseminate(scope string, ds [][]byte) {
 		n.sendDeltas(scope, peers, ds, nil, true)
 		return
 	}
+	// Sorted, so one writer's batches all take the same paths and arrive
+	// in its order (a batch overtaking another would wait out HoldBack).
+	slices.SortFunc(peers, func(a, b *memberlist.Node) int { return strings.Compare(a.Name, b.Name) })
 	// The piggy-backed copy is the plain one: a relay message gossiped to
 	// random nodes would have them relay it again.
 	if packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, nil); packets != nil && len(packets) <= n.cfg.ReliableBatchPackets {
@@ -768,7 +794,9 @@ func (n *Node) disseminate(scope string, ds [][]byte) {
 // its subtree until the piggy-backed copy or anti-entropy gets there.
 func (n *Node) relayTree(scope string, peers []*memberlist.Node, ds [][]byte) {
 	k := n.cfg.FanOut
-	if len(peers) <= k {
+	if k == 0 || len(peers) <= k {
+		// A node relaying without a fan-out of its own (FanOut differs
+		// across the cluster) sends its whole subtree a copy directly.
 		n.sendDeltas(scope, peers, ds, nil, false)
 		return
 	}
@@ -1212,9 +1240,12 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 	if meta.inc < p.meta.inc {
 		return peerEvent{}, false // an old incarnation's news
 	}
+	// A new incarnation is a new peer coming up, even if memberlist never
+	// saw the old one die (a quick restart): it gets greeted like one.
+	restarted := p.meta.inc != 0 && meta.inc > p.meta.inc
 	p.node = &c
 	p.meta = meta
-	e := peerEvent{replica: p.replica(), scopes: meta.scopes, node: &c, alive: alive, wasAlive: p.state == PeerAlive}
+	e := peerEvent{replica: p.replica(), scopes: meta.scopes, node: &c, alive: alive, wasAlive: p.state == PeerAlive && !restarted}
 	switch {
 	case alive:
 		p.state, p.downSince, p.forgotten = PeerAlive, time.Time{}, false

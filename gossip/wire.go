@@ -28,7 +28,7 @@ const (
 )
 
 // maxRelayNames bounds the nodes a relay message hands on.
-const maxRelayNames = 4096
+const maxRelayNames = 1 << 16
 
 // maxMessageBytes bounds any message this package decodes.
 const maxMessageBytes = 64 << 20

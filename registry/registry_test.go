@@ -225,4 +225,11 @@ func TestOpenValidates(t *testing.T) {
 	cfg.Scopes = nil
 	_, err = Open(context.Background(), cfg)
 	require.True(t, errors.Is(err, ErrConfig), err)
+	for _, k := range []int{-1, 1, 65} {
+		cfg = LocalConfig("x")
+		cfg.FanOut = k
+		_, err = Open(context.Background(), cfg)
+		require.ErrorIs(t, err, ErrConfig, "FanOut %d", k)
+		require.ErrorContains(t, err, "FanOut")
+	}
 }

@@ -320,7 +320,11 @@ func (w *Watch) run() {
 	for {
 		w.mu.Lock()
 		q, behind := w.queue, w.behind
-		w.queue = nil
+		if len(q) == 0 {
+			q = nil // leave an empty (reused) queue in place
+		} else {
+			w.queue = nil
+		}
 		w.mu.Unlock()
 		if behind {
 			ev := Event{Type: EventResync, Reason: ReasonResync}
