@@ -1,0 +1,85 @@
+package gossip
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Dissemination of local batches: to every scope peer (the full mesh, as
+// Erlang pg), or down a relay tree when Config.FanOut bounds it.
+
+// relay is received deltas to pass on (see Config.FanOut).
+type relay struct {
+	scope    string
+	payloads [][]byte
+	to       []string // the nodes of this node's part of the relay tree
+}
+
+// disseminate sends a batch of local deltas to the scope's peers: to every
+// one of them, or, when there are more than Config.FanOut, down a relay
+// tree (relayTree).
+func (n *Node) disseminate(scope string, ds [][]byte) {
+	peers := n.scopePeers(scope)
+	if k := n.cfg.FanOut; k == 0 || len(peers) <= k {
+		n.sendDeltas(scope, peers, ds, nil, true)
+		return
+	}
+	// Sorted, so one writer's batches all take the same paths and arrive
+	// in its order (a batch overtaking another would wait out HoldBack).
+	slices.SortFunc(peers, func(a, b *memberlist.Node) int { return strings.Compare(a.Name, b.Name) })
+	// The piggy-backed copy is the plain one: a relay message gossiped to
+	// random nodes would have them relay it again.
+	if packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, nil); packets != nil && len(packets) <= n.cfg.ReliableBatchPackets {
+		n.piggyback(packets)
+	}
+	n.relayTree(scope, peers, ds)
+}
+
+// relayTree sends deltas to peers through a tree of fan-out
+// Config.FanOut: peers are dealt into FanOut groups; the first node of each
+// group gets the deltas with the names of the rest of its group, which it
+// deals the same way. Every peer gets one copy (N-1 messages in all, as a
+// full mesh), each node sends at most FanOut, and the last node is
+// log_FanOut(N) hops away. A node that is down or a packet lost cuts off
+// its subtree until the piggy-backed copy or anti-entropy gets there.
+func (n *Node) relayTree(scope string, peers []*memberlist.Node, ds [][]byte) {
+	k := n.cfg.FanOut
+	if k == 0 || len(peers) <= k {
+		// A node relaying without a fan-out of its own (FanOut differs
+		// across the cluster) sends its whole subtree a copy directly.
+		n.sendDeltas(scope, peers, ds, nil, false)
+		return
+	}
+	for g := range k {
+		// Deal round-robin so groups differ in size by at most one.
+		var group []*memberlist.Node
+		for i := g; i < len(peers); i += k {
+			group = append(group, peers[i])
+		}
+		rest := make([]string, len(group)-1)
+		for i, p := range group[1:] {
+			rest[i] = p.Name
+		}
+		n.sendDeltas(scope, group[:1], ds, rest, false)
+	}
+}
+
+// namedPeers returns the alive peers of scope among names, in the given
+// order; the others (down, or unknown here) are skipped, and with them
+// only their own copy: their subtree is dealt among the rest.
+func (n *Node) namedPeers(scope string, names []string) []*memberlist.Node {
+	peers := n.scopePeers(scope)
+	byName := make(map[string]*memberlist.Node, len(peers))
+	for _, p := range peers {
+		byName[p.Name] = p
+	}
+	var out []*memberlist.Node
+	for _, name := range names {
+		if p, ok := byName[name]; ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
