@@ -7,7 +7,8 @@
 // scope's updates go only to nodes serving it). On top of memberlist:
 //
 //   - dissemination: every local join or leave becomes a crdt.Delta pushed
-//     directly to every scope peer over the packet transport, batched into
+//     directly to every scope peer (or down a relay tree, Config.FanOut;
+//     see Large clusters) over the packet transport, batched into
 //     as few packets as fit when operations arrive faster than they can be
 //     sent, and switched to the stream transport for large batches; the
 //     same packets are also piggy-backed on memberlist's own gossip (a
