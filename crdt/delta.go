@@ -152,48 +152,40 @@ var hashSeed = maphash.MakeSeed()
 // hashed, with equal hashes confirmed exactly.
 func (d *Delta) checkUnique() error {
 	nk := len(d.Adds) + len(d.Removes)
-	if nk+len(d.Keep) < 2 {
+	n := nk + len(d.Keep)
+	if n < 2 {
 		return nil
 	}
-	if err := d.checkCounters(); err != nil {
-		return err
+	// Every counter is already known to lie inside the context.
+	fresh := counterSet(d.Ctx[0].Lo, d.Ctx[len(d.Ctx)-1].Hi, n)
+	for c := range d.counters {
+		if !fresh(c) {
+			return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c)
+		}
 	}
-	keys := make(map[uint64]struct{}, nk)
+	hashes := make(map[uint64]struct{}, nk)
 	var gh uint64
 	lastGroup := ""
-	fresh := func(group, id string) bool {
+	for group, id := range d.keys {
 		if group != lastGroup || gh == 0 {
 			gh, lastGroup = maphash.String(hashSeed, group)|1, group
 		}
 		h := gh*0x9E3779B97F4A7C15 ^ maphash.String(hashSeed, id)
-		if _, ok := keys[h]; ok {
-			return false
-		}
-		keys[h] = struct{}{}
-		return true
-	}
-	for _, a := range d.Adds {
-		if !fresh(a.Group, a.ID) {
+		if _, ok := hashes[h]; ok {
 			return d.checkKeysExactly()
 		}
-	}
-	for _, r := range d.Removes {
-		if !fresh(r.Group, r.ID) {
-			return d.checkKeysExactly()
-		}
+		hashes[h] = struct{}{}
 	}
 	return nil
 }
 
-// checkCounters is checkUnique's check of counters. Every counter is
-// already known to lie inside the context.
-func (d *Delta) checkCounters() error {
-	n := len(d.Adds) + len(d.Removes) + len(d.Keep)
-	lo, hi := d.Ctx[0].Lo, d.Ctx[len(d.Ctx)-1].Hi
-	dup := func(c uint64) error { return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c) }
+// counterSet returns a membership test for n counters in [lo, hi]: true
+// the first time a counter is seen. A bitmap when the range is dense
+// enough, else a map.
+func counterSet(lo, hi uint64, n int) func(c uint64) bool {
 	if span := hi - lo + 1; span <= uint64(64*max(n, 1024)) {
 		bits := make([]uint64, (span+63)/64)
-		mark := func(c uint64) bool {
+		return func(c uint64) bool {
 			i := c - lo
 			w, b := i/64, uint64(1)<<(i%64)
 			if bits[w]&b != 0 {
@@ -202,68 +194,62 @@ func (d *Delta) checkCounters() error {
 			bits[w] |= b
 			return true
 		}
-		for _, a := range d.Adds {
-			if !mark(a.Counter) {
-				return dup(a.Counter)
-			}
-		}
-		for _, r := range d.Removes {
-			if !mark(r.Counter) {
-				return dup(r.Counter)
-			}
-		}
-		for _, c := range d.Keep {
-			if !mark(c) {
-				return dup(c)
-			}
-		}
-		return nil
 	}
 	seen := make(map[uint64]struct{}, n)
-	for _, a := range d.Adds {
-		if _, ok := seen[a.Counter]; ok {
-			return dup(a.Counter)
-		}
-		seen[a.Counter] = struct{}{}
-	}
-	for _, r := range d.Removes {
-		if _, ok := seen[r.Counter]; ok {
-			return dup(r.Counter)
-		}
-		seen[r.Counter] = struct{}{}
-	}
-	for _, c := range d.Keep {
+	return func(c uint64) bool {
 		if _, ok := seen[c]; ok {
-			return dup(c)
+			return false
 		}
 		seen[c] = struct{}{}
+		return true
 	}
-	return nil
 }
 
 // checkKeysExactly is checkUnique's exact check of member keys, run only
 // when two keys hash alike.
 func (d *Delta) checkKeysExactly() error {
 	seen := make(map[memberKey]struct{}, len(d.Adds)+len(d.Removes))
-	dup := func(group, id string) error {
+	for group, id := range d.keys {
 		k := memberKey{group, id}
 		if _, ok := seen[k]; ok {
 			return fmt.Errorf("%w: member %s/%s appears twice", ErrInvalidDelta, group, id)
 		}
 		seen[k] = struct{}{}
-		return nil
 	}
+	return nil
+}
+
+// counters yields the counters of the adds, the removes and the keeps.
+func (d *Delta) counters(yield func(uint64) bool) {
 	for _, a := range d.Adds {
-		if err := dup(a.Group, a.ID); err != nil {
-			return err
+		if !yield(a.Counter) {
+			return
 		}
 	}
 	for _, r := range d.Removes {
-		if err := dup(r.Group, r.ID); err != nil {
-			return err
+		if !yield(r.Counter) {
+			return
 		}
 	}
-	return nil
+	for _, c := range d.Keep {
+		if !yield(c) {
+			return
+		}
+	}
+}
+
+// keys yields the member keys of the adds and the removes.
+func (d *Delta) keys(yield func(group, id string) bool) {
+	for _, a := range d.Adds {
+		if !yield(a.Group, a.ID) {
+			return
+		}
+	}
+	for _, r := range d.Removes {
+		if !yield(r.Group, r.ID) {
+			return
+		}
+	}
 }
 
 // JoinAll joins plain deltas of one replica into one delta, the same as

@@ -191,32 +191,55 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 	return sortByCounter(out)
 }
 
-// sortByCounter orders adds with distinct counters by counter: by placing
-// each at its counter when they are dense (a slice's live entries usually
-// are), else by sorting.
+// sortByCounter orders adds with distinct counters by counter.
 func sortByCounter(adds []Add) []Add {
-	if len(adds) < 2 {
+	order := counterOrder(len(adds), func(i int) uint64 { return adds[i].Counter })
+	if order == nil {
 		return adds
 	}
-	lo, hi := adds[0].Counter, adds[0].Counter
-	for _, a := range adds[1:] {
-		lo, hi = min(lo, a.Counter), max(hi, a.Counter)
+	out := make([]Add, len(adds))
+	for i, j := range order {
+		out[i] = adds[j]
 	}
-	if span := hi - lo + 1; span <= uint64(4*len(adds)) {
-		slot := make([]int32, span) // index+1 into adds; 0 = none
-		for i, a := range adds {
-			slot[a.Counter-lo] = int32(i + 1)
+	return out
+}
+
+// counterOrder returns the indices 0..n-1 ordered by their distinct
+// counters, or nil when they are in order already. Dense counters (a
+// batch, a transfer, a slice's live entries) are placed at their counter,
+// with no comparisons; others are sorted.
+func counterOrder(n int, counter func(i int) uint64) []int32 {
+	if n < 2 {
+		return nil
+	}
+	lo, hi := counter(0), counter(0)
+	sorted := true
+	for i := 1; i < n; i++ {
+		c := counter(i)
+		lo, hi = min(lo, c), max(hi, c)
+		sorted = sorted && counter(i-1) < c
+	}
+	if sorted {
+		return nil
+	}
+	order := make([]int32, 0, n)
+	if span := hi - lo + 1; span <= uint64(4*n) {
+		slot := make([]int32, span) // index+1; 0 = none
+		for i := range n {
+			slot[counter(i)-lo] = int32(i + 1)
 		}
-		out := make([]Add, 0, len(adds))
 		for _, j := range slot {
 			if j != 0 {
-				out = append(out, adds[j-1])
+				order = append(order, j-1)
 			}
 		}
-		return out
+		return order
 	}
-	slices.SortFunc(adds, func(a, b Add) int { return cmp.Compare(a.Counter, b.Counter) })
-	return adds
+	for i := range n {
+		order = append(order, int32(i))
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(counter(int(a)), counter(int(b))) })
+	return order
 }
 
 // removalsAbove returns the leave records of sl with counter > p, at most

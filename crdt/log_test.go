@@ -2,7 +2,6 @@ package crdt
 
 import (
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -64,25 +63,6 @@ func TestEventLogRing(t *testing.T) {
 			}
 			_, above := l.since(l.floorAll)
 			require.Equal(t, n, above)
-		}
-	}
-}
-
-func TestKthLargest(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 7))
-	for n := 1; n < 300; n += 1 + n/8 {
-		for range 20 {
-			set := map[uint64]bool{}
-			for len(set) < n {
-				set[rng.Uint64N(uint64(4*n))] = true
-			}
-			xs := make([]uint64, 0, n)
-			for x := range set {
-				xs = append(xs, x)
-			}
-			sorted := slices.Sorted(maps.Keys(set))
-			k := 1 + rng.IntN(n)
-			require.Equal(t, sorted[n-k], kthLargest(xs, k), "n=%d k=%d", n, k)
 		}
 	}
 }

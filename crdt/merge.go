@@ -3,7 +3,6 @@ package crdt
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 )
 
@@ -212,75 +211,26 @@ func (s *State) applyRemove(sl *slice, r Remove, emit Emit, st *MergeStats) {
 // order: a transfer lists its entries by group, and inserting them one by
 // one out of order would shift the log on every entry.
 func (s *State) logPending(sl *slice) {
-	defer func() {
-		if cap(s.pend) > 4096 {
-			s.pend = nil // do not keep a transfer's worth of scratch
-		} else {
-			clear(s.pend)
-			s.pend = s.pend[:0]
-		}
-	}()
 	n, k := len(s.pend), s.opts.LogCap
-	if n == 0 {
-		return
-	}
-	lo, hi := s.pend[0].counter, s.pend[0].counter
-	sorted := true
-	for i, r := range s.pend[1:] {
-		lo, hi = min(lo, r.counter), max(hi, r.counter)
-		sorted = sorted && s.pend[i].counter < r.counter
-	}
-	if sorted {
-		for _, r := range s.pend {
+	order := counterOrder(n, func(i int) uint64 { return s.pend[i].counter })
+	for pos := range n {
+		i := pos
+		if order != nil {
+			i = int(order[pos])
+		}
+		// Only the k highest can stay: the rest are accounted for as
+		// dropped (a transfer brings many more than the log holds).
+		if r := s.pend[i]; pos < n-k {
+			sl.log.drop(r)
+		} else {
 			sl.log.add(r, k)
 		}
-		return
 	}
-	// Only the k highest can stay; the rest are accounted for as dropped.
-	if span := hi - lo + 1; span <= uint64(4*n) {
-		// Dense counters (a batch or a transfer): place each record at its
-		// counter and walk them in order, no comparisons.
-		slot := make([]int32, span) // index+1 into pend; 0 = none
-		for i, r := range s.pend {
-			slot[r.counter-lo] = int32(i + 1)
-		}
-		pos := 0
-		for _, j := range slot {
-			if j == 0 {
-				continue
-			}
-			if r := s.pend[j-1]; pos < n-k {
-				sl.log.drop(r)
-			} else {
-				sl.log.add(r, k)
-			}
-			pos++
-		}
-		return
-	}
-	if n > k {
-		cs := make([]uint64, n)
-		for i, r := range s.pend {
-			cs[i] = r.counter
-		}
-		t := uint64(math.MaxUint64)
-		if k > 0 {
-			t = kthLargest(cs, k)
-		}
-		kept := s.pend[:0]
-		for _, r := range s.pend {
-			if r.counter >= t {
-				kept = append(kept, r)
-			} else {
-				sl.log.drop(r)
-			}
-		}
-		clear(s.pend[len(kept):])
-		s.pend = kept
-	}
-	slices.SortFunc(s.pend, func(a, b logRec) int { return cmp.Compare(a.counter, b.counter) })
-	for _, r := range s.pend {
-		sl.log.add(r, k)
+	if cap(s.pend) > 4096 {
+		s.pend = nil // do not keep a transfer's worth of scratch
+	} else {
+		clear(s.pend)
+		s.pend = s.pend[:0]
 	}
 }
 
@@ -417,39 +367,3 @@ func (s *State) Resume(r ReplicaID, emit Emit) error {
 
 // Suspended reports whether r is suspended.
 func (s *State) Suspended(r ReplicaID) bool { return s.suspended[r] }
-
-// kthLargest returns the k-th largest of the distinct values xs (1 <= k <=
-// len(xs)), reordering xs: a quickselect, linear on average.
-func kthLargest(xs []uint64, k int) uint64 {
-	lo, hi, want := 0, len(xs)-1, len(xs)-k // index of the answer in ascending order
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		// Median of three as the pivot, moved to hi.
-		if xs[mid] < xs[lo] {
-			xs[mid], xs[lo] = xs[lo], xs[mid]
-		}
-		if xs[hi] < xs[lo] {
-			xs[hi], xs[lo] = xs[lo], xs[hi]
-		}
-		if xs[mid] < xs[hi] {
-			xs[mid], xs[hi] = xs[hi], xs[mid]
-		}
-		p, i := xs[hi], lo
-		for j := lo; j < hi; j++ {
-			if xs[j] < p {
-				xs[i], xs[j] = xs[j], xs[i]
-				i++
-			}
-		}
-		xs[i], xs[hi] = xs[hi], xs[i]
-		switch {
-		case i == want:
-			return xs[i]
-		case i < want:
-			lo = i + 1
-		default:
-			hi = i - 1
-		}
-	}
-	return xs[want]
-}
