@@ -630,6 +630,11 @@ func TestWatchSnapshotOrder(t *testing.T) {
 		w.Close()
 	}
 
+	ms, err := c.regs["n0"].Members("chat", "a")
+	require.NoError(t, err)
+	require.Len(t, ms, 9)
+	require.True(t, slices.IsSortedFunc(ms, less), "Members out of order: %v", ms)
+
 	// A burst larger than the buffer: the watch resyncs, in order too.
 	w, err := c.regs["n0"].Watch(ctx, "chat", All())
 	require.NoError(t, err)

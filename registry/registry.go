@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -361,8 +360,8 @@ func (r *Registry) read(scope, group string, list func(*crdt.State, string) []cr
 	}
 	var out []Member
 	c := &confirmer{node: r.node}
+	// The state lists members sorted by id and owner.
 	sc.Read(func(st *crdt.State) { out = c.convert(nil, list(st, group)) })
-	sortMembers(out)
 	return out, nil
 }
 
@@ -419,18 +418,6 @@ func (c *confirmer) convert(out []Member, ms []crdt.Member) []Member {
 		out = append(out, c.member(m.Group, m.ID, m.Meta, m.Owner))
 	}
 	return out
-}
-
-func sortMembers(ms []Member) {
-	slices.SortFunc(ms, func(a, b Member) int {
-		if c := cmp.Compare(a.Group, b.Group); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.ID, b.ID); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Owner, b.Owner)
-	})
 }
 
 // Membership is the handle of a member owned by this node.

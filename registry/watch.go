@@ -194,32 +194,25 @@ func (h *hub) publish(evs []crdt.Event) {
 	// Events are converted on first use: a batch larger than a watch's
 	// buffer (a transfer) ends in a resync without converting the rest.
 	c := &confirmer{node: h.node.Load()}
-	var converted []Event // memo, when more than one watch may need them
-	var done []bool
-	if len(h.ws) > 1 {
-		converted, done = make([]Event, len(evs)), make([]bool, len(evs))
-	}
 	event := func(i int) Event {
-		if done == nil {
-			e := evs[i]
-			return Event{
-				Seq:    first + uint64(i),
-				Type:   EventType(e.Kind.String()),
-				Reason: h.reasonFor(e),
-				Member: c.member(e.Group, e.ID, e.Meta, e.Owner),
-			}
+		e := evs[i]
+		return Event{
+			Seq:    first + uint64(i),
+			Type:   EventType(e.Kind.String()),
+			Reason: h.reasonFor(e),
+			Member: c.member(e.Group, e.ID, e.Meta, e.Owner),
 		}
-		if !done[i] {
-			e := evs[i]
-			converted[i] = Event{
-				Seq:    first + uint64(i),
-				Type:   EventType(e.Kind.String()),
-				Reason: h.reasonFor(e),
-				Member: c.member(e.Group, e.ID, e.Meta, e.Owner),
+	}
+	if len(h.ws) > 1 {
+		// Memoised: more than one watch may need the same event.
+		convert := event
+		converted, done := make([]Event, len(evs)), make([]bool, len(evs))
+		event = func(i int) Event {
+			if !done[i] {
+				converted[i], done[i] = convert(i), true
 			}
-			done[i] = true
+			return converted[i]
 		}
-		return converted[i]
 	}
 	for w := range h.ws {
 		w.mu.Lock()
