@@ -142,18 +142,15 @@ type reader struct {
 func newReader(b []byte) *reader {
 	r := bytes.NewReader(b)
 	dec := msgpack.GetDecoder()
-	dec.Reset(r)
+	dec.Reset(r) // also clears options a previous user of the pool set
 	return &reader{r: r, dec: dec}
 }
 
-// release returns the reader's decoder to msgpack's pool; the reader must
-// not be used afterwards. Decoded strings and byte slices are copies, so
-// nothing decoded refers to the decoder's buffers.
-func (r *reader) release() {
-	r.dec.Reset(nil)
-	msgpack.PutDecoder(r.dec)
-	r.dec = nil
-}
+// release returns the reader's decoder to msgpack's pool (which detaches
+// it from the input); the reader must not be used afterwards. Decoded
+// strings and byte slices are copies, so nothing decoded refers to the
+// decoder's buffers.
+func (r *reader) release() { msgpack.PutDecoder(r.dec) }
 
 func (r *reader) fail(format string, args ...any) {
 	if r.err == nil {

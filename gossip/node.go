@@ -796,8 +796,8 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, r
 	if len(peers) == 0 || len(ds) == 0 {
 		return
 	}
-	packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, relayTo)
-	if packets == nil || len(packets) > n.cfg.ReliableBatchPackets {
+	packets := n.packets(scope, ds, relayTo)
+	if packets == nil {
 		for _, msg := range n.pack(scope, ds, 8<<20, relayTo) {
 			for _, p := range peers {
 				n.sendReliable(p, msg)
@@ -818,6 +818,17 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, r
 			n.stats.bytesSent.Add(int64(len(msg)))
 		}
 	}
+}
+
+// packets packs deltas into best-effort packets, or returns nil when they
+// go as a stream instead (one delta does not fit a packet, or they take
+// more than ReliableBatchPackets).
+func (n *Node) packets(scope string, ds [][]byte, relayTo []string) [][]byte {
+	packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, relayTo)
+	if len(packets) > n.cfg.ReliableBatchPackets {
+		return nil
+	}
+	return packets
 }
 
 // pack groups encoded deltas into messages of at most limit bytes. It

@@ -31,7 +31,7 @@ func (n *Node) disseminate(scope string, ds [][]byte) {
 	slices.SortFunc(peers, func(a, b *memberlist.Node) int { return strings.Compare(a.Name, b.Name) })
 	// The piggy-backed copy is the plain one: a relay message gossiped to
 	// random nodes would have them relay it again.
-	if packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, nil); packets != nil && len(packets) <= n.cfg.ReliableBatchPackets {
+	if packets := n.packets(scope, ds, nil); packets != nil {
 		n.piggyback(packets)
 	}
 	n.relayTree(scope, peers, ds)
