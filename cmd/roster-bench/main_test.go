@@ -86,8 +86,10 @@ func TestQuickRun(t *testing.T) {
 		t.Errorf("fanout not sane: %+v / %+v", mesh, tree)
 	}
 	// The full-mesh writer sends a message to each of 5 peers per join;
-	// the relay-tree writer to 2 (anti-entropy adds a little to both).
-	if mesh.WriterMsgs < 5 || tree.WriterMsgs >= mesh.WriterMsgs-2 {
+	// the relay-tree writer to 2. Anti-entropy adds a little to both, and
+	// a join batched with another or a failed send takes a little off, so
+	// the bounds leave room either way.
+	if mesh.WriterMsgs < 4.5 || tree.WriterMsgs > mesh.WriterMsgs-2 {
 		t.Errorf("fanout: writer messages per join: full mesh %.1f, tree %.1f", mesh.WriterMsgs, tree.WriterMsgs)
 	}
 
