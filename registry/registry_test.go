@@ -3,11 +3,13 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/crdt"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -232,4 +234,52 @@ func TestOpenValidates(t *testing.T) {
 		require.ErrorIs(t, err, ErrConfig, "FanOut %d", k)
 		require.ErrorContains(t, err, "FanOut")
 	}
+}
+
+// TestWatchBatchOverflow: a batch overflows a watch's buffer only by the
+// events the watch follows (a batch longer than the buffer that it mostly
+// does not follow is delivered), and a batch it follows that is longer than
+// the buffer ends in a resync.
+func TestWatchBatchOverflow(t *testing.T) {
+	cfg := LocalConfig("n1")
+	cfg.Incarnation = 1
+	cfg.Scopes = []string{"chat"}
+	cfg.WatchBuffer = 4
+	r, err := Open(context.Background(), cfg)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, r.Close(context.Background())) }()
+	w, err := r.Watch(context.Background(), "chat", Prefix("a"))
+	require.NoError(t, err)
+	defer w.Close()
+	h := r.hubs["chat"]
+	owner := crdt.ReplicaID{Name: "n2", Incarnation: 7}
+	batch := func(groups ...string) []crdt.Event {
+		evs := make([]crdt.Event, len(groups))
+		for i, g := range groups {
+			evs[i] = crdt.Event{Kind: crdt.EventJoin, Cause: crdt.CauseMerge, Group: g, ID: fmt.Sprintf("m%d", i), Owner: owner}
+		}
+		return evs
+	}
+	next := func() Event {
+		select {
+		case e := <-w.C:
+			return e
+		case <-time.After(wait):
+			t.Fatal("no event")
+			return Event{}
+		}
+	}
+	// 10 events, 4 followed: all 4 arrive, in order.
+	h.scope.Locked(func(*crdt.State) { h.publish(batch("b", "a1", "b", "a2", "b", "b", "a3", "b", "a4", "b")) })
+	for i, g := range []string{"a1", "a2", "a3", "a4"} {
+		e := next()
+		require.Equal(t, EventJoin, e.Type, "event %d", i)
+		require.Equal(t, g, e.Member.Group)
+		require.Equal(t, "n2", e.Member.Owner)
+	}
+	// 5 followed events into a buffer of 4: a resync, not a partial batch.
+	h.scope.Locked(func(*crdt.State) { h.publish(batch("a1", "a2", "a3", "a4", "a5")) })
+	e := next()
+	require.Equal(t, EventResync, e.Type)
+	require.Empty(t, e.Members, "the state holds none of the published members")
 }

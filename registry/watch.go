@@ -40,6 +40,20 @@ func (s Selector) matches(group string) bool {
 	return true
 }
 
+// count returns how many of evs the selector follows.
+func (s Selector) count(evs []crdt.Event) int {
+	if s.kind == selAll {
+		return len(evs)
+	}
+	n := 0
+	for i := range evs {
+		if s.matches(evs[i].Group) {
+			n++
+		}
+	}
+	return n
+}
+
 // EventType is what happened.
 type EventType string
 
@@ -216,6 +230,11 @@ func (h *hub) publish(evs []crdt.Event) {
 	}
 	for w := range h.ws {
 		w.mu.Lock()
+		if !w.behind && len(w.queue)+len(evs) > h.buffer && len(w.queue)+w.sel.count(evs) > h.buffer {
+			// The batch overflows the buffer (a transfer, a burst): the
+			// watch resyncs, so none of it is converted or queued.
+			w.behind, w.queue = true, nil
+		}
 		for i, e := range evs {
 			if w.behind || !w.sel.matches(e.Group) {
 				continue
