@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func TestMergeAllOneBatch(t *testing.T) {
 	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive}
 	n.mu.Unlock()
 	calls, events = 0, 0
-	n.mergeAll(sc, chunks)
+	n.mergeAll(sc, slices.Values(chunks))
 	require.Equal(t, 3000, events)
 	require.Equal(t, 1, calls, "%d chunks reached the sink in %d batches", len(chunks), calls)
 }
@@ -145,4 +146,43 @@ func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
 		return true
 	}, 5*time.Second, 5*time.Millisecond, "a node named in a relay never got the delta")
 	require.Equal(t, before+2, nodes[0].Stats().PacketsSent, "the writer sends FanOut copies")
+}
+
+// TestMergeDeltasPipelined: a message of several large deltas is decoded on
+// a second goroutine while the first ones merge; every delta still merges,
+// in one batch, and one that fails to decode is counted and skipped.
+func TestMergeDeltasPipelined(t *testing.T) {
+	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	for i := range 20000 {
+		_, err := src.Join(fmt.Sprintf("g%d", i%100), fmt.Sprintf("member-%d", i), nil, nil)
+		require.NoError(t, err)
+	}
+	var payloads [][]byte
+	size := 0
+	for _, d := range src.Snapshot(32 << 10) {
+		payloads = append(payloads, crdt.EncodeDelta(d))
+		size += len(payloads[len(payloads)-1])
+	}
+	require.Greater(t, len(payloads), 3)
+	require.GreaterOrEqual(t, size, pipelineBytes, "the message must take the pipelined path")
+	// A malformed delta in the middle.
+	payloads = slices.Insert(payloads, 2, []byte{0x93, 0x01, 0xff})
+
+	var calls, events int
+	cfg := DefaultLocalConfig("dst")
+	cfg.Incarnation = 1
+	n, err := New(cfg, func(scope string, evs []crdt.Event) { calls++; events += len(evs) })
+	require.NoError(t, err)
+	defer func() { require.NoError(t, n.Close(context.Background())) }()
+	n.mu.Lock()
+	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive}
+	n.mu.Unlock()
+	calls, events = 0, 0
+	n.mergeDeltas("default", payloads, nil)
+	require.Equal(t, 20000, events)
+	require.Equal(t, 1, calls, "the deltas reached the sink in %d batches", calls)
+	require.Equal(t, int64(1), n.Stats().DecodeErrors)
+	require.Equal(t, int64(len(payloads)-1), n.Stats().DeltasReceived)
+	n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 20000, st.Len()) })
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"iter"
 	"log"
 	"log/slog"
 	"math/rand/v2"
@@ -569,30 +570,76 @@ func (n *Node) enqueueJob(j syncJob) {
 	}
 }
 
+// pipelineBytes: a message carrying several deltas of at least this many
+// bytes in all (the chunks of a transfer) is decoded on a second goroutine
+// while the scope merges what is already decoded.
+const pipelineBytes = 64 << 10
+
 // mergeDeltas decodes and merges a message's deltas. Those of a relay
 // message are then passed on to the nodes it names (Config.FanOut).
 func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 	sc, ok := n.scopes[scope]
-	if !ok {
+	if !ok || len(payloads) == 0 {
 		return // not served here: scopes are overlays
 	}
 	sc.merging.Add(1)
 	defer sc.merging.Add(-1)
 	defer sc.lastIn.Store(time.Now().UnixNano())
-	ds := make([]*crdt.Delta, 0, len(payloads))
-	raw := make([][]byte, 0, len(payloads))
-	for _, p := range payloads {
+	decode := func(p []byte) *crdt.Delta {
 		d, err := crdt.DecodeDelta(p)
 		if err != nil {
 			n.stats.decodeErrors.Add(1)
 			n.log.Debug("dropping malformed delta", "scope", scope, "err", err)
-			continue
+			return nil
 		}
 		n.stats.deltasReceived.Add(1)
-		ds, raw = append(ds, d), append(raw, p)
+		return d
 	}
-	n.mergeAll(sc, ds)
-	if len(relayTo) == 0 || len(raw) == 0 {
+	ds := make([]*crdt.Delta, len(payloads))
+	size := 0
+	for _, p := range payloads {
+		size += len(p)
+	}
+	if len(payloads) == 1 || size < pipelineBytes {
+		for i, p := range payloads {
+			ds[i] = decode(p)
+		}
+		n.mergeAll(sc, slices.Values(ds))
+	} else {
+		// The first delta is decoded before the scope is locked, the
+		// others on a second goroutine while the first ones merge.
+		ds[0] = decode(payloads[0])
+		ready := make(chan int, len(payloads))
+		go func() {
+			defer close(ready)
+			for i := 1; i < len(payloads); i++ {
+				ds[i] = decode(payloads[i])
+				ready <- i
+			}
+		}()
+		n.mergeAll(sc, func(yield func(*crdt.Delta) bool) {
+			if !yield(ds[0]) {
+				return
+			}
+			for i := range ready {
+				if !yield(ds[i]) {
+					return
+				}
+			}
+		})
+		for range ready { // mergeAll reads every delta; wait for the decoder regardless
+		}
+	}
+	if len(relayTo) == 0 {
+		return
+	}
+	var raw [][]byte
+	for i, d := range ds {
+		if d != nil {
+			raw = append(raw, payloads[i])
+		}
+	}
+	if len(raw) == 0 {
 		return
 	}
 	// Passed on whether or not they were new here: the named nodes are
@@ -615,18 +662,21 @@ type merged struct {
 // lock, so their events reach the watchers as one batch: the chunks of a
 // transfer then overflow a watch's buffer once (one resync), not once per
 // chunk.
-func (n *Node) mergeAll(sc *Scope, ds []*crdt.Delta) {
-	if len(ds) == 0 {
-		return
-	}
-	out := make([]merged, len(ds))
+// Nil deltas (those that failed to decode) are skipped.
+func (n *Node) mergeAll(sc *Scope, seq iter.Seq[*crdt.Delta]) {
+	var ds []*crdt.Delta
+	var out []merged
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
-		for i, d := range ds {
-			if sc.holdBack(st, d, n.cfg.HoldBack) {
-				out[i].held = true
+		for d := range seq {
+			if d == nil {
 				continue
 			}
-			out[i] = n.mergeLocked(sc, st, d, emit)
+			ds = append(ds, d)
+			if sc.holdBack(st, d, n.cfg.HoldBack) {
+				out = append(out, merged{held: true})
+				continue
+			}
+			out = append(out, n.mergeLocked(sc, st, d, emit))
 		}
 		return nil
 	})
