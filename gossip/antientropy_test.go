@@ -47,10 +47,12 @@ func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
 	require.Equal(t, before+2, sent())
 }
 
-// TestMergeAllOneBatch: the chunks of one message are merged under one
-// hold of the lock, so the sink gets their events as one batch (a watch
-// then resyncs once for a whole transfer, not once per chunk).
-func TestMergeAllOneBatch(t *testing.T) {
+// TestMergeAllOneHold: the deltas of one message (a transfer's chunks)
+// merge under one hold of the scope's lock, so a watch's resync cannot
+// come between them (it resyncs once for a whole transfer, not once per
+// chunk); their events reach the sink in several batches, at delta
+// boundaries, for watches to drain meanwhile.
+func TestMergeAllOneHold(t *testing.T) {
 	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
 	require.NoError(t, err)
 	for i := range 3000 {
@@ -60,21 +62,65 @@ func TestMergeAllOneBatch(t *testing.T) {
 	chunks := src.Snapshot(8 << 10)
 	require.Greater(t, len(chunks), 3, "the transfer must be chunked for this test")
 
-	var calls, events int
+	probe := &holdProbe{}
+	n := newProbedNode(t, probe)
+	defer func() { require.NoError(t, n.Close(context.Background())) }()
+	n.mergeAll(probe.sc, slices.Values(chunks))
+	probe.check(t, 3000)
+	require.Greater(t, probe.calls, 1, "events are handed over at delta boundaries")
+}
+
+// holdProbe is a sink that checks that no other update of its scope runs
+// between its calls: at its first call it starts one, which has to wait
+// for the lock, and at every later call it checks that it has not run.
+type holdProbe struct {
+	sc          *Scope
+	calls       int
+	events      int
+	done        chan struct{}
+	interleaved bool
+}
+
+func (p *holdProbe) sink(_ string, evs []crdt.Event) {
+	p.calls++
+	p.events += len(evs)
+	if p.done == nil {
+		p.done = make(chan struct{})
+		go func() {
+			defer close(p.done)
+			_ = p.sc.update(func(*crdt.State, crdt.Emit) error { return nil })
+		}()
+		time.Sleep(5 * time.Millisecond) // let it block on the lock
+		return
+	}
+	select {
+	case <-p.done:
+		p.interleaved = true
+	default:
+	}
+}
+
+func (p *holdProbe) check(t *testing.T, events int) {
+	t.Helper()
+	require.NotNil(t, p.done, "the sink was never called")
+	<-p.done
+	require.Equal(t, events, p.events)
+	require.False(t, p.interleaved, "another update ran between the message's deltas")
+}
+
+// newProbedNode starts node dst with probe as its sink, counting replica
+// src as alive (so its members are shown, and evented).
+func newProbedNode(t *testing.T, probe *holdProbe) *Node {
+	t.Helper()
 	cfg := DefaultLocalConfig("dst")
 	cfg.Incarnation = 1
-	n, err := New(cfg, func(scope string, evs []crdt.Event) { calls++; events += len(evs) })
+	n, err := New(cfg, func(scope string, evs []crdt.Event) { probe.sink(scope, evs) })
 	require.NoError(t, err)
-	defer func() { require.NoError(t, n.Close(context.Background())) }()
-	sc := n.scopes["default"]
-	// src counts as alive, so its members are shown (evented).
+	probe.sc = n.scopes["default"]
 	n.mu.Lock()
 	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive}
 	n.mu.Unlock()
-	calls, events = 0, 0
-	n.mergeAll(sc, slices.Values(chunks))
-	require.Equal(t, 3000, events)
-	require.Equal(t, 1, calls, "%d chunks reached the sink in %d batches", len(chunks), calls)
+	return n
 }
 
 // TestSkipInFlightForgetsOldDigests: a replica whose top rose since the
@@ -150,7 +196,8 @@ func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
 
 // TestMergeDeltasPipelined: a message of several large deltas is decoded on
 // a second goroutine while the first ones merge; every delta still merges,
-// in one batch, and one that fails to decode is counted and skipped.
+// under one hold of the lock, and one that fails to decode is counted and
+// skipped.
 func TestMergeDeltasPipelined(t *testing.T) {
 	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
 	require.NoError(t, err)
@@ -169,19 +216,11 @@ func TestMergeDeltasPipelined(t *testing.T) {
 	// A malformed delta in the middle.
 	payloads = slices.Insert(payloads, 2, []byte{0x93, 0x01, 0xff})
 
-	var calls, events int
-	cfg := DefaultLocalConfig("dst")
-	cfg.Incarnation = 1
-	n, err := New(cfg, func(scope string, evs []crdt.Event) { calls++; events += len(evs) })
-	require.NoError(t, err)
+	probe := &holdProbe{}
+	n := newProbedNode(t, probe)
 	defer func() { require.NoError(t, n.Close(context.Background())) }()
-	n.mu.Lock()
-	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive}
-	n.mu.Unlock()
-	calls, events = 0, 0
 	n.mergeDeltas("default", payloads, nil)
-	require.Equal(t, 20000, events)
-	require.Equal(t, 1, calls, "the deltas reached the sink in %d batches", calls)
+	probe.check(t, 20000)
 	require.Equal(t, int64(1), n.Stats().DecodeErrors)
 	require.Equal(t, int64(len(payloads)-1), n.Stats().DeltasReceived)
 	n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 20000, st.Len()) })

@@ -659,9 +659,10 @@ type merged struct {
 }
 
 // mergeAll merges the deltas of one message under one hold of the scope's
-// lock, so their events reach the watchers as one batch: the chunks of a
-// transfer then overflow a watch's buffer once (one resync), not once per
-// chunk.
+// lock: a watch's resync, which takes the lock, cannot come between them,
+// so the chunks of a transfer overflow a watch's buffer once (one resync),
+// not once per chunk. Events are handed over at delta boundaries (flushAt)
+// so that watches drain them meanwhile.
 // Nil deltas (those that failed to decode) are skipped.
 func (n *Node) mergeAll(sc *Scope, seq iter.Seq[*crdt.Delta]) {
 	var ds []*crdt.Delta
@@ -677,6 +678,9 @@ func (n *Node) mergeAll(sc *Scope, seq iter.Seq[*crdt.Delta]) {
 				continue
 			}
 			out = append(out, n.mergeLocked(sc, st, d, emit))
+			if len(sc.evs) >= flushAt {
+				sc.flush()
+			}
 		}
 		return nil
 	})

@@ -129,13 +129,33 @@ func (s *Scope) Locked(fn func(st *crdt.State)) {
 func (s *Scope) update(fn func(st *crdt.State, emit crdt.Emit) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.evs = s.evs[:0]
 	err := fn(s.st, s.collect)
+	s.flush()
+	if cap(s.evs) > maxKeptEvents {
+		s.evs = nil // a transfer's worth: not kept for the next update
+	}
+	return err
+}
+
+// maxKeptEvents bounds the capacity of the event scratch kept between
+// updates.
+const maxKeptEvents = 1 << 14
+
+// flushAt: mergeAll hands the events collected so far to the sink at a
+// delta's end once there are this many, rather than at the end of the
+// update. A watch then drains them while the next deltas merge, so a
+// message of many batched deltas does not overflow a watch's buffer at
+// once; the sink still sees the whole update under one hold of the lock.
+const flushAt = 256
+
+// flush hands the events collected so far to the sink. Under mu (inside
+// update) only.
+func (s *Scope) flush() {
 	if len(s.evs) > 0 && s.sink != nil {
 		s.sink(s.name, s.evs)
 	}
 	clear(s.evs)
-	return err
+	s.evs = s.evs[:0]
 }
 
 func (s *Scope) collect(e crdt.Event) { s.evs = append(s.evs, e) }

@@ -120,10 +120,6 @@ func reasonOf(e crdt.Event) Reason {
 // keeps up drains events in runs rather than waking the sender for each.
 const watchChanBuffer = 256
 
-// maxReusedQueue bounds the capacity of a drained watch queue kept for the
-// next events.
-const maxReusedQueue = 4096
-
 // Watch is a stream of one scope's membership changes: Snapshot is the
 // membership when the watch started, then C delivers every change after it,
 // in order, exactly once, until the watch is closed or its context ends (C
@@ -140,7 +136,7 @@ type Watch struct {
 	sel    Selector
 	out    chan Event
 	mu     sync.Mutex
-	queue  []Event
+	queue  eventQueue
 	behind bool
 	sig    chan struct{}
 	done   chan struct{}
@@ -230,20 +226,22 @@ func (h *hub) publish(evs []crdt.Event) {
 	}
 	for w := range h.ws {
 		w.mu.Lock()
-		if !w.behind && len(w.queue)+len(evs) > h.buffer && len(w.queue)+w.sel.count(evs) > h.buffer {
+		if !w.behind && w.queue.len()+len(evs) > h.buffer && w.queue.len()+w.sel.count(evs) > h.buffer {
 			// The batch overflows the buffer (a transfer, a burst): the
 			// watch resyncs, so none of it is converted or queued.
-			w.behind, w.queue = true, nil
+			w.behind = true
+			w.queue.release()
 		}
 		for i, e := range evs {
 			if w.behind || !w.sel.matches(e.Group) {
 				continue
 			}
-			if len(w.queue) >= h.buffer {
-				w.behind, w.queue = true, nil
+			if w.queue.len() >= h.buffer {
+				w.behind = true
+				w.queue.release()
 				break
 			}
-			w.queue = append(w.queue, event(i))
+			w.queue.push(event(i))
 		}
 		w.mu.Unlock()
 		select {
@@ -329,13 +327,22 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 
 func (w *Watch) run() {
 	defer close(w.out)
+	// q is the batch being delivered, swapped with w.queue (empty) each
+	// round, so that publish keeps filling one while this sends the other.
+	var q eventQueue
+	send := func(e Event) bool {
+		select {
+		case w.out <- e:
+			return true
+		case <-w.done:
+			return false
+		}
+	}
 	for {
 		w.mu.Lock()
-		q, behind := w.queue, w.behind
-		if len(q) == 0 {
-			q = nil // leave an empty (reused) queue in place
-		} else {
-			w.queue = nil
+		behind := w.behind
+		if !behind {
+			q, w.queue = w.queue, q
 		}
 		w.mu.Unlock()
 		if behind {
@@ -344,28 +351,20 @@ func (w *Watch) run() {
 				ev.Members = w.h.snapshot(st, w.sel)
 				ev.Seq = w.h.seq
 				w.mu.Lock()
-				w.queue, w.behind = nil, false
+				w.queue.release()
+				w.behind = false
 				w.mu.Unlock()
 			})
-			q = []Event{ev}
-		}
-		for _, e := range q {
-			select {
-			case w.out <- e:
-			case <-w.done:
+			if !send(ev) {
 				return
 			}
+			continue
 		}
-		if len(q) > 0 {
-			// Hand the emptied queue back for reuse (the channel holds
-			// copies), unless it grew large.
-			if cap(q) <= maxReusedQueue {
-				clear(q)
-				w.mu.Lock()
-				if w.queue == nil && !w.behind {
-					w.queue = q[:0]
-				}
-				w.mu.Unlock()
+		if q.len() > 0 {
+			ok := q.each(send)
+			q.release() // the channel holds copies
+			if !ok {
+				return
 			}
 			continue
 		}
