@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -261,6 +263,11 @@ func MessageKind(b []byte) (Kind, error) {
 	return k, r.err
 }
 
+// addBufs recycles DecodeDelta's scratch slices, up to maxPooledAdds long.
+var addBufs = sync.Pool{New: func() any { return new([]Add) }}
+
+const maxPooledAdds = 1 << 16
+
 // DecodeDelta decodes and validates a delta. Any malformed, truncated or
 // oversized input returns an error wrapping ErrDecode, ErrUnsupported or
 // ErrInvalidDelta; it never panics and allocates at most about len(b).
@@ -292,6 +299,11 @@ func DecodeDelta(b []byte) (*Delta, error) {
 		}
 		d.Auth = auth
 	}
+	// Adds are collected in a pooled scratch slice and copied out at their
+	// exact size: their count is only known run by run, and growing
+	// d.Adds by append left half of it as garbage.
+	sp := addBufs.Get().(*[]Add)
+	adds := (*sp)[:0]
 	runs := r.arrayLen("adds", 2)
 	for i := 0; i < runs && r.err == nil; i++ {
 		m := r.arrayLen("add run", 1)
@@ -302,9 +314,17 @@ func DecodeDelta(b []byte) (*Delta, error) {
 		for j := 0; j < (m-1)/3 && r.err == nil; j++ {
 			a := Add{Group: g, ID: r.str("add id"), Counter: r.uint("add counter")}
 			a.Meta = RawMeta(r.bytesOrNil("add meta", MaxMetaBytes))
-			d.Adds = append(d.Adds, a)
+			adds = append(adds, a)
 		}
 	}
+	if len(adds) > 0 {
+		d.Adds = slices.Clone(adds)
+	}
+	clear(adds)
+	if cap(adds) <= maxPooledAdds {
+		*sp = adds[:0]
+	}
+	addBufs.Put(sp)
 	runs = r.arrayLen("removes", 2)
 	for i := 0; i < runs && r.err == nil; i++ {
 		m := r.arrayLen("remove run", 1)

@@ -55,8 +55,30 @@ func (s *State) Merge(d *Delta, emit Emit) (MergeStats, error) {
 			s.applyAuth(sl, d, emit, &st)
 		}
 	}
-	for _, a := range d.Adds {
-		s.applyAdd(sl, a, emit, &st)
+	if n := len(d.Adds) + len(d.Removes); cap(s.pend) < n {
+		s.pend = make([]logRec, 0, n) // a transfer's chunk: sized once, not grown
+	}
+	// Adds come in runs of one group (as encoded): the group is looked up
+	// once per run, and a run of new members sizes the set's map once.
+	for i := 0; i < len(d.Adds); {
+		g := s.groupFor(d.Adds[i].Group)
+		j := i + 1
+		for j < len(d.Adds) && d.Adds[j].Group == g.name {
+			j++
+		}
+		s.hint = j - i
+		for ; i < j; i++ {
+			if len(g.sets) == 0 {
+				// Emptied by a removal earlier in the run, del dropped
+				// the group from the index: take the indexed one.
+				g = s.groupFor(g.name)
+			}
+			s.applyAdd(sl, g, d.Adds[i], emit, &st)
+		}
+		s.hint = 0
+		if len(g.sets) == 0 && s.groups[g.name] == g {
+			delete(s.groups, g.name) // created for nothing
+		}
 	}
 	for _, r := range d.Removes {
 		s.applyRemove(sl, r, emit, &st)
@@ -160,8 +182,7 @@ func (s *State) applyAuth(sl *slice, d *Delta, emit Emit, st *MergeStats) {
 
 // applyAdd applies one add under the owner-sequential rule: for one key a
 // higher counter supersedes every lower one, live or dead.
-func (s *State) applyAdd(sl *slice, a Add, emit Emit, st *MergeStats) {
-	g := s.groupFor(a.Group)
+func (s *State) applyAdd(sl *slice, g *group, a Add, emit Emit, st *MergeStats) {
 	cur, had := sl.lookup(g, a.ID)
 	known := sl.ctx.contains(a.Counter)
 	if c, ok := sl.gone[memberKey{a.Group, a.ID}]; ok {
@@ -186,9 +207,6 @@ func (s *State) applyAdd(sl *slice, a Add, emit Emit, st *MergeStats) {
 		s.put(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Added++
-	}
-	if len(g.sets) == 0 && s.groups[g.name] == g {
-		delete(s.groups, g.name) // created for nothing
 	}
 }
 

@@ -38,6 +38,20 @@ func (s *memberSet) get(id string) (entry, bool) {
 	return entry{}, false
 }
 
+// reserve makes room for n more members: a set about to outgrow its
+// inline slice gets a map of its final size at once, rather than growing
+// one through every doubling. (A Go map cannot be grown in place.)
+func (s *memberSet) reserve(n int) {
+	if s.m != nil || len(s.small)+n <= smallSet {
+		return
+	}
+	s.m = make(map[string]entry, len(s.small)+n)
+	for _, x := range s.small {
+		s.m[x.id] = x.e
+	}
+	s.small = nil
+}
+
 // set stores e under id and returns the previous entry, if any.
 func (s *memberSet) set(id string, e entry) (entry, bool) {
 	if s.m != nil {

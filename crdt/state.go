@@ -151,6 +151,7 @@ type State struct {
 	suspended map[ReplicaID]bool
 	xfers     uint64   // authoritative transfers started here
 	pend      []logRec // scratch: the log records of the merge under way
+	hint      int      // members the add run being merged brings to one group (memberSet.reserve)
 }
 
 // New returns an empty State for the local replica.
@@ -219,6 +220,10 @@ func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit E
 		set = &memberSet{}
 		sl.groups[g] = set
 		g.sets = append(g.sets, ownerSet{sl, set})
+	}
+	if s.hint > 1 {
+		set.reserve(s.hint)
+		s.hint = 0
 	}
 	old, had := set.set(id, e)
 	if had {
