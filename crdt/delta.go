@@ -164,36 +164,36 @@ func (d *Delta) checkUnique() error {
 			return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c)
 		}
 	}
-	// The hashes are sorted and compared with their neighbours, in a
-	// pooled slice: a map of them was a third of what decoding a delta
-	// allocated.
-	hp := hashBufs.Get().(*[]uint64)
-	defer hashBufs.Put(hp)
-	hashes := (*hp)[:0]
+	// The hashes go in a pooled set, cleared for reuse: a fresh map of
+	// them was a third of what decoding a delta allocated.
+	set := hashSets.Get().(map[uint64]struct{})
+	defer func() {
+		if len(set) <= maxPooledHashes {
+			clear(set)
+			hashSets.Put(set)
+		}
+	}()
 	var gh uint64
 	lastGroup := ""
 	for group, id := range d.keys {
 		if group != lastGroup || gh == 0 {
 			gh, lastGroup = maphash.String(hashSeed, group)|1, group
 		}
-		hashes = append(hashes, gh*0x9E3779B97F4A7C15^maphash.String(hashSeed, id))
-	}
-	if cap(hashes) <= maxPooledHashes {
-		*hp = hashes
-	}
-	slices.Sort(hashes)
-	for i := 1; i < len(hashes); i++ {
-		if hashes[i] == hashes[i-1] {
+		h := gh*0x9E3779B97F4A7C15 ^ maphash.String(hashSeed, id)
+		if _, ok := set[h]; ok {
 			return d.checkKeysExactly()
 		}
+		set[h] = struct{}{}
 	}
 	return nil
 }
 
-// hashBufs recycles checkUnique's hash slices, up to maxPooledHashes long.
-var hashBufs = sync.Pool{New: func() any { return new([]uint64) }}
+// hashSets recycles checkUnique's hash sets. Only sets of up to
+// maxPooledHashes entries go back: clearing a map costs its capacity, so
+// a transfer-sized one would slow every small delta after it.
+var hashSets = sync.Pool{New: func() any { return make(map[uint64]struct{}, 64) }}
 
-const maxPooledHashes = 1 << 16
+const maxPooledHashes = 4096
 
 // counterSet returns a membership test for n counters in [lo, hi]: true
 // the first time a counter is seen. A bitmap when the range is dense
