@@ -437,7 +437,22 @@ func (s *State) Members(groupName string) []Member {
 	if g == nil || g.visible == 0 {
 		return nil
 	}
-	out := make([]Member, 0, g.visible)
+	return s.appendVisible(make([]Member, 0, g.visible), g)
+}
+
+// AppendMembers appends the visible members of a group to out, sorted by
+// id then owner, and returns the extended slice: Members without a slice
+// per group, for listings of many groups.
+func (s *State) AppendMembers(out []Member, groupName string) []Member {
+	g := s.groups[groupName]
+	if g == nil || g.visible == 0 {
+		return out
+	}
+	return s.appendVisible(slices.Grow(out, g.visible), g)
+}
+
+func (s *State) appendVisible(out []Member, g *group) []Member {
+	start := len(out)
 	for _, os := range g.sets {
 		if os.sl.suspended {
 			continue
@@ -446,7 +461,7 @@ func (s *State) Members(groupName string) []Member {
 			out = append(out, Member{Group: g.name, ID: id, Owner: os.sl.id, Meta: e.meta})
 		}
 	}
-	sortMembers(out)
+	sortMembers(out[start:])
 	return out
 }
 

@@ -284,9 +284,12 @@ func (h *hub) snapshot(st *crdt.State, sel Selector) []Member {
 		}
 	}
 	out := make([]Member, 0, n)
+	var ms []crdt.Member // one group's, reused
 	for _, g := range groups {
-		out = c.convert(out, st.Members(g))
+		ms = st.AppendMembers(ms[:0], g)
+		out = c.convert(out, ms)
 	}
+	clear(ms)
 	// Groups and each group's members come sorted, so out is in (group, id,
 	// owner) order already.
 	return out
