@@ -191,17 +191,47 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 	return sortByCounter(out)
 }
 
-// sortByCounter orders adds with distinct counters by counter.
+// consecutiveAdds reports whether every item is an add and their indices
+// into the delta's adds follow each other.
+func consecutiveAdds(items []splitItem) bool {
+	for k, it := range items {
+		if it.kind != 0 || it.i != items[0].i+k {
+			return false
+		}
+	}
+	return true
+}
+
+// sortByCounter orders adds with distinct counters by counter, in place
+// (a 100k-member diff copied 6 MB of adds otherwise).
 func sortByCounter(adds []Add) []Add {
 	order := counterOrder(len(adds), func(i int) uint64 { return adds[i].Counter })
-	if order == nil {
-		return adds
+	if order != nil {
+		permute(adds, order)
 	}
-	out := make([]Add, len(adds))
-	for i, j := range order {
-		out[i] = adds[j]
+	return adds
+}
+
+// permute moves xs[order[i]] to position i for every i, in place, one
+// cycle at a time; order is consumed (left as the identity).
+func permute[T any](xs []T, order []int32) {
+	for p := range order {
+		if int(order[p]) == p {
+			continue
+		}
+		tmp := xs[p]
+		j := p
+		for {
+			k := int(order[j])
+			order[j] = int32(j)
+			if k == p {
+				xs[j] = tmp
+				break
+			}
+			xs[j] = xs[k]
+			j = k
+		}
 	}
-	return out
 }
 
 // counterOrder returns the indices 0..n-1 ordered by their distinct
@@ -311,13 +341,17 @@ const keepSize = 5
 // chunk covers a contiguous counter interval, carries the adds, removes and
 // keeps inside it, and the part of d's context inside it. Chunks of an
 // authoritative delta are authoritative over their own interval only.
+// splitItem is one add (kind 0), remove (1) or keep (2) of the delta
+// being split: its counter, encoded size and index in its list.
+type splitItem struct {
+	c    uint64
+	size int
+	kind uint8
+	i    int
+}
+
 func split(d *Delta, maxBytes int) []*Delta {
-	type item struct {
-		c    uint64
-		size int
-		kind uint8
-		i    int
-	}
+	type item = splitItem
 	items := make([]item, 0, len(d.Adds)+len(d.Removes)+len(d.Keep))
 	total := 64 + len(d.Replica.Name) + 20*len(d.Ctx)
 	for i, a := range d.Adds {
@@ -348,7 +382,13 @@ func split(d *Delta, maxBytes int) []*Delta {
 		for _, it := range items[start:end] {
 			n[it.kind]++
 		}
-		if n[0] > 0 {
+		if n[0] > 0 && consecutiveAdds(items[start:end]) {
+			// Only adds, consecutive in d (a transfer lists them by
+			// counter): the chunk takes its part of d.Adds as is.
+			first := items[start].i
+			c.Adds = d.Adds[first : first+n[0] : first+n[0]]
+			n[0] = 0
+		} else if n[0] > 0 {
 			c.Adds = make([]Add, 0, n[0])
 		}
 		if n[1] > 0 {
@@ -360,6 +400,9 @@ func split(d *Delta, maxBytes int) []*Delta {
 		for _, it := range items[start:end] {
 			switch it.kind {
 			case 0:
+				if n[0] == 0 {
+					continue // taken as a sub-slice above
+				}
 				c.Adds = append(c.Adds, d.Adds[it.i])
 			case 1:
 				c.Removes = append(c.Removes, d.Removes[it.i])

@@ -608,25 +608,11 @@ func sortMembers(ms []Member) {
 			return compareInGroup(&ms[a.i], &ms[b.i])
 		})
 	}
-	// Apply the permutation in place, one cycle at a time: position p
-	// receives ms[keys[p].i]; a done position is marked keys[p].i = p.
+	order := make([]int32, len(keys))
 	for p := range keys {
-		if int(keys[p].i) == p {
-			continue
-		}
-		tmp := ms[p]
-		j := p
-		for {
-			k := int(keys[j].i)
-			keys[j].i = int32(j)
-			if k == p {
-				ms[j] = tmp
-				break
-			}
-			ms[j] = ms[k]
-			j = k
-		}
+		order[p] = keys[p].i
 	}
+	permute(ms, order)
 }
 
 type sortKey struct {

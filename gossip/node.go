@@ -677,6 +677,9 @@ func (n *Node) mergeAll(sc *Scope, seq iter.Seq[*crdt.Delta]) {
 				out = append(out, merged{held: true})
 				continue
 			}
+			// A chunk's events are collected at once: size for them
+			// rather than grow through every doubling.
+			sc.evs = slices.Grow(sc.evs, len(d.Adds)+len(d.Removes))
 			out = append(out, n.mergeLocked(sc, st, d, emit))
 			if len(sc.evs) >= flushAt {
 				sc.flush()

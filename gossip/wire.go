@@ -203,6 +203,11 @@ type message struct {
 // nodes (see Node.disseminate).
 func encodeDeltas(scope string, relayTo []string, deltas [][]byte) []byte {
 	var buf bytes.Buffer
+	size := deltasOverhead(scope, relayTo)
+	for _, d := range deltas {
+		size += len(d) + perDeltaOverhead
+	}
+	buf.Grow(size) // a transfer's megabyte is not grown by doubling
 	enc := msgpack.NewEncoder(&buf)
 	fields, kind := 4, uint64(msgDeltas)
 	if len(relayTo) > 0 {
