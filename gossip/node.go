@@ -46,7 +46,7 @@ type NodeInfo struct {
 type Stats struct {
 	DeltasSent, DeltasReceived, PacketsSent, ReliableSent     int64
 	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
-	DecodeErrors, MergeErrors, OutOfOrderChunks               int64
+	DecodeErrors, OutOfOrderChunks                            int64
 	RejoinAttempts, RejoinSuccesses                           int64
 	BytesSent                                                 int64
 	// Piggybacked counts delta packets queued on memberlist's gossip.
@@ -61,7 +61,7 @@ type Stats struct {
 type stats struct {
 	deltasSent, deltasReceived, packetsSent, reliableSent atomic.Int64
 	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
-	decodeErrors, mergeErrors, outOfOrder                 atomic.Int64
+	decodeErrors, outOfOrder                              atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
 	piggybacked, heldBack, relayed                        atomic.Int64
 }
@@ -350,7 +350,7 @@ func (n *Node) Stats() Stats {
 		PacketsSent: s.packetsSent.Load(), ReliableSent: s.reliableSent.Load(),
 		SyncsSent: s.syncsSent.Load(), SyncsServed: s.syncsServed.Load(),
 		RepairDeltasSent: s.repairDeltasSent.Load(), RepairBytesSent: s.repairBytes.Load(),
-		DecodeErrors: s.decodeErrors.Load(), MergeErrors: s.mergeErrors.Load(),
+		DecodeErrors:     s.decodeErrors.Load(),
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),
 		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(), HeldBack: s.heldBack.Load(),
@@ -655,7 +655,6 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 type merged struct {
 	held bool
 	res  crdt.MergeStats
-	err  error
 }
 
 // mergeAll merges the deltas of one message under one hold of the scope's
@@ -691,9 +690,6 @@ func (n *Node) mergeAll(sc *Scope, seq iter.Seq[*crdt.Delta]) {
 		switch m := out[i]; {
 		case m.held:
 			n.stats.heldBack.Add(1)
-		case m.err != nil:
-			n.stats.mergeErrors.Add(1)
-			n.log.Debug("rejected delta", "scope", sc.name, "replica", d.Replica, "err", m.err)
 		case m.res.Ignored == crdt.IgnoredOutOfOrder:
 			n.stats.outOfOrder.Add(1)
 		case d.Auth:
@@ -709,10 +705,8 @@ func (n *Node) mergeAll(sc *Scope, seq iter.Seq[*crdt.Delta]) {
 // applies its predecessor.
 func (n *Node) mergeLocked(sc *Scope, st *crdt.State, d *crdt.Delta, emit crdt.Emit) merged {
 	n.ensureHidden(st, d.Replica, emit)
-	res, err := st.Merge(d, emit)
-	if err != nil {
-		return merged{res: res, err: err}
-	}
+	// Every delta here came from DecodeDelta, which validated it.
+	res := st.MergeValidated(d, emit)
 	n.drainHeld(sc, st, d.Replica.Name, emit, false)
 	switch {
 	case res.Ignored == crdt.IgnoredOutOfOrder:
@@ -724,11 +718,7 @@ func (n *Node) mergeLocked(sc *Scope, st *crdt.State, d *crdt.Delta, emit crdt.E
 				break
 			}
 			n.ensureHidden(st, next.Replica, emit)
-			r, err := st.Merge(next, emit)
-			if err != nil {
-				n.stats.mergeErrors.Add(1)
-			}
-			if err != nil || r.Ignored != crdt.NotIgnored {
+			if r := st.MergeValidated(next, emit); r.Ignored != crdt.NotIgnored {
 				break
 			}
 			prev = next
@@ -747,9 +737,7 @@ func (n *Node) drainHeld(sc *Scope, st *crdt.State, replica string, emit crdt.Em
 			return
 		}
 		n.ensureHidden(st, d.Replica, emit)
-		if _, err := st.Merge(d, emit); err != nil {
-			n.stats.mergeErrors.Add(1)
-		}
+		st.MergeValidated(d, emit)
 	}
 }
 
@@ -1497,9 +1485,7 @@ func (n *Node) preload(scope string, encoded [][]byte, grace time.Duration) (mem
 				n.unconfirmed[d.Replica] = deadline
 			}
 			n.unconfirmedMu.Unlock()
-			if _, err := st.Merge(d, emit); err != nil {
-				bad++
-			}
+			st.MergeValidated(d, emit)
 		}
 		members = st.Len()
 		return nil

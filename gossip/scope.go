@@ -200,8 +200,9 @@ const maxHeld = 4096
 // holdBack decides whether a plain delta must wait: the replica's earlier
 // counters are not all here yet (a packet lost or overtaken), so merging it
 // now would show its operation before earlier ones of the same owner.
-// Authoritative chunks, deltas of another incarnation than the one held
-// and invalid deltas are never held. The scope is locked.
+// Authoritative chunks and deltas of another incarnation than the one held
+// are never held; d came from DecodeDelta, so it is valid. The scope is
+// locked.
 func (s *Scope) holdBack(st *crdt.State, d *crdt.Delta, wait time.Duration) bool {
 	if wait <= 0 || d.Auth || len(d.Ctx) == 0 {
 		return false
@@ -212,7 +213,7 @@ func (s *Scope) holdBack(st *crdt.State, d *crdt.Delta, wait time.Duration) bool
 		// anti-entropy when this node joined late).
 		inc, top = d.Replica.Incarnation, 0
 	}
-	if inc != d.Replica.Incarnation || d.Ctx[0].Lo <= top+1 || d.Validate() != nil {
+	if inc != d.Replica.Incarnation || d.Ctx[0].Lo <= top+1 {
 		return false
 	}
 	q := s.held[d.Replica.Name]
