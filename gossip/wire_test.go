@@ -46,7 +46,7 @@ func FuzzDecodeMessage(f *testing.F) {
 
 // TestHostileMessages feeds a live node thousands of corrupted messages
 // (bit flips, truncations, splices of valid ones): it must neither panic
-// nor change its state, and must count them as decode or merge errors.
+// nor change its state, and must count them as decode errors.
 func TestHostileMessages(t *testing.T) {
 	net := memnet.New(memnet.Config{Seed: 9})
 	defer net.Shutdown()
