@@ -225,3 +225,21 @@ func TestMergeDeltasPipelined(t *testing.T) {
 	require.Equal(t, int64(len(payloads)-1), n.Stats().DeltasReceived)
 	n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 20000, st.Len()) })
 }
+
+// TestEncodeAll: chunks encoded concurrently come out as encoded one by
+// one, in order.
+func TestEncodeAll(t *testing.T) {
+	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	for i := range 2000 {
+		_, err := src.Join(fmt.Sprintf("g%d", i%7), fmt.Sprintf("m%d", i), nil, nil)
+		require.NoError(t, err)
+	}
+	for _, ds := range [][]*crdt.Delta{src.Snapshot(1 << 10), src.Snapshot(0)[:1], nil} {
+		enc := encodeAll(ds)
+		require.Len(t, enc, len(ds))
+		for i, d := range ds {
+			require.Equal(t, crdt.EncodeDelta(d), enc[i], "chunk %d of %d", i, len(ds))
+		}
+	}
+}
