@@ -212,7 +212,7 @@ func (s *State) applyAdd(sl *slice, g *group, a Add, emit Emit, st *MergeStats) 
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Updated++
 	case !known:
-		s.put(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
+		s.insert(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Added++
 	}

@@ -79,6 +79,19 @@ func (s *memberSet) set(id string, e entry) (entry, bool) {
 	return entry{}, false
 }
 
+// insert stores e under an id the set does not hold.
+func (s *memberSet) insert(id string, e entry) {
+	if s.m != nil {
+		s.m[id] = e
+		return
+	}
+	if len(s.small) < smallSet {
+		s.small = append(s.small, member{id, e})
+		return
+	}
+	s.set(id, e)
+}
+
 // del removes id and returns its entry, if it was there.
 func (s *memberSet) del(id string) (entry, bool) {
 	if s.m != nil {

@@ -215,6 +215,18 @@ func (sl *slice) lookup(g *group, id string) (entry, bool) {
 
 // put inserts or replaces an entry, keeping counts and emitting the event.
 func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit Emit) {
+	old, had := s.setFor(sl, g).set(id, e)
+	s.added(sl, g, id, e, old, had, cause, emit)
+}
+
+// insert is put for an id the slice does not hold in g (one lookup less).
+func (s *State) insert(sl *slice, g *group, id string, e entry, cause Cause, emit Emit) {
+	s.setFor(sl, g).insert(id, e)
+	s.added(sl, g, id, e, entry{}, false, cause, emit)
+}
+
+// setFor returns sl's member set of g, attaching a new one if needed.
+func (s *State) setFor(sl *slice, g *group) *memberSet {
 	set := sl.groups[g]
 	if set == nil {
 		set = &memberSet{}
@@ -225,7 +237,12 @@ func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit E
 		set.reserve(s.hint)
 		s.hint = 0
 	}
-	old, had := set.set(id, e)
+	return set
+}
+
+// added keeps the counts and emits the event of storing e (replacing old
+// if had).
+func (s *State) added(sl *slice, g *group, id string, e, old entry, had bool, cause Cause, emit Emit) {
 	if had {
 		if emit != nil && !sl.suspended && old.meta != e.meta {
 			emit(Event{Kind: EventUpdate, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
