@@ -283,3 +283,52 @@ func TestWatchBatchOverflow(t *testing.T) {
 	require.Equal(t, EventResync, e.Type)
 	require.Empty(t, e.Members, "the state holds none of the published members")
 }
+
+// TestWatchBufferFollowsSnapshotSize: a watch following more members than
+// WatchBuffer may fall behind by as many events as it follows before it
+// is resynced (a resync would be the larger of the two), and no further.
+func TestWatchBufferFollowsSnapshotSize(t *testing.T) {
+	cfg := LocalConfig("n1")
+	cfg.Incarnation = 1
+	cfg.Scopes = []string{"chat"}
+	cfg.WatchBuffer = 4
+	r, err := Open(context.Background(), cfg)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, r.Close(context.Background())) }()
+	for i := range 10 {
+		_, err := r.Join(context.Background(), "chat", "room", fmt.Sprintf("m%d", i), nil)
+		require.NoError(t, err)
+	}
+	w, err := r.Watch(context.Background(), "chat", All())
+	require.NoError(t, err)
+	defer w.Close()
+	require.Len(t, w.Snapshot, 10)
+	h := r.hubs["chat"]
+	updates := func(n int) []crdt.Event {
+		evs := make([]crdt.Event, n)
+		for i := range evs {
+			evs[i] = crdt.Event{Kind: crdt.EventUpdate, Cause: crdt.CauseLocal, Group: "room", ID: fmt.Sprintf("m%d", i%10), Owner: crdt.ReplicaID{Name: "n1", Incarnation: 1}}
+		}
+		return evs
+	}
+	next := func() Event {
+		select {
+		case e := <-w.C:
+			return e
+		case <-time.After(wait):
+			t.Fatal("no event")
+			return Event{}
+		}
+	}
+	// 10 events at once: more than the buffer, no more than the members
+	// followed.
+	h.scope.Locked(func(*crdt.State) { h.publish(updates(10)) })
+	for i := range 10 {
+		require.Equal(t, EventUpdate, next().Type, "event %d", i)
+	}
+	// 11: a resync, with the 10 members.
+	h.scope.Locked(func(*crdt.State) { h.publish(updates(11)) })
+	e := next()
+	require.Equal(t, EventResync, e.Type)
+	require.Len(t, e.Members, 10)
+}

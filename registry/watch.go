@@ -62,7 +62,8 @@ const (
 	EventLeave  EventType = "leave"
 	EventUpdate EventType = "update"
 	// EventResync replaces everything the consumer knew with Snapshot: the
-	// consumer fell more than Config.WatchBuffer events behind.
+	// consumer fell more than Config.WatchBuffer events behind, and more
+	// events than the members it follows.
 	EventResync EventType = "resync"
 )
 
@@ -138,6 +139,9 @@ type Watch struct {
 	mu     sync.Mutex
 	queue  eventQueue
 	behind bool
+	// followed is how many members the consumer holds once it has taken
+	// every queued event: the snapshot's, then plus joins, minus leaves.
+	followed int
 	sig    chan struct{}
 	done   chan struct{}
 	once   sync.Once
@@ -226,7 +230,7 @@ func (h *hub) publish(evs []crdt.Event) {
 	}
 	for w := range h.ws {
 		w.mu.Lock()
-		if !w.behind && w.queue.len()+len(evs) > h.buffer && w.queue.len()+w.sel.count(evs) > h.buffer {
+		if limit := w.limit(h.buffer); !w.behind && w.queue.len()+len(evs) > limit && w.queue.len()+w.sel.count(evs) > limit {
 			// The batch overflows the buffer (a transfer, a burst): the
 			// watch resyncs, so none of it is converted or queued.
 			w.behind = true
@@ -236,12 +240,18 @@ func (h *hub) publish(evs []crdt.Event) {
 			if w.behind || !w.sel.matches(e.Group) {
 				continue
 			}
-			if w.queue.len() >= h.buffer {
+			if w.queue.len() >= w.limit(h.buffer) {
 				w.behind = true
 				w.queue.release()
 				break
 			}
 			w.queue.push(event(i))
+			switch e.Kind {
+			case crdt.EventJoin:
+				w.followed++
+			case crdt.EventLeave:
+				w.followed--
+			}
 		}
 		w.mu.Unlock()
 		select {
@@ -250,6 +260,14 @@ func (h *hub) publish(evs []crdt.Event) {
 		}
 	}
 }
+
+// limit is how many events w may hold queued: the configured buffer, or
+// as many as the members it follows if more. A resync replaces the backlog
+// with a snapshot of every followed member, so it is only worth its cost
+// (and only saves memory) when the backlog is the larger of the two; a
+// watch of a 100k-member scope rode out a burst of 16k events with a 100k
+// snapshot before. w.mu is held.
+func (w *Watch) limit(buffer int) int { return max(buffer, w.followed) }
 
 func (h *hub) remove(w *Watch) {
 	h.mu.Lock()
@@ -312,6 +330,7 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 	// Register and snapshot atomically with respect to the scope's events.
 	h.scope.Locked(func(st *crdt.State) {
 		w.Snapshot = h.snapshot(st, sel)
+		w.followed = len(w.Snapshot)
 		w.Seq = h.seq
 		h.mu.Lock()
 		if h.ws == nil {
@@ -356,6 +375,7 @@ func (w *Watch) run() {
 				w.mu.Lock()
 				w.queue.release()
 				w.behind = false
+				w.followed = len(ev.Members)
 				w.mu.Unlock()
 			})
 			if !send(ev) {
