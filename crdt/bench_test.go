@@ -262,3 +262,25 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// BenchmarkBatch1024 is what the send loop does with a burst: join 1,024
+// one-member local deltas over 1,000 groups into one and encode it.
+func BenchmarkBatch1024(b *testing.B) {
+	s := mustNew(b, "w", 1, DefaultOptions())
+	ds := make([]*Delta, 1024)
+	for i := range ds {
+		d, err := s.Join(fmt.Sprintf("g%d", i%1000), fmt.Sprintf("m%d", i), nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ds[i] = d
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		j, err := JoinAll(ds...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = EncodeDelta(j)
+	}
+}

@@ -53,9 +53,12 @@ func EncodeDelta(d *Delta) []byte {
 	_ = enc.EncodeUint(d.Floor)
 	_ = enc.EncodeBool(d.Auth)
 
-	runs := groupRuns(len(d.Adds), func(i int) string { return d.Adds[i].Group })
-	_ = enc.EncodeArrayLen(len(runs))
-	for _, run := range runs {
+	rs := getRuns()
+	defer runsPool.Put(rs)
+	rs.group(len(d.Adds), func(i int) string { return d.Adds[i].Group })
+	_ = enc.EncodeArrayLen(rs.len())
+	for r := range rs.len() {
+		run := rs.run(r)
 		_ = enc.EncodeArrayLen(1 + 3*len(run))
 		_ = enc.EncodeString(d.Adds[run[0]].Group)
 		for _, i := range run {
@@ -65,13 +68,16 @@ func EncodeDelta(d *Delta) []byte {
 			if a.Meta == "" {
 				_ = enc.EncodeNil()
 			} else {
-				_ = enc.EncodeBytes([]byte(a.Meta))
+				// Written as is: the encoder writes straight into buf.
+				_ = enc.EncodeBytesLen(len(a.Meta))
+				buf.WriteString(string(a.Meta))
 			}
 		}
 	}
-	runs = groupRuns(len(d.Removes), func(i int) string { return d.Removes[i].Group })
-	_ = enc.EncodeArrayLen(len(runs))
-	for _, run := range runs {
+	rs.group(len(d.Removes), func(i int) string { return d.Removes[i].Group })
+	_ = enc.EncodeArrayLen(rs.len())
+	for r := range rs.len() {
+		run := rs.run(r)
 		_ = enc.EncodeArrayLen(1 + 2*len(run))
 		_ = enc.EncodeString(d.Removes[run[0]].Group)
 		for _, i := range run {
@@ -95,26 +101,70 @@ func EncodeDelta(d *Delta) []byte {
 	return buf.Bytes()
 }
 
-// groupRuns returns the indices 0..n-1 grouped by group name, groups in
-// order of first appearance, indices ascending within a group.
-func groupRuns(n int, name func(int) string) [][]int {
-	if n == 0 {
-		return nil
-	}
-	pos := map[string]int{}
-	var runs [][]int
-	for i := 0; i < n; i++ {
-		g := name(i)
-		j, ok := pos[g]
-		if !ok {
-			j = len(runs)
-			pos[g] = j
-			runs = append(runs, nil)
-		}
-		runs[j] = append(runs[j], i)
-	}
-	return runs
+// runs groups the indices 0..n-1 of a delta's adds or removes by group
+// name: groups in order of first appearance, indices ascending within a
+// group (an encoded delta lists each group's name once). It is pooled, as
+// every encoded delta needs one: a map and a slice per group were most of
+// what encoding a burst's batched delta allocated.
+type runs struct {
+	ids    map[string]int32
+	runOf  []int32 // index -> run
+	starts []int32 // run r is order[starts[r]:starts[r+1]]
+	fill   []int32
+	order  []int32
 }
+
+var runsPool = sync.Pool{New: func() any { return &runs{ids: map[string]int32{}} }}
+
+func getRuns() *runs { return runsPool.Get().(*runs) }
+
+func (rs *runs) group(n int, name func(int) string) {
+	if len(rs.starts) > 1<<12 {
+		rs.ids = map[string]int32{} // clearing costs the map's capacity: drop a big one
+	} else {
+		clear(rs.ids)
+	}
+	rs.runOf = slices.Grow(rs.runOf[:0], n)[:n]
+	rs.starts = rs.starts[:0]
+	prev := ""
+	cur := int32(-1)
+	for i := range n {
+		g := name(i)
+		if cur < 0 || g != prev {
+			id, ok := rs.ids[g]
+			if !ok {
+				id = int32(len(rs.starts))
+				rs.ids[g] = id
+				rs.starts = append(rs.starts, 0)
+			}
+			cur, prev = id, g
+		}
+		rs.runOf[i] = cur
+		rs.starts[cur]++
+	}
+	// Counts to start offsets (then one past the end).
+	off := int32(0)
+	for r, c := range rs.starts {
+		rs.starts[r] = off
+		off += c
+	}
+	rs.starts = append(rs.starts, off)
+	rs.order = slices.Grow(rs.order[:0], n)[:n]
+	rs.fill = append(rs.fill[:0], rs.starts[:len(rs.starts)-1]...)
+	for i, r := range rs.runOf {
+		rs.order[rs.fill[r]] = int32(i)
+		rs.fill[r]++
+	}
+}
+
+func (rs *runs) len() int {
+	if len(rs.starts) == 0 {
+		return 0
+	}
+	return len(rs.starts) - 1
+}
+
+func (rs *runs) run(r int) []int32 { return rs.order[rs.starts[r]:rs.starts[r+1]] }
 
 // EncodeDigest returns the wire encoding of d.
 func EncodeDigest(d Digest) []byte {

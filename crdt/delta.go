@@ -277,21 +277,20 @@ func JoinAll(ds ...*Delta) (*Delta, error) {
 	if len(ds) == 0 {
 		return nil, fmt.Errorf("%w: nothing to join", ErrInvalidDelta)
 	}
-	type ev struct {
-		add *Add
-		rm  *Remove
-		cnt uint64
-	}
 	nk, nc, na := 0, 0, 0
 	for _, d := range ds {
 		nk += len(d.Adds) + len(d.Removes)
 		nc += len(d.Ctx)
 		na += len(d.Adds)
 	}
-	// Sized up front: a burst joins a thousand one-member deltas here.
-	latest := make(map[memberKey]ev, nk)
-	order := make([]memberKey, 0, nk)
-	note := func(k memberKey, e ev) {
+	// A burst joins a thousand one-member deltas here: the scratch map
+	// and key list come from a pool.
+	js := joinScratches.Get().(*joinScratch)
+	defer js.release()
+	latest := js.latest
+	order := slices.Grow(js.order[:0], nk)
+	defer func() { js.order = order }()
+	note := func(k memberKey, e joinEv) {
 		cur, ok := latest[k]
 		if !ok {
 			order = append(order, k)
@@ -310,11 +309,11 @@ func JoinAll(ds ...*Delta) (*Delta, error) {
 		ctx = append(ctx, d.Ctx...)
 		for i := range d.Adds {
 			x := &d.Adds[i]
-			note(memberKey{x.Group, x.ID}, ev{add: x, cnt: x.Counter})
+			note(memberKey{x.Group, x.ID}, joinEv{add: x, cnt: x.Counter})
 		}
 		for i := range d.Removes {
 			x := &d.Removes[i]
-			note(memberKey{x.Group, x.ID}, ev{rm: x, cnt: x.Counter})
+			note(memberKey{x.Group, x.ID}, joinEv{rm: x, cnt: x.Counter})
 		}
 	}
 	if na > 0 {
@@ -331,6 +330,32 @@ func JoinAll(ds ...*Delta) (*Delta, error) {
 	slices.SortFunc(ctx, func(a, b Range) int { return cmp.Compare(a.Lo, b.Lo) })
 	out.Ctx = unionRanges(ctx, nil)
 	return out, nil
+}
+
+// joinEv is JoinAll's latest operation on one key.
+type joinEv struct {
+	add *Add
+	rm  *Remove
+	cnt uint64
+}
+
+type joinScratch struct {
+	latest map[memberKey]joinEv
+	order  []memberKey
+}
+
+var joinScratches = sync.Pool{New: func() any { return &joinScratch{latest: map[memberKey]joinEv{}} }}
+
+// release clears the scratch and pools it, unless it grew past a batch's
+// size (clearing a map costs its capacity).
+func (js *joinScratch) release() {
+	if len(js.order) > 1<<12 {
+		return
+	}
+	clear(js.latest)
+	clear(js.order)
+	js.order = js.order[:0]
+	joinScratches.Put(js)
 }
 
 // unionRanges merges two sorted disjoint range lists.

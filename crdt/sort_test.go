@@ -53,3 +53,33 @@ func BenchmarkSortMembers100(b *testing.B) {
 		sortMembers(ms)
 	}
 }
+
+// TestPropRuns: runs groups indices by name, groups in order of first
+// appearance and indices ascending within each, also when the pooled
+// value is reused across calls.
+func TestPropRuns(t *testing.T) {
+	rs := getRuns()
+	defer runsPool.Put(rs)
+	rapid.Check(t, func(t *rapid.T) {
+		names := rapid.SliceOfN(rapid.SampledFrom([]string{"a", "b", "c", "dd", ""}), 0, 50).Draw(t, "names")
+		var want [][]int32
+		pos := map[string]int{}
+		for i, n := range names {
+			j, ok := pos[n]
+			if !ok {
+				j = len(want)
+				pos[n] = j
+				want = append(want, nil)
+			}
+			want[j] = append(want[j], int32(i))
+		}
+		rs.group(len(names), func(i int) string { return names[i] })
+		var got [][]int32
+		for r := range rs.len() {
+			got = append(got, slices.Clone(rs.run(r)))
+		}
+		if !slices.EqualFunc(got, want, slices.Equal[[]int32]) {
+			t.Fatalf("runs of %q: %v, want %v", names, got, want)
+		}
+	})
+}

@@ -32,3 +32,29 @@ func BenchmarkWatchSnapshot(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100_000, "ns/member")
 }
+
+// BenchmarkLocalJoin measures Registry.Join on a lone node (no peers to
+// send to): validation, the handle, the CRDT update and the delta queued
+// for the send loop. Members are spread over 1,000 groups.
+func BenchmarkLocalJoin(b *testing.B) {
+	cfg := LocalConfig("bench")
+	r, err := Open(context.Background(), cfg)
+	require.NoError(b, err)
+	defer func() { require.NoError(b, r.Close(context.Background())) }()
+	ctx := context.Background()
+	groups := make([]string, 1000)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("g%d", i)
+	}
+	ids := make([]string, b.N)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("m%d", i)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := r.Join(ctx, "default", groups[i%len(groups)], ids[i], nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
+}
