@@ -142,9 +142,9 @@ type Watch struct {
 	// followed is how many members the consumer holds once it has taken
 	// every queued event: the snapshot's, then plus joins, minus leaves.
 	followed int
-	sig    chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	sig      chan struct{}
+	done     chan struct{}
+	once     sync.Once
 }
 
 // Close ends the watch and closes C.
