@@ -54,7 +54,7 @@ func EncodeDelta(d *Delta) []byte {
 	_ = enc.EncodeBool(d.Auth)
 
 	rs := getRuns()
-	defer runsPool.Put(rs)
+	defer rs.release()
 	rs.group(len(d.Adds), func(i int) string { return d.Adds[i].Group })
 	_ = enc.EncodeArrayLen(rs.len())
 	for r := range rs.len() {
@@ -117,6 +117,19 @@ type runs struct {
 var runsPool = sync.Pool{New: func() any { return &runs{ids: map[string]int32{}} }}
 
 func getRuns() *runs { return runsPool.Get().(*runs) }
+
+// release pools rs, without the slices of a large delta: a transfer's
+// chunk would otherwise keep a megabyte in the pool for small deltas.
+func (rs *runs) release() {
+	if cap(rs.order) > 1<<14 {
+		rs.runOf, rs.order = nil, nil
+	}
+	if cap(rs.starts) > 1<<14 {
+		rs.starts, rs.fill = nil, nil
+		rs.ids = map[string]int32{}
+	}
+	runsPool.Put(rs)
+}
 
 func (rs *runs) group(n int, name func(int) string) {
 	if len(rs.starts) > 1<<12 {

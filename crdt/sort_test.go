@@ -59,7 +59,7 @@ func BenchmarkSortMembers100(b *testing.B) {
 // value is reused across calls.
 func TestPropRuns(t *testing.T) {
 	rs := getRuns()
-	defer runsPool.Put(rs)
+	defer rs.release()
 	rapid.Check(t, func(t *rapid.T) {
 		names := rapid.SliceOfN(rapid.SampledFrom([]string{"a", "b", "c", "dd", ""}), 0, 50).Draw(t, "names")
 		var want [][]int32

@@ -232,11 +232,14 @@ func (s *State) setFor(sl *slice, g *group) *memberSet {
 		set = &memberSet{}
 		sl.groups[g] = set
 		g.sets = append(g.sets, ownerSet{sl, set})
+		// A run of adds bringing a group the slice did not have (a
+		// transfer) sizes its map once. Only then: most of a run into a
+		// held set may be stale, and a map never shrinks.
+		if s.hint > 1 {
+			set.reserve(s.hint)
+		}
 	}
-	if s.hint > 1 {
-		set.reserve(s.hint)
-		s.hint = 0
-	}
+	s.hint = 0
 	return set
 }
 

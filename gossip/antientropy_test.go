@@ -194,11 +194,10 @@ func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
 	require.Equal(t, before+2, nodes[0].Stats().PacketsSent, "the writer sends FanOut copies")
 }
 
-// TestMergeDeltasPipelined: a message of several large deltas is decoded on
-// a second goroutine while the first ones merge; every delta still merges,
-// under one hold of the lock, and one that fails to decode is counted and
-// skipped.
-func TestMergeDeltasPipelined(t *testing.T) {
+// TestMergeDeltasParallelDecode: a message of several large deltas is
+// decoded on all CPUs; every delta still merges, in order, under one hold
+// of the lock, and one that fails to decode is counted and skipped.
+func TestMergeDeltasParallelDecode(t *testing.T) {
 	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
 	require.NoError(t, err)
 	for i := range 20000 {
@@ -212,7 +211,7 @@ func TestMergeDeltasPipelined(t *testing.T) {
 		size += len(payloads[len(payloads)-1])
 	}
 	require.Greater(t, len(payloads), 3)
-	require.GreaterOrEqual(t, size, pipelineBytes, "the message must take the pipelined path")
+	require.GreaterOrEqual(t, size, parallelBytes, "the message must take the parallel path")
 	// A malformed delta in the middle.
 	payloads = slices.Insert(payloads, 2, []byte{0x93, 0x01, 0xff})
 

@@ -571,10 +571,9 @@ func (n *Node) enqueueJob(j syncJob) {
 	}
 }
 
-// pipelineBytes: a message carrying several deltas of at least this many
-// bytes in all (the chunks of a transfer) is decoded on a second goroutine
-// while the scope merges what is already decoded.
-const pipelineBytes = 64 << 10
+// parallelBytes: a message carrying several deltas of at least this many
+// bytes in all (the chunks of a transfer) is decoded on all CPUs at once.
+const parallelBytes = 64 << 10
 
 // mergeDeltas decodes and merges a message's deltas. Those of a relay
 // message are then passed on to the nodes it names (Config.FanOut).
@@ -601,36 +600,16 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 	for _, p := range payloads {
 		size += len(p)
 	}
-	if len(payloads) == 1 || size < pipelineBytes {
+	if len(payloads) == 1 || size < parallelBytes {
 		for i, p := range payloads {
 			ds[i] = decode(p)
 		}
-		n.mergeAll(sc, slices.Values(ds))
 	} else {
-		// The first delta is decoded before the scope is locked, the
-		// others on a second goroutine while the first ones merge.
-		ds[0] = decode(payloads[0])
-		ready := make(chan int, len(payloads))
-		go func() {
-			defer close(ready)
-			for i := 1; i < len(payloads); i++ {
-				ds[i] = decode(payloads[i])
-				ready <- i
-			}
-		}()
-		n.mergeAll(sc, func(yield func(*crdt.Delta) bool) {
-			if !yield(ds[0]) {
-				return
-			}
-			for i := range ready {
-				if !yield(ds[i]) {
-					return
-				}
-			}
-		})
-		for range ready { // mergeAll reads every delta; wait for the decoder regardless
-		}
+		// A transfer's chunks: decoded on every CPU before the scope is
+		// locked, so the lock is held for the merges alone.
+		parallel(len(payloads), func(i int) { ds[i] = decode(payloads[i]) })
 	}
+	n.mergeAll(sc, slices.Values(ds))
 	if len(relayTo) == 0 {
 		return
 	}
@@ -989,27 +968,32 @@ func (n *Node) serveSync(j syncJob) {
 }
 
 // encodeAll encodes deltas, the chunks of a large repair on all CPUs at
-// once (a 100k-member transfer is three chunks of about 10 ms each).
+// once (a 100k-member transfer is three chunks of about 5 ms each).
 func encodeAll(ds []*crdt.Delta) [][]byte {
 	enc := make([][]byte, len(ds))
-	workers := min(len(ds), runtime.GOMAXPROCS(0))
+	parallel(len(ds), func(i int) { enc[i] = crdt.EncodeDelta(ds[i]) })
+	return enc
+}
+
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and waits.
+func parallel(n int, fn func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
 	if workers < 2 {
-		for i, d := range ds {
-			enc[i] = crdt.EncodeDelta(d)
+		for i := range n {
+			fn(i)
 		}
-		return enc
+		return
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(ds); i = int(next.Add(1) - 1) {
-				enc[i] = crdt.EncodeDelta(ds[i])
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
 			}
 		})
 	}
 	wg.Wait()
-	return enc
 }
 
 // mayReply decides whether to answer a peer's digest with ours (which

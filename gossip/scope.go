@@ -129,6 +129,8 @@ func (s *Scope) Locked(fn func(st *crdt.State)) {
 func (s *Scope) update(fn func(st *crdt.State, emit crdt.Emit) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	clear(s.evs) // left over if an earlier fn panicked
+	s.evs = s.evs[:0]
 	err := fn(s.st, s.collect)
 	s.flush()
 	if cap(s.evs) > maxKeptEvents {

@@ -34,10 +34,11 @@ type Config struct {
 
 	// WatchBuffer is how many events a watcher may fall behind before its
 	// stream is reset with an explicit resync (a fresh snapshot) instead of
-	// buffering without bound. A watch following more members than this
-	// may fall behind by as many events as it follows: up to there, a
-	// resync would cost more (a snapshot of every one of them) than the
-	// backlog it replaces.
+	// buffering without bound. A consumer already holding more members
+	// than this (its snapshot, plus the joins and minus the leaves it has
+	// taken) may fall behind by as many events as it holds, at most 2^20:
+	// up to there a resync, a snapshot of every member it follows, would
+	// cost it more than the backlog it replaces.
 	WatchBuffer int
 
 	// DataDir, when set, is the Pebble directory holding what must outlive

@@ -277,17 +277,23 @@ func TestWatchBatchOverflow(t *testing.T) {
 		require.Equal(t, g, e.Member.Group)
 		require.Equal(t, "n2", e.Member.Owner)
 	}
-	// 5 followed events into a buffer of 4: a resync, not a partial batch.
-	h.scope.Locked(func(*crdt.State) { h.publish(batch("a1", "a2", "a3", "a4", "a5")) })
+	// 5 followed updates into a buffer of 4 (the watch follows 4 members):
+	// a resync, not a partial batch.
+	updates := batch("a1", "a2", "a3", "a4", "a1")
+	for i := range updates {
+		updates[i].Kind = crdt.EventUpdate
+	}
+	h.scope.Locked(func(*crdt.State) { h.publish(updates) })
 	e := next()
 	require.Equal(t, EventResync, e.Type)
 	require.Empty(t, e.Members, "the state holds none of the published members")
 }
 
-// TestWatchBufferFollowsSnapshotSize: a watch following more members than
-// WatchBuffer may fall behind by as many events as it follows before it
-// is resynced (a resync would be the larger of the two), and no further.
-func TestWatchBufferFollowsSnapshotSize(t *testing.T) {
+// TestWatchBufferFollowsHeldMembers: a consumer holding more members than
+// WatchBuffer may fall behind by as many events as it holds before it is
+// resynced (a resync would hand it at least that many), and no further;
+// what it holds grows with the joins it takes.
+func TestWatchBufferFollowsHeldMembers(t *testing.T) {
 	cfg := LocalConfig("n1")
 	cfg.Incarnation = 1
 	cfg.Scopes = []string{"chat"}
@@ -304,10 +310,10 @@ func TestWatchBufferFollowsSnapshotSize(t *testing.T) {
 	defer w.Close()
 	require.Len(t, w.Snapshot, 10)
 	h := r.hubs["chat"]
-	updates := func(n int) []crdt.Event {
+	events := func(kind crdt.EventKind, prefix string, n int) []crdt.Event {
 		evs := make([]crdt.Event, n)
 		for i := range evs {
-			evs[i] = crdt.Event{Kind: crdt.EventUpdate, Cause: crdt.CauseLocal, Group: "room", ID: fmt.Sprintf("m%d", i%10), Owner: crdt.ReplicaID{Name: "n1", Incarnation: 1}}
+			evs[i] = crdt.Event{Kind: kind, Cause: crdt.CauseMerge, Group: "room", ID: fmt.Sprintf("%s%d", prefix, i), Owner: crdt.ReplicaID{Name: "n2", Incarnation: 1}}
 		}
 		return evs
 	}
@@ -320,14 +326,19 @@ func TestWatchBufferFollowsSnapshotSize(t *testing.T) {
 			return Event{}
 		}
 	}
-	// 10 events at once: more than the buffer, no more than the members
-	// followed.
-	h.scope.Locked(func(*crdt.State) { h.publish(updates(10)) })
+	// Holding 10: 10 events at once, more than the buffer, are delivered.
+	h.scope.Locked(func(*crdt.State) { h.publish(events(crdt.EventJoin, "x", 10)) })
 	for i := range 10 {
-		require.Equal(t, EventUpdate, next().Type, "event %d", i)
+		require.Equal(t, EventJoin, next().Type, "join %d", i)
 	}
-	// 11: a resync, with the 10 members.
-	h.scope.Locked(func(*crdt.State) { h.publish(updates(11)) })
+	// Holding 20 now (the joins taken): 20 more at once are delivered too.
+	h.scope.Locked(func(*crdt.State) { h.publish(events(crdt.EventJoin, "y", 20)) })
+	for i := range 20 {
+		require.Equal(t, EventJoin, next().Type, "join %d", i)
+	}
+	// Holding 40: 41 events at once are a resync, with the 10 members the
+	// state holds.
+	h.scope.Locked(func(*crdt.State) { h.publish(events(crdt.EventUpdate, "m", 41)) })
 	e := next()
 	require.Equal(t, EventResync, e.Type)
 	require.Len(t, e.Members, 10)

@@ -40,20 +40,6 @@ func (s Selector) matches(group string) bool {
 	return true
 }
 
-// count returns how many of evs the selector follows.
-func (s Selector) count(evs []crdt.Event) int {
-	if s.kind == selAll {
-		return len(evs)
-	}
-	n := 0
-	for i := range evs {
-		if s.matches(evs[i].Group) {
-			n++
-		}
-	}
-	return n
-}
-
 // EventType is what happened.
 type EventType string
 
@@ -63,7 +49,7 @@ const (
 	EventUpdate EventType = "update"
 	// EventResync replaces everything the consumer knew with Snapshot: the
 	// consumer fell more than Config.WatchBuffer events behind, and more
-	// events than the members it follows.
+	// events than the members it holds.
 	EventResync EventType = "resync"
 )
 
@@ -139,12 +125,13 @@ type Watch struct {
 	mu     sync.Mutex
 	queue  eventQueue
 	behind bool
-	// followed is how many members the consumer holds once it has taken
-	// every queued event: the snapshot's, then plus joins, minus leaves.
-	followed int
-	sig      chan struct{}
-	done     chan struct{}
-	once     sync.Once
+	// held is how many members the consumer has been given: its snapshot
+	// (or last resync), plus the joins and minus the leaves handed to C
+	// since. Written by run, read by publish.
+	held atomic.Int64
+	sig  chan struct{}
+	done chan struct{}
+	once sync.Once
 }
 
 // Close ends the watch and closes C.
@@ -230,7 +217,8 @@ func (h *hub) publish(evs []crdt.Event) {
 	}
 	for w := range h.ws {
 		w.mu.Lock()
-		if limit := w.limit(h.buffer); !w.behind && w.queue.len()+len(evs) > limit && w.queue.len()+w.sel.count(evs) > limit {
+		limit := w.limit(h.buffer)
+		if !w.behind && w.queue.len()+len(evs) > limit && w.queue.len()+w.sel.count(evs) > limit {
 			// The batch overflows the buffer (a transfer, a burst): the
 			// watch resyncs, so none of it is converted or queued.
 			w.behind = true
@@ -240,18 +228,12 @@ func (h *hub) publish(evs []crdt.Event) {
 			if w.behind || !w.sel.matches(e.Group) {
 				continue
 			}
-			if w.queue.len() >= w.limit(h.buffer) {
+			if w.queue.len() >= limit {
 				w.behind = true
 				w.queue.release()
 				break
 			}
 			w.queue.push(event(i))
-			switch e.Kind {
-			case crdt.EventJoin:
-				w.followed++
-			case crdt.EventLeave:
-				w.followed--
-			}
 		}
 		w.mu.Unlock()
 		select {
@@ -262,12 +244,34 @@ func (h *hub) publish(evs []crdt.Event) {
 }
 
 // limit is how many events w may hold queued: the configured buffer, or
-// as many as the members it follows if more. A resync replaces the backlog
-// with a snapshot of every followed member, so it is only worth its cost
-// (and only saves memory) when the backlog is the larger of the two; a
-// watch of a 100k-member scope rode out a burst of 16k events with a 100k
-// snapshot before. w.mu is held.
-func (w *Watch) limit(buffer int) int { return max(buffer, w.followed) }
+// as many as the members its consumer already holds if more (up to
+// maxWatchBacklog). A resync hands over a snapshot of every followed
+// member, so a consumer of a 100k-member scope that falls 16k events
+// behind in a burst is better served by the backlog than by a 100k
+// snapshot (which it used to get, again and again while the burst
+// lasted); a consumer that stops reading is still resynced once its
+// backlog outgrows what it holds.
+func (w *Watch) limit(buffer int) int {
+	return max(buffer, int(min(w.held.Load(), maxWatchBacklog)))
+}
+
+// maxWatchBacklog caps how far a watch of many members may fall behind:
+// the largest WatchBuffer allowed.
+const maxWatchBacklog = 1 << 20
+
+// count returns how many of evs the selector follows.
+func (s Selector) count(evs []crdt.Event) int {
+	if s.kind == selAll {
+		return len(evs)
+	}
+	n := 0
+	for i := range evs {
+		if s.matches(evs[i].Group) {
+			n++
+		}
+	}
+	return n
+}
 
 func (h *hub) remove(w *Watch) {
 	h.mu.Lock()
@@ -330,7 +334,7 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 	// Register and snapshot atomically with respect to the scope's events.
 	h.scope.Locked(func(st *crdt.State) {
 		w.Snapshot = h.snapshot(st, sel)
-		w.followed = len(w.Snapshot)
+		w.held.Store(int64(len(w.Snapshot)))
 		w.Seq = h.seq
 		h.mu.Lock()
 		if h.ws == nil {
@@ -353,6 +357,14 @@ func (w *Watch) run() {
 	// round, so that publish keeps filling one while this sends the other.
 	var q eventQueue
 	send := func(e Event) bool {
+		// Counted before the hand-over, so that a consumer that has
+		// received the event is known to hold it.
+		switch e.Type {
+		case EventJoin:
+			w.held.Add(1)
+		case EventLeave:
+			w.held.Add(-1)
+		}
 		select {
 		case w.out <- e:
 			return true
@@ -375,7 +387,7 @@ func (w *Watch) run() {
 				w.mu.Lock()
 				w.queue.release()
 				w.behind = false
-				w.followed = len(ev.Members)
+				w.held.Store(int64(len(ev.Members)))
 				w.mu.Unlock()
 			})
 			if !send(ev) {
