@@ -53,12 +53,7 @@ func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
 // chunk); their events reach the sink in several batches, at delta
 // boundaries, for watches to drain meanwhile.
 func TestMergeAllOneHold(t *testing.T) {
-	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
-	require.NoError(t, err)
-	for i := range 3000 {
-		_, err := src.Join(fmt.Sprintf("g%d", i%10), fmt.Sprintf("m%d", i), nil, nil)
-		require.NoError(t, err)
-	}
+	src := filledSource(t, 3000, 10, "m")
 	chunks := src.Snapshot(8 << 10)
 	require.Greater(t, len(chunks), 3, "the transfer must be chunked for this test")
 
@@ -198,12 +193,7 @@ func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
 // decoded on all CPUs; every delta still merges, in order, under one hold
 // of the lock, and one that fails to decode is counted and skipped.
 func TestMergeDeltasParallelDecode(t *testing.T) {
-	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
-	require.NoError(t, err)
-	for i := range 20000 {
-		_, err := src.Join(fmt.Sprintf("g%d", i%100), fmt.Sprintf("member-%d", i), nil, nil)
-		require.NoError(t, err)
-	}
+	src := filledSource(t, 20000, 100, "member-")
 	var payloads [][]byte
 	size := 0
 	for _, d := range src.Snapshot(32 << 10) {
@@ -228,12 +218,7 @@ func TestMergeDeltasParallelDecode(t *testing.T) {
 // TestEncodeAll: chunks encoded concurrently come out as encoded one by
 // one, in order.
 func TestEncodeAll(t *testing.T) {
-	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
-	require.NoError(t, err)
-	for i := range 2000 {
-		_, err := src.Join(fmt.Sprintf("g%d", i%7), fmt.Sprintf("m%d", i), nil, nil)
-		require.NoError(t, err)
-	}
+	src := filledSource(t, 2000, 7, "m")
 	for _, ds := range [][]*crdt.Delta{src.Snapshot(1 << 10), src.Snapshot(0)[:1], nil} {
 		enc := encodeAll(ds)
 		require.Len(t, enc, len(ds))
@@ -241,4 +226,17 @@ func TestEncodeAll(t *testing.T) {
 			require.Equal(t, crdt.EncodeDelta(d), enc[i], "chunk %d of %d", i, len(ds))
 		}
 	}
+}
+
+// filledSource returns a state of replica src (incarnation 1) holding n
+// members, prefix0.., spread over groups groups g0...
+func filledSource(t *testing.T, n, groups int, prefix string) *crdt.State {
+	t.Helper()
+	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	for i := range n {
+		_, err := src.Join(fmt.Sprintf("g%d", i%groups), fmt.Sprintf("%s%d", prefix, i), nil, nil)
+		require.NoError(t, err)
+	}
+	return src
 }

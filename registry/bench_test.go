@@ -12,10 +12,7 @@ import (
 // costs to start (and a resync to build): the snapshot, taken under the
 // scope's lock.
 func BenchmarkWatchSnapshot(b *testing.B) {
-	cfg := LocalConfig("bench")
-	r, err := Open(context.Background(), cfg)
-	require.NoError(b, err)
-	defer func() { require.NoError(b, r.Close(context.Background())) }()
+	r := openBench(b)
 	ctx := context.Background()
 	for i := range 100_000 {
 		_, err := r.Join(ctx, "default", fmt.Sprintf("g%d", i%1000), fmt.Sprintf("m%d", i), nil)
@@ -37,10 +34,7 @@ func BenchmarkWatchSnapshot(b *testing.B) {
 // send to): validation, the handle, the CRDT update and the delta queued
 // for the send loop. Members are spread over 1,000 groups.
 func BenchmarkLocalJoin(b *testing.B) {
-	cfg := LocalConfig("bench")
-	r, err := Open(context.Background(), cfg)
-	require.NoError(b, err)
-	defer func() { require.NoError(b, r.Close(context.Background())) }()
+	r := openBench(b)
 	ctx := context.Background()
 	groups := make([]string, 1000)
 	for i := range groups {
@@ -57,4 +51,14 @@ func BenchmarkLocalJoin(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
+}
+
+// openBench opens a lone local node serving "default", closed when the
+// benchmark ends.
+func openBench(b *testing.B) *Registry {
+	b.Helper()
+	r, err := Open(context.Background(), LocalConfig("bench"))
+	require.NoError(b, err)
+	b.Cleanup(func() { require.NoError(b, r.Close(context.Background())) })
+	return r
 }

@@ -241,13 +241,7 @@ func TestOpenValidates(t *testing.T) {
 // does not follow is delivered), and a batch it follows that is longer than
 // the buffer ends in a resync.
 func TestWatchBatchOverflow(t *testing.T) {
-	cfg := LocalConfig("n1")
-	cfg.Incarnation = 1
-	cfg.Scopes = []string{"chat"}
-	cfg.WatchBuffer = 4
-	r, err := Open(context.Background(), cfg)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, r.Close(context.Background())) }()
+	r := openBuffered(t, 4)
 	w, err := r.Watch(context.Background(), "chat", Prefix("a"))
 	require.NoError(t, err)
 	defer w.Close()
@@ -260,15 +254,7 @@ func TestWatchBatchOverflow(t *testing.T) {
 		}
 		return evs
 	}
-	next := func() Event {
-		select {
-		case e := <-w.C:
-			return e
-		case <-time.After(wait):
-			t.Fatal("no event")
-			return Event{}
-		}
-	}
+	next := func() Event { return nextEvent(t, w) }
 	// 10 events, 4 followed: all 4 arrive, in order.
 	h.scope.Locked(func(*crdt.State) { h.publish(batch("b", "a1", "b", "a2", "b", "b", "a3", "b", "a4", "b")) })
 	for i, g := range []string{"a1", "a2", "a3", "a4"} {
@@ -294,13 +280,7 @@ func TestWatchBatchOverflow(t *testing.T) {
 // resynced (a resync would hand it at least that many), and no further;
 // what it holds grows with the joins it takes.
 func TestWatchBufferFollowsHeldMembers(t *testing.T) {
-	cfg := LocalConfig("n1")
-	cfg.Incarnation = 1
-	cfg.Scopes = []string{"chat"}
-	cfg.WatchBuffer = 4
-	r, err := Open(context.Background(), cfg)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, r.Close(context.Background())) }()
+	r := openBuffered(t, 4)
 	for i := range 10 {
 		_, err := r.Join(context.Background(), "chat", "room", fmt.Sprintf("m%d", i), nil)
 		require.NoError(t, err)
@@ -317,15 +297,7 @@ func TestWatchBufferFollowsHeldMembers(t *testing.T) {
 		}
 		return evs
 	}
-	next := func() Event {
-		select {
-		case e := <-w.C:
-			return e
-		case <-time.After(wait):
-			t.Fatal("no event")
-			return Event{}
-		}
-	}
+	next := func() Event { return nextEvent(t, w) }
 	// Holding 10: 10 events at once, more than the buffer, are delivered.
 	h.scope.Locked(func(*crdt.State) { h.publish(events(crdt.EventJoin, "x", 10)) })
 	for i := range 10 {
@@ -342,4 +314,30 @@ func TestWatchBufferFollowsHeldMembers(t *testing.T) {
 	e := next()
 	require.Equal(t, EventResync, e.Type)
 	require.Len(t, e.Members, 10)
+}
+
+// openBuffered opens a lone node n1 serving scope "chat" with the given
+// WatchBuffer, closed when the test ends.
+func openBuffered(t *testing.T, buffer int) *Registry {
+	t.Helper()
+	cfg := LocalConfig("n1")
+	cfg.Incarnation = 1
+	cfg.Scopes = []string{"chat"}
+	cfg.WatchBuffer = buffer
+	r, err := Open(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close(context.Background())) })
+	return r
+}
+
+// nextEvent returns w's next event, failing the test if none comes.
+func nextEvent(t *testing.T, w *Watch) Event {
+	t.Helper()
+	select {
+	case e := <-w.C:
+		return e
+	case <-time.After(wait):
+		t.Fatal("no event")
+		return Event{}
+	}
 }
