@@ -341,3 +341,33 @@ func nextEvent(t *testing.T, w *Watch) Event {
 		return Event{}
 	}
 }
+
+// TestWatchLargeSnapshot: a snapshot large enough to be built on several
+// CPUs holds every member the watch follows exactly once, in (group, id,
+// owner) order, for a whole scope and for a prefix.
+func TestWatchLargeSnapshot(t *testing.T) {
+	r := openBuffered(t, 16)
+	ctx := context.Background()
+	const n = 5 * snapshotPart
+	for i := range n {
+		_, err := r.Join(ctx, "chat", fmt.Sprintf("%c%02d", "gh"[i%2], i%37), fmt.Sprintf("m%d", i), nil)
+		require.NoError(t, err)
+	}
+	for _, sel := range []Selector{All(), Prefix("g")} {
+		w, err := r.Watch(ctx, "chat", sel)
+		require.NoError(t, err)
+		var want []Member
+		groups, err := r.Groups("chat")
+		require.NoError(t, err)
+		for _, g := range groups {
+			if sel.matches(g) {
+				ms, err := r.Members("chat", g)
+				require.NoError(t, err)
+				want = append(want, ms...)
+			}
+		}
+		require.GreaterOrEqual(t, len(want), 2*snapshotPart, "the snapshot must take the parallel path")
+		require.Equal(t, want, w.Snapshot)
+		w.Close()
+	}
+}

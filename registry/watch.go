@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,29 +294,65 @@ func (h *hub) closeAll() {
 
 // snapshot reads the members a selector follows; st must be locked.
 func (h *hub) snapshot(st *crdt.State, sel Selector) []Member {
-	c := &confirmer{node: h.node.Load()}
+	node := h.node.Load()
 	if sel.kind == selGroup {
+		c := &confirmer{node: node}
 		return c.convert(nil, st.Members(sel.value))
 	}
 	var groups []string
+	var ends []int // ends[i]: where groups[i]'s members end in out
 	n := 0
 	for _, g := range st.Groups() {
 		if sel.matches(g) {
 			groups = append(groups, g)
 			n += st.Visible(g)
+			ends = append(ends, n)
 		}
 	}
-	out := make([]Member, 0, n)
-	var ms []crdt.Member // one group's, reused
-	for _, g := range groups {
-		ms = st.AppendMembers(ms[:0], g)
-		out = c.convert(out, ms)
+	out := make([]Member, n)
+	// fill converts groups[lo:hi] into their place in out. Groups and each
+	// group's members come sorted, so out is in (group, id, owner) order.
+	fill := func(lo, hi int) {
+		c := &confirmer{node: node}
+		var ms []crdt.Member // one group's, reused
+		pos := 0
+		if lo > 0 {
+			pos = ends[lo-1]
+		}
+		for _, g := range groups[lo:hi] {
+			ms = st.AppendMembers(ms[:0], g)
+			for _, m := range ms {
+				out[pos] = c.member(m.Group, m.ID, m.Meta, m.Owner)
+				pos++
+			}
+		}
+		clear(ms)
 	}
-	clear(ms)
-	// Groups and each group's members come sorted, so out is in (group, id,
-	// owner) order already.
+	// A large snapshot (a resync after a transfer, a watch of a whole
+	// scope) is built on every CPU: the state is only read, under the lock
+	// the caller holds, and each part has its own place in out.
+	workers := min(runtime.GOMAXPROCS(0), n/snapshotPart)
+	if workers < 2 {
+		fill(0, len(groups))
+		return out
+	}
+	var wg sync.WaitGroup
+	lo := 0
+	for w := 1; w <= workers; w++ {
+		hi := lo
+		for hi < len(groups) && (w == workers || ends[hi] <= n*w/workers) {
+			hi++
+		}
+		from := lo
+		wg.Go(func() { fill(from, hi) })
+		lo = hi
+	}
+	wg.Wait()
 	return out
 }
+
+// snapshotPart is the fewest members a snapshot gives each CPU building it.
+const snapshotPart = 8192
 
 // Watch starts a watch on scope: a snapshot of what sel follows, then its
 // changes. It ends when ctx is done, Close is called, or the registry closes.
