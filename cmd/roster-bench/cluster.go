@@ -25,10 +25,10 @@ type nodeOpts struct {
 	faults *faultNet // non-nil: nodes use cutTransports registered here
 	logger *slog.Logger
 	logOut io.Writer // memberlist transport log output
-	// noCompression turns memberlist's LZW compression of every packet
-	// and stream off (a diagnostic knob; the presets leave it on).
-	noCompression bool
-	fanOut        int // Config.FanOut
+	// compression turns memberlist's LZW compression of every packet and
+	// stream on (a diagnostic knob; the presets turn it off).
+	compression bool
+	fanOut      int // Config.FanOut
 }
 
 // cluster is a set of real registry nodes in this process.
@@ -88,23 +88,7 @@ func (c *cluster) foreign() int {
 
 // openNode opens node name, seeded with seeds, on its own transport.
 func (c *cluster) openNode(ctx context.Context, name string, seeds []string, side int) (*registry.Registry, *cutTransport, error) {
-	var cfg registry.Config
-	if c.opts.lan {
-		cfg = registry.DefaultConfig(name)
-		cfg.BindAddr = "127.0.0.1"
-		cfg.BindPort = 0
-	} else {
-		cfg = registry.LocalConfig(name)
-	}
-	cfg.Scopes = []string{benchScope}
-	cfg.Seeds = seeds
-	cfg.FanOut = c.opts.fanOut
-	if c.opts.noCompression {
-		ml := *cfg.Memberlist
-		ml.EnableCompression = false
-		cfg.Memberlist = &ml
-	}
-	cfg.Logger = c.opts.logger
+	cfg := nodeConfig(c.opts, name, seeds)
 	var tr *cutTransport
 	if c.opts.faults != nil {
 		var err error
@@ -123,6 +107,28 @@ func (c *cluster) openNode(ctx context.Context, name string, seeds []string, sid
 		return nil, nil, fmt.Errorf("open %s: %w", name, err)
 	}
 	return r, tr, nil
+}
+
+// nodeConfig is the configuration of a bench node (without faults).
+func nodeConfig(o nodeOpts, name string, seeds []string) registry.Config {
+	var cfg registry.Config
+	if o.lan {
+		cfg = registry.DefaultConfig(name)
+		cfg.BindAddr = "127.0.0.1"
+		cfg.BindPort = 0
+	} else {
+		cfg = registry.LocalConfig(name)
+	}
+	cfg.Scopes = []string{benchScope}
+	cfg.Seeds = seeds
+	cfg.FanOut = o.fanOut
+	if o.compression {
+		ml := *cfg.Memberlist
+		ml.EnableCompression = true
+		cfg.Memberlist = &ml
+	}
+	cfg.Logger = o.logger
+	return cfg
 }
 
 // startCluster opens n nodes n1..nN, seeds 2..N with node 1, and waits until

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,14 +44,14 @@ type options struct {
 	fanOut        int // fanout: Config.FanOut compared with the full mesh
 	fanoutJoins   int // fanout: joins, one at a time
 	lan           bool
-	noCompression bool
+	compression   bool
 	logger        *slog.Logger
 	logOut        io.Writer
 	progress      io.Writer
 }
 
 func (o *options) nodeOpts() nodeOpts {
-	return nodeOpts{logger: o.logger, logOut: o.logOut, noCompression: o.noCompression}
+	return nodeOpts{logger: o.logger, logOut: o.logOut, compression: o.compression}
 }
 
 func (o *options) logf(format string, args ...any) {
@@ -64,6 +65,16 @@ type Dur time.Duration
 
 func (d Dur) MarshalJSON() ([]byte, error) {
 	return strconv.AppendFloat(nil, float64(d)/1e3, 'f', 1, 64), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote (microseconds).
+func (d *Dur) UnmarshalJSON(b []byte) error {
+	var us float64
+	if err := json.Unmarshal(b, &us); err != nil {
+		return err
+	}
+	*d = Dur(time.Duration(us * float64(time.Microsecond)))
+	return nil
 }
 
 func (d Dur) String() string { return fmtDur(time.Duration(d)) }
@@ -337,9 +348,12 @@ func sumRepair(rs []*registry.Registry) int64 {
 
 // TransferResult: a fresh node joins a cluster holding a full scope.
 type TransferResult struct {
-	Nodes   int `json:"nodes_before"`
-	Members int `json:"members"`
-	Groups  int `json:"groups"`
+	// OwnProcess: the fresh node ran in a child process (with a heap of
+	// its own), not in this one.
+	OwnProcess bool `json:"own_process"`
+	Nodes      int  `json:"nodes_before"`
+	Members    int  `json:"members"`
+	Groups     int  `json:"groups"`
 	// Elapsed: from Open until the new node shows every member.
 	Elapsed Dur `json:"elapsed_us"`
 	// Open: the Open call alone.
@@ -353,7 +367,7 @@ type TransferResult struct {
 	FD           FD    `json:"failure_detector"`
 }
 
-func runTransfer(ctx context.Context, o *options) (*TransferResult, error) {
+func runTransfer(ctx context.Context, o *options) ([]*TransferResult, error) {
 	size := max(1, o.nodes-1)
 	c, err := startCluster(ctx, o.nodeOpts(), size, nil)
 	if err != nil {
@@ -375,39 +389,75 @@ func runTransfer(ctx context.Context, o *options) (*TransferResult, error) {
 	if _, err := waitReached(ctx, 120*time.Second, ts); err != nil {
 		return nil, fmt.Errorf("transfer: filling: %w", err)
 	}
-	// Let the cluster settle (anti-entropy rounds after the burst) so the
-	// new node's transfer runs alone.
-	time.Sleep(500 * time.Millisecond)
+	var out []*TransferResult
+	for _, process := range []bool{false, true} {
+		// Let the cluster settle (anti-entropy rounds after the burst, the
+		// previous fresh node leaving) so the new node's transfer runs
+		// alone.
+		time.Sleep(500 * time.Millisecond)
+		r, err := freshTransfer(ctx, o, c, size, process)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// freshTransfer opens a fresh node seeded with the first of the size nodes
+// of c, in this process or in a child process, measures until it holds the
+// scope, and has it leave again.
+func freshTransfer(ctx context.Context, o *options, c *cluster, size int, process bool) (*TransferResult, error) {
 	type rep struct{ deltas, bytes int64 }
-	before := make([]rep, len(c.nodes))
-	for i, r := range c.nodes {
+	before := make([]rep, size)
+	for i, r := range c.nodes[:size] {
 		s := r.Stats()
 		before[i] = rep{s.RepairDeltasSent, s.RepairBytesSent}
 	}
+	name := c.nodeName(size)
+	if process {
+		name = c.nodeName(size + 1) // the in-process one's name has left
+	}
 	settle()
-	o.logf("transfer: %d members on %d nodes; opening n%d", o.transfer, size, size+1)
-
-	t0 := time.Now()
-	r, tr, err := c.openNode(ctx, c.nodeName(size), []string{c.nodes[0].Addr()}, 0)
-	if err != nil {
-		return nil, err
-	}
-	openDur := time.Since(t0)
-	c.nodes = append(c.nodes, r)
-	c.transports = append(c.transports, tr)
-	c.trackers = append(c.trackers, nil)
-	t, err := c.track(ctx, size)
-	if err != nil {
-		return nil, err
-	}
-	t.setTarget(o.transfer)
-	last, err := waitReached(ctx, 60*time.Second, []*tracker{t})
-	if err != nil {
-		return nil, fmt.Errorf("transfer: new node: %w", err)
-	}
-	res := &TransferResult{
-		Nodes: size, Members: o.transfer, Groups: o.groups,
-		Elapsed: Dur(last.Sub(t0)), Open: Dur(openDur),
+	o.logf("transfer: %d members on %d nodes; opening %s (own process: %v)", o.transfer, size, c.short(name), process)
+	res := &TransferResult{Nodes: size, Members: o.transfer, Groups: o.groups, OwnProcess: process}
+	var stop func() error
+	if process {
+		fr, done, err := freshProcess(ctx, freshNodeSpec{
+			Name: name, Seed: c.nodes[0].Addr(), Members: o.transfer,
+			LAN: c.opts.lan, FanOut: c.opts.fanOut, Compression: c.opts.compression,
+		}, c.opts.logOut)
+		if err != nil {
+			return nil, err
+		}
+		stop = done
+		res.Elapsed, res.Open, res.Resyncs = fr.Elapsed, fr.Open, fr.Resyncs
+	} else {
+		t0 := time.Now()
+		r, _, err := c.openNode(ctx, name, []string{c.nodes[0].Addr()}, 0)
+		if err != nil {
+			return nil, err
+		}
+		res.Open = Dur(time.Since(t0))
+		t, err := newTracker(ctx, r, size)
+		if err != nil {
+			_ = r.Close(ctx)
+			return nil, err
+		}
+		t.setTarget(o.transfer)
+		last, err := waitReached(ctx, 60*time.Second, []*tracker{t})
+		stop = func() error {
+			t.close()
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return r.Close(cctx)
+		}
+		if err != nil {
+			_ = stop()
+			return nil, fmt.Errorf("transfer: new node: %w", err)
+		}
+		res.Elapsed = Dur(last.Sub(t0))
+		_, _, res.Resyncs = t.snapshot()
 	}
 	// Let in-flight repairs finish before counting what was sent.
 	time.Sleep(300 * time.Millisecond)
@@ -420,12 +470,14 @@ func runTransfer(ctx context.Context, o *options) (*TransferResult, error) {
 			res.Senders++
 		}
 	}
-	_, _, res.Resyncs = t.snapshot()
 	res.FD = c.fd.snapshot()
 	for _, t := range c.trackers {
 		if t != nil {
 			res.OwnerDowns += t.ownerDowns()
 		}
+	}
+	if err := stop(); err != nil {
+		return nil, fmt.Errorf("transfer: fresh node: %w", err)
 	}
 	return res, nil
 }

@@ -14,7 +14,8 @@
 //	            nodes, one join at a time
 //	throughput  one writer on node 1 until every other node holds every
 //	            member: 100k members over 1,000 groups, and 10k in one group
-//	transfer    a fresh node joins a cluster holding a 100k-member scope
+//	transfer    a fresh node joins a cluster holding a 100k-member scope, in
+//	            this process and then in a child process of its own
 //	partition   {n1,n2} | {n3,n4,n5}, 10k joins on each side, heal; with the
 //	            local preset and with the LAN preset (-lan=false skips it)
 package main
@@ -41,7 +42,7 @@ type Results struct {
 	Machine    Machine             `json:"machine"`
 	Latency    *LatencyResult      `json:"latency,omitempty"`
 	Throughput []*ThroughputResult `json:"throughput,omitempty"`
-	Transfer   *TransferResult     `json:"transfer,omitempty"`
+	Transfer   []*TransferResult   `json:"transfer,omitempty"`
 	Partition  []*PartitionResult  `json:"partition,omitempty"`
 	FanOut     []*LatencyResult    `json:"fanout,omitempty"`
 	Total      Dur                 `json:"total_us"`
@@ -92,6 +93,9 @@ func loadAvg() string {
 var allExperiments = []string{"latency", "throughput", "transfer", "partition", "fanout"}
 
 func main() {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild()) // the fresh node of the transfer experiment
+	}
 	var (
 		runList    = flag.String("run", strings.Join(allExperiments, ","), "experiments to run, comma separated: "+strings.Join(allExperiments, ","))
 		nodes      = flag.Int("nodes", 5, "nodes per cluster")
@@ -111,14 +115,14 @@ func main() {
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memprofile = flag.String("memprofile", "", "write a heap profile (allocations of the whole run) to this file at the end")
 		traceOut   = flag.String("trace", "", "write a runtime execution trace of the whole run to this file")
-		compress   = flag.Bool("compression", true, "leave memberlist's LZW compression on (diagnostic: -compression=false)")
+		compress   = flag.Bool("compression", false, "turn memberlist's LZW compression on (diagnostic; the presets turn it off)")
 	)
 	flag.Parse()
 
 	o := &options{
 		nodes: *nodes, joins: *joins, latencyGroups: 8, warmup: 20,
 		members: *members, groups: *groups, single: *single, transfer: *transfer,
-		partJoins: *partJoins, lan: *lan, noCompression: !*compress,
+		partJoins: *partJoins, lan: *lan, compression: *compress,
 		fanoutNodes: *fanNodes, fanOut: *fanOut, fanoutJoins: *fanJoins,
 		logger: slog.New(slog.DiscardHandler), logOut: io.Discard, progress: os.Stderr,
 	}
@@ -257,12 +261,12 @@ func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (
 	}
 	if run["transfer"] {
 		o.logf("transfer: %d members", o.transfer)
-		r, err := runTransfer(ctx, o)
+		rs, err := runTransfer(ctx, o)
 		if err != nil {
 			return nil, fmt.Errorf("transfer: %w", err)
 		}
-		res.Transfer = r
-		printTransfer(w, r)
+		res.Transfer = rs
+		printTransfer(w, rs)
 	}
 	if run["partition"] {
 		presets := []bool{false}
@@ -298,8 +302,8 @@ func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (
 func printMachine(w io.Writer, m Machine, o *options) {
 	fmt.Fprintf(w, "roster-bench: %d nodes in one process, 127.0.0.1, real UDP/TCP sockets (gossip.NetTransport)\n", o.nodes)
 	fmt.Fprintf(w, "machine: %s, NumCPU=%d GOMAXPROCS=%d, %s %s/%s, load average %s\n", orUnknown(m.CPU), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, m.LoadAvg)
-	if o.noCompression {
-		fmt.Fprintln(w, "memberlist compression: off (-compression=false)")
+	if o.compression {
+		fmt.Fprintln(w, "memberlist compression: on (-compression)")
 	}
 	fmt.Fprintf(w, "reference: Erlang/OTP 25 pg, 5 nodes; \"vs pg\" > 1x means roster is better\n")
 }
@@ -436,16 +440,25 @@ func printThroughput(w io.Writer, rs []*ThroughputResult) {
 	}
 }
 
-func printTransfer(w io.Writer, r *TransferResult) {
-	fmt.Fprintf(w, "\n== transfer: fresh node joins %d nodes holding %s members in %s groups ==\n", r.Nodes, count(r.Members), count(r.Groups))
+func printTransfer(w io.Writer, rs []*TransferResult) {
+	r0 := rs[0]
+	fmt.Fprintf(w, "\n== transfer: fresh node joins %d nodes holding %s members in %s groups ==\n", r0.Nodes, count(r0.Members), count(r0.Groups))
 	t := &table{}
-	t.add("metric", "roster", "pg", "vs pg")
-	t.add("Open → all members visible", r.Elapsed.String(), fmtDur(pgTransfer), vsTime(time.Duration(r.Elapsed), pgTransfer))
-	t.add("Open call alone", r.Open.String(), "", "")
-	t.add("repair sent by old nodes", fmt.Sprintf("%d deltas, %.1f MB from %d node(s)", r.RepairDeltas, float64(r.RepairBytes)/1e6, r.Senders), "", "")
-	t.add("watch resyncs", fmt.Sprint(r.Resyncs), "", "")
-	t.add("failure detector (see legend)", r.FD.String(), "", "")
+	t.add("fresh node / metric", "roster", "pg", "vs pg")
+	for _, r := range rs {
+		where := "in this process"
+		if r.OwnProcess {
+			where = "own process"
+		}
+		t.add(where+": Open → all members visible", r.Elapsed.String(), fmtDur(pgTransfer), vsTime(time.Duration(r.Elapsed), pgTransfer))
+		t.add(where+": Open call alone", r.Open.String(), "", "")
+		t.add(where+": repair sent by old nodes", fmt.Sprintf("%d deltas, %.1f MB from %d node(s)", r.RepairDeltas, float64(r.RepairBytes)/1e6, r.Senders), "", "")
+		t.add(where+": watch resyncs", fmt.Sprint(r.Resyncs), "", "")
+		t.add(where+": failure detector", r.FD.String(), "", "")
+	}
 	t.print(w)
+	fmt.Fprintln(w, "  (in this process the fresh node shares one Go heap with the others; in its own process it")
+	fmt.Fprintln(w, "   starts from an empty one, as a new pg node starts a VM of its own)")
 }
 
 func printPartition(w io.Writer, rs []*PartitionResult) {

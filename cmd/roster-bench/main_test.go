@@ -18,6 +18,9 @@ import (
 // goroutine ends on its own within a probe interval. Everything else must
 // be gone.
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild()) // the transfer experiment's fresh node process
+	}
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
 }
 
@@ -64,8 +67,13 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("throughput %s not sane: %+v", r.Name, r)
 		}
 	}
-	if tr := res.Transfer; tr == nil || tr.Elapsed <= 0 || tr.Members != 500 || tr.RepairDeltas == 0 {
-		t.Errorf("transfer not sane: %+v", tr)
+	if len(res.Transfer) != 2 || res.Transfer[0].OwnProcess || !res.Transfer[1].OwnProcess {
+		t.Fatalf("transfer: %+v", res.Transfer)
+	}
+	for _, tr := range res.Transfer {
+		if tr.Elapsed <= 0 || tr.Open <= 0 || tr.Open > tr.Elapsed || tr.Members != 500 || tr.RepairDeltas == 0 {
+			t.Errorf("transfer not sane: %+v", tr)
+		}
 	}
 	if len(res.Partition) != 1 {
 		t.Fatalf("partition: %d results", len(res.Partition))

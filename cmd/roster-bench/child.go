@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/roster-io/roster/registry"
+)
+
+// The transfer experiment also runs its fresh node in a process of its own,
+// as a new pg node is a VM of its own. In this process the fresh node
+// shares one heap with the four others (about 60 MB in all for 100k
+// members), so the garbage collections its transfer sets off mark all of
+// it; in its own process it starts from an empty heap instead (small,
+// frequent collections and fresh pages). Both figures are printed.
+
+// childEnv carries a freshNodeSpec to a child process of this binary.
+const childEnv = "ROSTER_BENCH_FRESH_NODE"
+
+type freshNodeSpec struct {
+	Name        string `json:"name"`
+	Seed        string `json:"seed"`
+	Members     int    `json:"members"`
+	LAN         bool   `json:"lan"`
+	FanOut      int    `json:"fan_out"`
+	Compression bool   `json:"compression"`
+}
+
+type freshNodeResult struct {
+	Open    Dur    `json:"open_us"`
+	Elapsed Dur    `json:"elapsed_us"`
+	Resyncs int    `json:"resyncs"`
+	Err     string `json:"error,omitempty"`
+}
+
+// runChild is the fresh node of a child process: it opens, watches the
+// scope until it holds spec.Members members, prints a freshNodeResult line
+// and stays in the cluster until its standard input closes. A failure is
+// printed as a result with Err set.
+func runChild() int {
+	var spec freshNodeSpec
+	res := freshNodeResult{}
+	err := json.Unmarshal([]byte(os.Getenv(childEnv)), &spec)
+	if err == nil {
+		err = freshNode(spec, &res)
+	}
+	if err != nil {
+		// A node that reported its result already ends without error.
+		res.Err = err.Error()
+		_ = json.NewEncoder(os.Stdout).Encode(res)
+		return 1
+	}
+	return 0
+}
+
+func freshNode(spec freshNodeSpec, res *freshNodeResult) error {
+	ctx := context.Background()
+	o := nodeOpts{lan: spec.LAN, fanOut: spec.FanOut, compression: spec.Compression, logger: slog.New(slog.DiscardHandler)}
+	t0 := time.Now()
+	r, err := registry.Open(ctx, nodeConfig(o, spec.Name, []string{spec.Seed}))
+	if err != nil {
+		return err
+	}
+	res.Open = Dur(time.Since(t0))
+	defer func() { _ = r.Close(ctx) }()
+	t, err := newTracker(ctx, r, 0)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	t.setTarget(spec.Members)
+	last, err := waitReached(ctx, 60*time.Second, []*tracker{t})
+	if err != nil {
+		return err
+	}
+	res.Elapsed = Dur(last.Sub(t0))
+	_, _, res.Resyncs = t.snapshot()
+	// Report, then stay until the parent has counted what was sent.
+	_ = json.NewEncoder(os.Stdout).Encode(*res)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// freshProcess runs the fresh node of the transfer experiment in a child
+// process and returns its result once it holds every member; done stops
+// it (the node leaves the cluster) and waits for it to exit.
+func freshProcess(ctx context.Context, spec freshNodeSpec, logOut io.Writer) (res freshNodeResult, done func() error, err error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return res, nil, err
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
+	cmd.Stderr = logOut
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return res, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return res, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return res, nil, fmt.Errorf("start the fresh node: %w", err)
+	}
+	done = func() error {
+		_ = stdin.Close()
+		return cmd.Wait()
+	}
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &res)
+	}
+	if err == nil && res.Err != "" {
+		err = errors.New(res.Err)
+	}
+	if err != nil {
+		_ = done()
+		return res, nil, fmt.Errorf("fresh node process: %w", err)
+	}
+	return res, done, nil
+}
