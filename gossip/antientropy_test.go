@@ -263,7 +263,7 @@ func TestStreamingReplicas(t *testing.T) {
 	join(owner, 3)
 	join(other, 3)
 	sc := &Scope{name: "s", st: recv}
-	sc.notePrev()  // the previous tick: w at 3, x at 3
+	sc.notePrev() // the previous tick: w at 3, x at 3
 	join(owner, 2) // w still arriving; x stopped
 	sc.Read(func(st *crdt.State) {
 		require.Equal(t, []string{"w"}, sc.streaming(st.Digest()))
