@@ -635,14 +635,20 @@ func TestWatchSnapshotOrder(t *testing.T) {
 	require.Len(t, ms, 9)
 	require.True(t, slices.IsSortedFunc(ms, less), "Members out of order: %v", ms)
 
-	// A burst larger than the buffer: the watch resyncs, in order too.
+	// A burst that a consumer not reading cannot hold (its channel, then
+	// a backlog as large as what it holds): the watch resyncs, in order
+	// too. The consumer only reads once the burst has merged.
 	w, err := c.regs["n0"].Watch(ctx, "chat", All())
 	require.NoError(t, err)
 	defer w.Close()
-	for i := range 50 {
-		_, err := c.regs["n1"].Join(ctx, "chat", "burst", fmt.Sprintf("m%02d", 49-i), nil)
+	const burst = 600 // > 256 in the channel + (36 + 256) queued
+	for i := range burst {
+		id := fmt.Sprintf("m%03d", burst-1-i)
+		_, err := c.regs["n1"].Join(ctx, "chat", "burst", id, nil)
 		require.NoError(t, err)
+		want[mkey{"burst", id, "n1"}] = ""
 	}
+	c.converge("burst", want, 10*time.Second)
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
@@ -653,7 +659,7 @@ func TestWatchSnapshotOrder(t *testing.T) {
 			require.True(t, slices.IsSortedFunc(e.Members, less), "resync out of order")
 			return
 		case <-deadline:
-			t.Fatal("no resync after a burst of 50 events into a buffer of 8")
+			t.Fatalf("no resync after a burst of %d events into a buffer of 8", burst)
 		}
 	}
 }
