@@ -240,3 +240,16 @@ func filledSource(t *testing.T, n, groups int, prefix string) *crdt.State {
 	}
 	return src
 }
+
+// TestGreetEveryPeerUp: a node greets every peer it sees come up, not only
+// the first of an anti-entropy interval (after a partition heals, the
+// other side's peers come up one by one and each needs its exchange at
+// once), but the same peer at most once per interval.
+func TestGreetEveryPeerUp(t *testing.T) {
+	nodes := startNodes(t, 1, func(cfg *Config) { cfg.AntiEntropyInterval = time.Hour })
+	n := nodes[0]
+	require.True(t, n.mayGreet("default", "a"))
+	require.True(t, n.mayGreet("default", "b"), "a second peer up within the interval is greeted too")
+	require.False(t, n.mayGreet("default", "a"), "a flapping peer is greeted once per interval")
+	require.True(t, n.mayGreet("other", "a"))
+}

@@ -129,7 +129,8 @@ type Node struct {
 
 	servedMu sync.Mutex
 	served   map[[2]string]served
-	catchUp  map[string]time.Time // scope -> last digest sent
+	catchUp  map[string]time.Time    // scope -> last digest sent
+	greeted  map[[2]string]time.Time // (scope, peer) -> last greeting sent
 	// pendingSync: digests from peers not yet alive here, by (scope, peer).
 	pendingSync map[[2]string]syncJob
 
@@ -198,6 +199,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		stash:   map[stashKey]*crdt.Delta{},
 		served:  map[[2]string]served{},
 		catchUp: map[string]time.Time{},
+		greeted: map[[2]string]time.Time{},
 
 		pendingSync: map[[2]string]syncJob{},
 
@@ -1010,6 +1012,24 @@ func (n *Node) mayReply(scope string) bool {
 	return !n.transferring(scope, time.Now()) && n.scopes[scope].merging.Load() == 0
 }
 
+// mayGreet decides whether this node greets peer, just seen up, with its
+// digest of scope: once per anti-entropy interval per peer, so a flapping
+// peer is not greeted at every flap.
+func (n *Node) mayGreet(scope, peer string) bool {
+	now := time.Now()
+	k := [2]string{scope, peer}
+	n.servedMu.Lock()
+	defer n.servedMu.Unlock()
+	if last, ok := n.greeted[k]; ok && now.Sub(last) < n.cfg.AntiEntropyInterval {
+		return false
+	}
+	if len(n.greeted) >= 4096 {
+		clear(n.greeted) // bounded: forgetting only allows an extra greeting
+	}
+	n.greeted[k] = now
+	return true
+}
+
 // mayCatchUp decides whether this node sends its digest of scope outside
 // the periodic round (on a peer coming up, or in reply to a peer's digest):
 // at most once per anti-entropy interval. Every peer that receives our
@@ -1284,8 +1304,15 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 			// that has not heard of it yet waits there until it has), and it
 			// answers the first greeting that shows it is behind (serveSync),
 			// so it fetches the scope once, from that peer.
+			// Every peer that comes up is greeted, not only the first of an
+			// interval: after a partition heals, the peers of the other
+			// side come up one by one, and each needs the exchange to be
+			// repaired at once (with one greeting per interval, the others
+			// waited for the next anti-entropy round, 2 s on a LAN). A
+			// newcomer does not greet (greets is unset until it has caught
+			// up), so it still fetches the scope once.
 			if _, greets := n.greets.Load(s); greets && slices.Contains(e.scopes, s) {
-				if n.mayCatchUp(s) {
+				if n.mayGreet(s, r.Name) {
 					n.sendSync(s, e.node, true) // converge at once on (re)connect
 				}
 			}
