@@ -146,13 +146,13 @@ func TestSkipInFlightForgetsOldDigests(t *testing.T) {
 
 	// The peer's previous digest (top 5) is recent and its top rose to 8:
 	// the rest is taken to be on its way.
-	sc.skipInFlight("p", digest(5), st, now, window)
-	require.Equal(t, uint64(10), topOf(sc.skipInFlight("p", digest(8), st, now.Add(100*time.Millisecond), window)))
+	sc.skipInFlight("p", digest(5), nil, st, now, window)
+	require.Equal(t, uint64(10), topOf(sc.skipInFlight("p", digest(8), nil, st, now.Add(100*time.Millisecond), window)))
 	// The same rise seen against a digest older than the window: repaired.
-	sc.skipInFlight("q", digest(5), st, now, window)
-	require.Equal(t, uint64(8), topOf(sc.skipInFlight("q", digest(8), st, now.Add(5*time.Second), window)))
+	sc.skipInFlight("q", digest(5), nil, st, now, window)
+	require.Equal(t, uint64(8), topOf(sc.skipInFlight("q", digest(8), nil, st, now.Add(5*time.Second), window)))
 	// A top that did not move since a recent digest: repaired too.
-	require.Equal(t, uint64(8), topOf(sc.skipInFlight("q", digest(8), st, now.Add(5100*time.Millisecond), window)))
+	require.Equal(t, uint64(8), topOf(sc.skipInFlight("q", digest(8), nil, st, now.Add(5100*time.Millisecond), window)))
 }
 
 // TestRelayThroughNodeWithoutFanOut: a relay message reaching a node whose
@@ -252,4 +252,64 @@ func TestGreetEveryPeerUp(t *testing.T) {
 	require.True(t, n.mayGreet("default", "b"), "a second peer up within the interval is greeted too")
 	require.False(t, n.mayGreet("default", "a"), "a flapping peer is greeted once per interval")
 	require.True(t, n.mayGreet("other", "a"))
+}
+
+// TestStreamingReplicas: a node names in its digest message the replicas
+// whose top rose since its previous anti-entropy tick, and a peer answering
+// leaves those out of the repair (they are still arriving); a replica whose
+// top stopped, as behind a lost delta, is not named, so it is repaired.
+func TestStreamingReplicas(t *testing.T) {
+	owner, err := crdt.New(crdt.ReplicaID{Name: "w", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	other, err := crdt.New(crdt.ReplicaID{Name: "x", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	recv, err := crdt.New(crdt.ReplicaID{Name: "recv", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	join := func(src *crdt.State, n int) {
+		for range n {
+			d, err := src.Join("g", fmt.Sprintf("%s-%d", src.Local().Name, src.Len()), nil, nil)
+			require.NoError(t, err)
+			_, err = recv.Merge(d, nil)
+			require.NoError(t, err)
+		}
+	}
+	join(owner, 3)
+	join(other, 3)
+	sc := &Scope{name: "s", st: recv}
+	sc.notePrev()  // the previous tick: w at 3, x at 3
+	join(owner, 2) // w still arriving; x stopped
+	sc.Read(func(st *crdt.State) {
+		require.Equal(t, []string{"w"}, sc.streaming(st.Digest()))
+	})
+
+	// The peer answering (it holds w up to 10 and x up to 6) with no
+	// previous digest of ours to go by.
+	server, err := crdt.New(crdt.ReplicaID{Name: "srv", Incarnation: 1}, crdt.DefaultOptions())
+	require.NoError(t, err)
+	for _, src := range []*crdt.State{owner, other} {
+		for range 5 {
+			_, err := src.Join("g", fmt.Sprintf("%s-%d", src.Local().Name, src.Len()), nil, nil)
+			require.NoError(t, err)
+		}
+		for _, d := range src.Snapshot(0) {
+			_, err := server.Merge(d, nil)
+			require.NoError(t, err)
+		}
+	}
+	srv := &Scope{name: "s", st: server}
+	var mine crdt.Digest
+	sc.Read(func(st *crdt.State) { mine = st.Digest() })
+	tops := func(d crdt.Digest) map[string]uint64 {
+		m := map[string]uint64{}
+		for _, e := range d.Entries {
+			m[e.Name] = e.Top
+		}
+		return m
+	}
+	now := time.Now()
+	adj := tops(srv.skipInFlight("recv", mine, []string{"w"}, server, now, time.Second))
+	require.Equal(t, uint64(10), adj["w"], "w is streaming: nothing of it is repaired")
+	require.Equal(t, uint64(3), adj["x"], "x stopped: repaired from 3")
+	adj = tops(srv.skipInFlight("recv2", mine, nil, server, now, time.Second))
+	require.Equal(t, uint64(5), adj["w"], "without the hint, w is repaired")
 }

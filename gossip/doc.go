@@ -20,7 +20,12 @@
 //     is missing (crdt.State.Diff), in bounded chunks, and its own digest so
 //     the exchange is two-way. The same exchange runs whenever a peer
 //     (re)appears, so a node joining or a partition healing converges at
-//     once rather than at the next tick. A node joining a cluster does not
+//     once rather than at the next tick. What is only missing because it
+//     is on its way is left out of a repair: replicas whose counter rose
+//     at the asking node during the last interval (it names them in its
+//     digest message), and replicas the answering node had already sent
+//     a round earlier. A lost delta stops its replica's counter, so it is
+//     repaired at most a round later. A node joining a cluster does not
 //     start it: it answers the first greeting that shows it is behind (a
 //     greeting proves the peer counts it alive; a digest sent to a peer
 //     that has not heard of it yet waits there), and does not send its

@@ -90,7 +90,8 @@ type syncJob struct {
 	from      string
 	wantReply bool
 	digest    crdt.Digest
-	sum       uint64 // hash of the encoded digest
+	sum       uint64   // hash of the encoded digest
+	streaming []string // replicas whose deltas are still arriving at from
 }
 
 // served remembers the last repair sent to a peer for a scope, so that the
@@ -533,7 +534,7 @@ func (n *Node) handleMessage(b []byte) {
 		}
 		h := fnv.New64a()
 		_, _ = h.Write(m.payloads[0])
-		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d, sum: h.Sum64()})
+		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d, sum: h.Sum64(), streaming: m.streaming})
 	case msgLeaving:
 		n.peerLeaving(m.from, m.inc)
 	}
@@ -895,8 +896,13 @@ func (n *Node) sendReliable(p *memberlist.Node, msg []byte) {
 func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 	sc := n.scopes[scope]
 	var dig []byte
-	sc.Read(func(st *crdt.State) { dig = crdt.EncodeDigest(st.Digest()) })
-	msg := encodeSync(scope, n.self.Name, wantReply, dig)
+	var streaming []string
+	sc.Read(func(st *crdt.State) {
+		d := st.Digest()
+		dig = crdt.EncodeDigest(d)
+		streaming = sc.streaming(d)
+	})
+	msg := encodeSync(scope, n.self.Name, wantReply, dig, streaming)
 	n.stats.syncsSent.Add(1)
 	if len(msg) <= n.cfg.MaxPacketBytes {
 		if err := n.ml.SendBestEffort(to, msg); err == nil {
@@ -944,7 +950,7 @@ func (n *Node) serveSync(j syncJob) {
 	ahead := false // the peer holds what we lack: our digest will fetch it
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
 		st.Observe(j.digest, emit)
-		ds = st.Diff(sc.skipInFlight(j.from, j.digest, st, time.Now(), 2*n.cfg.AntiEntropyInterval), n.cfg.ChunkBytes)
+		ds = st.Diff(sc.skipInFlight(j.from, j.digest, j.streaming, st, time.Now(), 2*n.cfg.AntiEntropyInterval), n.cfg.ChunkBytes)
 		ahead = j.wantReply && behind(j.digest, st)
 		return nil
 	})
@@ -1202,7 +1208,6 @@ func (n *Node) antiEntropy() {
 	n.flushHeld(now)
 	for _, s := range n.order {
 		sc := n.scopes[s]
-		sc.notePrev()
 		if n.transferring(s, now) {
 			continue
 		}
@@ -1223,6 +1228,11 @@ func (n *Node) antiEntropy() {
 		p := peers[n.rng.IntN(len(peers))]
 		n.rngMu.Unlock()
 		n.sendSync(s, p, true)
+	}
+	// Taken after this round's digests are sent, so that each names what
+	// rose during the interval before it (Scope.streaming).
+	for _, s := range n.order {
+		n.scopes[s].notePrev()
 	}
 }
 

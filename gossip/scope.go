@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,7 +72,7 @@ func (s *Scope) notePrev() {
 // peer that picks among many peers at random may not have sent us one
 // for a long time, and an old digest would make a stalled top look like
 // one still advancing (skipping the repair every time).
-func (s *Scope) skipInFlight(from string, peer crdt.Digest, st *crdt.State, now time.Time, window time.Duration) crdt.Digest {
+func (s *Scope) skipInFlight(from string, peer crdt.Digest, streaming []string, st *crdt.State, now time.Time, window time.Duration) crdt.Digest {
 	s.prevMu.Lock()
 	prev := s.prev
 	var last map[string]crdt.DigestEntry
@@ -92,11 +93,29 @@ func (s *Scope) skipInFlight(from string, peer crdt.Digest, st *crdt.State, now 
 			l, okl := last[e.Name]
 			caughtUpLastRound := okp && p.Incarnation == e.Incarnation && e.Top >= p.Top
 			advancing := okl && l.Incarnation == e.Incarnation && e.Top > l.Top
-			if caughtUpLastRound || advancing {
+			if caughtUpLastRound || advancing || slices.Contains(streaming, e.Name) {
 				e.Top = c.Top
 			}
 		}
 		out.Entries[i] = e
+	}
+	return out
+}
+
+// streaming names the replicas of digest d (this node's, now) whose top
+// rose since the previous anti-entropy tick: their deltas are arriving,
+// and a peer answering our digest need not send what is on its way. A
+// lost delta stops its replica's top (the contiguous prefix), so the next
+// round's digest leaves it out and gets it repaired.
+func (s *Scope) streaming(d crdt.Digest) []string {
+	s.prevMu.Lock()
+	prev := s.prev
+	s.prevMu.Unlock()
+	var out []string
+	for _, e := range d.Entries {
+		if p, ok := prev[e.Name]; ok && p.Incarnation == e.Incarnation && e.Top > p.Top {
+			out = append(out, e.Name)
+		}
 	}
 	return out
 }

@@ -196,6 +196,7 @@ type message struct {
 	inc       uint64   // msgLeaving
 	relayTo   []string // msgRelay: the nodes this one passes the deltas on to
 	payloads  [][]byte // deltas (msgDeltas) or one digest (msgSync)
+	streaming []string // msgSync: replicas still arriving at the sender
 }
 
 // encodeDeltas wraps encoded deltas in a message: a plain one, or with
@@ -242,16 +243,24 @@ func deltasOverhead(scope string, relayTo []string) int {
 
 const perDeltaOverhead = 5
 
-func encodeSync(scope, from string, wantReply bool, digest []byte) []byte {
+// encodeSync encodes a digest message. streaming names the replicas whose
+// top rose here in the last anti-entropy interval: their deltas are still
+// arriving, so the receiver leaves them out of its repair. (The field is
+// optional on the wire: a message without it decodes with none.)
+func encodeSync(scope, from string, wantReply bool, digest []byte, streaming []string) []byte {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
-	_ = enc.EncodeArrayLen(6)
+	_ = enc.EncodeArrayLen(7)
 	_ = enc.EncodeUint(wireVersion)
 	_ = enc.EncodeUint(msgSync)
 	_ = enc.EncodeString(scope)
 	_ = enc.EncodeString(from)
 	_ = enc.EncodeBool(wantReply)
 	_ = enc.EncodeBytes(digest)
+	_ = enc.EncodeArrayLen(len(streaming))
+	for _, name := range streaming {
+		_ = enc.EncodeString(name)
+	}
 	return buf.Bytes()
 }
 
@@ -279,7 +288,10 @@ func decodeMessage(b []byte) (message, error) {
 		r.fail("message", fmt.Errorf("unsupported version %d", v))
 	}
 	m := message{kind: int(r.uint("kind"))}
-	want := map[int]int{msgDeltas: 4, msgSync: 6, msgLeaving: 4, msgRelay: 5}[m.kind]
+	want := map[int]int{msgDeltas: 4, msgSync: 7, msgLeaving: 4, msgRelay: 5}[m.kind]
+	if m.kind == msgSync && fields == 6 {
+		want = 6 // without the streaming list
+	}
 	if r.err == nil && (want == 0 || fields != want) {
 		r.fail("message", fmt.Errorf("kind %d with %d fields", m.kind, fields))
 	}
@@ -308,6 +320,19 @@ func decodeMessage(b []byte) (message, error) {
 		m.from = r.str("from")
 		m.wantReply = r.boolean("wantReply")
 		m.payloads = [][]byte{r.bytes("digest")}
+		if fields == 7 {
+			k := r.arrayLen("streaming")
+			if r.err == nil && k > maxRelayNames {
+				r.fail("message", fmt.Errorf("%d streaming replicas, limit %d", k, maxRelayNames))
+			}
+			for i := 0; i < k && r.err == nil; i++ {
+				name := r.str("streaming name")
+				if err := crdt.ValidName(name); r.err == nil && err != nil {
+					r.fail("streaming name", err)
+				}
+				m.streaming = append(m.streaming, name)
+			}
+		}
 	case msgLeaving:
 		m.from = r.str("from")
 		m.inc = r.uint("incarnation")

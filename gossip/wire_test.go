@@ -20,7 +20,7 @@ func seedMessages(t testing.TB) [][]byte {
 	return [][]byte{
 		encodeDeltas("chat", nil, [][]byte{crdt.EncodeDelta(d)}),
 		encodeDeltas("chat", []string{"b", "c"}, [][]byte{crdt.EncodeDelta(d)}),
-		encodeSync("chat", "a", true, dig),
+		encodeSync("chat", "a", true, dig, []string{"w"}),
 		encodeLeaving("a", 1),
 	}
 }
@@ -97,4 +97,25 @@ func TestHostileMessages(t *testing.T) {
 	require.Equal(t, []string{"mine"}, mine)
 	st := n.Stats()
 	require.Greater(t, st.DecodeErrors, int64(1000), "garbage is counted")
+}
+
+// TestSyncStreamingField: a digest message carries the sender's streaming
+// replicas; one without the field (6 fields, as before it existed) decodes
+// with none; an invalid name in it is rejected.
+func TestSyncStreamingField(t *testing.T) {
+	m, err := decodeMessage(encodeSync("chat", "a", true, []byte{1}, []string{"w", "x"}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"w", "x"}, m.streaming)
+	require.Equal(t, [][]byte{{1}}, m.payloads)
+
+	old := encodeSync("chat", "a", false, []byte{1}, nil)
+	old[0] = 0x96          // a 6-element array header
+	old = old[:len(old)-1] // without the (empty) streaming list
+	m, err = decodeMessage(old)
+	require.NoError(t, err)
+	require.Nil(t, m.streaming)
+	require.False(t, m.wantReply)
+
+	_, err = decodeMessage(encodeSync("chat", "a", true, []byte{1}, []string{""}))
+	require.ErrorIs(t, err, ErrMessage)
 }
