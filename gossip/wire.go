@@ -275,6 +275,24 @@ func encodeLeaving(from string, inc uint64) []byte {
 	return buf.Bytes()
 }
 
+// names reads a list of at least least and at most maxRelayNames valid node
+// or replica names (what says which list, for errors).
+func (r *reader) names(what string, least int) []string {
+	k := r.arrayLen(what + " names")
+	if r.err == nil && (k < least || k > maxRelayNames) {
+		r.fail("message", fmt.Errorf("%d %s names, want %d to %d", k, what, least, maxRelayNames))
+	}
+	var out []string
+	for i := 0; i < k && r.err == nil; i++ {
+		name := r.str(what + " name")
+		if err := crdt.ValidName(name); r.err == nil && err != nil {
+			r.fail(what+" name", err)
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
 // decodeMessage decodes any user message. It never panics; malformed input
 // returns an error wrapping ErrMessage.
 func decodeMessage(b []byte) (message, error) {
@@ -299,17 +317,7 @@ func decodeMessage(b []byte) (message, error) {
 	case msgDeltas, msgRelay:
 		m.scope = r.str("scope")
 		if m.kind == msgRelay {
-			k := r.arrayLen("relay names")
-			if r.err == nil && (k == 0 || k > maxRelayNames) {
-				r.fail("message", fmt.Errorf("relay to %d nodes, want 1 to %d", k, maxRelayNames))
-			}
-			for i := 0; i < k && r.err == nil; i++ {
-				name := r.str("relay name")
-				if err := crdt.ValidName(name); r.err == nil && err != nil {
-					r.fail("relay name", err)
-				}
-				m.relayTo = append(m.relayTo, name)
-			}
+			m.relayTo = r.names("relay", 1)
 		}
 		n := r.arrayLen("deltas")
 		for i := 0; i < n && r.err == nil; i++ {
@@ -321,17 +329,7 @@ func decodeMessage(b []byte) (message, error) {
 		m.wantReply = r.boolean("wantReply")
 		m.payloads = [][]byte{r.bytes("digest")}
 		if fields == 7 {
-			k := r.arrayLen("streaming")
-			if r.err == nil && k > maxRelayNames {
-				r.fail("message", fmt.Errorf("%d streaming replicas, limit %d", k, maxRelayNames))
-			}
-			for i := 0; i < k && r.err == nil; i++ {
-				name := r.str("streaming name")
-				if err := crdt.ValidName(name); r.err == nil && err != nil {
-					r.fail("streaming name", err)
-				}
-				m.streaming = append(m.streaming, name)
-			}
+			m.streaming = r.names("streaming", 0)
 		}
 	case msgLeaving:
 		m.from = r.str("from")
