@@ -60,7 +60,7 @@ func TestMergeAllOneHold(t *testing.T) {
 	probe := &holdProbe{}
 	n := newProbedNode(t, probe)
 	defer func() { require.NoError(t, n.Close(context.Background())) }()
-	n.mergeAll(probe.sc, slices.Values(chunks))
+	n.mergeAll(probe.sc, chunks)
 	probe.check(t, 3000)
 	require.Greater(t, probe.calls, 1, "events are handed over at delta boundaries")
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
-	"iter"
 	"log"
 	"log/slog"
 	"math/rand/v2"
@@ -612,7 +611,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 		// locked, so the lock is held for the merges alone.
 		parallel(len(payloads), func(i int) { ds[i] = decode(payloads[i]) })
 	}
-	n.mergeAll(sc, slices.Values(ds))
+	n.mergeAll(sc, ds)
 	if len(relayTo) == 0 {
 		return
 	}
@@ -646,11 +645,11 @@ type merged struct {
 // not once per chunk. Events are handed over at delta boundaries (flushAt)
 // so that watches drain them meanwhile.
 // Nil deltas (those that failed to decode) are skipped.
-func (n *Node) mergeAll(sc *Scope, seq iter.Seq[*crdt.Delta]) {
+func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta) {
 	var ds []*crdt.Delta
 	var out []merged
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
-		for d := range seq {
+		for _, d := range msg {
 			if d == nil {
 				continue
 			}
