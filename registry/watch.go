@@ -309,32 +309,53 @@ func (h *hub) snapshot(st *crdt.State, sel Selector) []Member {
 			ends = append(ends, n)
 		}
 	}
+	// A large snapshot (a resync after a transfer, a watch of a whole
+	// scope) is built on every CPU: the state is only read, under the lock
+	// the caller holds, and each part fills its own place in the result.
+	if workers := min(runtime.GOMAXPROCS(0), n/snapshotPart); workers >= 2 {
+		if out, ok := snapshotParallel(st, node, groups, ends, workers); ok {
+			return out
+		}
+	}
+	out := make([]Member, 0, n)
+	c := &confirmer{node: node}
+	var ms []crdt.Member // one group's, reused
+	for _, g := range groups {
+		ms = st.AppendMembers(ms[:0], g)
+		out = c.convert(out, ms)
+	}
+	clear(ms)
+	// Groups and each group's members come sorted, so out is in (group, id,
+	// owner) order already.
+	return out
+}
+
+// snapshotParallel converts groups on workers goroutines, each into the
+// places ends (the running member counts by group) give it in the result.
+// It reports false, and the caller lists them one by one instead, if a
+// group's listing does not have the size counted for it.
+func snapshotParallel(st *crdt.State, node *gossip.Node, groups []string, ends []int, workers int) ([]Member, bool) {
+	n := ends[len(ends)-1]
 	out := make([]Member, n)
-	// fill converts groups[lo:hi] into their place in out. Groups and each
-	// group's members come sorted, so out is in (group, id, owner) order.
+	var mismatch atomic.Bool
 	fill := func(lo, hi int) {
 		c := &confirmer{node: node}
 		var ms []crdt.Member // one group's, reused
-		pos := 0
-		if lo > 0 {
-			pos = ends[lo-1]
-		}
-		for _, g := range groups[lo:hi] {
-			ms = st.AppendMembers(ms[:0], g)
-			for _, m := range ms {
-				out[pos] = c.member(m.Group, m.ID, m.Meta, m.Owner)
-				pos++
+		defer func() { clear(ms) }()
+		for i := lo; i < hi; i++ {
+			start := 0
+			if i > 0 {
+				start = ends[i-1]
+			}
+			ms = st.AppendMembers(ms[:0], groups[i])
+			if len(ms) != ends[i]-start {
+				mismatch.Store(true)
+				return
+			}
+			for k, m := range ms {
+				out[start+k] = c.member(m.Group, m.ID, m.Meta, m.Owner)
 			}
 		}
-		clear(ms)
-	}
-	// A large snapshot (a resync after a transfer, a watch of a whole
-	// scope) is built on every CPU: the state is only read, under the lock
-	// the caller holds, and each part has its own place in out.
-	workers := min(runtime.GOMAXPROCS(0), n/snapshotPart)
-	if workers < 2 {
-		fill(0, len(groups))
-		return out
 	}
 	var wg sync.WaitGroup
 	lo := 0
@@ -348,7 +369,7 @@ func (h *hub) snapshot(st *crdt.State, sel Selector) []Member {
 		lo = hi
 	}
 	wg.Wait()
-	return out
+	return out, !mismatch.Load()
 }
 
 // snapshotPart is the fewest members a snapshot gives each CPU building it.
