@@ -191,17 +191,6 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 	return sortByCounter(out)
 }
 
-// consecutiveAdds reports whether every item is an add and their indices
-// into the delta's adds follow each other.
-func consecutiveAdds(items []splitItem) bool {
-	for k, it := range items {
-		if it.kind != 0 || it.i != items[0].i+k {
-			return false
-		}
-	}
-	return true
-}
-
 // sortByCounter orders adds with distinct counters by counter, in place
 // (a 100k-member diff copied 6 MB of adds otherwise).
 func sortByCounter(adds []Add) []Add {
@@ -341,6 +330,17 @@ const keepSize = 5
 // chunk covers a contiguous counter interval, carries the adds, removes and
 // keeps inside it, and the part of d's context inside it. Chunks of an
 // authoritative delta are authoritative over their own interval only.
+// consecutiveAdds reports whether every item is an add and their indices
+// into the delta's adds follow each other.
+func consecutiveAdds(items []splitItem) bool {
+	for k, it := range items {
+		if it.kind != 0 || it.i != items[0].i+k {
+			return false
+		}
+	}
+	return true
+}
+
 // splitItem is one add (kind 0), remove (1) or keep (2) of the delta
 // being split: its counter, encoded size and index in its list.
 type splitItem struct {

@@ -74,16 +74,15 @@ func (s *State) MergeValidated(d *Delta, emit Emit) MergeStats {
 		for j < len(d.Adds) && d.Adds[j].Group == g.name {
 			j++
 		}
-		s.hint = j - i
+		run := j - i
 		for ; i < j; i++ {
 			if len(g.sets) == 0 {
 				// Emptied by a removal earlier in the run, del dropped
 				// the group from the index: take the indexed one.
 				g = s.groupFor(g.name)
 			}
-			s.applyAdd(sl, g, d.Adds[i], emit, &st)
+			s.applyAdd(sl, g, d.Adds[i], run, emit, &st)
 		}
-		s.hint = 0
 		if len(g.sets) == 0 && s.groups[g.name] == g {
 			delete(s.groups, g.name) // created for nothing
 		}
@@ -190,7 +189,7 @@ func (s *State) applyAuth(sl *slice, d *Delta, emit Emit, st *MergeStats) {
 
 // applyAdd applies one add under the owner-sequential rule: for one key a
 // higher counter supersedes every lower one, live or dead.
-func (s *State) applyAdd(sl *slice, g *group, a Add, emit Emit, st *MergeStats) {
+func (s *State) applyAdd(sl *slice, g *group, a Add, run int, emit Emit, st *MergeStats) {
 	cur, had := sl.lookup(g, a.ID)
 	known := sl.ctx.contains(a.Counter)
 	if c, ok := sl.gone[memberKey{a.Group, a.ID}]; ok {
@@ -212,7 +211,7 @@ func (s *State) applyAdd(sl *slice, g *group, a Add, emit Emit, st *MergeStats) 
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Updated++
 	case !known:
-		s.insert(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
+		s.insert(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, run, CauseMerge, emit)
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Added++
 	}

@@ -151,7 +151,6 @@ type State struct {
 	suspended map[ReplicaID]bool
 	xfers     uint64   // authoritative transfers started here
 	pend      []logRec // scratch: the log records of the merge under way
-	hint      int      // members the add run being merged brings to one group (memberSet.reserve)
 }
 
 // New returns an empty State for the local replica.
@@ -215,18 +214,20 @@ func (sl *slice) lookup(g *group, id string) (entry, bool) {
 
 // put inserts or replaces an entry, keeping counts and emitting the event.
 func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit Emit) {
-	old, had := s.setFor(sl, g).set(id, e)
+	old, had := s.setFor(sl, g, 0).set(id, e)
 	s.added(sl, g, id, e, old, had, cause, emit)
 }
 
-// insert is put for an id the slice does not hold in g (one lookup less).
-func (s *State) insert(sl *slice, g *group, id string, e entry, cause Cause, emit Emit) {
-	s.setFor(sl, g).insert(id, e)
+// insert is put for an id the slice does not hold in g (one lookup less);
+// run is how many adds to g the merge under way brings (setFor).
+func (s *State) insert(sl *slice, g *group, id string, e entry, run int, cause Cause, emit Emit) {
+	s.setFor(sl, g, run).insert(id, e)
 	s.added(sl, g, id, e, entry{}, false, cause, emit)
 }
 
-// setFor returns sl's member set of g, attaching a new one if needed.
-func (s *State) setFor(sl *slice, g *group) *memberSet {
+// setFor returns sl's member set of g, attaching a new one if needed,
+// sized for run members if more than one.
+func (s *State) setFor(sl *slice, g *group, run int) *memberSet {
 	set := sl.groups[g]
 	if set == nil {
 		set = &memberSet{}
@@ -235,11 +236,10 @@ func (s *State) setFor(sl *slice, g *group) *memberSet {
 		// A run of adds bringing a group the slice did not have (a
 		// transfer) sizes its map once. Only then: most of a run into a
 		// held set may be stale, and a map never shrinks.
-		if s.hint > 1 {
-			set.reserve(s.hint)
+		if run > 1 {
+			set.reserve(run)
 		}
 	}
-	s.hint = 0
 	return set
 }
 
@@ -610,24 +610,18 @@ func sortMembers(ms []Member) {
 	for i := range ms {
 		keys[i] = sortKey{prefix: prefix8(ms[i].ID), i: int32(i)}
 	}
-	if oneGroup(ms) {
-		slices.SortFunc(keys, func(a, b sortKey) int {
-			if a.prefix != b.prefix {
-				return cmp.Compare(a.prefix, b.prefix)
-			}
-			return compareInGroup(&ms[a.i], &ms[b.i])
-		})
-	} else {
-		slices.SortFunc(keys, func(a, b sortKey) int {
+	sameGroup := oneGroup(ms)
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if !sameGroup {
 			if c := strings.Compare(ms[a.i].Group, ms[b.i].Group); c != 0 {
 				return c
 			}
-			if a.prefix != b.prefix {
-				return cmp.Compare(a.prefix, b.prefix)
-			}
-			return compareInGroup(&ms[a.i], &ms[b.i])
-		})
-	}
+		}
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		return compareInGroup(&ms[a.i], &ms[b.i])
+	})
 	order := make([]int32, len(keys))
 	for p := range keys {
 		order[p] = keys[p].i
