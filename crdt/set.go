@@ -45,7 +45,12 @@ func (s *memberSet) reserve(n int) {
 	if s.m != nil || len(s.small)+n <= smallSet {
 		return
 	}
-	s.m = make(map[string]entry, len(s.small)+n)
+	s.toMap(len(s.small) + n)
+}
+
+// toMap moves the inline members into a map sized for size members.
+func (s *memberSet) toMap(size int) {
+	s.m = make(map[string]entry, size)
 	for _, x := range s.small {
 		s.m[x.id] = x.e
 	}
@@ -70,11 +75,7 @@ func (s *memberSet) set(id string, e entry) (entry, bool) {
 		s.small = append(s.small, member{id, e})
 		return entry{}, false
 	}
-	s.m = make(map[string]entry, 2*smallSet)
-	for _, x := range s.small {
-		s.m[x.id] = x.e
-	}
-	s.small = nil
+	s.toMap(2 * smallSet)
 	s.m[id] = e
 	return entry{}, false
 }
