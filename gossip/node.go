@@ -635,6 +635,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 
 // merged is what merging one delta came to.
 type merged struct {
+	d    *crdt.Delta
 	held bool
 	res  crdt.MergeStats
 }
@@ -646,16 +647,14 @@ type merged struct {
 // so that watches drain them meanwhile.
 // Nil deltas (those that failed to decode) are skipped.
 func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta) {
-	var ds []*crdt.Delta
 	var out []merged
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
 		for _, d := range msg {
 			if d == nil {
 				continue
 			}
-			ds = append(ds, d)
 			if sc.holdBack(st, d, n.cfg.HoldBack) {
-				out = append(out, merged{held: true})
+				out = append(out, merged{d: d, held: true})
 				continue
 			}
 			// A chunk's events are collected at once: size for them
@@ -668,13 +667,13 @@ func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta) {
 		}
 		return nil
 	})
-	for i, d := range ds {
-		switch m := out[i]; {
+	for _, m := range out {
+		switch {
 		case m.held:
 			n.stats.heldBack.Add(1)
 		case m.res.Ignored == crdt.IgnoredOutOfOrder:
 			n.stats.outOfOrder.Add(1)
-		case d.Auth:
+		case m.d.Auth:
 			sc.authIn.Store(time.Now().UnixNano())
 		}
 	}
@@ -706,7 +705,7 @@ func (n *Node) mergeLocked(sc *Scope, st *crdt.State, d *crdt.Delta, emit crdt.E
 			prev = next
 		}
 	}
-	return merged{res: res}
+	return merged{d: d, res: res}
 }
 
 // drainHeld merges the held-back deltas of replica that no longer follow
@@ -1021,18 +1020,12 @@ func (n *Node) mayReply(scope string) bool {
 // digest of scope: once per anti-entropy interval per peer, so a flapping
 // peer is not greeted at every flap.
 func (n *Node) mayGreet(scope, peer string) bool {
-	now := time.Now()
-	k := [2]string{scope, peer}
 	n.servedMu.Lock()
 	defer n.servedMu.Unlock()
-	if last, ok := n.greeted[k]; ok && now.Sub(last) < n.cfg.AntiEntropyInterval {
-		return false
-	}
 	if len(n.greeted) >= 4096 {
 		clear(n.greeted) // bounded: forgetting only allows an extra greeting
 	}
-	n.greeted[k] = now
-	return true
+	return onceEvery(n.greeted, [2]string{scope, peer}, time.Now(), n.cfg.AntiEntropyInterval)
 }
 
 // mayCatchUp decides whether this node sends its digest of scope outside
@@ -1048,10 +1041,16 @@ func (n *Node) mayCatchUp(scope string) bool {
 	}
 	n.servedMu.Lock()
 	defer n.servedMu.Unlock()
-	if last, ok := n.catchUp[scope]; ok && now.Sub(last) < n.cfg.AntiEntropyInterval {
+	return onceEvery(n.catchUp, scope, now, n.cfg.AntiEntropyInterval)
+}
+
+// onceEvery reports whether k was last let through at least every ago,
+// and if so records now as its time. The caller holds the map's lock.
+func onceEvery[K comparable](last map[K]time.Time, k K, now time.Time, every time.Duration) bool {
+	if t, ok := last[k]; ok && now.Sub(t) < every {
 		return false
 	}
-	n.catchUp[scope] = now
+	last[k] = now
 	return true
 }
 
