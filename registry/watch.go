@@ -220,21 +220,18 @@ func (h *hub) publish(evs []crdt.Event) {
 		w.mu.Lock()
 		limit := w.limit(h.buffer)
 		if !w.behind && w.queue.len()+len(evs) > limit && w.queue.len()+w.sel.count(evs) > limit {
-			// The batch overflows the buffer (a transfer, a burst): the
-			// watch resyncs, so none of it is converted or queued.
+			// The batch would take the watch past its limit (a transfer,
+			// a burst): it resyncs, and none of the batch is converted or
+			// queued.
 			w.behind = true
 			w.queue.release()
 		}
-		for i, e := range evs {
-			if w.behind || !w.sel.matches(e.Group) {
-				continue
+		if !w.behind {
+			for i, e := range evs {
+				if w.sel.matches(e.Group) {
+					w.queue.push(event(i))
+				}
 			}
-			if w.queue.len() >= limit {
-				w.behind = true
-				w.queue.release()
-				break
-			}
-			w.queue.push(event(i))
 		}
 		w.mu.Unlock()
 		select {
