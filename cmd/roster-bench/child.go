@@ -47,46 +47,65 @@ type freshNodeResult struct {
 // printed as a result with Err set.
 func runChild() int {
 	var spec freshNodeSpec
-	res := freshNodeResult{}
 	err := json.Unmarshal([]byte(os.Getenv(childEnv)), &spec)
 	if err == nil {
-		err = freshNode(spec, &res)
+		err = freshNode(spec)
 	}
 	if err != nil {
 		// A node that reported its result already ends without error.
-		res.Err = err.Error()
-		_ = json.NewEncoder(os.Stdout).Encode(res)
+		_ = json.NewEncoder(os.Stdout).Encode(freshNodeResult{Err: err.Error()})
 		return 1
 	}
 	return 0
 }
 
-func freshNode(spec freshNodeSpec, res *freshNodeResult) error {
+func freshNode(spec freshNodeSpec) error {
 	ctx := context.Background()
 	o := nodeOpts{lan: spec.LAN, fanOut: spec.FanOut, compression: spec.Compression, logger: slog.New(slog.DiscardHandler)}
-	t0 := time.Now()
-	r, err := registry.Open(ctx, nodeConfig(o, spec.Name, []string{spec.Seed}))
+	res, stop, err := openFresh(ctx, func() (*registry.Registry, error) {
+		return registry.Open(ctx, nodeConfig(o, spec.Name, []string{spec.Seed}))
+	}, 0, spec.Members)
 	if err != nil {
 		return err
+	}
+	defer func() { _ = stop() }()
+	// Report, then stay until the parent has counted what was sent.
+	_ = json.NewEncoder(os.Stdout).Encode(res)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// openFresh opens a fresh node (the node-th of its cluster) with open and
+// follows its scope until it holds members members. It returns the
+// figures and stop, which closes the node.
+func openFresh(ctx context.Context, open func() (*registry.Registry, error), node, members int) (freshNodeResult, func() error, error) {
+	var res freshNodeResult
+	t0 := time.Now()
+	r, err := open()
+	if err != nil {
+		return res, nil, err
 	}
 	res.Open = Dur(time.Since(t0))
-	defer func() { _ = r.Close(ctx) }()
-	t, err := newTracker(ctx, r, 0)
+	t, err := newTracker(ctx, r, node)
 	if err != nil {
-		return err
+		_ = r.Close(ctx)
+		return res, nil, err
 	}
-	defer t.close()
-	t.setTarget(spec.Members)
+	stop := func() error {
+		t.close()
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return r.Close(cctx)
+	}
+	t.setTarget(members)
 	last, err := waitReached(ctx, 60*time.Second, []*tracker{t})
 	if err != nil {
-		return err
+		_ = stop()
+		return res, nil, err
 	}
 	res.Elapsed = Dur(last.Sub(t0))
 	_, _, res.Resyncs = t.snapshot()
-	// Report, then stay until the parent has counted what was sent.
-	_ = json.NewEncoder(os.Stdout).Encode(*res)
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	return nil
+	return res, stop, nil
 }
 
 // freshProcess runs the fresh node of the transfer experiment in a child

@@ -421,44 +421,24 @@ func freshTransfer(ctx context.Context, o *options, c *cluster, size int, proces
 	settle()
 	o.logf("transfer: %d members on %d nodes; opening %s (own process: %v)", o.transfer, size, c.short(name), process)
 	res := &TransferResult{Nodes: size, Members: o.transfer, Groups: o.groups, OwnProcess: process}
+	var fr freshNodeResult
 	var stop func() error
+	var err error
 	if process {
-		fr, done, err := freshProcess(ctx, freshNodeSpec{
+		fr, stop, err = freshProcess(ctx, freshNodeSpec{
 			Name: name, Seed: c.nodes[0].Addr(), Members: o.transfer,
 			LAN: c.opts.lan, FanOut: c.opts.fanOut, Compression: c.opts.compression,
 		}, c.opts.logOut)
-		if err != nil {
-			return nil, err
-		}
-		stop = done
-		res.Elapsed, res.Open, res.Resyncs = fr.Elapsed, fr.Open, fr.Resyncs
 	} else {
-		t0 := time.Now()
-		r, _, err := c.openNode(ctx, name, []string{c.nodes[0].Addr()}, 0)
-		if err != nil {
-			return nil, err
-		}
-		res.Open = Dur(time.Since(t0))
-		t, err := newTracker(ctx, r, size)
-		if err != nil {
-			_ = r.Close(ctx)
-			return nil, err
-		}
-		t.setTarget(o.transfer)
-		last, err := waitReached(ctx, 60*time.Second, []*tracker{t})
-		stop = func() error {
-			t.close()
-			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			return r.Close(cctx)
-		}
-		if err != nil {
-			_ = stop()
-			return nil, fmt.Errorf("transfer: new node: %w", err)
-		}
-		res.Elapsed = Dur(last.Sub(t0))
-		_, _, res.Resyncs = t.snapshot()
+		fr, stop, err = openFresh(ctx, func() (*registry.Registry, error) {
+			r, _, err := c.openNode(ctx, name, []string{c.nodes[0].Addr()}, 0)
+			return r, err
+		}, size, o.transfer)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("transfer: new node: %w", err)
+	}
+	res.Elapsed, res.Open, res.Resyncs = fr.Elapsed, fr.Open, fr.Resyncs
 	// Let in-flight repairs finish before counting what was sent.
 	time.Sleep(300 * time.Millisecond)
 	for i, r := range c.nodes[:size] {
