@@ -164,36 +164,75 @@ func (d *Delta) checkUnique() error {
 			return fmt.Errorf("%w: counter %d used twice", ErrInvalidDelta, c)
 		}
 	}
-	// The hashes go in a pooled set, cleared for reuse: a fresh map of
-	// them was a third of what decoding a delta allocated.
-	set := hashSets.Get().(map[uint64]struct{})
-	defer func() {
-		if len(set) <= maxPooledHashes {
-			clear(set)
-			hashSets.Put(set)
-		}
-	}()
+	set := getHashSet(nk)
+	defer set.release()
 	var gh uint64
 	lastGroup := ""
 	for group, id := range d.keys {
 		if group != lastGroup || gh == 0 {
 			gh, lastGroup = maphash.String(hashSeed, group)|1, group
 		}
-		h := gh*0x9E3779B97F4A7C15 ^ maphash.String(hashSeed, id)
-		if _, ok := set[h]; ok {
+		if !set.add(gh*0x9E3779B97F4A7C15 ^ maphash.String(hashSeed, id)) {
 			return d.checkKeysExactly()
 		}
-		set[h] = struct{}{}
 	}
 	return nil
 }
 
-// hashSets recycles checkUnique's hash sets. Only sets of up to
-// maxPooledHashes entries go back: clearing a map costs its capacity, so
-// a transfer-sized one would slow every small delta after it.
-var hashSets = sync.Pool{New: func() any { return make(map[uint64]struct{}, 64) }}
+// hashSet is checkUnique's set of member hashes: open addressing with
+// linear probing over a table at least twice the number of keys, so it
+// never grows (growing a map through every doubling was most of what
+// checking a transfer's chunk cost). Tables are pooled and only their used
+// part is cleared; 0 marks a free slot, so hash 0 is stored as 1 (equal
+// hashes are confirmed exactly anyway).
+type hashSet struct {
+	tab  []uint64
+	mask uint64
+	buf  *[]uint64
+}
 
-const maxPooledHashes = 4096
+var hashTables = sync.Pool{New: func() any { return new([]uint64) }}
+
+// maxPooledTable bounds the tables kept for reuse (8 MiB).
+const maxPooledTable = 1 << 20
+
+func getHashSet(n int) hashSet {
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	buf := hashTables.Get().(*[]uint64)
+	if cap(*buf) < size {
+		*buf = make([]uint64, size)
+	}
+	tab := (*buf)[:size]
+	return hashSet{tab: tab, mask: uint64(size - 1), buf: buf}
+}
+
+// add inserts h and reports whether it was absent.
+func (s hashSet) add(h uint64) bool {
+	if h == 0 {
+		h = 1
+	}
+	for i := h & s.mask; ; i = (i + 1) & s.mask {
+		switch s.tab[i] {
+		case 0:
+			s.tab[i] = h
+			return true
+		case h:
+			return false
+		}
+	}
+}
+
+func (s hashSet) release() {
+	if len(s.tab) > maxPooledTable {
+		*s.buf = nil
+	} else {
+		clear(s.tab)
+	}
+	hashTables.Put(s.buf)
+}
 
 // counterSet returns a membership test for n counters in [lo, hi]: true
 // the first time a counter is seen. A bitmap when the range is dense

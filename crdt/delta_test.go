@@ -77,3 +77,23 @@ func TestCheckKeysExactlyIgnoresHashTies(t *testing.T) {
 	d.Removes[0].Group = "g"
 	require.ErrorContains(t, d.checkKeysExactly(), "member g/a appears twice")
 }
+
+// TestHashSet: the probing set finds every repeat, treats hash 0 like any
+// other, and a table handed back to the pool comes out empty, whether it
+// was filled to its limit or reused for a smaller set.
+func TestHashSet(t *testing.T) {
+	for round := range 3 {
+		n := []int{1000, 10, 40_000}[round]
+		s := getHashSet(n)
+		require.GreaterOrEqual(t, len(s.tab), 2*n)
+		for i := range n {
+			// Multiples of the table size all start at slot 0.
+			require.True(t, s.add(uint64(i)*uint64(len(s.tab))), "round %d: %d reported present on first add", round, i)
+		}
+		for i := range n {
+			require.False(t, s.add(uint64(i)*uint64(len(s.tab))), "round %d: %d missed on second add", round, i)
+		}
+		require.False(t, s.add(1), "hash 0 and 1 share a slot value")
+		s.release()
+	}
+}
