@@ -44,6 +44,8 @@ type Registry struct {
 	hubs   map[string]*hub
 	closed atomic.Bool
 
+	// handles holds the handles of members tied to a context (JoinWhile),
+	// whose context watchers a Leave must stop.
 	handlesMu sync.Mutex
 	handles   map[handleKey]*Membership
 
@@ -220,6 +222,11 @@ func (r *Registry) checkMember(scope, group, id string) (*gossip.Scope, error) {
 // JoinOption); without any it lives until Leave, Close or the end of the
 // process. Joining again replaces both metadata and lifetime.
 func (r *Registry) Join(ctx context.Context, scope, group, id string, meta Meta, opts ...JoinOption) (*Membership, error) {
+	return r.join(ctx, scope, group, id, meta, nil, opts...)
+}
+
+// join is Join, and JoinWhile when tie is not nil.
+func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta, tie context.Context, opts ...JoinOption) (*Membership, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -251,12 +258,17 @@ func (r *Registry) Join(ctx context.Context, scope, group, id string, meta Meta,
 		_ = r.node.Leave(scope, group, id)
 		return nil, err
 	}
+	if tie != nil {
+		return r.tie(k, tie), nil
+	}
+	// Only handles tied to a context are kept: a map entry per member
+	// would cost every join an insert, and the heap a copy of every
+	// member's key.
 	r.handlesMu.Lock()
-	defer r.handlesMu.Unlock()
 	m := r.handles[k]
+	r.handlesMu.Unlock()
 	if m == nil {
 		m = &Membership{r: r, key: k}
-		r.handles[k] = m
 	}
 	return m, nil
 }
@@ -265,19 +277,29 @@ func (r *Registry) Join(ctx context.Context, scope, group, id string, meta Meta,
 // (e.g. the connection it stands for closes). The Membership can also be
 // left earlier.
 func (r *Registry) JoinWhile(ctx context.Context, scope, group, id string, meta Meta) (*Membership, error) {
-	m, err := r.Join(ctx, scope, group, id, meta)
-	if err != nil {
-		return nil, err
+	return r.join(ctx, scope, group, id, meta, ctx)
+}
+
+// tie makes the member leave when ctx is done. The key's handle is
+// registered, so that leaving the member any other way stops watching ctx
+// (dropHandle). keyLock is held, so no Leave comes in between.
+func (r *Registry) tie(k handleKey, ctx context.Context) *Membership {
+	r.handlesMu.Lock()
+	m := r.handles[k]
+	if m == nil {
+		m = &Membership{r: r, key: k}
+		r.handles[k] = m
 	}
+	r.handlesMu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
 		if err := m.Leave(context.Background()); err != nil && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrClosed) {
-			r.log.Warn("leave on context end failed", "scope", m.key.scope, "group", m.key.group, "id", m.key.id, "err", err)
+			r.log.Warn("leave on context end failed", "scope", k.scope, "group", k.group, "id", k.id, "err", err)
 		}
 	})
 	m.mu.Lock()
 	m.stops = append(m.stops, stop)
 	m.mu.Unlock()
-	return m, nil
+	return m
 }
 
 // Leave removes the member (group, id) owned by this node. It fails with

@@ -371,3 +371,47 @@ func TestWatchLargeSnapshot(t *testing.T) {
 		w.Close()
 	}
 }
+
+// TestTiedHandles: only members tied to a context keep a registered handle;
+// joining a tied member again returns its handle, and leaving it any other
+// way stops watching the context, so a later plain join of the same member
+// outlives that context.
+func TestTiedHandles(t *testing.T) {
+	ctx := context.Background()
+	r := openLocal(t, "a", 1)
+	defer func() { require.NoError(t, r.Close(ctx)) }()
+	handles := func() int {
+		r.handlesMu.Lock()
+		defer r.handlesMu.Unlock()
+		return len(r.handles)
+	}
+
+	plain, err := r.Join(ctx, "chat", "room", "p", nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, handles(), "a plain join registered its handle")
+	require.Equal(t, "p", plain.ID())
+
+	conn, hangUp := context.WithCancel(ctx)
+	tied, err := r.JoinWhile(conn, "chat", "room", "t", nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, handles())
+	again, err := r.Join(ctx, "chat", "room", "t", Meta{"v": "2"})
+	require.NoError(t, err)
+	require.Same(t, tied, again, "joining a tied member again gave another handle")
+
+	require.NoError(t, tied.Leave(ctx))
+	require.Equal(t, 0, handles(), "leaving kept the handle")
+	_, err = r.Join(ctx, "chat", "room", "t", nil)
+	require.NoError(t, err)
+	hangUp()
+	// The context's watcher was stopped by the leave: the member stays.
+	time.Sleep(50 * time.Millisecond)
+	require.Equal(t, "p@a,t@a", membersOf(r, "room"))
+
+	conn2, hangUp2 := context.WithCancel(ctx)
+	_, err = r.JoinWhile(conn2, "chat", "room", "u", nil)
+	require.NoError(t, err)
+	hangUp2()
+	eventually(t, "u left with its context", func() bool { return membersOf(r, "room") == "p@a,t@a" })
+	eventually(t, "u's handle dropped", func() bool { return handles() == 0 })
+}
