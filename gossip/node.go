@@ -277,6 +277,9 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 			RetransmitMult: mc.RetransmitMult,
 		}
 	}
+	if nt, ok := mc.Transport.(*NetTransport); ok && cfg.Transport == nil && mc.Label == "" && len(mc.SecretKey) == 0 && mc.Keyring == nil {
+		nt.Deliver(n.handleMessage)
+	}
 	ml, err := memberlist.Create(&mc)
 	if err != nil {
 		if cfg.Transport == nil {

@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"net"
 	"strconv"
@@ -32,6 +34,10 @@ type NetTransport struct {
 	done     chan struct{}
 	closed   atomic.Bool
 	wg       sync.WaitGroup
+	// direct, when set, takes the payload of every packet that carries a
+	// plain memberlist user message (see userPayload) on the read loop
+	// instead of queueing the packet for memberlist.
+	direct atomic.Pointer[func([]byte)]
 }
 
 var _ memberlist.NodeAwareTransport = (*NetTransport)(nil)
@@ -209,6 +215,12 @@ func (t *NetTransport) readLoop() {
 		}
 		pkt := make([]byte, n)
 		copy(pkt, buf[:n])
+		if f := t.direct.Load(); f != nil {
+			if payload, ok := userPayload(pkt); ok {
+				(*f)(payload)
+				continue
+			}
+		}
 		p := &memberlist.Packet{Buf: pkt, From: from, Timestamp: ts}
 		select {
 		case t.packetCh <- p:
@@ -216,4 +228,42 @@ func (t *NetTransport) readLoop() {
 			return
 		}
 	}
+}
+
+// Deliver hands the payload of every received packet that carries a plain
+// memberlist user message to fn, called on the transport's read loop,
+// instead of passing the packet through memberlist. memberlist hands user
+// messages from its packet loop to a queue that a third goroutine drains
+// (and drops them when HandoffQueueDepth are waiting); roster's packets,
+// one per replicated operation, skip both hops. Only for a memberlist with
+// neither encryption nor a label: their packets are not plain, and are left
+// to memberlist. fn must not block for long: it delays every packet behind
+// it, memberlist's probes included (a roster packet is at most
+// MaxPacketBytes, so its merge is short).
+func (t *NetTransport) Deliver(fn func(payload []byte)) { t.direct.Store(&fn) }
+
+// memberlist's packet framing (its net.go, protocol versions 2 to 5): a
+// message type byte, optionally preceded by a CRC header: hasCrcMsg, then
+// the big-endian CRC-32 (IEEE) of the rest. TestDeliverMemberlistFraming
+// checks these against memberlist itself.
+const (
+	mlUserMsg   = 8  // userMsg
+	mlHasCrcMsg = 12 // hasCrcMsg
+)
+
+// userPayload returns the user message a packet carries, if it is one with
+// a valid checksum or none. Anything else (memberlist's own messages,
+// compressed or compound packets, a bad checksum) is memberlist's to
+// handle, or to log and drop.
+func userPayload(b []byte) ([]byte, bool) {
+	if len(b) >= 5 && b[0] == mlHasCrcMsg {
+		if crc32.ChecksumIEEE(b[5:]) != binary.BigEndian.Uint32(b[1:5]) {
+			return nil, false
+		}
+		b = b[5:]
+	}
+	if len(b) >= 1 && b[0] == mlUserMsg {
+		return b[1:], true
+	}
+	return nil, false
 }

@@ -2,6 +2,8 @@ package gossip
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"net"
 	"strconv"
@@ -90,5 +92,78 @@ func recvPacket(t *testing.T, tr *NetTransport) *memberlist.Packet {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no packet received")
 		return nil
+	}
+}
+
+// TestUserPayload: plain and checksummed user messages are recognised;
+// anything else, a bad checksum included, is left to memberlist.
+func TestUserPayload(t *testing.T) {
+	withCRC := func(b []byte) []byte {
+		h := make([]byte, 5, 5+len(b))
+		h[0] = mlHasCrcMsg
+		binary.BigEndian.PutUint32(h[1:], crc32.ChecksumIEEE(b))
+		return append(h, b...)
+	}
+	user := append([]byte{mlUserMsg}, "hello"...)
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		want string
+		ok   bool
+	}{
+		{"plain user message", user, "hello", true},
+		{"checksummed user message", withCRC(user), "hello", true},
+		{"empty user message", []byte{mlUserMsg}, "", true},
+		{"bad checksum", func() []byte { b := withCRC(user); b[len(b)-1]++; return b }(), "", false},
+		{"ping", []byte{0, 1, 2}, "", false},
+		{"checksummed ping", withCRC([]byte{0, 1, 2}), "", false},
+		{"compressed", []byte{9, 1, 2}, "", false},
+		{"truncated checksum header", []byte{mlHasCrcMsg, 1, 2}, "", false},
+		{"empty", nil, "", false},
+	} {
+		got, ok := userPayload(tc.pkt)
+		require.Equal(t, tc.ok, ok, tc.name)
+		require.Equal(t, tc.want, string(got), tc.name)
+	}
+}
+
+// TestDeliverMemberlistFraming: a user message sent by memberlist itself
+// (SendBestEffort, which adds a checksum for peers speaking protocol 5)
+// reaches Deliver's function whole, and memberlist's own traffic still
+// reaches memberlist (the two nodes see each other).
+func TestDeliverMemberlistFraming(t *testing.T) {
+	got := make(chan string, 4)
+	start := func(name string, deliver bool) *memberlist.Memberlist {
+		tr, err := NewNetTransport("127.0.0.1", 0, nil)
+		require.NoError(t, err)
+		if deliver {
+			tr.Deliver(func(p []byte) { got <- string(p) })
+		}
+		c := memberlist.DefaultLocalConfig()
+		c.Name, c.Transport, c.LogOutput = name, tr, io.Discard
+		c.BindAddr, c.BindPort, c.AdvertisePort = "127.0.0.1", tr.Port(), tr.Port()
+		ml, err := memberlist.Create(c)
+		require.NoError(t, err)
+		return ml
+	}
+	a, b := start("a", false), start("b", true)
+	defer func() { require.NoError(t, a.Shutdown()); require.NoError(t, b.Shutdown()) }()
+	_, err := a.Join([]string{b.LocalNode().Address()})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.NumMembers() == 2 && b.NumMembers() == 2 }, 5*time.Second, 10*time.Millisecond)
+	var bn *memberlist.Node
+	for _, m := range a.Members() {
+		if m.Name == "b" {
+			bn = m
+		}
+	}
+	require.NotNil(t, bn)
+	require.GreaterOrEqual(t, int(bn.PMax), 5, "b should speak the protocol with checksums")
+	require.NoError(t, a.SendBestEffort(bn, []byte("roster payload")))
+	select {
+	case p := <-got:
+		require.Equal(t, "roster payload", p)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the user message did not reach Deliver")
 	}
 }
