@@ -367,7 +367,11 @@ func (s *State) JoinRaw(groupName, id string, raw RawMeta, emit Emit) (*Delta, e
 		}
 		d.Ctx = d.ctx[:1]
 	}
-	s.put(s.local, g, id, entry{counter: c, meta: raw}, CauseLocal, emit)
+	if e := (entry{counter: c, meta: raw}); had {
+		s.put(s.local, g, id, e, CauseLocal, emit)
+	} else {
+		s.insert(s.local, g, id, e, 0, CauseLocal, emit) // looked up above
+	}
 	s.local.log.add(logRec{counter: c, g: g, id: id}, s.opts.LogCap)
 	return &d.Delta, nil
 }
