@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -414,4 +415,47 @@ func TestTiedHandles(t *testing.T) {
 	hangUp2()
 	eventually(t, "u left with its context", func() bool { return membersOf(r, "room") == "p@a,t@a" })
 	eventually(t, "u's handle dropped", func() bool { return handles() == 0 })
+}
+
+// TestWatchOrderAcrossHandOffs: events reach C exactly once and in order
+// whether publish hands them over itself (an idle watch with room in C) or
+// queues them for the watch's goroutine (C full, or events already queued),
+// with a consumer that keeps switching between the two by pausing.
+func TestWatchOrderAcrossHandOffs(t *testing.T) {
+	r := openBuffered(t, 1<<16)
+	w, err := r.Watch(context.Background(), "chat", All())
+	require.NoError(t, err)
+	defer w.Close()
+	h := r.hubs["chat"]
+	rng := rand.New(rand.NewPCG(7, 7))
+	total := 0
+	var sizes []int
+	for total < 200*watchChanBuffer {
+		n := 1 + rng.IntN(watchChanBuffer/4)
+		sizes = append(sizes, n)
+		total += n
+	}
+	go func() {
+		for b, n := range sizes {
+			evs := make([]crdt.Event, n)
+			for i := range evs {
+				evs[i] = crdt.Event{Kind: crdt.EventJoin, Cause: crdt.CauseMerge, Group: "room", ID: fmt.Sprintf("b%d-%d", b, i), Owner: crdt.ReplicaID{Name: "n2", Incarnation: 1}}
+			}
+			h.scope.Locked(func(*crdt.State) { h.publish(evs) })
+			if b%50 == 0 {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}()
+	last := w.Seq
+	for i := range total {
+		e := nextEvent(t, w)
+		require.Equal(t, EventJoin, e.Type, "event %d", i)
+		require.Equal(t, last+1, e.Seq, "event %d out of order", i)
+		last = e.Seq
+		if i%(watchChanBuffer+1) == 0 {
+			time.Sleep(100 * time.Microsecond) // C fills up meanwhile
+		}
+	}
+	require.EqualValues(t, total, w.held.Load(), "held counts every join handed over")
 }

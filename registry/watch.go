@@ -126,6 +126,8 @@ type Watch struct {
 	mu     sync.Mutex
 	queue  eventQueue
 	behind bool
+	// idle: run holds no events and is waiting for more (under mu).
+	idle bool
 	// held is how many members the consumer has been given: its snapshot
 	// (or last resync), plus the joins and minus the leaves handed to C
 	// since. Written by run, read by publish.
@@ -228,16 +230,49 @@ func (h *hub) publish(evs []crdt.Event) {
 		}
 		if !w.behind {
 			for i, e := range evs {
-				if w.sel.matches(e.Group) {
-					w.queue.push(event(i))
+				if !w.sel.matches(e.Group) {
+					continue
+				}
+				// An idle watch with room in C takes the event at once,
+				// without waking run: one goroutine hop less between a
+				// change and its consumer.
+				if ev := event(i); !w.idle || w.queue.len() > 0 || !w.offer(ev) {
+					w.queue.push(ev)
 				}
 			}
 		}
+		wake := w.behind || w.queue.len() > 0
 		w.mu.Unlock()
-		select {
-		case w.sig <- struct{}{}:
-		default:
+		if wake {
+			select {
+			case w.sig <- struct{}{}:
+			default:
+			}
 		}
+	}
+}
+
+// count adds sign times e's effect to held. An event is counted before it
+// is handed over, so that a consumer that has received it is known to
+// hold it.
+func (w *Watch) count(e Event, sign int64) {
+	switch e.Type {
+	case EventJoin:
+		w.held.Add(sign)
+	case EventLeave:
+		w.held.Add(-sign)
+	}
+}
+
+// offer hands e to C if C has room, without waiting. Under mu, while idle.
+func (w *Watch) offer(e Event) bool {
+	w.count(e, 1)
+	select {
+	case w.out <- e:
+		return true
+	default:
+		w.count(e, -1)
+		return false
 	}
 }
 
@@ -407,19 +442,18 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 }
 
 func (w *Watch) run() {
-	defer close(w.out)
+	defer func() {
+		// publish sends on out only while idle, under mu.
+		w.mu.Lock()
+		w.idle = false
+		w.mu.Unlock()
+		close(w.out)
+	}()
 	// q is the batch being delivered, swapped with w.queue (empty) each
 	// round, so that publish keeps filling one while this sends the other.
 	var q eventQueue
 	send := func(e Event) bool {
-		// Counted before the hand-over, so that a consumer that has
-		// received the event is known to hold it.
-		switch e.Type {
-		case EventJoin:
-			w.held.Add(1)
-		case EventLeave:
-			w.held.Add(-1)
-		}
+		w.count(e, 1)
 		select {
 		case w.out <- e:
 			return true
@@ -433,6 +467,9 @@ func (w *Watch) run() {
 		if !behind {
 			q, w.queue = w.queue, q
 		}
+		// Idle: nothing in hand, so publish may hand events to C itself
+		// without overtaking any.
+		w.idle = !behind && q.len() == 0
 		w.mu.Unlock()
 		if behind {
 			ev := Event{Type: EventResync, Reason: ReasonResync}
