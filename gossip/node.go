@@ -56,6 +56,9 @@ type Stats struct {
 	HeldBack int64
 	// Relayed counts received deltas passed on to other peers (FanOut).
 	Relayed int64
+	// PacketsDropped counts received packets dropped because inboxDepth
+	// were already waiting to be handled.
+	PacketsDropped int64
 }
 
 type stats struct {
@@ -63,7 +66,7 @@ type stats struct {
 	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
 	decodeErrors, outOfOrder                              atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
-	piggybacked, heldBack, relayed                        atomic.Int64
+	piggybacked, heldBack, relayed, packetsDropped        atomic.Int64
 }
 
 type peer struct {
@@ -126,6 +129,10 @@ type Node struct {
 	evSig chan struct{}
 
 	jobs chan syncJob
+	// inbox carries roster packets from NetTransport to inboxLoop (nil
+	// when memberlist delivers them: another transport, encryption, a
+	// label).
+	inbox chan []byte
 
 	servedMu sync.Mutex
 	served   map[[2]string]served
@@ -278,7 +285,17 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		}
 	}
 	if nt, ok := mc.Transport.(*NetTransport); ok && cfg.Transport == nil && mc.Label == "" && len(mc.SecretKey) == 0 && mc.Keyring == nil {
-		nt.Deliver(n.handleMessage)
+		// Handled by inboxLoop, not on the read loop: a merge waits for
+		// the scope's lock (held through a whole transfer), and the read
+		// loop also carries memberlist's probes.
+		n.inbox = make(chan []byte, inboxDepth)
+		nt.Deliver(func(p []byte) {
+			select {
+			case n.inbox <- p:
+			default:
+				n.stats.packetsDropped.Add(1)
+			}
+		})
 	}
 	ml, err := memberlist.Create(&mc)
 	if err != nil {
@@ -293,6 +310,10 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	// map, and LocalNode would then dereference nil.
 	ln := ml.LocalNode()
 	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+	if n.inbox != nil {
+		n.wg.Add(1)
+		go n.inboxLoop()
+	}
 	n.wg.Add(3)
 	go n.sendLoop()
 	go n.jobLoop()
@@ -360,7 +381,7 @@ func (n *Node) Stats() Stats {
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),
 		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(), HeldBack: s.heldBack.Load(),
-		Relayed: s.relayed.Load(),
+		Relayed: s.relayed.Load(), PacketsDropped: s.packetsDropped.Load(),
 	}
 }
 
@@ -913,6 +934,25 @@ func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 		return
 	}
 	n.sendReliable(to, msg)
+}
+
+// inboxDepth bounds the roster packets waiting for inboxLoop; more are
+// dropped (and counted), as memberlist drops user messages beyond its
+// HandoffQueueDepth. Anti-entropy repairs what they carried.
+const inboxDepth = 4096
+
+// inboxLoop handles the roster packets NetTransport delivers (Deliver):
+// one goroutine hop from the socket, where memberlist's own path takes two.
+func (n *Node) inboxLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case p := <-n.inbox:
+			n.handleMessage(p)
+		}
+	}
 }
 
 func (n *Node) jobLoop() {

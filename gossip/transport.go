@@ -234,12 +234,12 @@ func (t *NetTransport) readLoop() {
 // memberlist user message to fn, called on the transport's read loop,
 // instead of passing the packet through memberlist. memberlist hands user
 // messages from its packet loop to a queue that a third goroutine drains
-// (and drops them when HandoffQueueDepth are waiting); roster's packets,
-// one per replicated operation, skip both hops. Only for a memberlist with
-// neither encryption nor a label: their packets are not plain, and are left
-// to memberlist. fn must not block for long: it delays every packet behind
-// it, memberlist's probes included (a roster packet is at most
-// MaxPacketBytes, so its merge is short).
+// (and drops them when HandoffQueueDepth are waiting); the node queues
+// roster's packets, one per replicated operation, for a goroutine of its
+// own instead: one hop less. Only for a memberlist with neither encryption
+// nor a label: their packets are not plain, and are left to memberlist. fn
+// must not block: it delays every packet behind it, memberlist's probes
+// included.
 func (t *NetTransport) Deliver(fn func(payload []byte)) { t.direct.Store(&fn) }
 
 // memberlist's packet framing (its net.go, protocol versions 2 to 5): a

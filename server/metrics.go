@@ -70,6 +70,7 @@ var (
 		{counterDesc("roster_gossip_reliable_sent_total", "Reliable (TCP) gossip messages sent."), func(s gossip.Stats) int64 { return s.ReliableSent }},
 		{counterDesc("roster_gossip_bytes_sent_total", "Gossip bytes sent (deltas and anti-entropy)."), func(s gossip.Stats) int64 { return s.BytesSent }},
 		{counterDesc("roster_gossip_decode_errors_total", "Gossip messages and deltas rejected as malformed or invalid."), func(s gossip.Stats) int64 { return s.DecodeErrors }},
+		{counterDesc("roster_gossip_packets_dropped_total", "Received gossip packets dropped because the node's packet queue was full (anti-entropy repairs them)."), func(s gossip.Stats) int64 { return s.PacketsDropped }},
 		{counterDesc("roster_gossip_out_of_order_chunks_total", "Anti-entropy chunks received out of order."), func(s gossip.Stats) int64 { return s.OutOfOrderChunks }},
 		{counterDesc("roster_gossip_rejoin_attempts_total", "Attempts to rejoin missing peers and seeds."), func(s gossip.Stats) int64 { return s.RejoinAttempts }},
 		{counterDesc("roster_gossip_rejoin_successes_total", "Successful rejoins."), func(s gossip.Stats) int64 { return s.RejoinSuccesses }},
