@@ -326,10 +326,23 @@ func MessageKind(b []byte) (Kind, error) {
 	return k, r.err
 }
 
-// addBufs recycles DecodeDelta's scratch slices, up to maxPooledAdds long.
-var addBufs = sync.Pool{New: func() any { return new([]Add) }}
+// growAdds makes room for need more adds, and for as many as the rest of
+// the message (left bytes) holds at the rate the adds so far took (used
+// bytes), with an eighth more for slack. An add takes at least minAddBytes,
+// so the estimate never exceeds what the message can hold.
+func growAdds(adds []Add, need, used, left int) []Add {
+	more := need
+	if len(adds) > 0 && used > 0 {
+		more = max(more, int(int64(left)*int64(len(adds))/int64(used)))
+		more += more / 8
+	}
+	more = min(more, max(need, left/minAddBytes))
+	return slices.Grow(adds, more)
+}
 
-const maxPooledAdds = 1 << 16
+// minAddBytes is the least an encoded add takes: a one-byte id with its
+// header, a counter and an empty metadata.
+const minAddBytes = 4
 
 // DecodeDelta decodes and validates a delta. Any malformed, truncated or
 // oversized input returns an error wrapping ErrDecode, ErrUnsupported or
@@ -362,32 +375,36 @@ func DecodeDelta(b []byte) (*Delta, error) {
 		}
 		d.Auth = auth
 	}
-	// Adds are collected in a pooled scratch slice and copied out at their
-	// exact size: their count is only known run by run, and growing
-	// d.Adds by append left half of it as garbage.
-	sp := addBufs.Get().(*[]Add)
-	adds := (*sp)[:0]
+	// The adds' count is only known run by run: the slice is sized from
+	// the bytes the adds read so far take per add, which predicts the
+	// rest of a uniform message (a batch, a transfer's chunk) closely, so
+	// it is allocated about once rather than grown through every doubling
+	// (garbage twice its size) or built in a scratch slice and copied.
+	var adds []Add
 	runs := r.arrayLen("adds", 2)
+	addsAt := r.r.Len()
 	for i := 0; i < runs && r.err == nil; i++ {
 		m := r.arrayLen("add run", 1)
 		if r.err == nil && (m < 4 || (m-1)%3 != 0) {
 			r.fail("add run %d has length %d", i, m)
 		}
+		k := (m - 1) / 3
+		if cap(adds)-len(adds) < k {
+			adds = growAdds(adds, k, addsAt-r.r.Len(), r.r.Len())
+		}
 		g := r.str("add group")
-		for j := 0; j < (m-1)/3 && r.err == nil; j++ {
+		for j := 0; j < k && r.err == nil; j++ {
 			a := Add{Group: g, ID: r.str("add id"), Counter: r.uint("add counter")}
 			a.Meta = RawMeta(r.bytesOrNil("add meta", MaxMetaBytes))
 			adds = append(adds, a)
 		}
 	}
 	if len(adds) > 0 {
-		d.Adds = slices.Clone(adds)
+		if cap(adds) > len(adds)+len(adds)/4+8 {
+			adds = slices.Clone(adds) // overestimated: not kept
+		}
+		d.Adds = adds
 	}
-	clear(adds)
-	if cap(adds) <= maxPooledAdds {
-		*sp = adds[:0]
-	}
-	addBufs.Put(sp)
 	runs = r.arrayLen("removes", 2)
 	for i := 0; i < runs && r.err == nil; i++ {
 		m := r.arrayLen("remove run", 1)

@@ -97,3 +97,22 @@ func TestHashSet(t *testing.T) {
 		s.release()
 	}
 }
+
+// TestGrowAdds: room for at least the run at hand; the rest of the
+// message predicted from the bytes per add so far (with slack); never more
+// adds than the bytes left could hold.
+func TestGrowAdds(t *testing.T) {
+	// First run: no rate known yet, room for the run only.
+	require.Equal(t, 5, cap(growAdds(nil, 5, 0, 1000)))
+	// 10 adds took 120 bytes; 1200 bytes left predict about 100 more.
+	have := make([]Add, 10)
+	got := growAdds(have, 3, 120, 1200)
+	require.Len(t, got, 10)
+	require.GreaterOrEqual(t, cap(got), 10+100)
+	// (Allocation rounds up to a size class: up to an eighth more.)
+	require.LessOrEqual(t, cap(got), (10+100+100/8)*9/8, "more than the prediction and its slack")
+	// A hostile rate (1 byte per add) is capped by what the bytes can hold.
+	got = growAdds(make([]Add, 100), 1, 100, 400)
+	require.LessOrEqual(t, cap(got), (100+400/minAddBytes)*9/8)
+	require.GreaterOrEqual(t, cap(got), 101)
+}
