@@ -37,21 +37,24 @@ type options struct {
 	warmup        int
 	members       int // throughput (a)
 	groups        int
-	single        int // throughput (b), one group
-	transfer      int // transfer: scope size
-	partJoins     int // partition: joins per side
-	fanoutNodes   int // fanout: cluster size
-	fanOut        int // fanout: Config.FanOut compared with the full mesh
-	fanoutJoins   int // fanout: joins, one at a time
-	lan           bool
-	compression   bool
-	logger        *slog.Logger
-	logOut        io.Writer
-	progress      io.Writer
+	single        int  // throughput (b), one group
+	transfer      int  // transfer: scope size
+	partJoins     int  // partition: joins per side
+	fanoutNodes   int  // fanout: cluster size
+	fanOut        int  // fanout: Config.FanOut compared with the full mesh
+	fanoutJoins   int  // fanout: joins, one at a time
+	lan           bool // partition: also with the LAN preset
+	// lanPreset: the other experiments run registry.DefaultConfig (the LAN
+	// preset), not registry.LocalConfig (short timers, for tests).
+	lanPreset   bool
+	compression bool
+	logger      *slog.Logger
+	logOut      io.Writer
+	progress    io.Writer
 }
 
 func (o *options) nodeOpts() nodeOpts {
-	return nodeOpts{logger: o.logger, logOut: o.logOut, compression: o.compression}
+	return nodeOpts{logger: o.logger, logOut: o.logOut, compression: o.compression, lan: o.lanPreset}
 }
 
 func (o *options) logf(format string, args ...any) {

@@ -18,6 +18,10 @@
 //	            this process and then in a child process of its own
 //	partition   {n1,n2} | {n3,n4,n5}, 10k joins on each side, heal; with the
 //	            local preset and with the LAN preset (-lan=false skips it)
+//
+// The other experiments run the LAN preset (registry.DefaultConfig), as a
+// deployment would; -preset=local runs them with the tests' short timers,
+// whose extra background gossip shows in the latency tail.
 package main
 
 import (
@@ -109,6 +113,7 @@ func main() {
 		fanOut     = flag.Int("fanout", 3, "fanout: the Config.FanOut compared with the full mesh")
 		fanJoins   = flag.Int("fanout-joins", 300, "fanout: joins, one at a time")
 		lan        = flag.Bool("lan", true, "partition: also run with the LAN preset (takes ~20-40 s)")
+		preset     = flag.String("preset", "lan", "latency, throughput, transfer and fan-out: node preset, lan (registry.DefaultConfig, as deployed) or local (registry.LocalConfig: the tests' short timers, more background gossip)")
 		quick      = flag.Bool("quick", false, "shrink every size 10x (smoke run)")
 		jsonOut    = flag.Bool("json", false, "also print the results as JSON")
 		verbose    = flag.Bool("v", false, "print node logs (info level) to stderr")
@@ -125,6 +130,14 @@ func main() {
 		partJoins: *partJoins, lan: *lan, compression: *compress,
 		fanoutNodes: *fanNodes, fanOut: *fanOut, fanoutJoins: *fanJoins,
 		logger: slog.New(slog.DiscardHandler), logOut: io.Discard, progress: os.Stderr,
+	}
+	switch *preset {
+	case "lan":
+		o.lanPreset = true
+	case "local":
+	default:
+		fmt.Fprintf(os.Stderr, "roster-bench: -preset must be lan or local, not %q\n", *preset)
+		os.Exit(2)
 	}
 	if *quick {
 		o.shrink(10)
@@ -302,6 +315,11 @@ func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (
 func printMachine(w io.Writer, m Machine, o *options) {
 	fmt.Fprintf(w, "roster-bench: %d nodes in one process, 127.0.0.1, real UDP/TCP sockets (gossip.NetTransport)\n", o.nodes)
 	fmt.Fprintf(w, "machine: %s, NumCPU=%d GOMAXPROCS=%d, %s %s/%s, load average %s\n", orUnknown(m.CPU), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, m.LoadAvg)
+	preset := "LAN (registry.DefaultConfig)"
+	if !o.lanPreset {
+		preset = "local (registry.LocalConfig: the tests' short timers)"
+	}
+	fmt.Fprintf(w, "preset: %s (-preset); partition runs the local preset, then the LAN one (-lan)\n", preset)
 	if o.compression {
 		fmt.Fprintln(w, "memberlist compression: on (-compression)")
 	}
