@@ -266,6 +266,9 @@ type ThroughputResult struct {
 	ReliableSent int64 `json:"reliable_sent"`
 	BytesSent    int64 `json:"bytes_sent"`
 	RepairDeltas int64 `json:"repair_deltas_sent_all_nodes"`
+	// Dropped counts packets every node dropped because its inbox was
+	// full (gossip.Stats.PacketsDropped); anti-entropy repairs them.
+	Dropped int64 `json:"packets_dropped_all_nodes"`
 }
 
 // settle collects the garbage of what ran before (an earlier experiment's
@@ -306,7 +309,8 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	}
 	settle()
 	before := c.nodes[0].Stats()
-	repairBefore := sumRepair(c.nodes)
+	repairBefore := sumStat(c.nodes, repairDeltas)
+	droppedBefore := sumStat(c.nodes, packetsDropped)
 	t0 := time.Now()
 	local, err := fill(ctx, c.nodes[0], "m", n, groups)
 	if err != nil {
@@ -325,7 +329,8 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 		PacketsSent:  after.PacketsSent - before.PacketsSent,
 		ReliableSent: after.ReliableSent - before.ReliableSent,
 		BytesSent:    after.BytesSent - before.BytesSent,
-		RepairDeltas: sumRepair(c.nodes) - repairBefore,
+		RepairDeltas: sumStat(c.nodes, repairDeltas) - repairBefore,
+		Dropped:      sumStat(c.nodes, packetsDropped) - droppedBefore,
 		FD:           c.fd.snapshot(),
 		Foreign:      c.foreign(),
 	}
@@ -339,13 +344,17 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	return res, nil
 }
 
-func sumRepair(rs []*registry.Registry) int64 {
+// sumStat sums one counter over every node.
+func sumStat(rs []*registry.Registry, get func(gossip.Stats) int64) int64 {
 	var s int64
 	for _, r := range rs {
-		s += r.Stats().RepairDeltasSent
+		s += get(r.Stats())
 	}
 	return s
 }
+
+func repairDeltas(s gossip.Stats) int64   { return s.RepairDeltasSent }
+func packetsDropped(s gossip.Stats) int64 { return s.PacketsDropped }
 
 // --- transfer ----------------------------------------------------------------
 

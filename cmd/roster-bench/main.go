@@ -440,7 +440,7 @@ func printFanOut(w io.Writer, rs []*LatencyResult) {
 func printThroughput(w io.Writer, rs []*ThroughputResult) {
 	fmt.Fprintf(w, "\n== throughput: one writer on n1, until all %d other nodes hold every member ==\n", rs[0].Nodes-1)
 	t := &table{}
-	t.add("workload", "replicated", "elapsed", "local only", "pg", "vs pg", "target", "met", "pkts/TCP/MB sent", "resyncs", "FD")
+	t.add("workload", "replicated", "elapsed", "local only", "pg", "vs pg", "target", "met", "pkts/TCP/MB sent", "drops", "resyncs", "FD")
 	for _, r := range rs {
 		met := "no"
 		if r.Rate >= r.TargetRate {
@@ -448,7 +448,7 @@ func printThroughput(w io.Writer, rs []*ThroughputResult) {
 		}
 		t.add(r.Name, fmtRate(r.Rate), r.Elapsed.String(), fmtRate(r.LocalRate), fmtRate(r.PgRate), vsRate(r.Rate, r.PgRate),
 			fmtRate(r.TargetRate), met,
-			fmt.Sprintf("%d/%d/%.1f", r.PacketsSent, r.ReliableSent, float64(r.BytesSent)/1e6), fmt.Sprint(r.Resyncs), r.FD.String())
+			fmt.Sprintf("%d/%d/%.1f", r.PacketsSent, r.ReliableSent, float64(r.BytesSent)/1e6), fmt.Sprint(r.Dropped), fmt.Sprint(r.Resyncs), r.FD.String())
 	}
 	t.print(w)
 	for _, r := range rs {
