@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 
@@ -199,6 +200,7 @@ func EncodeDigest(d Digest) []byte {
 // array length is checked against the bytes left, so hostile lengths cannot
 // make it allocate more than the message itself.
 type reader struct {
+	b   []byte
 	r   *bytes.Reader
 	dec *msgpack.Decoder
 	err error
@@ -208,14 +210,19 @@ func newReader(b []byte) *reader {
 	r := bytes.NewReader(b)
 	dec := msgpack.GetDecoder()
 	dec.Reset(r) // also clears options a previous user of the pool set
-	return &reader{r: r, dec: dec}
+	return &reader{b: b, r: r, dec: dec}
 }
 
 // release returns the reader's decoder to msgpack's pool (which detaches
 // it from the input); the reader must not be used afterwards. Decoded
 // strings and byte slices are copies, so nothing decoded refers to the
-// decoder's buffers.
-func (r *reader) release() { msgpack.PutDecoder(r.dec) }
+// decoder's buffers. A decoder that failed is not pooled: whatever it
+// was reading may have grown its buffers.
+func (r *reader) release() {
+	if r.err == nil {
+		msgpack.PutDecoder(r.dec)
+	}
+}
 
 func (r *reader) fail(format string, args ...any) {
 	if r.err == nil {
@@ -257,11 +264,32 @@ func (r *reader) str(what string) string {
 	if r.err != nil {
 		return ""
 	}
-	v, err := r.dec.DecodeString()
+	v, err := readString(r.dec, r.r, r.b)
 	if err != nil {
 		r.fail("%s: %v", what, err)
 	}
 	return v
+}
+
+// readString reads a msgpack string (or nil, read as "") from dec, which
+// reads r, a reader over b. Its length is checked against the bytes left
+// before anything is allocated: msgpack's DecodeString allocates for the
+// length a header claims, a megabyte at a time, and keeps what it grew in
+// the decoder, so a few bytes claiming gigabytes would make it allocate
+// (and, pooled, hold) that much.
+func readString(dec *msgpack.Decoder, r *bytes.Reader, b []byte) (string, error) {
+	n, err := dec.DecodeBytesLen()
+	switch {
+	case err != nil:
+		return "", err
+	case n <= 0:
+		return "", nil
+	case n > r.Len():
+		return "", fmt.Errorf("string of %d bytes with %d left", n, r.Len())
+	}
+	at := len(b) - r.Len()
+	_, _ = r.Seek(int64(n), io.SeekCurrent)
+	return string(b[at : at+n]), nil
 }
 
 func (r *reader) bytesOrNil(what string, limit int) []byte {
@@ -331,22 +359,28 @@ func MessageKind(b []byte) (Kind, error) {
 // bytes), with an eighth more for slack. An add takes at least minAddBytes,
 // so the estimate never exceeds what the message can hold.
 func growAdds(adds []Add, need, used, left int) []Add {
-	more := need
+	// With nothing read yet, a run's claimed length is no evidence: a
+	// first run reserves at most firstAdds (append grows past it).
+	more := min(need, firstAdds)
 	if len(adds) > 0 && used > 0 {
 		more = max(more, int(int64(left)*int64(len(adds))/int64(used)))
 		more += more / 8
 	}
-	more = min(more, max(need, left/minAddBytes))
+	more = min(more, max(min(need, firstAdds), left/minAddBytes))
 	return slices.Grow(adds, more)
 }
 
-// minAddBytes is the least an encoded add takes: a one-byte id with its
-// header, a counter and an empty metadata.
-const minAddBytes = 4
+// minAddBytes is the least an encoded add takes before it is validated:
+// an empty id, a one-byte counter and no metadata.
+const minAddBytes = 3
+
+// firstAdds bounds what the first run of a delta reserves.
+const firstAdds = 1024
 
 // DecodeDelta decodes and validates a delta. Any malformed, truncated or
 // oversized input returns an error wrapping ErrDecode, ErrUnsupported or
-// ErrInvalidDelta; it never panics and allocates at most about len(b).
+// ErrInvalidDelta; it never panics, and allocates in proportion to len(b)
+// (an add takes at least minAddBytes encoded).
 func DecodeDelta(b []byte) (*Delta, error) {
 	if len(b) > MaxMessageBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
@@ -389,7 +423,7 @@ func DecodeDelta(b []byte) (*Delta, error) {
 			r.fail("add run %d has length %d", i, m)
 		}
 		k := (m - 1) / 3
-		if cap(adds)-len(adds) < k {
+		if r.err == nil && cap(adds)-len(adds) < k {
 			adds = growAdds(adds, k, addsAt-r.r.Len(), r.r.Len())
 		}
 		g := r.str("add group")

@@ -102,8 +102,10 @@ func TestHashSet(t *testing.T) {
 // message predicted from the bytes per add so far (with slack); never more
 // adds than the bytes left could hold.
 func TestGrowAdds(t *testing.T) {
-	// First run: no rate known yet, room for the run only.
+	// First run: no rate known yet, room for the run only, and no more
+	// than firstAdds whatever the run claims.
 	require.Equal(t, 5, cap(growAdds(nil, 5, 0, 1000)))
+	require.LessOrEqual(t, cap(growAdds(nil, 1<<20, 0, 4<<20)), firstAdds*9/8)
 	// 10 adds took 120 bytes; 1200 bytes left predict about 100 more.
 	have := make([]Add, 10)
 	got := growAdds(have, 3, 120, 1200)

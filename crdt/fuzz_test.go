@@ -3,7 +3,10 @@ package crdt
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Fuzz targets for every decoder. The default test run executes them over
@@ -144,4 +147,39 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("accepted non-canonical metadata %x (canonical %x)", b, raw)
 		}
 	})
+}
+
+// TestDecodeHostileLengths: a string header claiming far more bytes than
+// the input holds is rejected before anything is allocated for it.
+// msgpack's own DecodeString allocated a megabyte per such string and kept
+// what it grew in the pooled decoder: 30 deltas of 8 bytes left 800 MiB
+// live.
+func TestDecodeHostileLengths(t *testing.T) {
+	huge := []byte{0xdb, 0x20, 0, 0, 0} // str32 of 512 MiB
+	for _, tc := range []struct {
+		name   string
+		decode func() error
+	}{
+		{"delta replica name", func() error {
+			// (Padded: the 12-field header must fit what is left.)
+			_, err := DecodeDelta(append(append([]byte{0x9c, WireVersion, byte(KindDelta)}, huge...), make([]byte, 12)...))
+			return err
+		}},
+		{"metadata key", func() error {
+			_, err := RawMeta(append([]byte{0x81}, huge...)).Decode()
+			return err
+		}},
+		{"metadata value", func() error {
+			_, err := RawMeta(append([]byte{0x81, 0xa1, 'k'}, huge...)).Decode()
+			return err
+		}},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 50 {
+			require.Error(t, tc.decode(), tc.name)
+		}
+		runtime.ReadMemStats(&after)
+		require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(8<<20), "%s: 50 decodes allocated %d bytes", tc.name, after.TotalAlloc-before.TotalAlloc)
+	}
 }

@@ -92,11 +92,11 @@ func decodeMeta(b []byte) (Meta, error) {
 	m := make(Meta, n)
 	prev := ""
 	for i := 0; i < n; i++ {
-		k, err := dec.DecodeString()
+		k, err := readString(dec, r, b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: key %d: %v", ErrInvalidMeta, i, err)
 		}
-		v, err := dec.DecodeString()
+		v, err := readString(dec, r, b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: value %d: %v", ErrInvalidMeta, i, err)
 		}

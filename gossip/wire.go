@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/vmihailenco/msgpack/v5"
@@ -66,6 +67,7 @@ func (m nodeMeta) serves(scope string) bool {
 // reader decodes positional msgpack with bounds: every array length is
 // checked against the bytes left.
 type reader struct {
+	b   []byte
 	r   *bytes.Reader
 	dec *msgpack.Decoder
 	err error
@@ -75,14 +77,18 @@ func newReader(b []byte) *reader {
 	r := bytes.NewReader(b)
 	dec := msgpack.GetDecoder()
 	dec.Reset(r) // also clears options a previous user of the pool set
-	return &reader{r: r, dec: dec}
+	return &reader{b: b, r: r, dec: dec}
 }
 
 // release returns the reader's decoder to msgpack's pool (which detaches
 // it from the input); the reader must not be used afterwards. Decoded
 // strings and byte slices are copies, so nothing decoded refers to the
-// decoder's buffers.
-func (r *reader) release() { msgpack.PutDecoder(r.dec) }
+// decoder's buffers. A decoder that failed is not pooled.
+func (r *reader) release() {
+	if r.err == nil {
+		msgpack.PutDecoder(r.dec)
+	}
+}
 
 func (r *reader) fail(what string, err error) {
 	if r.err == nil {
@@ -120,7 +126,18 @@ func (r *reader) str(what string) string {
 	if r.err != nil {
 		return ""
 	}
-	v, err := r.dec.DecodeString()
+	// Length checked before anything is allocated (msgpack's DecodeString
+	// allocates for the length a header claims; see crdt's readString).
+	n, err := r.dec.DecodeBytesLen()
+	if err == nil && n > r.r.Len() {
+		err = fmt.Errorf("string of %d bytes with %d left", n, r.r.Len())
+	}
+	var v string
+	if err == nil && n > 0 {
+		at := len(r.b) - r.r.Len()
+		_, _ = r.r.Seek(int64(n), io.SeekCurrent)
+		v = string(r.b[at : at+n])
+	}
 	if err == nil {
 		err = crdt.ValidName(v)
 	}

@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/roster-io/roster/crdt"
@@ -118,4 +119,20 @@ func TestSyncStreamingField(t *testing.T) {
 
 	_, err = decodeMessage(encodeSync("chat", "a", true, []byte{1}, []string{""}))
 	require.ErrorIs(t, err, ErrMessage)
+}
+
+// TestDecodeMessageHostileLengths: a packet whose string header claims far
+// more bytes than it holds is rejected before anything is allocated for it
+// (msgpack's DecodeString allocated a megabyte per try and kept what it
+// grew in the pooled decoder: 40 packets of 8 bytes left 420 MiB live).
+func TestDecodeMessageHostileLengths(t *testing.T) {
+	pkt := []byte{0x94, wireVersion, msgDeltas, 0xdb, 0x20, 0, 0, 0} // scope: str32 of 512 MiB
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 40 {
+		_, err := decodeMessage(pkt)
+		require.ErrorIs(t, err, ErrMessage)
+	}
+	runtime.ReadMemStats(&after)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(8<<20), "40 decodes allocated %d bytes", after.TotalAlloc-before.TotalAlloc)
 }
