@@ -256,6 +256,7 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 		// The session ended while the join was persisted: undo it.
 		_ = r.store.deleteMember(k)
 		_ = r.node.Leave(scope, group, id)
+		r.dropHandle(k)
 		return nil, err
 	}
 	if tie != nil {
@@ -275,9 +276,35 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 
 // JoinWhile is Join for a member tied to ctx: it leaves when ctx is done
 // (e.g. the connection it stands for closes). The Membership can also be
-// left earlier.
+// left earlier, which unties it. A member tied again (JoinWhile with
+// another context) leaves when the first of its contexts ends; joining it
+// again with Join keeps its ties.
 func (r *Registry) JoinWhile(ctx context.Context, scope, group, id string, meta Meta) (*Membership, error) {
 	return r.join(ctx, scope, group, id, meta, ctx)
+}
+
+// leaveTied leaves m's member when a context it is tied to ends, unless m
+// is no longer the key's registered handle: the member was left meanwhile
+// (which stops the ties, but not one already firing), and maybe joined
+// again, which this context must not undo.
+func (r *Registry) leaveTied(m *Membership) {
+	k := m.key
+	kl := r.keyLock(k)
+	kl.Lock()
+	defer kl.Unlock()
+	r.handlesMu.Lock()
+	current := r.handles[k] == m
+	r.handlesMu.Unlock()
+	if !current {
+		return
+	}
+	sc, err := r.check(k.scope)
+	if err == nil {
+		err = r.leaveLocked(sc, k)
+	}
+	if err != nil && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrClosed) {
+		r.log.Warn("leave on context end failed", "scope", k.scope, "group", k.group, "id", k.id, "err", err)
+	}
 }
 
 // tie makes the member leave when ctx is done. The key's handle is
@@ -291,11 +318,7 @@ func (r *Registry) tie(k handleKey, ctx context.Context) *Membership {
 		r.handles[k] = m
 	}
 	r.handlesMu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		if err := m.Leave(context.Background()); err != nil && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrClosed) {
-			r.log.Warn("leave on context end failed", "scope", k.scope, "group", k.group, "id", k.id, "err", err)
-		}
-	})
+	stop := context.AfterFunc(ctx, func() { r.leaveTied(m) })
 	m.mu.Lock()
 	m.stops = append(m.stops, stop)
 	m.mu.Unlock()
@@ -318,6 +341,12 @@ func (r *Registry) Leave(ctx context.Context, scope, group, id string) error {
 	kl := r.keyLock(k)
 	kl.Lock()
 	defer kl.Unlock()
+	return r.leaveLocked(sc, k)
+}
+
+// leaveLocked is Leave with the key's lock held.
+func (r *Registry) leaveLocked(sc *gossip.Scope, k handleKey) error {
+	scope, group, id := k.scope, k.group, k.id
 	if !r.ownsLocal(scope, group, id) {
 		owned := false // by another node, possibly one that is down
 		sc.Read(func(st *crdt.State) { owned = len(st.Holders(group, id)) > 0 })
