@@ -936,10 +936,11 @@ func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 	n.sendReliable(to, msg)
 }
 
-// inboxDepth bounds the roster packets waiting for inboxLoop; more are
-// dropped (and counted), as memberlist drops user messages beyond its
-// HandoffQueueDepth. Anti-entropy repairs what they carried.
-const inboxDepth = 4096
+// inboxDepth bounds the roster packets waiting for inboxLoop, as
+// memberlist's HandoffQueueDepth (1024 by default) bounds its own queue;
+// more are dropped (and counted), and anti-entropy repairs what they
+// carried. At most 64 MiB wait: a UDP packet is at most 64 KiB.
+const inboxDepth = 1024
 
 // inboxLoop handles the roster packets NetTransport delivers (Deliver):
 // one goroutine hop from the socket, where memberlist's own path takes two.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,17 +130,21 @@ func TestUserPayload(t *testing.T) {
 
 // TestDeliverMemberlistFraming: a user message sent by memberlist itself
 // (SendBestEffort, which adds a checksum for peers speaking protocol 5)
-// reaches Deliver's function whole, and memberlist's own traffic still
-// reaches memberlist (the two nodes see each other).
+// reaches Deliver's function whole; a compressed one (memberlist
+// compresses when that makes it smaller) is left to memberlist, which
+// hands it to its delegate; and memberlist's own traffic still reaches
+// memberlist (the two nodes see each other).
 func TestDeliverMemberlistFraming(t *testing.T) {
 	got := make(chan string, 4)
+	viaMemberlist := make(chan string, 4)
 	start := func(name string, deliver bool) *memberlist.Memberlist {
 		tr, err := NewNetTransport("127.0.0.1", 0, nil)
 		require.NoError(t, err)
+		c := memberlist.DefaultLocalConfig()
 		if deliver {
 			tr.Deliver(func(p []byte) { got <- string(p) })
+			c.Delegate = msgDelegate(viaMemberlist)
 		}
-		c := memberlist.DefaultLocalConfig()
 		c.Name, c.Transport, c.LogOutput = name, tr, io.Discard
 		c.BindAddr, c.BindPort, c.AdvertisePort = "127.0.0.1", tr.Port(), tr.Port()
 		ml, err := memberlist.Create(c)
@@ -166,4 +171,24 @@ func TestDeliverMemberlistFraming(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the user message did not reach Deliver")
 	}
+
+	long := strings.Repeat("compressible ", 100)
+	require.NoError(t, a.SendBestEffort(bn, []byte(long)))
+	select {
+	case p := <-viaMemberlist:
+		require.Equal(t, long, p)
+	case p := <-got:
+		t.Fatalf("a compressed packet reached Deliver: %.40q", p)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the compressed user message was lost")
+	}
 }
+
+// msgDelegate is a memberlist delegate that passes user messages on.
+type msgDelegate chan string
+
+func (d msgDelegate) NotifyMsg(b []byte)                  { d <- string(b) }
+func (d msgDelegate) NodeMeta(int) []byte                 { return nil }
+func (d msgDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
+func (d msgDelegate) LocalState(bool) []byte              { return nil }
+func (d msgDelegate) MergeRemoteState(buf []byte, _ bool) {}

@@ -148,6 +148,15 @@ func (r *Registry) Close(ctx context.Context) error {
 		s.timer.Stop()
 	}
 	r.sess.mu.Unlock()
+	// Contexts tied to members are no longer watched: the members leave
+	// with the node.
+	r.handlesMu.Lock()
+	tied := r.handles
+	r.handles = map[handleKey]*Membership{}
+	r.handlesMu.Unlock()
+	for _, m := range tied {
+		m.stopAll()
+	}
 	for _, h := range r.hubs {
 		h.closeAll()
 	}

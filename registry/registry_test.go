@@ -380,7 +380,7 @@ func TestWatchLargeSnapshot(t *testing.T) {
 func TestTiedHandles(t *testing.T) {
 	ctx := context.Background()
 	r := openLocal(t, "a", 1)
-	defer func() { require.NoError(t, r.Close(ctx)) }()
+	defer func() { require.NoError(t, r.Close(ctx)) }() // a second Close is a no-op
 	handles := func() int {
 		r.handlesMu.Lock()
 		defer r.handlesMu.Unlock()
@@ -415,6 +415,17 @@ func TestTiedHandles(t *testing.T) {
 	hangUp2()
 	eventually(t, "u left with its context", func() bool { return membersOf(r, "room") == "p@a,t@a" })
 	eventually(t, "u's handle dropped", func() bool { return handles() == 0 })
+
+	// Close stops watching the contexts of tied members.
+	conn3, hangUp3 := context.WithCancel(ctx)
+	defer hangUp3()
+	v, err := r.JoinWhile(conn3, "chat", "room", "v", nil)
+	require.NoError(t, err)
+	require.NoError(t, r.Close(ctx))
+	require.Equal(t, 0, handles(), "Close kept the tied handles")
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	require.Empty(t, v.stops, "Close left the context watched")
 }
 
 // TestWatchOrderAcrossHandOffs: events reach C exactly once and in order
