@@ -129,7 +129,7 @@ type Node struct {
 	evSig chan struct{}
 
 	jobs chan syncJob
-	// inbox carries roster packets from NetTransport to inboxLoop (nil
+	// inbox carries roster packets from NetTransport to the inbox loop (nil
 	// when memberlist delivers them: another transport, encryption, a
 	// label).
 	inbox chan []byte
@@ -285,7 +285,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		}
 	}
 	if nt, ok := mc.Transport.(*NetTransport); ok && cfg.Transport == nil && mc.Label == "" && len(mc.SecretKey) == 0 && mc.Keyring == nil {
-		// Handled by inboxLoop, not on the read loop: a merge waits for
+		// Handled by the inbox loop, not on the read loop: a merge waits for
 		// the scope's lock (held through a whole transfer), and the read
 		// loop also carries memberlist's probes.
 		n.inbox = make(chan []byte, inboxDepth)
@@ -312,11 +312,11 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	if n.inbox != nil {
 		n.wg.Add(1)
-		go n.inboxLoop()
+		go drain(n, n.inbox, n.handleMessage)
 	}
 	n.wg.Add(3)
 	go n.sendLoop()
-	go n.jobLoop()
+	go drain(n, n.jobs, n.serveSync)
 	go n.controlLoop()
 	if len(n.seedsExceptSelf()) == 0 {
 		for _, name := range n.order {
@@ -936,34 +936,24 @@ func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 	n.sendReliable(to, msg)
 }
 
-// inboxDepth bounds the roster packets waiting for inboxLoop, as
+// inboxDepth bounds the roster packets waiting for the inbox loop, as
 // memberlist's HandoffQueueDepth (1024 by default) bounds its own queue;
 // more are dropped (and counted), and anti-entropy repairs what they
 // carried. At most 64 MiB wait: a UDP packet is at most 64 KiB.
 const inboxDepth = 1024
 
-// inboxLoop handles the roster packets NetTransport delivers (Deliver):
-// one goroutine hop from the socket, where memberlist's own path takes two.
-func (n *Node) inboxLoop() {
+// drain calls fn on everything received from ch until the node stops: the
+// inbox loop (the roster packets NetTransport delivers, one goroutine hop
+// from the socket where memberlist's own path takes two) and the job loop
+// (digests to answer).
+func drain[T any](n *Node, ch <-chan T, fn func(T)) {
 	defer n.wg.Done()
 	for {
 		select {
 		case <-n.stop:
 			return
-		case p := <-n.inbox:
-			n.handleMessage(p)
-		}
-	}
-}
-
-func (n *Node) jobLoop() {
-	defer n.wg.Done()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case j := <-n.jobs:
-			n.serveSync(j)
+		case v := <-ch:
+			fn(v)
 		}
 	}
 }
