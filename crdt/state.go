@@ -572,6 +572,18 @@ func (s *State) Visible(groupName string) int {
 	return 0
 }
 
+// VisibleLen returns the number of visible members, over all groups: the
+// entries held minus those of suspended replicas.
+func (s *State) VisibleLen() int {
+	n := 0
+	for _, sl := range s.slices {
+		if !sl.suspended {
+			n += sl.n
+		}
+	}
+	return n
+}
+
 // Len returns the number of entries held, visible or not.
 func (s *State) Len() int {
 	n := 0

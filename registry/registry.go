@@ -425,6 +425,19 @@ func (r *Registry) read(scope, group string, list func(*crdt.State, string) []cr
 	return out, nil
 }
 
+// Count returns how many members are visible in scope, over all its
+// groups: as many as Members of every group would return together, at the
+// cost of a glance (no member is copied).
+func (r *Registry) Count(scope string) (int, error) {
+	sc, err := r.check(scope)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	sc.Read(func(st *crdt.State) { n = st.VisibleLen() })
+	return n, nil
+}
+
 // Groups returns the scope's groups that have at least one reachable
 // member, sorted. There are no empty groups.
 func (r *Registry) Groups(scope string) ([]string, error) {

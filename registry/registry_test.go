@@ -159,6 +159,9 @@ func TestLoopbackCluster(t *testing.T) {
 	require.ErrorIs(t, a.Leave(ctx, "chat", "room", "bob"), ErrNotOwner)
 	require.ErrorIs(t, a.Leave(ctx, "chat", "room", "nobody"), ErrNotMember)
 	require.Equal(t, "alice@a,alice@b,bob@b", membersOf(a, "room"))
+	requireCount(t, a, 3)
+	_, err = a.Count("nope")
+	require.ErrorIs(t, err, ErrUnknownScope)
 
 	// A member tied to a context leaves when it ends.
 	connCtx, hangUp := context.WithCancel(ctx)
@@ -175,6 +178,7 @@ func TestLoopbackCluster(t *testing.T) {
 	b.node.Crash()
 	eventually(t, "b's members hidden on a", func() bool { return membersOf(a, "room") == "alice@a" })
 	eventually(t, "b's members hidden on c", func() bool { return membersOf(c, "room") == "alice@a" })
+	requireCount(t, a, 1) // hidden members are not counted
 	// Hidden, but still owned by b: not a's to remove.
 	require.ErrorIs(t, a.Leave(ctx, "chat", "room", "bob"), ErrNotOwner)
 	downs := map[string]Reason{}
@@ -539,4 +543,22 @@ func TestSessionUndoDropsTie(t *testing.T) {
 		return
 	}
 	t.Skip("the session never ended during a join")
+}
+
+// requireCount checks Count of scope "chat" against want and against the
+// members of its groups listed one by one.
+func requireCount(t *testing.T, r *Registry, want int) {
+	t.Helper()
+	n, err := r.Count("chat")
+	require.NoError(t, err)
+	require.Equal(t, want, n)
+	groups, err := r.Groups("chat")
+	require.NoError(t, err)
+	listed := 0
+	for _, g := range groups {
+		ms, err := r.Members("chat", g)
+		require.NoError(t, err)
+		listed += len(ms)
+	}
+	require.Equal(t, listed, n, "Count disagrees with the groups' members")
 }

@@ -247,11 +247,14 @@ func pct(ds []time.Duration, q float64) Dur {
 // ThroughputResult: one writer on node 1, until every other node holds
 // every member.
 type ThroughputResult struct {
-	Name         string  `json:"name"`
-	Nodes        int     `json:"nodes"`
-	Members      int     `json:"members"`
-	Groups       int     `json:"groups"`
-	Elapsed      Dur     `json:"elapsed_us"`
+	Name    string `json:"name"`
+	Nodes   int    `json:"nodes"`
+	Members int    `json:"members"`
+	Groups  int    `json:"groups"`
+	Elapsed Dur    `json:"elapsed_us"`
+	// Watched: the other nodes' members were counted by a watch consumer
+	// on each, not by polling Count.
+	Watched      bool    `json:"watched"`
 	Rate         float64 `json:"joins_per_s"`
 	LocalElapsed Dur     `json:"local_elapsed_us"`
 	LocalRate    float64 `json:"local_joins_per_s"`
@@ -292,14 +295,19 @@ func fill(ctx context.Context, r *registry.Registry, prefix string, n, groups in
 	return time.Since(t0), nil
 }
 
-func runThroughput(ctx context.Context, o *options, name string, n, groups int, pgRate float64, factor int) (*ThroughputResult, error) {
+// runThroughput fills node 1 with n members over groups groups and waits
+// until every other node holds them all. Watched, every other node also
+// runs a watch whose consumer counts the events (the members' arrival is
+// then timed by that consumer); else the other nodes' Count is polled:
+// they hold the members, with no consumer doing anything with them.
+func runThroughput(ctx context.Context, o *options, name string, n, groups int, pgRate float64, factor int, watched bool) (*ThroughputResult, error) {
 	c, err := startCluster(ctx, o.nodeOpts(), o.nodes, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
 	var ts []*tracker
-	for i := 1; i < o.nodes; i++ {
+	for i := 1; watched && i < o.nodes; i++ {
 		t, err := c.track(ctx, i)
 		if err != nil {
 			return nil, err
@@ -316,14 +324,19 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	if err != nil {
 		return nil, err
 	}
-	o.logf("%s: %d local joins in %v, waiting for %d nodes", name, n, fmtDur(local), len(ts))
-	last, err := waitReached(ctx, 120*time.Second, ts)
+	o.logf("%s: %d local joins in %v, waiting for %d nodes", name, n, fmtDur(local), o.nodes-1)
+	var last time.Time
+	if watched {
+		last, err = waitReached(ctx, 120*time.Second, ts)
+	} else {
+		last, err = waitHeld(ctx, 120*time.Second, c.nodes[1:], n)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: replication: %w", name, err)
 	}
 	after := c.nodes[0].Stats()
 	res := &ThroughputResult{
-		Name: name, Nodes: o.nodes, Members: n, Groups: groups,
+		Name: name, Nodes: o.nodes, Members: n, Groups: groups, Watched: watched,
 		Elapsed: Dur(last.Sub(t0)), LocalElapsed: Dur(local),
 		PgRate: pgRate, TargetRate: pgRate * float64(factor),
 		PacketsSent:  after.PacketsSent - before.PacketsSent,
@@ -342,6 +355,37 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 		res.OwnerDowns += t.ownerDowns()
 	}
 	return res, nil
+}
+
+// waitHeld polls every node's Count until each holds n members, and
+// returns when the last one first did (to the polling interval, 500 µs).
+func waitHeld(ctx context.Context, timeout time.Duration, rs []*registry.Registry, n int) (time.Time, error) {
+	at := make([]time.Time, len(rs))
+	var last time.Time
+	err := waitFor(ctx, timeout, func() bool {
+		done := true
+		for i, r := range rs {
+			if !at[i].IsZero() {
+				continue
+			}
+			if c, err := r.Count(benchScope); err == nil && c == n {
+				at[i] = time.Now()
+				last = at[i]
+			} else {
+				done = false
+			}
+		}
+		return done
+	})
+	if err != nil {
+		var parts []string
+		for i, r := range rs {
+			c, _ := r.Count(benchScope)
+			parts = append(parts, fmt.Sprintf("n%d=%d/%d", i+2, c, n))
+		}
+		return last, fmt.Errorf("%w (counts %v)", err, parts)
+	}
+	return last, nil
 }
 
 // sumStat sums one counter over every node.

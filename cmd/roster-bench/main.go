@@ -261,15 +261,27 @@ func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (
 		printLatency(w, r)
 	}
 	if run["throughput"] {
-		a, err := runThroughput(ctx, o, fmt.Sprintf("%s members / %s groups", count(o.members), count(o.groups)), o.members, o.groups, pgRateMany, targetManyFactor)
-		if err != nil {
-			return nil, fmt.Errorf("throughput: %w", err)
+		for _, wl := range []struct {
+			name      string
+			n, groups int
+			pgRate    float64
+			factor    int
+		}{
+			{fmt.Sprintf("%s members / %s groups", count(o.members), count(o.groups)), o.members, o.groups, pgRateMany, targetManyFactor},
+			{fmt.Sprintf("%s members / 1 group", count(o.single)), o.single, 1, pgRateOne, targetOneFactor},
+		} {
+			for _, watched := range []bool{false, true} {
+				name := wl.name + ", held"
+				if watched {
+					name = wl.name + ", watched"
+				}
+				r, err := runThroughput(ctx, o, name, wl.n, wl.groups, wl.pgRate, wl.factor, watched)
+				if err != nil {
+					return nil, fmt.Errorf("throughput: %w", err)
+				}
+				res.Throughput = append(res.Throughput, r)
+			}
 		}
-		b, err := runThroughput(ctx, o, fmt.Sprintf("%s members / 1 group", count(o.single)), o.single, 1, pgRateOne, targetOneFactor)
-		if err != nil {
-			return nil, fmt.Errorf("throughput: %w", err)
-		}
-		res.Throughput = []*ThroughputResult{a, b}
 		printThroughput(w, res.Throughput)
 	}
 	if run["transfer"] {
@@ -451,6 +463,8 @@ func printThroughput(w io.Writer, rs []*ThroughputResult) {
 			fmt.Sprintf("%d/%d/%.1f", r.PacketsSent, r.ReliableSent, float64(r.BytesSent)/1e6), fmt.Sprint(r.Dropped), fmt.Sprint(r.Resyncs), r.FD.String())
 	}
 	t.print(w)
+	fmt.Fprintln(w, "  (held: until Count shows every member on every other node, polled every 500 µs; watched: until")
+	fmt.Fprintln(w, "   a watch consumer on each of them has counted every join event, which costs those nodes more)")
 	for _, r := range rs {
 		if r.Foreign > 0 {
 			fmt.Fprintf(w, "  WARNING: %s: %d node(s) from outside this cluster joined it\n", r.Name, r.Foreign)

@@ -59,7 +59,7 @@ func TestQuickRun(t *testing.T) {
 	if l == nil || l.Joins != 50 || l.AllP50 <= 0 || l.AllP50 > l.AllP99 || l.AllP99 > l.AllMax || l.OneP50 <= 0 || l.OneP50 > l.AllP50 {
 		t.Errorf("latency not sane: %+v", l)
 	}
-	if len(res.Throughput) != 2 {
+	if len(res.Throughput) != 4 || res.Throughput[0].Watched || !res.Throughput[1].Watched {
 		t.Fatalf("throughput: %d results", len(res.Throughput))
 	}
 	for _, r := range res.Throughput {
