@@ -19,6 +19,10 @@ type Scope struct {
 	st   *crdt.State
 	sink func(scope string, evs []crdt.Event) // called with mu held; must not block
 	evs  []crdt.Event                         // scratch, reused under mu
+	// quiet: nobody follows the scope's events (SetQuiet); they are
+	// counted in skipped (under mu) instead of collected for the sink.
+	quiet   atomic.Bool
+	skipped uint64
 
 	authIn atomic.Int64 // unix nanos of the last authoritative chunk merged
 	lastIn atomic.Int64 // unix nanos of the last deltas message merged
@@ -150,7 +154,11 @@ func (s *Scope) update(fn func(st *crdt.State, emit crdt.Emit) error) error {
 	defer s.mu.Unlock()
 	clear(s.evs) // left over if an earlier fn panicked
 	s.evs = s.evs[:0]
-	err := fn(s.st, s.collect)
+	emit := crdt.Emit(s.collect)
+	if s.quiet.Load() {
+		emit = s.skip
+	}
+	err := fn(s.st, emit)
 	s.flush()
 	if cap(s.evs) > maxKeptEvents {
 		s.evs = nil // a transfer's worth: not kept for the next update
@@ -180,6 +188,27 @@ func (s *Scope) flush() {
 }
 
 func (s *Scope) collect(e crdt.Event) { s.evs = append(s.evs, e) }
+
+func (s *Scope) skip(crdt.Event) { s.skipped++ }
+
+// SetQuiet says whether anybody follows the scope's events. While quiet,
+// the events of updates are only counted (a scope nobody watches spent a
+// fifth of a replica's merge time building events for a sink that
+// dropped them). Set it to false with the lock held (in Locked), together
+// with whatever starts following, and take the count of the changes
+// missed meanwhile with TakeSkipped.
+func (s *Scope) SetQuiet(quiet bool) { s.quiet.Store(quiet) }
+
+// Quiet reports what SetQuiet last set.
+func (s *Scope) Quiet() bool { return s.quiet.Load() }
+
+// TakeSkipped returns how many events quiet updates counted since the
+// last call, and resets the count. With the lock held (in Locked).
+func (s *Scope) TakeSkipped() uint64 {
+	n := s.skipped
+	s.skipped = 0
+	return n
+}
 
 // behind reports whether a peer's digest shows state this node lacks.
 func behind(peer crdt.Digest, st *crdt.State) bool {

@@ -123,6 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	for s, h := range r.hubs {
 		h.scope, _ = node.Scope(s)
 		h.node.Store(node)
+		h.scope.SetQuiet(true) // no watch yet
 	}
 	if r.disk != nil {
 		if err := r.restore(r.disk); err != nil {

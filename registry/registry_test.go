@@ -562,3 +562,37 @@ func requireCount(t *testing.T, r *Registry, want int) {
 	}
 	require.Equal(t, listed, n, "Count disagrees with the groups' members")
 }
+
+// TestSeqCountsUnwatchedChanges: changes made while nobody watches a scope
+// (its events are then only counted, not built) still take their Seq, so
+// Seq grows by one per change across watches.
+func TestSeqCountsUnwatchedChanges(t *testing.T) {
+	ctx := context.Background()
+	r := openBuffered(t, 64)
+	join := func(ids ...string) {
+		for _, id := range ids {
+			_, err := r.Join(ctx, "chat", "room", id, nil)
+			require.NoError(t, err)
+		}
+	}
+	join("a", "b", "c")
+	require.NoError(t, r.Leave(ctx, "chat", "room", "b"))
+	w, err := r.Watch(ctx, "chat", All())
+	require.NoError(t, err)
+	require.EqualValues(t, 4, w.Seq, "3 joins and a leave before the first watch")
+	join("d")
+	e := nextEvent(t, w)
+	require.EqualValues(t, 5, e.Seq)
+	w.Close()
+	for range w.C {
+	}
+	require.Eventually(t, func() bool { return r.hubs["chat"].scope.Quiet() }, wait, time.Millisecond, "the scope stayed loud with no watch")
+	join("e", "f")
+	w2, err := r.Watch(ctx, "chat", All())
+	require.NoError(t, err)
+	defer w2.Close()
+	require.EqualValues(t, 7, w2.Seq)
+	require.Equal(t, "a@n1,c@n1,d@n1,e@n1,f@n1", ids(w2.Snapshot))
+	join("g")
+	require.EqualValues(t, 8, nextEvent(t, w2).Seq)
+}

@@ -309,6 +309,9 @@ func (s Selector) count(evs []crdt.Event) int {
 func (h *hub) remove(w *Watch) {
 	h.mu.Lock()
 	delete(h.ws, w)
+	if len(h.ws) == 0 {
+		h.scope.SetQuiet(true)
+	}
 	h.mu.Unlock()
 }
 
@@ -425,12 +428,15 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 	h.scope.Locked(func(st *crdt.State) {
 		w.Snapshot = h.snapshot(st, sel)
 		w.held.Store(int64(len(w.Snapshot)))
-		w.Seq = h.seq
 		h.mu.Lock()
+		// The changes made while nobody watched were only counted.
+		h.seq += h.scope.TakeSkipped()
+		w.Seq = h.seq
 		if h.ws == nil {
 			h.ws = map[*Watch]struct{}{}
 		}
 		h.ws[w] = struct{}{}
+		h.scope.SetQuiet(false)
 		h.mu.Unlock()
 	})
 	stop := context.AfterFunc(ctx, w.Close)
