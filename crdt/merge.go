@@ -355,6 +355,7 @@ func (s *State) Suspend(r ReplicaID, emit Emit) error {
 	for g, set := range sl.groups {
 		g.visible -= set.len()
 	}
+	s.changes += uint64(sl.n)
 	if emit != nil {
 		for _, x := range sl.sorted() {
 			emit(Event{Kind: EventLeave, Cause: CauseSuspended, Group: x.g.name, ID: x.id, Owner: r, Meta: x.e.meta})
@@ -382,6 +383,7 @@ func (s *State) Resume(r ReplicaID, emit Emit) error {
 	for g, set := range sl.groups {
 		g.visible += set.len()
 	}
+	s.changes += uint64(sl.n)
 	if emit != nil {
 		for _, x := range sl.sorted() {
 			emit(Event{Kind: EventJoin, Cause: CauseResumed, Group: x.g.name, ID: x.id, Owner: r, Meta: x.e.meta})

@@ -389,37 +389,51 @@ func TestPropSupersededNeverResurrects(t *testing.T) {
 
 // TestPropLifecycleEvents: merges interleaved with suspend, resume, forget,
 // readmit and supersede; events always replay to the visible membership, and
-// suspended or forgotten replicas are never visible.
+// suspended or forgotten replicas are never visible. Changes counts every
+// event, and the same when the events are not asked for (nil Emit).
 func TestPropLifecycleEvents(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		owners, deltas := ownerHistory(t)
 		obs := mustNew(t, "obs", 1, DefaultOptions())
+		quiet := mustNew(t, "obs", 1, DefaultOptions()) // the same, with nil Emit
 		m := model{}
+		emitted := uint64(0)
+		emit := func() Emit {
+			apply := m.emit(t)
+			return func(e Event) { emitted++; apply(e) }
+		}
 		steps := rapid.IntRange(0, 60).Draw(t, "steps")
 		for s := 0; s < steps; s++ {
 			o := owners[rapid.IntRange(0, len(owners)-1).Draw(t, "owner")]
 			r := o.Local()
-			var err error
+			var err, qerr error
 			switch rapid.IntRange(0, 7).Draw(t, "action") {
 			case 0, 1, 2:
 				if len(deltas) > 0 {
-					_, err = obs.Merge(deltas[rapid.IntRange(0, len(deltas)-1).Draw(t, "delta")], m.emit(t))
+					d := deltas[rapid.IntRange(0, len(deltas)-1).Draw(t, "delta")]
+					_, err = obs.Merge(d, emit())
+					_, qerr = quiet.Merge(d, nil)
 				}
 			case 3:
-				err = obs.Suspend(r, m.emit(t))
+				err, qerr = obs.Suspend(r, emit()), quiet.Suspend(r, nil)
 			case 4:
-				err = obs.Resume(r, m.emit(t))
+				err, qerr = obs.Resume(r, emit()), quiet.Resume(r, nil)
 			case 5:
-				err = obs.Forget(r, m.emit(t))
+				err, qerr = obs.Forget(r, emit()), quiet.Forget(r, nil)
 			case 6:
 				obs.Readmit(r)
+				quiet.Readmit(r)
 			case 7:
 				if rapid.IntRange(0, 3).Draw(t, "supersede") == 0 {
-					err = obs.Supersede(r.Name, r.Incarnation+1, m.emit(t))
+					err = obs.Supersede(r.Name, r.Incarnation+1, emit())
+					qerr = quiet.Supersede(r.Name, r.Incarnation+1, nil)
 				}
 			}
-			if err != nil {
-				t.Fatal(err)
+			if err != nil || qerr != nil {
+				t.Fatal(err, qerr)
+			}
+			if obs.Changes() != emitted || quiet.Changes() != emitted {
+				t.Fatalf("%d events emitted, Changes %d (%d without an Emit)", emitted, obs.Changes(), quiet.Changes())
 			}
 			if !equalModels(m, visible(obs)) {
 				t.Fatalf("events replay to %v, state shows %v", m, visible(obs))

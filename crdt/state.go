@@ -151,7 +151,13 @@ type State struct {
 	suspended map[ReplicaID]bool
 	xfers     uint64   // authoritative transfers started here
 	pend      []logRec // scratch: the log records of the merge under way
+	changes   uint64   // events produced, emitted or not (Changes)
 }
+
+// Changes returns how many events the state has produced since New: the
+// events an Emit would have received had every call passed one. A caller
+// that passes nil (nobody follows the events) can still number them.
+func (s *State) Changes() uint64 { return s.changes }
 
 // New returns an empty State for the local replica.
 func New(local ReplicaID, opts Options) (*State, error) {
@@ -247,14 +253,18 @@ func (s *State) setFor(sl *slice, g *group, run int) *memberSet {
 // if had).
 func (s *State) added(sl *slice, g *group, id string, e, old entry, had bool, cause Cause, emit Emit) {
 	if had {
-		if emit != nil && !sl.suspended && old.meta != e.meta {
-			emit(Event{Kind: EventUpdate, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
+		if !sl.suspended && old.meta != e.meta {
+			s.changes++
+			if emit != nil {
+				emit(Event{Kind: EventUpdate, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
+			}
 		}
 		return
 	}
 	sl.n++
 	if !sl.suspended {
 		g.visible++
+		s.changes++
 		if emit != nil {
 			emit(Event{Kind: EventJoin, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: e.meta})
 		}
@@ -278,6 +288,7 @@ func (s *State) del(sl *slice, g *group, id string, cause Cause, emit Emit) {
 	}
 	if !sl.suspended {
 		g.visible--
+		s.changes++
 		if emit != nil {
 			emit(Event{Kind: EventLeave, Cause: cause, Group: g.name, ID: id, Owner: sl.id, Meta: old.meta})
 		}

@@ -682,8 +682,11 @@ func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta) {
 				continue
 			}
 			// A chunk's events are collected at once: size for them
-			// rather than grow through every doubling.
-			sc.evs = slices.Grow(sc.evs, len(d.Adds)+len(d.Removes))
+			// rather than grow through every doubling (unless nobody
+			// watches: then none are).
+			if !sc.quiet.Load() {
+				sc.evs = slices.Grow(sc.evs, len(d.Adds)+len(d.Removes))
+			}
 			out = append(out, n.mergeLocked(sc, st, d, emit))
 			if len(sc.evs) >= flushAt {
 				sc.flush()

@@ -154,11 +154,15 @@ func (s *Scope) update(fn func(st *crdt.State, emit crdt.Emit) error) error {
 	defer s.mu.Unlock()
 	clear(s.evs) // left over if an earlier fn panicked
 	s.evs = s.evs[:0]
-	emit := crdt.Emit(s.collect)
+	var err error
 	if s.quiet.Load() {
-		emit = s.skip
+		// No events are built: the state counts them.
+		before := s.st.Changes()
+		err = fn(s.st, nil)
+		s.skipped += s.st.Changes() - before
+	} else {
+		err = fn(s.st, s.collect)
 	}
-	err := fn(s.st, emit)
 	s.flush()
 	if cap(s.evs) > maxKeptEvents {
 		s.evs = nil // a transfer's worth: not kept for the next update
@@ -189,12 +193,10 @@ func (s *Scope) flush() {
 
 func (s *Scope) collect(e crdt.Event) { s.evs = append(s.evs, e) }
 
-func (s *Scope) skip(crdt.Event) { s.skipped++ }
-
 // SetQuiet says whether anybody follows the scope's events. While quiet,
-// the events of updates are only counted (a scope nobody watches spent a
-// fifth of a replica's merge time building events for a sink that
-// dropped them). Set it to false with the lock held (in Locked), together
+// updates build no events, only count them (crdt.State.Changes): a scope
+// nobody watches spent a fifth of a replica's merge time building events
+// for a sink that dropped them. Set it to false with the lock held (in Locked), together
 // with whatever starts following, and take the count of the changes
 // missed meanwhile with TakeSkipped.
 func (s *Scope) SetQuiet(quiet bool) { s.quiet.Store(quiet) }
