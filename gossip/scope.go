@@ -19,8 +19,8 @@ type Scope struct {
 	st   *crdt.State
 	sink func(scope string, evs []crdt.Event) // called with mu held; must not block
 	evs  []crdt.Event                         // scratch, reused under mu
-	// quiet: nobody follows the scope's events (SetQuiet); they are
-	// counted in skipped (under mu) instead of collected for the sink.
+	// quiet: nobody follows the scope's events (SetQuiet); updates only
+	// add how many they made to skipped (under mu).
 	quiet   atomic.Bool
 	skipped uint64
 
@@ -196,9 +196,9 @@ func (s *Scope) collect(e crdt.Event) { s.evs = append(s.evs, e) }
 // SetQuiet says whether anybody follows the scope's events. While quiet,
 // updates build no events, only count them (crdt.State.Changes): a scope
 // nobody watches spent a fifth of a replica's merge time building events
-// for a sink that dropped them. Set it to false with the lock held (in Locked), together
-// with whatever starts following, and take the count of the changes
-// missed meanwhile with TakeSkipped.
+// for a sink that dropped them. Set it to false with the lock held (in
+// Locked), together with whatever starts following, and take the count of
+// the changes missed meanwhile with TakeSkipped.
 func (s *Scope) SetQuiet(quiet bool) { s.quiet.Store(quiet) }
 
 // Quiet reports what SetQuiet last set.
