@@ -289,13 +289,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		// the scope's lock (held through a whole transfer), and the read
 		// loop also carries memberlist's probes.
 		n.inbox = make(chan []byte, inboxDepth)
-		nt.Deliver(func(p []byte) {
-			select {
-			case n.inbox <- p:
-			default:
-				n.stats.packetsDropped.Add(1)
-			}
-		})
+		nt.Deliver(n.deliver)
 	}
 	ml, err := memberlist.Create(&mc)
 	if err != nil {
@@ -944,6 +938,16 @@ func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 // more are dropped (and counted), and anti-entropy repairs what they
 // carried. At most 64 MiB wait: a UDP packet is at most 64 KiB.
 const inboxDepth = 1024
+
+// deliver queues a packet NetTransport hands over for the inbox loop, or
+// drops (and counts) it if the inbox is full. It never blocks.
+func (n *Node) deliver(p []byte) {
+	select {
+	case n.inbox <- p:
+	default:
+		n.stats.packetsDropped.Add(1)
+	}
+}
 
 // drain calls fn on everything received from ch until the node stops: the
 // inbox loop (the roster packets NetTransport delivers, one goroutine hop

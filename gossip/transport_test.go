@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"hash/crc32"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/roster-io/roster/crdt"
 	"github.com/stretchr/testify/require"
 )
 
@@ -192,3 +194,30 @@ func (d msgDelegate) NodeMeta(int) []byte                 { return nil }
 func (d msgDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
 func (d msgDelegate) LocalState(bool) []byte              { return nil }
 func (d msgDelegate) MergeRemoteState(buf []byte, _ bool) {}
+
+// TestInboxDrops: with the inbox loop stuck behind a merge (the scope's
+// lock is held), packets fill the inbox and the rest are dropped and
+// counted, never blocking the caller (the socket's read loop); once the
+// lock is free every queued packet is handled.
+func TestInboxDrops(t *testing.T) {
+	cfg := DefaultLocalConfig("dst")
+	cfg.Incarnation = 1
+	n, err := New(cfg, nil)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, n.Close(context.Background())) }()
+	require.NotNil(t, n.inbox, "a node on NetTransport without encryption has an inbox")
+
+	src := filledSource(t, 3, 1, "m")
+	pkt := encodeDeltas("default", nil, [][]byte{crdt.EncodeDelta(src.Snapshot(0)[0])})
+	release, locked := make(chan struct{}), make(chan struct{})
+	go n.scopes["default"].Locked(func(*crdt.State) { close(locked); <-release })
+	<-locked
+	const sent = inboxDepth + 10
+	for range sent {
+		n.deliver(pkt)
+	}
+	dropped := n.Stats().PacketsDropped
+	require.True(t, dropped == 9 || dropped == 10, "%d dropped: the inbox holds %d, and the loop holds at most one", dropped, inboxDepth)
+	close(release)
+	require.Eventually(t, func() bool { return n.Stats().DeltasReceived+n.Stats().PacketsDropped == sent }, 10*time.Second, time.Millisecond)
+}
