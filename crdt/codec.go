@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 
+	"github.com/roster-io/roster/internal/bounded"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -264,32 +264,11 @@ func (r *reader) str(what string) string {
 	if r.err != nil {
 		return ""
 	}
-	v, err := readString(r.dec, r.r, r.b)
+	v, err := bounded.String(r.dec, r.r, r.b)
 	if err != nil {
 		r.fail("%s: %v", what, err)
 	}
 	return v
-}
-
-// readString reads a msgpack string (or nil, read as "") from dec, which
-// reads r, a reader over b. Its length is checked against the bytes left
-// before anything is allocated: msgpack's DecodeString allocates for the
-// length a header claims, a megabyte at a time, and keeps what it grew in
-// the decoder, so a few bytes claiming gigabytes would make it allocate
-// (and, pooled, hold) that much.
-func readString(dec *msgpack.Decoder, r *bytes.Reader, b []byte) (string, error) {
-	n, err := dec.DecodeBytesLen()
-	switch {
-	case err != nil:
-		return "", err
-	case n <= 0:
-		return "", nil
-	case n > r.Len():
-		return "", fmt.Errorf("string of %d bytes with %d left", n, r.Len())
-	}
-	at := len(b) - r.Len()
-	_, _ = r.Seek(int64(n), io.SeekCurrent)
-	return string(b[at : at+n]), nil
 }
 
 func (r *reader) bytesOrNil(what string, limit int) []byte {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/roster-io/roster/internal/bounded"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -92,11 +93,11 @@ func decodeMeta(b []byte) (Meta, error) {
 	m := make(Meta, n)
 	prev := ""
 	for i := 0; i < n; i++ {
-		k, err := readString(dec, r, b)
+		k, err := bounded.String(dec, r, b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: key %d: %v", ErrInvalidMeta, i, err)
 		}
-		v, err := readString(dec, r, b)
+		v, err := bounded.String(dec, r, b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: value %d: %v", ErrInvalidMeta, i, err)
 		}

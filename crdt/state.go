@@ -378,7 +378,8 @@ func (s *State) JoinRaw(groupName, id string, raw RawMeta, emit Emit) (*Delta, e
 		}
 		d.Ctx = d.ctx[:1]
 	}
-	if e := (entry{counter: c, meta: raw}); had {
+	e := entry{counter: c, meta: raw}
+	if had {
 		s.put(s.local, g, id, e, CauseLocal, emit)
 	} else {
 		s.insert(s.local, g, id, e, 0, CauseLocal, emit) // looked up above

@@ -3,9 +3,9 @@ package gossip
 import (
 	"bytes"
 	"fmt"
-	"io"
 
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/internal/bounded"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -126,18 +126,7 @@ func (r *reader) str(what string) string {
 	if r.err != nil {
 		return ""
 	}
-	// Length checked before anything is allocated (msgpack's DecodeString
-	// allocates for the length a header claims; see crdt's readString).
-	n, err := r.dec.DecodeBytesLen()
-	if err == nil && n > r.r.Len() {
-		err = fmt.Errorf("string of %d bytes with %d left", n, r.r.Len())
-	}
-	var v string
-	if err == nil && n > 0 {
-		at := len(r.b) - r.r.Len()
-		_, _ = r.r.Seek(int64(n), io.SeekCurrent)
-		v = string(r.b[at : at+n])
-	}
+	v, err := bounded.String(r.dec, r.r, r.b)
 	if err == nil {
 		err = crdt.ValidName(v)
 	}
