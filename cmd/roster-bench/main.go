@@ -13,7 +13,9 @@
 //	latency     join on node 1 → join event on the watchers of all other
 //	            nodes, one join at a time
 //	throughput  one writer on node 1 until every other node holds every
-//	            member: 100k members over 1,000 groups, and 10k in one group
+//	            member: 100k members over 1,000 groups, and 10k in one group;
+//	            each twice, held (Count polled) and watched (a watch
+//	            consumer on every other node counts the join events)
 //	transfer    a fresh node joins a cluster holding a 100k-member scope, in
 //	            this process and then in a child process of its own
 //	partition   {n1,n2} | {n3,n4,n5}, 10k joins on each side, heal; with the
