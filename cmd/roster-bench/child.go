@@ -36,6 +36,7 @@ type freshNodeSpec struct {
 
 type freshNodeResult struct {
 	Open    Dur    `json:"open_us"`
+	Held    Dur    `json:"held_us"`
 	Elapsed Dur    `json:"elapsed_us"`
 	Resyncs int    `json:"resyncs"`
 	Err     string `json:"error,omitempty"`
@@ -86,6 +87,7 @@ func openFresh(ctx context.Context, open func() (*registry.Registry, error), nod
 		return res, nil, err
 	}
 	res.Open = Dur(time.Since(t0))
+	held := pollHeld(ctx, r, members)
 	t, err := newTracker(ctx, r, node)
 	if err != nil {
 		_ = r.Close(ctx)
@@ -105,7 +107,37 @@ func openFresh(ctx context.Context, open func() (*registry.Registry, error), nod
 	}
 	res.Elapsed = Dur(last.Sub(t0))
 	_, _, res.Resyncs = t.snapshot()
+	select {
+	case at := <-held:
+		res.Held = Dur(at.Sub(t0))
+	case <-time.After(5 * time.Second):
+		_ = stop()
+		return res, nil, errors.New("the watch saw every member but Count never did")
+	}
 	return res, stop, nil
+}
+
+// pollHeld polls r's Count every 200 µs and sends when it first shows
+// members members (the node holds them all, whether or not anybody has
+// been told yet).
+func pollHeld(ctx context.Context, r *registry.Registry, members int) <-chan time.Time {
+	at := make(chan time.Time, 1)
+	go func() {
+		tick := time.NewTicker(200 * time.Microsecond)
+		defer tick.Stop()
+		for {
+			if n, err := r.Count(benchScope); err == nil && n == members {
+				at <- time.Now()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return at
 }
 
 // freshProcess runs the fresh node of the transfer experiment in a child

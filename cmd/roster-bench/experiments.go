@@ -410,7 +410,9 @@ type TransferResult struct {
 	Nodes      int  `json:"nodes_before"`
 	Members    int  `json:"members"`
 	Groups     int  `json:"groups"`
-	// Elapsed: from Open until the new node shows every member.
+	// Held: from Open until the new node's Count shows every member.
+	Held Dur `json:"held_us"`
+	// Elapsed: from Open until a watch on the new node has every member.
 	Elapsed Dur `json:"elapsed_us"`
 	// Open: the Open call alone.
 	Open Dur `json:"open_us"`
@@ -494,7 +496,7 @@ func freshTransfer(ctx context.Context, o *options, c *cluster, size int, proces
 	if err != nil {
 		return nil, fmt.Errorf("transfer: new node: %w", err)
 	}
-	res.Elapsed, res.Open, res.Resyncs = fr.Elapsed, fr.Open, fr.Resyncs
+	res.Elapsed, res.Held, res.Open, res.Resyncs = fr.Elapsed, fr.Held, fr.Open, fr.Resyncs
 	// Let in-flight repairs finish before counting what was sent.
 	time.Sleep(300 * time.Millisecond)
 	for i, r := range c.nodes[:size] {

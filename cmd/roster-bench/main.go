@@ -484,7 +484,8 @@ func printTransfer(w io.Writer, rs []*TransferResult) {
 		if r.OwnProcess {
 			where = "own process"
 		}
-		t.add(where+": Open → all members visible", r.Elapsed.String(), fmtDur(pgTransfer), vsTime(time.Duration(r.Elapsed), pgTransfer))
+		t.add(where+": Open → all members held (Count)", r.Held.String(), fmtDur(pgTransfer), vsTime(time.Duration(r.Held), pgTransfer))
+		t.add(where+": Open → all members seen by a watch", r.Elapsed.String(), fmtDur(pgTransfer), vsTime(time.Duration(r.Elapsed), pgTransfer))
 		t.add(where+": Open call alone", r.Open.String(), "", "")
 		t.add(where+": repair sent by old nodes", fmt.Sprintf("%d deltas, %.1f MB from %d node(s)", r.RepairDeltas, float64(r.RepairBytes)/1e6, r.Senders), "", "")
 		t.add(where+": watch resyncs", fmt.Sprint(r.Resyncs), "", "")

@@ -71,7 +71,7 @@ func TestQuickRun(t *testing.T) {
 		t.Fatalf("transfer: %+v", res.Transfer)
 	}
 	for _, tr := range res.Transfer {
-		if tr.Elapsed <= 0 || tr.Open <= 0 || tr.Open > tr.Elapsed || tr.Members != 500 || tr.RepairDeltas == 0 {
+		if tr.Elapsed <= 0 || tr.Open <= 0 || tr.Open > tr.Elapsed || tr.Held < tr.Open || tr.Members != 500 || tr.RepairDeltas == 0 {
 			t.Errorf("transfer not sane: %+v", tr)
 		}
 	}
