@@ -56,6 +56,17 @@ type Config struct {
 	// memberlist's keyring (AES-GCM).
 	SecretKey []byte
 
+	// Cluster names the cluster: nodes of differently named clusters
+	// ignore each other even when one reaches the other's address. It is
+	// memberlist's Label, carried by every packet and stream; memberlist
+	// drops those with another label. Without it, a node retrying a dead
+	// peer's address joins whatever cluster listens there now (an address
+	// another deployment was given since, a port another test took). At
+	// most 255 bytes; empty (the default) names none, and such a node
+	// talks only to nodes without a name. Every node of a cluster needs
+	// the same name.
+	Cluster string
+
 	// Transport replaces the UDP/TCP transport (tests use memnet). Nil
 	// means real sockets through NetTransport, bound to BindAddr:BindPort.
 	Transport memberlist.NodeAwareTransport
@@ -256,6 +267,10 @@ func (c *Config) validate() error {
 		return bad("ChunkBytes must be at least 1024")
 	case len(c.SecretKey) != 0 && len(c.SecretKey) != 16 && len(c.SecretKey) != 24 && len(c.SecretKey) != 32:
 		return bad("SecretKey must be 16, 24 or 32 bytes")
+	case len(c.Cluster) > 255:
+		return bad("Cluster must be at most 255 bytes, not %d", len(c.Cluster))
+	case c.Cluster != "" && c.Memberlist != nil && c.Memberlist.Label != "" && c.Memberlist.Label != c.Cluster:
+		return bad("Cluster %q and Memberlist.Label %q differ (Cluster sets the label)", c.Cluster, c.Memberlist.Label)
 	}
 	if _, err := encodeNodeMeta(c.Incarnation, c.Scopes, 512); err != nil {
 		return bad("%v", err)

@@ -130,8 +130,7 @@ type Node struct {
 
 	jobs chan syncJob
 	// inbox carries roster packets from NetTransport to the inbox loop (nil
-	// when memberlist delivers them: another transport, encryption, a
-	// label).
+	// when memberlist delivers them: another transport, encryption).
 	inbox chan []byte
 
 	servedMu sync.Mutex
@@ -270,6 +269,9 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	if len(cfg.SecretKey) > 0 {
 		mc.SecretKey = cfg.SecretKey
 	}
+	if cfg.Cluster != "" {
+		mc.Label = cfg.Cluster
+	}
 	// The piggyback queue exists before memberlist starts: its gossip loop
 	// asks for broadcasts from the start.
 	var started atomic.Pointer[memberlist.Memberlist]
@@ -284,12 +286,12 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 			RetransmitMult: mc.RetransmitMult,
 		}
 	}
-	if nt, ok := mc.Transport.(*NetTransport); ok && cfg.Transport == nil && mc.Label == "" && len(mc.SecretKey) == 0 && mc.Keyring == nil {
+	if nt, ok := mc.Transport.(*NetTransport); ok && cfg.Transport == nil && len(mc.SecretKey) == 0 && mc.Keyring == nil && !mc.SkipInboundLabelCheck {
 		// Handled by the inbox loop, not on the read loop: a merge waits for
 		// the scope's lock (held through a whole transfer), and the read
 		// loop also carries memberlist's probes.
 		n.inbox = make(chan []byte, inboxDepth)
-		nt.Deliver(n.deliver)
+		nt.Deliver(mc.Label, n.deliver)
 	}
 	ml, err := memberlist.Create(&mc)
 	if err != nil {

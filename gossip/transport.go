@@ -37,7 +37,7 @@ type NetTransport struct {
 	// direct, when set, takes the payload of every packet that carries a
 	// plain memberlist user message (see userPayload) on the read loop
 	// instead of queueing the packet for memberlist.
-	direct atomic.Pointer[func([]byte)]
+	direct atomic.Pointer[delivery]
 }
 
 var _ memberlist.NodeAwareTransport = (*NetTransport)(nil)
@@ -215,9 +215,9 @@ func (t *NetTransport) readLoop() {
 		}
 		pkt := make([]byte, n)
 		copy(pkt, buf[:n])
-		if f := t.direct.Load(); f != nil {
-			if payload, ok := userPayload(pkt); ok {
-				(*f)(payload)
+		if d := t.direct.Load(); d != nil {
+			if payload, ok := userPayload(pkt, d.label); ok {
+				d.fn(payload)
 				continue
 			}
 		}
@@ -231,31 +231,51 @@ func (t *NetTransport) readLoop() {
 }
 
 // Deliver hands the payload of every received packet that carries a plain
-// memberlist user message to fn, called on the transport's read loop,
-// instead of passing the packet through memberlist. memberlist hands user
-// messages from its packet loop to a queue that a third goroutine drains
-// (and drops them when HandoffQueueDepth are waiting); the node queues
-// roster's packets, one per replicated operation, for a goroutine of its
-// own instead: one hop less. Only for a memberlist with neither encryption
-// nor a label: their packets are not plain, and are left to memberlist. fn
-// must not block: it delays every packet behind it, memberlist's probes
-// included.
-func (t *NetTransport) Deliver(fn func(payload []byte)) { t.direct.Store(&fn) }
+// memberlist user message, labelled with label (memberlist's Label; ""
+// for none), to fn, called on the transport's read loop, instead of
+// passing the packet through memberlist. memberlist hands user messages
+// from its packet loop to a queue that a third goroutine drains (and drops
+// them when HandoffQueueDepth are waiting); the node queues roster's
+// packets, one per replicated operation, for a goroutine of its own
+// instead: one hop less. Only for a memberlist without encryption: its
+// packets are not plain, and are left to memberlist. fn must not block: it
+// delays every packet behind it, memberlist's probes included.
+func (t *NetTransport) Deliver(label string, fn func(payload []byte)) {
+	t.direct.Store(&delivery{label: label, fn: fn})
+}
 
-// memberlist's packet framing (its net.go, protocol versions 2 to 5): a
-// message type byte, optionally preceded by a CRC header: hasCrcMsg, then
-// the big-endian CRC-32 (IEEE) of the rest. TestDeliverMemberlistFraming
-// checks these against memberlist itself.
+type delivery struct {
+	label string
+	fn    func([]byte)
+}
+
+// memberlist's packet framing (its net.go and label.go, protocol versions
+// 2 to 5): a label header when a label is set (hasLabelMsg, the label's
+// length in a byte, the label), then a message type byte, optionally
+// preceded by a CRC header (hasCrcMsg, then the big-endian CRC-32 (IEEE)
+// of the rest). TestDeliverMemberlistFraming checks these against
+// memberlist itself.
 const (
-	mlUserMsg   = 8  // userMsg
-	mlHasCrcMsg = 12 // hasCrcMsg
+	mlUserMsg     = 8   // userMsg
+	mlHasCrcMsg   = 12  // hasCrcMsg
+	mlHasLabelMsg = 244 // hasLabelMsg
 )
 
-// userPayload returns the user message a packet carries, if it is one with
-// a valid checksum or none. Anything else (memberlist's own messages,
-// compressed or compound packets, a bad checksum) is memberlist's to
-// handle, or to log and drop.
-func userPayload(b []byte) ([]byte, bool) {
+// userPayload returns the user message a packet carries, if it is one
+// labelled label (none when label is "") with a valid checksum or none.
+// Anything else (memberlist's own messages, compressed or compound
+// packets, another label, a bad checksum) is memberlist's to handle, or
+// to log and drop.
+func userPayload(b []byte, label string) ([]byte, bool) {
+	if len(b) >= 2 && b[0] == mlHasLabelMsg {
+		n := int(b[1])
+		if label == "" || len(b) < 2+n || string(b[2:2+n]) != label {
+			return nil, false
+		}
+		b = b[2+n:]
+	} else if label != "" {
+		return nil, false
+	}
 	if len(b) >= 5 && b[0] == mlHasCrcMsg {
 		if crc32.ChecksumIEEE(b[5:]) != binary.BigEndian.Uint32(b[1:5]) {
 			return nil, false

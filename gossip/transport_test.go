@@ -98,8 +98,9 @@ func recvPacket(t *testing.T, tr *NetTransport) *memberlist.Packet {
 	}
 }
 
-// TestUserPayload: plain and checksummed user messages are recognised;
-// anything else, a bad checksum included, is left to memberlist.
+// TestUserPayload: plain and checksummed user messages are recognised,
+// with the node's label or without one when it has none; anything else, a
+// bad checksum or another label included, is left to memberlist.
 func TestUserPayload(t *testing.T) {
 	withCRC := func(b []byte) []byte {
 		h := make([]byte, 5, 5+len(b))
@@ -107,24 +108,35 @@ func TestUserPayload(t *testing.T) {
 		binary.BigEndian.PutUint32(h[1:], crc32.ChecksumIEEE(b))
 		return append(h, b...)
 	}
+	labelled := func(label string, b []byte) []byte {
+		return append(append([]byte{mlHasLabelMsg, byte(len(label))}, label...), b...)
+	}
 	user := append([]byte{mlUserMsg}, "hello"...)
 	for _, tc := range []struct {
-		name string
-		pkt  []byte
-		want string
-		ok   bool
+		name  string
+		label string
+		pkt   []byte
+		want  string
+		ok    bool
 	}{
-		{"plain user message", user, "hello", true},
-		{"checksummed user message", withCRC(user), "hello", true},
-		{"empty user message", []byte{mlUserMsg}, "", true},
-		{"bad checksum", func() []byte { b := withCRC(user); b[len(b)-1]++; return b }(), "", false},
-		{"ping", []byte{0, 1, 2}, "", false},
-		{"checksummed ping", withCRC([]byte{0, 1, 2}), "", false},
-		{"compressed", []byte{9, 1, 2}, "", false},
-		{"truncated checksum header", []byte{mlHasCrcMsg, 1, 2}, "", false},
-		{"empty", nil, "", false},
+		{"labelled, checksummed user message", "blue", labelled("blue", withCRC(user)), "hello", true},
+		{"labelled user message", "blue", labelled("blue", user), "hello", true},
+		{"another label", "blue", labelled("green", user), "", false},
+		{"a longer label", "blue", labelled("blue2", user), "", false},
+		{"no label on a labelled node", "blue", user, "", false},
+		{"a label on an unlabelled node", "", labelled("blue", user), "", false},
+		{"truncated label", "blue", []byte{mlHasLabelMsg, 9, 'b'}, "", false},
+		{"plain user message", "", user, "hello", true},
+		{"checksummed user message", "", withCRC(user), "hello", true},
+		{"empty user message", "", []byte{mlUserMsg}, "", true},
+		{"bad checksum", "", func() []byte { b := withCRC(user); b[len(b)-1]++; return b }(), "", false},
+		{"ping", "", []byte{0, 1, 2}, "", false},
+		{"checksummed ping", "", withCRC([]byte{0, 1, 2}), "", false},
+		{"compressed", "", []byte{9, 1, 2}, "", false},
+		{"truncated checksum header", "", []byte{mlHasCrcMsg, 1, 2}, "", false},
+		{"empty", "", nil, "", false},
 	} {
-		got, ok := userPayload(tc.pkt)
+		got, ok := userPayload(tc.pkt, tc.label)
 		require.Equal(t, tc.ok, ok, tc.name)
 		require.Equal(t, tc.want, string(got), tc.name)
 	}
@@ -137,14 +149,21 @@ func TestUserPayload(t *testing.T) {
 // hands it to its delegate; and memberlist's own traffic still reaches
 // memberlist (the two nodes see each other).
 func TestDeliverMemberlistFraming(t *testing.T) {
+	for _, label := range []string{"", "blue"} {
+		t.Run("label="+label, func(t *testing.T) { testDeliverFraming(t, label) })
+	}
+}
+
+func testDeliverFraming(t *testing.T, label string) {
 	got := make(chan string, 4)
 	viaMemberlist := make(chan string, 4)
 	start := func(name string, deliver bool) *memberlist.Memberlist {
 		tr, err := NewNetTransport("127.0.0.1", 0, nil)
 		require.NoError(t, err)
 		c := memberlist.DefaultLocalConfig()
+		c.Label = label
 		if deliver {
-			tr.Deliver(func(p []byte) { got <- string(p) })
+			tr.Deliver(label, func(p []byte) { got <- string(p) })
 			c.Delegate = msgDelegate(viaMemberlist)
 		}
 		c.Name, c.Transport, c.LogOutput = name, tr, io.Discard
@@ -220,4 +239,45 @@ func TestInboxDrops(t *testing.T) {
 	require.True(t, dropped == 9 || dropped == 10, "%d dropped: the inbox holds %d, and the loop holds at most one", dropped, inboxDepth)
 	close(release)
 	require.Eventually(t, func() bool { return n.Stats().DeltasReceived+n.Stats().PacketsDropped == sent }, 10*time.Second, time.Millisecond)
+}
+
+// TestClusterIsolation: a node of another cluster that reaches this one's
+// address (as a node retrying a dead peer's reused port does) is ignored
+// both ways, while a node of the same cluster joins; roster's packets
+// still take the direct path with a label.
+func TestClusterIsolation(t *testing.T) {
+	start := func(name, cluster string, seeds ...string) *Node {
+		cfg := DefaultLocalConfig(name)
+		cfg.Incarnation = 1
+		cfg.Cluster = cluster
+		cfg.Seeds = seeds
+		n, err := New(cfg, nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, n.Close(context.Background())) })
+		return n
+	}
+	a := start("a", "blue")
+	require.NotNil(t, a.inbox, "a labelled node without encryption still takes roster's packets directly")
+	b := start("b", "green", a.Addr())
+	c := start("c", "blue", a.Addr())
+	names := func(n *Node) string {
+		var out []string
+		for _, p := range n.Nodes() {
+			if p.State == PeerAlive {
+				out = append(out, p.Name)
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	require.Eventually(t, func() bool { return names(a) == "a,c" && names(c) == "a,c" }, 10*time.Second, 10*time.Millisecond, "a: %s, c: %s", names(a), names(c))
+	require.NoError(t, c.Join("default", "room", "m", ""))
+	require.Eventually(t, func() bool {
+		n := 0
+		sc, _ := a.Scope("default")
+		sc.Read(func(st *crdt.State) { n = st.VisibleLen() })
+		return n == 1
+	}, 10*time.Second, 10*time.Millisecond, "c's join did not reach a")
+	time.Sleep(500 * time.Millisecond) // b's rejoin loop keeps trying a meanwhile
+	require.Equal(t, "a,c", names(a), "a let in a node of another cluster")
+	require.Equal(t, "b", names(b), "b joined another cluster")
 }

@@ -239,6 +239,19 @@ func TestOpenValidates(t *testing.T) {
 		require.ErrorIs(t, err, ErrConfig, "FanOut %d", k)
 		require.ErrorContains(t, err, "FanOut")
 	}
+	cfg = LocalConfig("x")
+	cfg.Cluster = strings.Repeat("c", 256)
+	_, err = Open(context.Background(), cfg)
+	require.ErrorIs(t, err, ErrConfig)
+	require.ErrorContains(t, err, "Cluster must be at most 255 bytes")
+	cfg = LocalConfig("x")
+	cfg.Cluster = "blue"
+	ml := *cfg.Memberlist
+	ml.Label = "green"
+	cfg.Memberlist = &ml
+	_, err = Open(context.Background(), cfg)
+	require.ErrorIs(t, err, ErrConfig)
+	require.ErrorContains(t, err, "differ")
 }
 
 // TestWatchBatchOverflow: a batch overflows a watch's buffer only by the

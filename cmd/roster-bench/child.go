@@ -32,6 +32,7 @@ type freshNodeSpec struct {
 	LAN         bool   `json:"lan"`
 	FanOut      int    `json:"fan_out"`
 	Compression bool   `json:"compression"`
+	Cluster     string `json:"cluster"`
 }
 
 type freshNodeResult struct {
@@ -62,7 +63,7 @@ func runChild() int {
 
 func freshNode(spec freshNodeSpec) error {
 	ctx := context.Background()
-	o := nodeOpts{lan: spec.LAN, fanOut: spec.FanOut, compression: spec.Compression, logger: slog.New(slog.DiscardHandler)}
+	o := nodeOpts{lan: spec.LAN, fanOut: spec.FanOut, compression: spec.Compression, cluster: spec.Cluster, logger: slog.New(slog.DiscardHandler)}
 	res, stop, err := openFresh(ctx, func() (*registry.Registry, error) {
 		return registry.Open(ctx, nodeConfig(o, spec.Name, []string{spec.Seed}))
 	}, 0, spec.Members)

@@ -29,6 +29,10 @@ type nodeOpts struct {
 	// stream on (a diagnostic knob; the presets turn it off).
 	compression bool
 	fanOut      int // Config.FanOut
+	// cluster is Config.Cluster: each bench cluster has a name of its
+	// own, so that none can join another (or another process's nodes on
+	// 127.0.0.1) through a port reused since.
+	cluster string
 }
 
 // cluster is a set of real registry nodes in this process.
@@ -122,6 +126,7 @@ func nodeConfig(o nodeOpts, name string, seeds []string) registry.Config {
 	cfg.Scopes = []string{benchScope}
 	cfg.Seeds = seeds
 	cfg.FanOut = o.fanOut
+	cfg.Cluster = o.cluster
 	if o.compression {
 		ml := *cfg.Memberlist
 		ml.EnableCompression = true
@@ -136,6 +141,7 @@ func nodeConfig(o nodeOpts, name string, seeds []string) registry.Config {
 // later partition (only used with faults).
 func startCluster(ctx context.Context, o nodeOpts, n int, sideOf func(i int) int) (*cluster, error) {
 	c := &cluster{opts: o, fd: &fdCounter{}, prefix: fmt.Sprintf("b%d.%d.", os.Getpid(), clusterSeq.Add(1))}
+	c.opts.cluster = "roster-bench:" + c.prefix
 	base := o.logger
 	if base == nil {
 		base = slog.New(slog.DiscardHandler)

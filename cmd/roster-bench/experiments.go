@@ -485,7 +485,7 @@ func freshTransfer(ctx context.Context, o *options, c *cluster, size int, proces
 	if process {
 		fr, stop, err = freshProcess(ctx, freshNodeSpec{
 			Name: name, Seed: c.nodes[0].Addr(), Members: o.transfer,
-			LAN: c.opts.lan, FanOut: c.opts.fanOut, Compression: c.opts.compression,
+			LAN: c.opts.lan, FanOut: c.opts.fanOut, Compression: c.opts.compression, Cluster: c.opts.cluster,
 		}, c.opts.logOut)
 	} else {
 		fr, stop, err = openFresh(ctx, func() (*registry.Registry, error) {

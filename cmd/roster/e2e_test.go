@@ -151,7 +151,10 @@ func (p *proc) start() {
 	t.Helper()
 	args := []string{"serve", "--name", p.name, "--data-dir", p.dataDir, "--profile", "local",
 		"--gossip-addr", p.gossipAddr(), "--http-addr", "127.0.0.1:" + strconv.Itoa(p.httpPort),
-		"--scopes", "default,chat", "--log-level", "warn"}
+		"--scopes", "default,chat", "--log-level", "warn",
+		// A cluster of its own: nodes other tests run on 127.0.0.1 may
+		// come to retry a port one of these has since been given.
+		"--cluster", "e2e-" + strconv.Itoa(os.Getpid())}
 	for _, s := range p.seeds {
 		args = append(args, "--join", s)
 	}

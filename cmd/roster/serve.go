@@ -25,7 +25,7 @@ import (
 type serveOptions struct {
 	name, dataDir, gossipAddr, advertiseAddr, httpAddr string
 	join                                               listFlag
-	scopes, profile, gossipKey, apiToken               string
+	scopes, profile, gossipKey, apiToken, cluster      string
 	tlsCert, tlsKey, logLevel, logFormat               string
 	shutdownTimeout                                    time.Duration
 	sync                                               string
@@ -45,6 +45,7 @@ func serveFlags(o *serveOptions, host string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.scopes, "scopes", "default", "comma-separated `scopes` this node serves")
 	fs.StringVar(&o.profile, "profile", "lan", "gossip timings: lan, wan or local (one machine, fast failure detection)")
 	fs.StringVar(&o.gossipKey, "gossip-key", "", "base64 `key` of 16, 24 or 32 bytes encrypting gossip (same on every node)")
+	fs.StringVar(&o.cluster, "cluster", "", "cluster `name` (same on every node): nodes of other clusters are ignored even if they reach this node's address (memberlist's label); empty: none")
 	fs.StringVar(&o.apiToken, "api-token", "", "bearer `token` required on /v1 and /metrics")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` for HTTPS (with --tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key `file` for HTTPS (with --tls-cert)")
@@ -155,6 +156,7 @@ func registryConfig(o serveOptions, logger *slog.Logger) (registry.Config, error
 	}
 	cfg.Name = o.name
 	cfg.FanOut = o.fanOut
+	cfg.Cluster = o.cluster
 	cfg.Logger = logger.With("component", "registry")
 	cfg.Scopes = nil
 	for _, s := range strings.Split(o.scopes, ",") {
