@@ -49,10 +49,12 @@
 // Real sockets go through NetTransport, memberlist's UDP/TCP transport
 // rebuilt to read packets into a reused buffer (memberlist's allocates 64
 // KiB per packet, which at roster's packet rates kept the garbage collector
-// running and set the replication p99). Without encryption or a label it
-// also hands roster's own packets (plain memberlist user messages) to the
-// node's inbox goroutine, one hop from the socket where memberlist's path
-// takes two and drops them once HandoffQueueDepth wait.
+// running and set the replication p99). Without encryption it also hands
+// roster's own packets (plain memberlist user messages, labelled with
+// Config.Cluster if set) to the node's inbox goroutine, one hop from the
+// socket where memberlist's path takes two and drops them once
+// HandoffQueueDepth wait. Config.Cluster (memberlist's label) keeps
+// clusters apart that come to reach each other's addresses.
 //
 // Scope states live here (Scope), each behind its own lock; the registry
 // package reads them and turns their events into watch streams. Warm
