@@ -351,17 +351,16 @@ type splitItem struct {
 }
 
 func split(d *Delta, maxBytes int) []*Delta {
-	type item = splitItem
-	items := make([]item, 0, len(d.Adds)+len(d.Removes)+len(d.Keep))
+	items := make([]splitItem, 0, len(d.Adds)+len(d.Removes)+len(d.Keep))
 	total := 64 + len(d.Replica.Name) + 20*len(d.Ctx)
 	for i, a := range d.Adds {
-		items = append(items, item{a.Counter, addSize(a), 0, i})
+		items = append(items, splitItem{a.Counter, addSize(a), 0, i})
 	}
 	for i, r := range d.Removes {
-		items = append(items, item{r.Counter, removeSize(r), 1, i})
+		items = append(items, splitItem{r.Counter, removeSize(r), 1, i})
 	}
 	for i, c := range d.Keep {
-		items = append(items, item{c, keepSize, 2, i})
+		items = append(items, splitItem{c, keepSize, 2, i})
 	}
 	for _, it := range items {
 		total += it.size
@@ -369,7 +368,7 @@ func split(d *Delta, maxBytes int) []*Delta {
 	if total <= maxBytes {
 		return []*Delta{d}
 	}
-	byCounter := func(a, b item) int { return cmp.Compare(a.c, b.c) }
+	byCounter := func(a, b splitItem) int { return cmp.Compare(a.c, b.c) }
 	if !slices.IsSortedFunc(items, byCounter) {
 		slices.SortFunc(items, byCounter)
 	}

@@ -247,6 +247,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	mc.Events = (*events)(n)
 	mc.LogOutput = nil
 	mc.Logger = log.New(&logWriter{log: n.log}, "", 0)
+	var own *NetTransport // the transport New made, if it made one
 	if cfg.Transport != nil {
 		mc.Transport = cfg.Transport
 	} else {
@@ -254,6 +255,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		if err != nil {
 			return nil, err
 		}
+		own = t
 		mc.Transport = t
 		mc.BindAddr, mc.BindPort = cfg.BindAddr, t.Port()
 		if cfg.AdvertisePort == 0 {
@@ -286,12 +288,12 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 			RetransmitMult: mc.RetransmitMult,
 		}
 	}
-	if nt, ok := mc.Transport.(*NetTransport); ok && cfg.Transport == nil && len(mc.SecretKey) == 0 && mc.Keyring == nil && !mc.SkipInboundLabelCheck {
+	if own != nil && len(mc.SecretKey) == 0 && mc.Keyring == nil && !mc.SkipInboundLabelCheck {
 		// Handled by the inbox loop, not on the read loop: a merge waits for
 		// the scope's lock (held through a whole transfer), and the read
 		// loop also carries memberlist's probes.
 		n.inbox = make(chan []byte, inboxDepth)
-		nt.Deliver(mc.Label, n.deliver)
+		own.Deliver(mc.Label, n.deliver)
 	}
 	ml, err := memberlist.Create(&mc)
 	if err != nil {

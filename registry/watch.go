@@ -252,10 +252,10 @@ func (h *hub) publish(evs []crdt.Event) {
 	}
 }
 
-// count adds sign times e's effect to held. An event is counted before it
+// hold adds sign times e's effect to held. An event is counted before it
 // is handed over, so that a consumer that has received it is known to
 // hold it.
-func (w *Watch) count(e Event, sign int64) {
+func (w *Watch) hold(e Event, sign int64) {
 	switch e.Type {
 	case EventJoin:
 		w.held.Add(sign)
@@ -266,12 +266,12 @@ func (w *Watch) count(e Event, sign int64) {
 
 // offer hands e to C if C has room, without waiting. Under mu, while idle.
 func (w *Watch) offer(e Event) bool {
-	w.count(e, 1)
+	w.hold(e, 1)
 	select {
 	case w.out <- e:
 		return true
 	default:
-		w.count(e, -1)
+		w.hold(e, -1)
 		return false
 	}
 }
@@ -459,7 +459,7 @@ func (w *Watch) run() {
 	// round, so that publish keeps filling one while this sends the other.
 	var q eventQueue
 	send := func(e Event) bool {
-		w.count(e, 1)
+		w.hold(e, 1)
 		select {
 		case w.out <- e:
 			return true
