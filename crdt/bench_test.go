@@ -284,3 +284,63 @@ func BenchmarkBatch1024(b *testing.B) {
 		_ = EncodeDelta(j)
 	}
 }
+
+// BenchmarkReceiveBatches is one receiver of roster-bench's throughput
+// workload: a writer's 100k joins over 1,000 groups (member i in group
+// i mod 1,000) arrive as batches of 3,125 (what one reliable send carries
+// there) and are decoded, merged into an empty state and released. It
+// reports ns/member and the bytes allocated per member, live or garbage.
+// "beside-4" keeps four states like it live meanwhile, as the other nodes
+// of roster-bench's process are: the garbage collector then scans them on
+// every cycle, which is what the heap's shape costs.
+func BenchmarkReceiveBatches(b *testing.B) {
+	const n, groups, batch = 100_000, 1_000, 3_125
+	w := mustNew(b, "w", 1, DefaultOptions())
+	var enc [][]byte
+	var pend []*Delta
+	for i := 0; i < n; i++ {
+		d, err := w.JoinRaw(fmt.Sprintf("g%d", i%groups), fmt.Sprintf("m%d", i), "", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if pend = append(pend, d); len(pend) == batch || i == n-1 {
+			j, err := JoinAll(pend...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			enc = append(enc, EncodeDelta(j))
+			pend = pend[:0]
+		}
+	}
+	receive := func(b *testing.B) *State {
+		s := mustNew(b, "r", 1, DefaultOptions())
+		for _, e := range enc {
+			d, err := DecodeDelta(e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.MergeValidated(d, nil)
+			d.Release() // as gossip does after a merge
+		}
+		if s.Len() != n {
+			b.Fatalf("holds %d, want %d", s.Len(), n)
+		}
+		return s
+	}
+	for _, beside := range []int{0, 4} {
+		b.Run(fmt.Sprintf("beside-%d", beside), func(b *testing.B) {
+			var live []*State
+			for range beside {
+				live = append(live, receive(b))
+			}
+			runtime.GC()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				receive(b)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/member")
+			runtime.KeepAlive(live)
+		})
+	}
+}

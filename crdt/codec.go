@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 
@@ -271,6 +272,8 @@ func (r *reader) str(what string) string {
 	return v
 }
 
+// bytesOrNil returns the next byte string, nil if empty, as a slice of
+// the input (not a copy): callers convert or parse it at once.
 func (r *reader) bytesOrNil(what string, limit int) []byte {
 	if r.err != nil {
 		return nil
@@ -287,12 +290,9 @@ func (r *reader) bytesOrNil(what string, limit int) []byte {
 		r.fail("%s: %d bytes, limit %d, %d left", what, n, limit, r.r.Len())
 		return nil
 	}
-	b := make([]byte, n)
-	if _, err := r.r.Read(b); err != nil {
-		r.fail("%s: %v", what, err)
-		return nil
-	}
-	return b
+	at := len(r.b) - r.r.Len()
+	_, _ = r.r.Seek(int64(n), io.SeekCurrent)
+	return r.b[at : at+n : at+n]
 }
 
 func (r *reader) header(want Kind, fields int) {
@@ -393,7 +393,7 @@ func DecodeDelta(b []byte) (*Delta, error) {
 	// rest of a uniform message (a batch, a transfer's chunk) closely, so
 	// it is allocated about once rather than grown through every doubling
 	// (garbage twice its size) or built in a scratch slice and copied.
-	var adds []Add
+	adds, pooled := pooledAdds()
 	runs := r.arrayLen("adds", 2)
 	addsAt := r.r.Len()
 	for i := 0; i < runs && r.err == nil; i++ {
@@ -414,9 +414,17 @@ func DecodeDelta(b []byte) (*Delta, error) {
 	}
 	if len(adds) > 0 {
 		if cap(adds) > len(adds)+len(adds)/4+8 {
-			adds = slices.Clone(adds) // overestimated: not kept
+			// Overestimated, or a pooled slice bigger than needed: not
+			// kept, since the delta may be (a small delta held back).
+			exact := slices.Clone(adds)
+			if pooled {
+				putAdds(adds)
+			}
+			adds = exact
 		}
 		d.Adds = adds
+	} else if pooled {
+		putAdds(adds)
 	}
 	runs = r.arrayLen("removes", 2)
 	for i := 0; i < runs && r.err == nil; i++ {
@@ -455,6 +463,44 @@ func DecodeDelta(b []byte) (*Delta, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// addsPool holds the adds slices of released deltas (Release) for
+// DecodeDelta to decode into: a receiver under load decodes a batch of
+// thousands of adds per message, and allocating each batch's slice anew
+// was a quarter of all it allocated, most of its garbage.
+var addsPool sync.Pool // of *[]Add, empty, cleared
+
+// maxPooledAdds bounds the slices kept for reuse (3.5 MiB).
+const maxPooledAdds = 1 << 16
+
+func pooledAdds() ([]Add, bool) {
+	if p, ok := addsPool.Get().(*[]Add); ok {
+		return *p, true
+	}
+	return nil, false
+}
+
+// putAdds clears adds and pools it.
+func putAdds(adds []Add) {
+	if cap(adds) == 0 || cap(adds) > maxPooledAdds {
+		return
+	}
+	clear(adds) // drop the strings: the pool must not keep them alive
+	adds = adds[:0]
+	addsPool.Put(&adds)
+}
+
+// Release hands the memory of d's adds back for a later DecodeDelta to
+// decode into. Call it only on a delta DecodeDelta returned, once it has
+// been merged or dropped and nothing refers to it or its Adds: neither may
+// be used afterwards (the strings they held may: the state keeps those).
+// A delta that is kept, such as one held back for a gap, is simply not
+// released.
+func (d *Delta) Release() {
+	adds := d.Adds
+	d.Adds = nil
+	putAdds(adds)
 }
 
 // DecodeDigest decodes and validates a digest (names valid, sorted and

@@ -118,3 +118,57 @@ func TestGrowAdds(t *testing.T) {
 	require.LessOrEqual(t, cap(got), (100+400/minAddBytes)*9/8)
 	require.GreaterOrEqual(t, cap(got), 101)
 }
+
+// TestReleaseReusesAdds: a released delta gives its adds back (and keeps
+// none), a delta decoded into a pooled slice holds what it should, a small
+// delta never keeps a big pooled slice, and what an earlier merge stored
+// is untouched by the reuse.
+func TestReleaseReusesAdds(t *testing.T) {
+	w := mustNew(t, "w", 1, DefaultOptions())
+	batch := func(from, n int) []byte {
+		var ds []*Delta
+		for i := from; i < from+n; i++ {
+			d, err := w.JoinRaw(fmt.Sprintf("g%d", i%7), fmt.Sprintf("m%d", i), "", nil)
+			require.NoError(t, err)
+			ds = append(ds, d)
+		}
+		j, err := JoinAll(ds...)
+		require.NoError(t, err)
+		return EncodeDelta(j)
+	}
+	r := mustNew(t, "r", 1, DefaultOptions())
+	next := 0
+	// Several rounds: the pool may drop what it is given (always may under
+	// -race), so one round could miss the reuse.
+	for round := range 10 {
+		big := batch(next, 2000)
+		next += 2000
+		d, err := DecodeDelta(big)
+		require.NoError(t, err)
+		require.Len(t, d.Adds, 2000)
+		require.Equal(t, fmt.Sprintf("m%d", next-2000), d.Adds[0].ID)
+		r.MergeValidated(d, nil)
+		d.Release()
+		require.Nil(t, d.Adds, "a released delta keeps no adds")
+
+		small, err := DecodeDelta(batch(next, 3))
+		require.NoError(t, err)
+		next += 3
+		require.Len(t, small.Adds, 3)
+		require.LessOrEqual(t, cap(small.Adds), 3+8, "round %d: a small delta keeps a slice its size", round)
+		require.Equal(t, fmt.Sprintf("m%d", next-1), small.Adds[2].ID)
+		r.MergeValidated(small, nil)
+		small.Release()
+	}
+	require.Equal(t, next, r.Len())
+	held := map[string]bool{}
+	for g := range 7 {
+		for _, m := range r.Members(fmt.Sprintf("g%d", g)) {
+			require.Equal(t, fmt.Sprintf("g%d", g), m.Group)
+			held[m.ID] = true
+		}
+	}
+	for i := range next {
+		require.True(t, held[fmt.Sprintf("m%d", i)], "m%d lost", i)
+	}
+}

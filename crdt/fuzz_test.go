@@ -85,6 +85,22 @@ func FuzzDecodeDelta(f *testing.F) {
 		}
 		_ = s.Describe(true)
 		_ = s.Diff(Digest{}, 64)
+		// Released and decoded again (maybe into the same memory), it
+		// is the same delta, and the state merged from it is unchanged.
+		before := visible(s)
+		want := EncodeDelta(d)
+		d.Release()
+		again.Release()
+		third, err := DecodeDelta(b)
+		if err != nil {
+			t.Fatalf("decodes once, not after a release: %v", err)
+		}
+		if !bytes.Equal(EncodeDelta(third), want) {
+			t.Fatalf("decoded differently after a release")
+		}
+		if !equalModels(before, visible(s)) {
+			t.Fatalf("a release changed the state: %v, then %v", before, visible(s))
+		}
 	})
 }
 

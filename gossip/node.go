@@ -637,12 +637,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 	if len(relayTo) == 0 {
 		return
 	}
-	var raw [][]byte
-	for i, d := range ds {
-		if d != nil {
-			raw = append(raw, payloads[i])
-		}
-	}
+	raw := relayCopies(payloads, ds)
 	if len(raw) == 0 {
 		return
 	}
@@ -653,6 +648,19 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 	n.relays = append(n.relays, r)
 	n.outMu.Unlock()
 	n.wakeSender()
+}
+
+// relayCopies returns copies of the payloads that decoded (ds[i] not
+// nil), to be passed on: the payloads alias the message being handled,
+// which is not ours once handleMessage returns.
+func relayCopies(payloads [][]byte, ds []*crdt.Delta) [][]byte {
+	var raw [][]byte
+	for i, d := range ds {
+		if d != nil {
+			raw = append(raw, bytes.Clone(payloads[i]))
+		}
+	}
+	return raw
 }
 
 // merged is what merging one delta came to.
@@ -697,9 +705,12 @@ func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta) {
 		case m.held:
 			n.stats.heldBack.Add(1)
 		case m.res.Ignored == crdt.IgnoredOutOfOrder:
-			n.stats.outOfOrder.Add(1)
-		case m.d.Auth:
-			sc.authIn.Store(time.Now().UnixNano())
+			n.stats.outOfOrder.Add(1) // stashed
+		default:
+			if m.d.Auth {
+				sc.authIn.Store(time.Now().UnixNano())
+			}
+			m.d.Release() // merged: nothing refers to it any more
 		}
 	}
 }
@@ -1457,7 +1468,7 @@ type delegate Node
 func (d *delegate) NodeMeta(limit int) []byte { return d.meta }
 
 func (d *delegate) NotifyMsg(b []byte) {
-	(*Node)(d).handleMessage(b) // decoding copies everything it keeps
+	(*Node)(d).handleMessage(b) // b is used during the call only; what is kept is copied
 }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {

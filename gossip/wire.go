@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/internal/bounded"
@@ -82,8 +83,8 @@ func newReader(b []byte) *reader {
 
 // release returns the reader's decoder to msgpack's pool (which detaches
 // it from the input); the reader must not be used afterwards. Decoded
-// strings and byte slices are copies, so nothing decoded refers to the
-// decoder's buffers. A decoder that failed is not pooled.
+// strings are copies; byte slices (bytes) alias the input. A decoder that
+// failed is not pooled.
 func (r *reader) release() {
 	if r.err == nil {
 		msgpack.PutDecoder(r.dec)
@@ -136,6 +137,9 @@ func (r *reader) str(what string) string {
 	return v
 }
 
+// bytes returns the next byte string as a slice of the input, not a copy:
+// a message's payloads are decoded while the message is handled, and
+// whatever keeps one longer copies it.
 func (r *reader) bytes(what string) []byte {
 	if r.err != nil {
 		return nil
@@ -148,11 +152,12 @@ func (r *reader) bytes(what string) []byte {
 		r.fail(what, err)
 		return nil
 	}
-	b := make([]byte, n)
-	if _, err := r.r.Read(b); err != nil && n > 0 {
+	off := len(r.b) - r.r.Len()
+	if _, err := r.r.Seek(int64(n), io.SeekCurrent); err != nil {
 		r.fail(what, err)
+		return nil
 	}
-	return b
+	return r.b[off : off+n : off+n]
 }
 
 func (r *reader) boolean(what string) bool {
@@ -201,7 +206,7 @@ type message struct {
 	wantReply bool
 	inc       uint64   // msgLeaving
 	relayTo   []string // msgRelay: the nodes this one passes the deltas on to
-	payloads  [][]byte // deltas (msgDeltas) or one digest (msgSync)
+	payloads  [][]byte // deltas (msgDeltas) or one digest (msgSync); they alias the message
 	streaming []string // msgSync: replicas still arriving at the sender
 }
 
@@ -300,7 +305,7 @@ func (r *reader) names(what string, least int) []string {
 }
 
 // decodeMessage decodes any user message. It never panics; malformed input
-// returns an error wrapping ErrMessage.
+// returns an error wrapping ErrMessage. The payloads alias b.
 func decodeMessage(b []byte) (message, error) {
 	if len(b) > maxMessageBytes {
 		return message{}, fmt.Errorf("%w: %d bytes", ErrMessage, len(b))
@@ -312,9 +317,17 @@ func decodeMessage(b []byte) (message, error) {
 		r.fail("message", fmt.Errorf("unsupported version %d", v))
 	}
 	m := message{kind: int(r.uint("kind"))}
-	want := map[int]int{msgDeltas: 4, msgSync: 7, msgLeaving: 4, msgRelay: 5}[m.kind]
-	if m.kind == msgSync && fields == 6 {
-		want = 6 // without the streaming list
+	want := 0
+	switch m.kind {
+	case msgDeltas, msgLeaving:
+		want = 4
+	case msgRelay:
+		want = 5
+	case msgSync:
+		want = 7
+		if fields == 6 {
+			want = 6 // without the streaming list
+		}
 	}
 	if r.err == nil && (want == 0 || fields != want) {
 		r.fail("message", fmt.Errorf("kind %d with %d fields", m.kind, fields))

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
 	"runtime"
@@ -135,4 +136,29 @@ func TestDecodeMessageHostileLengths(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(8<<20), "40 decodes allocated %d bytes", after.TotalAlloc-before.TotalAlloc)
+}
+
+// TestPayloadsAliasMessage: a message's payloads are decoded as slices of
+// it (no copy per message), and what is relayed, kept past the message's
+// handling, is copied: changing the message afterwards leaves the copies
+// as they were, and a payload that failed to decode is not relayed.
+func TestPayloadsAliasMessage(t *testing.T) {
+	p1, p2 := []byte("first delta"), []byte("second")
+	msg := encodeDeltas("chat", []string{"x"}, [][]byte{p1, p2})
+	m, err := decodeMessage(msg)
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{p1, p2}, m.payloads)
+	for i := range msg {
+		msg[i] = 0xee
+	}
+	require.Equal(t, bytes.Repeat([]byte{0xee}, len(p1)), m.payloads[0], "payloads alias the message")
+
+	m, err = decodeMessage(encodeDeltas("chat", []string{"x"}, [][]byte{p1, p2}))
+	require.NoError(t, err)
+	kept := relayCopies(m.payloads, []*crdt.Delta{{}, nil})
+	for _, p := range m.payloads {
+		clear(p)
+	}
+	require.Equal(t, [][]byte{p1}, kept, "the relay keeps copies of the decoded payloads only")
+	require.Equal(t, len(p2), cap(m.payloads[1]), "a payload's capacity ends with it")
 }
