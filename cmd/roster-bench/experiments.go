@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/roster-io/roster/gossip"
@@ -269,6 +270,12 @@ type ThroughputResult struct {
 	ReliableSent int64 `json:"reliable_sent"`
 	BytesSent    int64 `json:"bytes_sent"`
 	RepairDeltas int64 `json:"repair_deltas_sent_all_nodes"`
+	// CPU is the process's CPU time (user and system, every node and the
+	// writer's loop) from the first join to the end, and GCs the garbage
+	// collections meanwhile: on this machine's 2 cores, a run using both
+	// throughout is bound by CPU, not by waiting.
+	CPU Dur    `json:"cpu_us"`
+	GCs uint32 `json:"gc_cycles"`
 	// Dropped counts packets every node dropped because its inbox was
 	// full (gossip.Stats.PacketsDropped); anti-entropy repairs them.
 	Dropped int64 `json:"packets_dropped_all_nodes"`
@@ -320,6 +327,7 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	repairBefore := sumStat(c.nodes, repairDeltas)
 	droppedBefore := sumStat(c.nodes, packetsDropped)
 	t0 := time.Now()
+	cpu0, gc0 := cpuTime(), gcCycles()
 	local, err := fill(ctx, c.nodes[0], "m", n, groups)
 	if err != nil {
 		return nil, err
@@ -334,6 +342,7 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: replication: %w", name, err)
 	}
+	cpu, gcs := cpuTime()-cpu0, gcCycles()-gc0
 	after := c.nodes[0].Stats()
 	res := &ThroughputResult{
 		Name: name, Nodes: o.nodes, Members: n, Groups: groups, Watched: watched,
@@ -344,6 +353,8 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 		BytesSent:    after.BytesSent - before.BytesSent,
 		RepairDeltas: sumStat(c.nodes, repairDeltas) - repairBefore,
 		Dropped:      sumStat(c.nodes, packetsDropped) - droppedBefore,
+		CPU:          Dur(cpu),
+		GCs:          gcs,
 		FD:           c.fd.snapshot(),
 		Foreign:      c.foreign(),
 	}
@@ -672,4 +683,18 @@ func runPartition(ctx context.Context, o *options, lan bool) (*PartitionResult, 
 	}
 	res.FD = c.fd.snapshot()
 	return res, nil
+}
+
+// cpuTime returns the CPU time this process has used (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcCycles returns how many garbage collections have completed.
+func gcCycles() uint32 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.NumGC
 }
