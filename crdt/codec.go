@@ -413,9 +413,13 @@ func DecodeDelta(b []byte) (*Delta, error) {
 		}
 	}
 	if len(adds) > 0 {
-		if cap(adds) > len(adds)+len(adds)/4+8 {
-			// Overestimated, or a pooled slice bigger than needed: not
-			// kept, since the delta may be (a small delta held back).
+		if cap(adds) > 2*len(adds)+64 {
+			// Overestimated, or a pooled slice much bigger than needed
+			// (a batch's, for a packet's few adds): not kept, since the
+			// delta may be (held back for a gap). Up to twice the adds
+			// are: a released delta gives them back anyway, and copying
+			// every batch that a slightly bigger one's slice took cost
+			// more than the slack.
 			exact := slices.Clone(adds)
 			if pooled {
 				putAdds(adds)
