@@ -359,33 +359,11 @@ func (s *State) Join(groupName, id string, meta Meta, emit Emit) (*Delta, error)
 // JoinRaw is Join with metadata already encoded by EncodeMeta and names
 // already validated by the caller.
 func (s *State) JoinRaw(groupName, id string, raw RawMeta, emit Emit) (*Delta, error) {
-	g := s.groupFor(groupName)
-	cur, had := s.local.lookup(g, id)
-	if had && cur.meta == raw {
+	j := s.JoinLocal(groupName, id, raw, emit)
+	if !j.Changed() {
 		return nil, nil
 	}
-	c := s.nextCounter()
-	d := &localDelta{}
-	d.adds[0] = Add{Group: groupName, ID: id, Counter: c, Meta: raw}
-	d.Delta = Delta{Replica: s.local.id, Adds: d.adds[:]}
-	if had && cur.counter+1 < c {
-		d.ctx = [2]Range{{cur.counter, cur.counter}, {c, c}}
-		d.Ctx = d.ctx[:2]
-	} else {
-		d.ctx[0] = Range{min(cur.counter, c), c}
-		if !had {
-			d.ctx[0].Lo = c
-		}
-		d.Ctx = d.ctx[:1]
-	}
-	e := entry{counter: c, meta: raw}
-	if had {
-		s.put(s.local, g, id, e, CauseLocal, emit)
-	} else {
-		s.insert(s.local, g, id, e, 0, CauseLocal, emit) // looked up above
-	}
-	s.local.log.add(logRec{counter: c, g: g, id: id}, s.opts.LogCap)
-	return &d.Delta, nil
+	return j.delta(s.local.id), nil
 }
 
 // localDelta is a one-entry delta allocated in one piece.
@@ -393,6 +371,30 @@ type localDelta struct {
 	Delta
 	adds [1]Add
 	ctx  [2]Range
+}
+
+// JoinLocal is JoinRaw returning what it did as a value (for a Batch)
+// instead of a delta: a burst of joins then allocates no delta per join.
+// Its zero value means nothing changed.
+func (s *State) JoinLocal(groupName, id string, raw RawMeta, emit Emit) LocalJoin {
+	g := s.groupFor(groupName)
+	cur, had := s.local.lookup(g, id)
+	if had && cur.meta == raw {
+		return LocalJoin{}
+	}
+	c := s.nextCounter()
+	e := entry{counter: c, meta: raw}
+	if had {
+		s.put(s.local, g, id, e, CauseLocal, emit)
+	} else {
+		s.insert(s.local, g, id, e, 0, CauseLocal, emit) // looked up above
+	}
+	s.local.log.add(logRec{counter: c, g: g, id: id}, s.opts.LogCap)
+	j := LocalJoin{Add: Add{Group: groupName, ID: id, Counter: c, Meta: raw}}
+	if had {
+		j.Prev = cur.counter
+	}
+	return j
 }
 
 // Leave removes the local member (group, id). It fails with ErrNotMember,

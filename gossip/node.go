@@ -42,7 +42,9 @@ type NodeInfo struct {
 	Self        bool
 }
 
-// Stats are cumulative counters, for metrics and tests.
+// Stats are cumulative counters, for metrics and tests. DeltasSent
+// counts local operations pushed (a burst's go out batched, a delta per
+// thousand or so); DeltasReceived counts deltas decoded.
 type Stats struct {
 	DeltasSent, DeltasReceived, PacketsSent, ReliableSent     int64
 	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
@@ -120,8 +122,8 @@ type Node struct {
 	peers map[string]*peer
 
 	outMu  sync.Mutex
-	out    map[string][]*crdt.Delta // scope -> local deltas waiting to be pushed
-	relays []relay                  // received deltas waiting to be passed on (FanOut)
+	out    map[string]*crdt.Batch // scope -> local operations waiting to be pushed
+	relays []relay                // received deltas waiting to be passed on (FanOut)
 	outSig chan struct{}
 
 	evMu  sync.Mutex
@@ -198,7 +200,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		self:    crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
 		scopes:  map[string]*Scope{},
 		peers:   map[string]*peer{},
-		out:     map[string][]*crdt.Delta{},
+		out:     map[string]*crdt.Batch{},
 		outSig:  make(chan struct{}, 1),
 		evSig:   make(chan struct{}, 1),
 		jobs:    make(chan syncJob, 256),
@@ -400,9 +402,28 @@ func (n *Node) scope(name string) (*Scope, error) {
 // change to the scope's peers. Names must be valid (crdt.ValidName) and meta
 // produced by crdt.EncodeMeta.
 func (n *Node) Join(scope, group, id string, meta crdt.RawMeta) error {
-	return n.local(scope, func(st *crdt.State, emit crdt.Emit) (*crdt.Delta, error) {
-		return st.JoinRaw(group, id, meta, emit)
+	sc, err := n.scope(scope)
+	if err != nil {
+		return err
+	}
+	var j crdt.LocalJoin
+	var self crdt.ReplicaID
+	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		// A value, not a delta: a burst of joins allocates none per join.
+		j, self = st.JoinLocal(group, id, meta, emit), st.Local()
+		return nil
 	})
+	if !j.Changed() {
+		return nil
+	}
+	n.outMu.Lock()
+	err = n.batch(scope).AddJoin(self, j)
+	n.outMu.Unlock()
+	if err != nil {
+		return err // cannot happen: one scope's operations are all its own replica's
+	}
+	n.wakeSender()
+	return nil
 }
 
 // Leave removes the local member (group, id) from scope.
@@ -433,16 +454,30 @@ func (n *Node) local(scope string, op func(*crdt.State, crdt.Emit) (*crdt.Delta,
 	if err != nil || d == nil {
 		return err
 	}
-	n.push(scope, d)
+	return n.push(scope, d)
+}
+
+// push queues a local delta for the send loop.
+func (n *Node) push(scope string, d *crdt.Delta) error {
+	n.outMu.Lock()
+	err := n.batch(scope).Add(d)
+	n.outMu.Unlock()
+	if err != nil {
+		return err // cannot happen: one scope's operations are all its own replica's
+	}
+	n.wakeSender()
 	return nil
 }
 
-// push queues an encoded local delta for the send loop.
-func (n *Node) push(scope string, b *crdt.Delta) {
-	n.outMu.Lock()
-	n.out[scope] = append(n.out[scope], b)
-	n.outMu.Unlock()
-	n.wakeSender()
+// batch returns the scope's batch of local operations waiting to be
+// pushed; n.outMu is held.
+func (n *Node) batch(scope string) *crdt.Batch {
+	b := n.out[scope]
+	if b == nil {
+		b = &crdt.Batch{Limit: maxBatch}
+		n.out[scope] = b
+	}
+	return b
 }
 
 // wakeSender tells the send loop there is something to send.
@@ -805,13 +840,28 @@ func (n *Node) sendLoop() {
 			return
 		case <-n.outSig:
 		}
+		type burst struct {
+			scope string
+			ops   int
+			ds    []*crdt.Delta
+		}
+		var pending []burst
 		n.outMu.Lock()
-		pending, relays := n.out, n.relays
-		n.out, n.relays = map[string][]*crdt.Delta{}, nil
+		for scope, b := range n.out {
+			if ops := b.Len(); ops > 0 {
+				pending = append(pending, burst{scope, ops, b.Take()})
+			}
+		}
+		relays := n.relays
+		n.relays = nil
 		n.outMu.Unlock()
-		for scope, ds := range pending {
-			n.stats.deltasSent.Add(int64(len(ds)))
-			n.disseminate(scope, n.batch(ds))
+		for _, p := range pending {
+			n.stats.deltasSent.Add(int64(p.ops))
+			enc := make([][]byte, len(p.ds))
+			for i, d := range p.ds {
+				enc[i] = crdt.EncodeDelta(d)
+			}
+			n.disseminate(p.scope, enc)
 		}
 		for _, r := range relays {
 			n.stats.relayed.Add(int64(len(r.payloads)))
@@ -821,32 +871,11 @@ func (n *Node) sendLoop() {
 }
 
 // maxBatch bounds how many local operations one batched delta carries, so
-// a burst becomes a few deltas of a few tens of kilobytes each.
-const maxBatch = 1024
-
-// batch encodes a burst of local deltas, joining consecutive ones into
-// deltas of up to maxBatch operations (crdt.JoinAll): a peer then merges a
-// few deltas instead of thousands. A single operation goes out as is, so
-// the common case costs nothing extra.
-func (n *Node) batch(ds []*crdt.Delta) [][]byte {
-	out := make([][]byte, 0, len(ds)/maxBatch+1)
-	for len(ds) > 0 {
-		k := min(len(ds), maxBatch)
-		d := ds[0]
-		if k > 1 {
-			if j, err := crdt.JoinAll(ds[:k]...); err == nil {
-				d = j
-			} else {
-				// Cannot happen for local plain deltas: send one at a time.
-				n.log.Error("batching local deltas failed", "err", err)
-				k = 1
-			}
-		}
-		out = append(out, crdt.EncodeDelta(d))
-		ds = ds[k:]
-	}
-	return out
-}
+// a burst becomes a few deltas of a few tens of kilobytes each, which a
+// peer merges one lock and one validation each instead of thousands
+// (crdt.Batch). A single operation goes out alone, so the common case
+// costs nothing extra.
+const maxBatch = crdt.DefaultBatchLimit
 
 // sendDeltas sends encoded deltas to peers: packed into best-effort packets
 // when few, as one reliable message per peer when many or when one delta

@@ -1,0 +1,149 @@
+package crdt
+
+import (
+	"cmp"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+// canon sorts a delta's adds and removes by key, for comparing deltas
+// whose operations were collected in different orders.
+func canon(d *Delta) *Delta {
+	c := *d
+	c.Adds = slices.Clone(d.Adds)
+	c.Removes = slices.Clone(d.Removes)
+	slices.SortFunc(c.Adds, func(a, b Add) int { return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID)) })
+	slices.SortFunc(c.Removes, func(a, b Remove) int { return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID)) })
+	return &c
+}
+
+// TestPropBatchEqualsJoinAll: a Batch fed a replica's operations in order
+// (joins as LocalJoin values or as deltas, leaves as deltas) gives, under
+// a limit no burst reaches, exactly JoinAll's delta of them. Under any
+// limit, with Takes at random points and the operations fed in any
+// order, its deltas are valid, no larger than the limit (but for one
+// delta's own operations), and delivered in any order with duplicates
+// through the codec give exactly the owner's state.
+func TestPropBatchEqualsJoinAll(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		owner := mustNew(t, "r0", 1, drawOptions(t, "ownerOpts"))
+		type op struct {
+			j LocalJoin
+			d *Delta
+		}
+		var ops []op
+		var deltas []*Delta
+		for i, n := 0, rapid.IntRange(0, 40).Draw(t, "steps"); i < n; i++ {
+			if rapid.IntRange(0, 2).Draw(t, "local join") == 0 {
+				g := rapid.SampledFrom(propGroups).Draw(t, "group")
+				id := rapid.SampledFrom(propIDs).Draw(t, "id")
+				raw, err := EncodeMeta(rapid.SampledFrom(propMetas).Draw(t, "meta"))
+				require.NoError(t, err)
+				if j := owner.JoinLocal(g, id, raw, nil); j.Changed() {
+					ops = append(ops, op{j: j})
+					deltas = append(deltas, j.delta(owner.Local()))
+				}
+				continue
+			}
+			if d := randomOp(t, owner, nil); d != nil {
+				ops = append(ops, op{d: d})
+				deltas = append(deltas, d)
+			}
+		}
+		feed := func(b *Batch, o op) {
+			var err error
+			if o.d != nil {
+				err = b.Add(o.d)
+			} else {
+				err = b.AddJoin(owner.Local(), o.j)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// In order, one delta: JoinAll's.
+		if len(deltas) > 0 {
+			var b Batch
+			for _, o := range ops {
+				feed(&b, o)
+			}
+			got := b.Take()
+			require.Len(t, got, 1)
+			want, err := JoinAll(deltas...)
+			require.NoError(t, err)
+			require.Equal(t, canon(want), canon(got[0]))
+			require.Empty(t, b.Take(), "taken")
+			require.Zero(t, b.Len())
+		}
+
+		// Any order, any limit, taken at random points.
+		b := Batch{Limit: rapid.IntRange(1, 6).Draw(t, "limit")}
+		order := rapid.Permutation(seqN(len(ops))).Draw(t, "feed order")
+		var out []*Delta
+		for _, i := range order {
+			feed(&b, ops[i])
+			if rapid.IntRange(0, 4).Draw(t, "take") == 0 {
+				out = append(out, b.Take()...)
+			}
+		}
+		out = append(out, b.Take()...)
+		for _, d := range out {
+			if err := d.Validate(); err != nil {
+				t.Fatalf("batched delta invalid: %v", err)
+			}
+			if n := len(d.Adds) + len(d.Removes); n > max(b.Limit, len(propGroups)) {
+				t.Fatalf("delta of %d operations, limit %d", n, b.Limit)
+			}
+		}
+		obs := mustNew(t, "obs", 1, drawOptions(t, "obsOpts"))
+		m := model{}
+		if len(out) > 0 {
+			again := rapid.SliceOfN(rapid.IntRange(0, len(out)-1), 0, 2*len(out)).Draw(t, "deliveries")
+			for _, i := range append(rapid.Permutation(seqN(len(out))).Draw(t, "delivery order"), again...) {
+				if _, err := obs.Merge(roundTrip(t, out[i]), m.emit(t)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if got, want := obs.Describe(false), owner.Describe(false); got != want {
+			t.Fatalf("batched deltas differ from the owner's state:\nwant:\n%s\ngot:\n%s", want, got)
+		}
+		if !equalModels(m, visible(obs)) {
+			t.Fatalf("events replayed %v, state shows %v", m, visible(obs))
+		}
+	})
+}
+
+// TestBatchRejects: a batch takes plain deltas of one replica only, and
+// a refused delta changes nothing.
+func TestBatchRejects(t *testing.T) {
+	a := mustNew(t, "a", 1, DefaultOptions())
+	c := mustNew(t, "c", 1, DefaultOptions())
+	da, err := a.Join("g", "x", nil, nil)
+	require.NoError(t, err)
+	dc, err := c.Join("g", "y", nil, nil)
+	require.NoError(t, err)
+	var b Batch
+	require.NoError(t, b.Add(da))
+	require.ErrorIs(t, b.Add(dc), ErrInvalidDelta)
+	require.ErrorIs(t, b.AddJoin(c.Local(), c.JoinLocal("g", "z", "", nil)), ErrInvalidDelta)
+	require.ErrorIs(t, b.Add(&Delta{Replica: a.Local(), Auth: true, Xfer: 1}), ErrInvalidDelta)
+	require.Equal(t, 1, b.Len())
+	got := b.Take()
+	require.Len(t, got, 1)
+	require.Equal(t, canon(da), canon(got[0]))
+	// Empty again: the next delta may be another replica's.
+	require.NoError(t, b.Add(dc))
+	require.Equal(t, []*Delta{dc}, canon1(b.Take()))
+}
+
+func canon1(ds []*Delta) []*Delta {
+	for i, d := range ds {
+		ds[i] = canon(d)
+	}
+	return ds
+}
