@@ -169,13 +169,7 @@ func (b *Batch) start(r ReplicaID, n int) error {
 	if b.ops > 0 && b.ops+n > b.limit() {
 		b.seal()
 	}
-	if b.keys == nil {
-		size := 16
-		for size < 2*b.limit() {
-			size <<= 1
-		}
-		b.keys = make([]batchSlot, size)
-	}
+	b.reserve(max(n, b.limit()))
 	if b.ops == 0 && b.last > 1 {
 		// Sized like the delta before it: a burst fills one after
 		// another, and growing each through every doubling made garbage
@@ -183,6 +177,32 @@ func (b *Batch) start(r ReplicaID, n int) error {
 		b.open.Adds = make([]Add, 0, b.last)
 	}
 	return nil
+}
+
+// reserve makes the key index hold n more keys at half load at most: a
+// limit's worth, or more for one delta bigger than the limit (LeaveAll
+// of a member in thousands of groups).
+func (b *Batch) reserve(n int) {
+	want := 2 * (len(b.used) + n)
+	if len(b.keys) >= want {
+		return
+	}
+	size := 16
+	for size < want {
+		size <<= 1
+	}
+	old := b.keys
+	b.keys = make([]batchSlot, size)
+	mask := size - 1
+	for k, i := range b.used {
+		s := old[i]
+		j := int(s.h) & mask
+		for b.keys[j].h != 0 {
+			j = (j + 1) & mask
+		}
+		b.keys[j] = s
+		b.used[k] = j
+	}
 }
 
 // record notes an operation on (group, id) at counter and returns the

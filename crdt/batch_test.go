@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -146,4 +147,34 @@ func canon1(ds []*Delta) []*Delta {
 		ds[i] = canon(d)
 	}
 	return ds
+}
+
+// TestBatchBigDelta: one delta with more operations than the limit (a
+// member leaving thousands of groups) goes out whole and alone, and the
+// batch's index grows for it.
+func TestBatchBigDelta(t *testing.T) {
+	s := mustNew(t, "a", 1, DefaultOptions())
+	b := Batch{Limit: 4}
+	for i := range 3000 {
+		d, err := s.Join(fmt.Sprintf("g%d", i), "x", nil, nil)
+		require.NoError(t, err)
+		require.NoError(t, b.Add(d))
+	}
+	require.NoError(t, b.AddJoin(s.Local(), s.JoinLocal("g0", "y", "", nil)))
+	all, err := s.LeaveAll("x", nil)
+	require.NoError(t, err)
+	require.Len(t, all.Removes, 3000)
+	require.NoError(t, b.Add(all))
+	require.NoError(t, b.AddJoin(s.Local(), s.JoinLocal("g1", "y", "", nil)))
+	out := b.Take()
+	require.Len(t, out, 750+1+1+1, "3000 joins by 4, one with y, the leave alone, then y again")
+	require.Len(t, out[751].Removes, 3000)
+	require.Empty(t, out[751].Adds)
+	obs := mustNew(t, "obs", 1, DefaultOptions())
+	for _, d := range out {
+		require.NoError(t, d.Validate())
+		_, err := obs.Merge(d, nil)
+		require.NoError(t, err)
+	}
+	require.Equal(t, s.Describe(false), obs.Describe(false))
 }
