@@ -33,6 +33,7 @@ type freshNodeSpec struct {
 	FanOut      int    `json:"fan_out"`
 	Compression bool   `json:"compression"`
 	Cluster     string `json:"cluster"`
+	Watched     bool   `json:"watched"`
 }
 
 type freshNodeResult struct {
@@ -66,7 +67,7 @@ func freshNode(spec freshNodeSpec) error {
 	o := nodeOpts{lan: spec.LAN, fanOut: spec.FanOut, compression: spec.Compression, cluster: spec.Cluster, logger: slog.New(slog.DiscardHandler)}
 	res, stop, err := openFresh(ctx, func() (*registry.Registry, error) {
 		return registry.Open(ctx, nodeConfig(o, spec.Name, []string{spec.Seed}))
-	}, 0, spec.Members)
+	}, 0, spec.Members, spec.Watched)
 	if err != nil {
 		return err
 	}
@@ -78,9 +79,11 @@ func freshNode(spec freshNodeSpec) error {
 }
 
 // openFresh opens a fresh node (the node-th of its cluster) with open and
-// follows its scope until it holds members members. It returns the
-// figures and stop, which closes the node.
-func openFresh(ctx context.Context, open func() (*registry.Registry, error), node, members int) (freshNodeResult, func() error, error) {
+// follows its scope until it holds members members: by polling Count
+// alone, or, watched, also with a watch whose consumer counts the events
+// (the node then builds and delivers an event per member as well). It
+// returns the figures and stop, which closes the node.
+func openFresh(ctx context.Context, open func() (*registry.Registry, error), node, members int, watched bool) (freshNodeResult, func() error, error) {
 	var res freshNodeResult
 	t0 := time.Now()
 	r, err := open()
@@ -89,33 +92,48 @@ func openFresh(ctx context.Context, open func() (*registry.Registry, error), nod
 	}
 	res.Open = Dur(time.Since(t0))
 	held := pollHeld(ctx, r, members)
-	t, err := newTracker(ctx, r, node)
-	if err != nil {
-		_ = r.Close(ctx)
-		return res, nil, err
+	var t *tracker
+	if watched {
+		if t, err = newTracker(ctx, r, node); err != nil {
+			_ = r.Close(ctx)
+			return res, nil, err
+		}
 	}
 	stop := func() error {
-		t.close()
+		if t != nil {
+			t.close()
+		}
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return r.Close(cctx)
 	}
-	t.setTarget(members)
-	last, err := waitReached(ctx, 60*time.Second, []*tracker{t})
-	if err != nil {
-		_ = stop()
-		return res, nil, err
+	if t != nil {
+		t.setTarget(members)
+		last, err := waitReached(ctx, 60*time.Second, []*tracker{t})
+		if err != nil {
+			_ = stop()
+			return res, nil, err
+		}
+		res.Elapsed = Dur(last.Sub(t0))
+		_, _, res.Resyncs = t.snapshot()
 	}
-	res.Elapsed = Dur(last.Sub(t0))
-	_, _, res.Resyncs = t.snapshot()
 	select {
 	case at := <-held:
 		res.Held = Dur(at.Sub(t0))
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		_ = stop()
-		return res, nil, errors.New("the watch saw every member but Count never did")
+		return res, nil, fmt.Errorf("the node holds %s of %d members after a minute", countOf(r), members)
 	}
 	return res, stop, nil
+}
+
+// countOf describes how many members r holds, for an error.
+func countOf(r *registry.Registry) string {
+	n, err := r.Count(benchScope)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprint(n)
 }
 
 // pollHeld polls r's Count every 200 µs and sends when it first shows

@@ -421,9 +421,13 @@ type TransferResult struct {
 	Nodes      int  `json:"nodes_before"`
 	Members    int  `json:"members"`
 	Groups     int  `json:"groups"`
+	// Watched: a watch on the new node counted the events (else nobody
+	// watched it: the scope's events were not even built).
+	Watched bool `json:"watched"`
 	// Held: from Open until the new node's Count shows every member.
 	Held Dur `json:"held_us"`
-	// Elapsed: from Open until a watch on the new node has every member.
+	// Elapsed: from Open until the watch has seen every member (watched
+	// runs only).
 	Elapsed Dur `json:"elapsed_us"`
 	// Open: the Open call alone.
 	Open Dur `json:"open_us"`
@@ -460,36 +464,37 @@ func runTransfer(ctx context.Context, o *options) ([]*TransferResult, error) {
 	}
 	var out []*TransferResult
 	for _, process := range []bool{false, true} {
-		// Let the cluster settle (anti-entropy rounds after the burst, the
-		// previous fresh node leaving) so the new node's transfer runs
-		// alone.
-		time.Sleep(500 * time.Millisecond)
-		r, err := freshTransfer(ctx, o, c, size, process)
-		if err != nil {
-			return nil, err
+		for _, watched := range []bool{false, true} {
+			// Let the cluster settle (anti-entropy rounds after the
+			// burst, the previous fresh node leaving) so the new node's
+			// transfer runs alone.
+			time.Sleep(500 * time.Millisecond)
+			// Each fresh node has a name of its own: those before it
+			// have left.
+			r, err := freshTransfer(ctx, o, c, size, size+len(out), process, watched)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
 		}
-		out = append(out, r)
 	}
 	return out, nil
 }
 
-// freshTransfer opens a fresh node seeded with the first of the size nodes
-// of c, in this process or in a child process, measures until it holds the
-// scope, and has it leave again.
-func freshTransfer(ctx context.Context, o *options, c *cluster, size int, process bool) (*TransferResult, error) {
+// freshTransfer opens a fresh node, the index-th, seeded with the first of
+// the size nodes of c, in this process or in a child process, watched or
+// not, measures until it holds the scope, and has it leave again.
+func freshTransfer(ctx context.Context, o *options, c *cluster, size, index int, process, watched bool) (*TransferResult, error) {
 	type rep struct{ deltas, bytes int64 }
 	before := make([]rep, size)
 	for i, r := range c.nodes[:size] {
 		s := r.Stats()
 		before[i] = rep{s.RepairDeltasSent, s.RepairBytesSent}
 	}
-	name := c.nodeName(size)
-	if process {
-		name = c.nodeName(size + 1) // the in-process one's name has left
-	}
+	name := c.nodeName(index)
 	settle()
-	o.logf("transfer: %d members on %d nodes; opening %s (own process: %v)", o.transfer, size, c.short(name), process)
-	res := &TransferResult{Nodes: size, Members: o.transfer, Groups: o.groups, OwnProcess: process}
+	o.logf("transfer: %d members on %d nodes; opening %s (own process: %v, watched: %v)", o.transfer, size, c.short(name), process, watched)
+	res := &TransferResult{Nodes: size, Members: o.transfer, Groups: o.groups, OwnProcess: process, Watched: watched}
 	var fr freshNodeResult
 	var stop func() error
 	var err error
@@ -497,12 +502,13 @@ func freshTransfer(ctx context.Context, o *options, c *cluster, size int, proces
 		fr, stop, err = freshProcess(ctx, freshNodeSpec{
 			Name: name, Seed: c.nodes[0].Addr(), Members: o.transfer,
 			LAN: c.opts.lan, FanOut: c.opts.fanOut, Compression: c.opts.compression, Cluster: c.opts.cluster,
+			Watched: watched,
 		}, c.opts.logOut)
 	} else {
 		fr, stop, err = openFresh(ctx, func() (*registry.Registry, error) {
 			r, _, err := c.openNode(ctx, name, []string{c.nodes[0].Addr()}, 0)
 			return r, err
-		}, size, o.transfer)
+		}, index, o.transfer, watched)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("transfer: new node: %w", err)

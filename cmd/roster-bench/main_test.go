@@ -67,12 +67,18 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("throughput %s not sane: %+v", r.Name, r)
 		}
 	}
-	if len(res.Transfer) != 2 || res.Transfer[0].OwnProcess || !res.Transfer[1].OwnProcess {
+	if len(res.Transfer) != 4 {
 		t.Fatalf("transfer: %+v", res.Transfer)
 	}
-	for _, tr := range res.Transfer {
-		if tr.Elapsed <= 0 || tr.Open <= 0 || tr.Open > tr.Elapsed || tr.Held < tr.Open || tr.Members != 500 || tr.RepairDeltas == 0 {
+	for i, tr := range res.Transfer {
+		if tr.OwnProcess != (i >= 2) || tr.Watched != (i%2 == 1) {
+			t.Errorf("transfer %d: own process %v, watched %v", i, tr.OwnProcess, tr.Watched)
+		}
+		if tr.Open <= 0 || tr.Held < tr.Open || tr.Members != 500 || tr.RepairDeltas == 0 {
 			t.Errorf("transfer not sane: %+v", tr)
+		}
+		if tr.Watched != (tr.Elapsed > 0) || (tr.Watched && tr.Elapsed < tr.Open) {
+			t.Errorf("transfer watch figure not sane: %+v", tr)
 		}
 	}
 	if len(res.Partition) != 1 {
