@@ -37,6 +37,16 @@ type joinOptions struct {
 	session string
 }
 
+// applyJoinOptions applies opts to zero options. (The options escape to
+// the heap, as opts are arbitrary functions.)
+func applyJoinOptions(opts []JoinOption) joinOptions {
+	o := new(joinOptions)
+	for _, opt := range opts {
+		opt(o)
+	}
+	return *o
+}
+
 // Durable makes the member outlive restarts of this node until it is left.
 func Durable() JoinOption { return func(o *joinOptions) { o.durable, o.session = true, "" } }
 

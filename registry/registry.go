@@ -248,8 +248,8 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMeta, err)
 	}
 	var o joinOptions
-	for _, opt := range opts {
-		opt(&o)
+	if len(opts) > 0 {
+		o = applyJoinOptions(opts) // a plain join allocates no options
 	}
 	k := handleKey{scope, group, id}
 	kl := r.keyLock(k)
