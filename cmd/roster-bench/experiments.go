@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"sync"
@@ -276,6 +277,9 @@ type ThroughputResult struct {
 	// throughout is bound by CPU, not by waiting.
 	CPU Dur    `json:"cpu_us"`
 	GCs uint32 `json:"gc_cycles"`
+	// GCCPU is the runtime's estimate of the CPU time the garbage
+	// collector took meanwhile (runtime/metrics /cpu/classes/gc/total).
+	GCCPU Dur `json:"gc_cpu_us"`
 	// Dropped counts packets every node dropped because its inbox was
 	// full (gossip.Stats.PacketsDropped); anti-entropy repairs them.
 	Dropped int64 `json:"packets_dropped_all_nodes"`
@@ -327,7 +331,7 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	repairBefore := sumStat(c.nodes, repairDeltas)
 	droppedBefore := sumStat(c.nodes, packetsDropped)
 	t0 := time.Now()
-	cpu0, gc0 := cpuTime(), gcCycles()
+	cpu0, gc0, gcCPU0 := cpuTime(), gcCycles(), gcCPU()
 	local, err := fill(ctx, c.nodes[0], "m", n, groups)
 	if err != nil {
 		return nil, err
@@ -342,7 +346,7 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: replication: %w", name, err)
 	}
-	cpu, gcs := cpuTime()-cpu0, gcCycles()-gc0
+	cpu, gcs, gcCPU := cpuTime()-cpu0, gcCycles()-gc0, gcCPU()-gcCPU0
 	after := c.nodes[0].Stats()
 	res := &ThroughputResult{
 		Name: name, Nodes: o.nodes, Members: n, Groups: groups, Watched: watched,
@@ -355,6 +359,7 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 		Dropped:      sumStat(c.nodes, packetsDropped) - droppedBefore,
 		CPU:          Dur(cpu),
 		GCs:          gcs,
+		GCCPU:        Dur(gcCPU),
 		FD:           c.fd.snapshot(),
 		Foreign:      c.foreign(),
 	}
@@ -696,6 +701,17 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcCPU returns the runtime's estimate of the CPU time spent collecting
+// garbage so far. (The estimate is updated as collections end.)
+func gcCPU() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
 }
 
 // gcCycles returns how many garbage collections have completed.

@@ -454,25 +454,34 @@ func printFanOut(w io.Writer, rs []*LatencyResult) {
 func printThroughput(w io.Writer, rs []*ThroughputResult) {
 	fmt.Fprintf(w, "\n== throughput: one writer on n1, until all %d other nodes hold every member ==\n", rs[0].Nodes-1)
 	t := &table{}
-	t.add("workload", "replicated", "elapsed", "local only", "pg", "vs pg", "target", "met", "CPU/member", "GCs", "pkts/TCP/MB sent", "drops", "resyncs", "FD")
+	t.add("workload", "replicated", "elapsed", "local only", "pg", "vs pg", "target", "met", "CPU/member", "GC share", "GCs", "pkts/TCP/MB sent", "drops", "resyncs", "FD")
 	for _, r := range rs {
 		met := "no"
 		if r.Rate >= r.TargetRate {
 			met = "yes"
 		}
 		t.add(r.Name, fmtRate(r.Rate), r.Elapsed.String(), fmtRate(r.LocalRate), fmtRate(r.PgRate), vsRate(r.Rate, r.PgRate),
-			fmtRate(r.TargetRate), met, fmt.Sprintf("%.1f µs", float64(time.Duration(r.CPU).Microseconds())/float64(max(r.Members, 1))), fmt.Sprint(r.GCs),
+			fmtRate(r.TargetRate), met, fmt.Sprintf("%.1f µs", float64(time.Duration(r.CPU).Microseconds())/float64(max(r.Members, 1))), pct0(float64(r.GCCPU), float64(r.CPU)), fmt.Sprint(r.GCs),
 			fmt.Sprintf("%d/%d/%.1f", r.PacketsSent, r.ReliableSent, float64(r.BytesSent)/1e6), fmt.Sprint(r.Dropped), fmt.Sprint(r.Resyncs), r.FD.String())
 	}
 	t.print(w)
 	fmt.Fprintln(w, "  (held: until Count shows every member on every other node, polled every 500 µs; watched: until")
 	fmt.Fprintln(w, "   a watch consumer on each of them has counted every join event, which costs those nodes more;")
-	fmt.Fprintln(w, "   CPU/member: the process's CPU time over the run, all 5 nodes, per member; GCs: collections meanwhile)")
+	fmt.Fprintln(w, "   CPU/member: the process's CPU time over the run, all 5 nodes, per member; GC share: the runtime's")
+	fmt.Fprintln(w, "   estimate of the part of it the garbage collector took; GCs: collections meanwhile)")
 	for _, r := range rs {
 		if r.Foreign > 0 {
 			fmt.Fprintf(w, "  WARNING: %s: %d node(s) from outside this cluster joined it\n", r.Name, r.Foreign)
 		}
 	}
+}
+
+// pct0 formats part/whole as a percentage ("-" when whole is 0).
+func pct0(part, whole float64) string {
+	if whole <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*part/whole)
 }
 
 func printTransfer(w io.Writer, rs []*TransferResult) {
