@@ -10,14 +10,20 @@ import (
 	"pgregory.net/rapid"
 )
 
-// canon sorts a delta's adds and removes by key, for comparing deltas
-// whose operations were collected in different orders.
+// canon sorts a delta's adds and removes by key (none is nil), for
+// comparing deltas whose operations were collected in different orders.
 func canon(d *Delta) *Delta {
 	c := *d
 	c.Adds = slices.Clone(d.Adds)
 	c.Removes = slices.Clone(d.Removes)
 	slices.SortFunc(c.Adds, func(a, b Add) int { return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID)) })
 	slices.SortFunc(c.Removes, func(a, b Remove) int { return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID)) })
+	if len(c.Adds) == 0 {
+		c.Adds = nil // JoinAll leaves an empty one, Batch none
+	}
+	if len(c.Removes) == 0 {
+		c.Removes = nil
+	}
 	return &c
 }
 
