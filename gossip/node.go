@@ -43,8 +43,8 @@ type NodeInfo struct {
 }
 
 // Stats are cumulative counters, for metrics and tests. DeltasSent
-// counts local operations pushed (a burst's go out batched, a delta per
-// thousand or so); DeltasReceived counts deltas decoded.
+// counts the local operations pushed (under load they go out batched, up
+// to a thousand per delta); DeltasReceived counts the deltas decoded.
 type Stats struct {
 	DeltasSent, DeltasReceived, PacketsSent, ReliableSent     int64
 	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
