@@ -64,7 +64,7 @@ type Batch struct {
 	open    Delta       // the delta being filled; Ctx is not yet sorted
 	dead    int         // adds and removes of open replaced by a later operation
 	ops     int         // operations recorded in open
-	total   int         // operations recorded since the last Take
+	total   int         // AddJoin and Add calls since the last Take
 	keys    []batchSlot // open's keys: open addressing over their hashes
 	used    []int       // slots of keys in use, to clear them cheaply
 	sealed  []*Delta
@@ -90,7 +90,8 @@ func (b *Batch) limit() int {
 	return DefaultBatchLimit
 }
 
-// Len returns the operations recorded since the last Take.
+// Len returns how many local operations (AddJoin and Add calls: a join,
+// a leave, a LeaveAll) were recorded since the last Take.
 func (b *Batch) Len() int { return b.total }
 
 // AddJoin records a local join of replica r (State.JoinLocal).
@@ -144,7 +145,7 @@ func (b *Batch) Add(d *Delta) error {
 		}
 	}
 	b.ops += n
-	b.total += n
+	b.total++
 	return nil
 }
 
@@ -255,10 +256,11 @@ func (b *Batch) kill(at int32) {
 	b.dead++
 }
 
-// keyHash hashes a member key (0 is never returned: it marks a free slot).
+// keyHash hashes a member key. 0 is never returned (it marks a free
+// slot): the top bit is set, not the lowest, which picks the slot.
 func keyHash(group, id string) uint64 {
 	h := maphash.String(hashSeed, group)*0x9E3779B97F4A7C15 ^ maphash.String(hashSeed, id)
-	return h | 1
+	return h | 1<<63
 }
 
 // seal closes the open delta: replaced operations dropped, context sorted
@@ -283,10 +285,16 @@ func (b *Batch) seal() {
 	d.Replica = b.replica
 	b.sealed = append(b.sealed, &d)
 	b.last = len(d.Adds)
-	for _, i := range b.used {
-		b.keys[i] = batchSlot{}
+	if len(b.keys) > 4*b.limit() {
+		// Grown for one huge delta (a LeaveAll of thousands of groups):
+		// not kept for the scope's lifetime.
+		b.keys, b.used = nil, nil
+	} else {
+		for _, i := range b.used {
+			b.keys[i] = batchSlot{}
+		}
+		b.used = b.used[:0]
 	}
-	b.used = b.used[:0]
 	b.open, b.dead, b.ops = Delta{}, 0, 0
 }
 

@@ -184,3 +184,18 @@ func TestBatchBigDelta(t *testing.T) {
 	}
 	require.Equal(t, s.Describe(false), obs.Describe(false))
 }
+
+// TestKeyHashSlots: key hashes are never 0 (a free slot) and their low
+// bits, which pick the slot, take every value (a hash forced odd would
+// leave half the index's slots unused as starting points).
+func TestKeyHashSlots(t *testing.T) {
+	var low [4]int
+	for i := range 4000 {
+		h := keyHash(fmt.Sprintf("g%d", i%7), fmt.Sprintf("m%d", i))
+		require.NotZero(t, h)
+		low[h&3]++
+	}
+	for v, n := range low {
+		require.Greater(t, n, 500, "low bits %d taken by %d of 4000 keys", v, n)
+	}
+}

@@ -216,9 +216,10 @@ func newReader(b []byte) *reader {
 
 // release returns the reader's decoder to msgpack's pool (which detaches
 // it from the input); the reader must not be used afterwards. Decoded
-// strings and byte slices are copies, so nothing decoded refers to the
-// decoder's buffers. A decoder that failed is not pooled: whatever it
-// was reading may have grown its buffers.
+// strings are copies; byte slices (bytesOrNil) alias the input and are
+// used up before the decoding function returns, so nothing it returns
+// refers to the input or the decoder's buffers. A decoder that failed is
+// not pooled: whatever it was reading may have grown its buffers.
 func (r *reader) release() {
 	if r.err == nil {
 		msgpack.PutDecoder(r.dec)

@@ -54,7 +54,12 @@ func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
 // boundaries, for watches to drain meanwhile.
 func TestMergeAllOneHold(t *testing.T) {
 	src := filledSource(t, 3000, 10, "m")
-	chunks := src.Snapshot(8 << 10)
+	var chunks []*crdt.Delta
+	for _, c := range src.Snapshot(8 << 10) {
+		d, err := crdt.DecodeDelta(crdt.EncodeDelta(c)) // as received: mergeAll takes decoded deltas
+		require.NoError(t, err)
+		chunks = append(chunks, d)
+	}
 	require.Greater(t, len(chunks), 3, "the transfer must be chunked for this test")
 
 	probe := &holdProbe{}

@@ -43,8 +43,9 @@ type NodeInfo struct {
 }
 
 // Stats are cumulative counters, for metrics and tests. DeltasSent
-// counts the local operations pushed (under load they go out batched, up
-// to a thousand per delta); DeltasReceived counts the deltas decoded.
+// counts the local operations pushed, a join, leave or LeaveAll each (each
+// is one delta; under load they go out batched, about a thousand per
+// delta on the wire); DeltasReceived counts the deltas decoded.
 type Stats struct {
 	DeltasSent, DeltasReceived, PacketsSent, ReliableSent     int64
 	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
@@ -420,7 +421,10 @@ func (n *Node) Join(scope, group, id string, meta crdt.RawMeta) error {
 	err = n.batch(scope).AddJoin(self, j)
 	n.outMu.Unlock()
 	if err != nil {
-		return err // cannot happen: one scope's operations are all its own replica's
+		// Cannot happen (a scope's operations are all its own
+		// replica's); if it did, anti-entropy would still carry the join.
+		n.log.Error("batching a local join failed", "scope", scope, "err", err)
+		return err
 	}
 	n.wakeSender()
 	return nil
@@ -463,7 +467,9 @@ func (n *Node) push(scope string, d *crdt.Delta) error {
 	err := n.batch(scope).Add(d)
 	n.outMu.Unlock()
 	if err != nil {
-		return err // cannot happen: one scope's operations are all its own replica's
+		// Cannot happen, as for a join (see Join).
+		n.log.Error("batching a local delta failed", "scope", scope, "err", err)
+		return err
 	}
 	n.wakeSender()
 	return nil
@@ -710,7 +716,9 @@ type merged struct {
 // so the chunks of a transfer overflow a watch's buffer once (one resync),
 // not once per chunk. Events are handed over at delta boundaries (flushAt)
 // so that watches drain them meanwhile.
-// Nil deltas (those that failed to decode) are skipped.
+// Nil deltas (those that failed to decode) are skipped. The deltas must
+// come from crdt.DecodeDelta and be mergeAll's: those merged (not held
+// back, not stashed) are released (crdt.Delta.Release).
 func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta) {
 	var out []merged
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {

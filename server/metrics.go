@@ -64,7 +64,7 @@ var (
 		desc *prometheus.Desc
 		get  func(gossip.Stats) int64
 	}{
-		{counterDesc("roster_gossip_deltas_sent_total", "Local operations (joins, updates, leaves) pushed to peers, batched into deltas under load."), func(s gossip.Stats) int64 { return s.DeltasSent }},
+		{counterDesc("roster_gossip_deltas_sent_total", "Local operations (a join, update, leave or leave-all each) pushed to peers; under load they are batched into fewer deltas on the wire."), func(s gossip.Stats) int64 { return s.DeltasSent }},
 		{counterDesc("roster_gossip_deltas_received_total", "Deltas received from peers."), func(s gossip.Stats) int64 { return s.DeltasReceived }},
 		{counterDesc("roster_gossip_packets_sent_total", "Best-effort (UDP) gossip packets sent."), func(s gossip.Stats) int64 { return s.PacketsSent }},
 		{counterDesc("roster_gossip_reliable_sent_total", "Reliable (TCP) gossip messages sent."), func(s gossip.Stats) int64 { return s.ReliableSent }},
