@@ -417,17 +417,7 @@ func (n *Node) Join(scope, group, id string, meta crdt.RawMeta) error {
 	if !j.Changed() {
 		return nil
 	}
-	n.outMu.Lock()
-	err = n.batch(scope).AddJoin(self, j)
-	n.outMu.Unlock()
-	if err != nil {
-		// Cannot happen (a scope's operations are all its own
-		// replica's); if it did, anti-entropy would still carry the join.
-		n.log.Error("batching a local join failed", "scope", scope, "err", err)
-		return err
-	}
-	n.wakeSender()
-	return nil
+	return n.queue(scope, func(b *crdt.Batch) error { return b.AddJoin(self, j) })
 }
 
 // Leave removes the local member (group, id) from scope.
@@ -458,17 +448,19 @@ func (n *Node) local(scope string, op func(*crdt.State, crdt.Emit) (*crdt.Delta,
 	if err != nil || d == nil {
 		return err
 	}
-	return n.push(scope, d)
+	return n.queue(scope, func(b *crdt.Batch) error { return b.Add(d) })
 }
 
-// push queues a local delta for the send loop.
-func (n *Node) push(scope string, d *crdt.Delta) error {
+// queue records a local operation in the scope's batch (add) for the send
+// loop.
+func (n *Node) queue(scope string, add func(*crdt.Batch) error) error {
 	n.outMu.Lock()
-	err := n.batch(scope).Add(d)
+	err := add(n.batch(scope))
 	n.outMu.Unlock()
 	if err != nil {
-		// Cannot happen, as for a join (see Join).
-		n.log.Error("batching a local delta failed", "scope", scope, "err", err)
+		// Cannot happen: a scope's operations are all its own
+		// replica's. If it did, anti-entropy would still carry it.
+		n.log.Error("batching a local operation failed", "scope", scope, "err", err)
 		return err
 	}
 	n.wakeSender()
