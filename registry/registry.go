@@ -288,7 +288,8 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 // (e.g. the connection it stands for closes). The Membership can also be
 // left earlier, which unties it. A member tied again (JoinWhile with
 // another context) leaves when the first of its contexts ends; joining it
-// again with Join keeps its ties.
+// again with Join, or with JoinWhile and the same context (to update its
+// metadata), keeps its ties and adds none.
 func (r *Registry) JoinWhile(ctx context.Context, scope, group, id string, meta Meta) (*Membership, error) {
 	return r.join(ctx, scope, group, id, meta, ctx)
 }
@@ -328,10 +329,21 @@ func (r *Registry) tie(k handleKey, ctx context.Context) *Membership {
 		r.handles[k] = m
 	}
 	r.handlesMu.Unlock()
-	stop := context.AfterFunc(ctx, func() { r.leaveTied(m) })
+	done := ctx.Done()
+	if done == nil {
+		return m // a context that never ends: nothing to watch
+	}
 	m.mu.Lock()
-	m.stops = append(m.stops, stop)
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	for _, t := range m.ties {
+		if t.done == done {
+			// Already tied to it (a metadata update through JoinWhile
+			// with the connection's context): one watcher is enough.
+			return m
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { r.leaveTied(m) })
+	m.ties = append(m.ties, tie{done, stop})
 	return m
 }
 
@@ -496,10 +508,17 @@ func (c *confirmer) convert(out []Member, ms []crdt.Member) []Member {
 
 // Membership is the handle of a member owned by this node.
 type Membership struct {
-	r     *Registry
-	key   handleKey
-	mu    sync.Mutex
-	stops []func() bool
+	r    *Registry
+	key  handleKey
+	mu   sync.Mutex
+	ties []tie
+}
+
+// tie is a context a member is tied to (JoinWhile): its Done channel, one
+// tie per context, and the stop of its watcher.
+type tie struct {
+	done <-chan struct{}
+	stop func() bool
 }
 
 // Scope, Group and ID identify the member.
@@ -520,10 +539,10 @@ func (m *Membership) Leave(ctx context.Context) error {
 
 func (m *Membership) stopAll() {
 	m.mu.Lock()
-	stops := m.stops
-	m.stops = nil
+	ties := m.ties
+	m.ties = nil
 	m.mu.Unlock()
-	for _, s := range stops {
-		s()
+	for _, t := range ties {
+		t.stop()
 	}
 }

@@ -442,7 +442,43 @@ func TestTiedHandles(t *testing.T) {
 	require.Equal(t, 0, handles(), "Close kept the tied handles")
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	require.Empty(t, v.stops, "Close left the context watched")
+	require.Empty(t, v.ties, "Close left the context watched")
+}
+
+// TestTieOncePerContext: a member joined again and again with the same
+// context (its metadata updated through JoinWhile) is watched once for
+// it, not once per join; another context adds a tie, and the first of
+// them to end still takes the member out. A context that never ends is
+// not watched at all.
+func TestTieOncePerContext(t *testing.T) {
+	ctx := context.Background()
+	r := openLocal(t, "a", 1)
+	defer func() { require.NoError(t, r.Close(ctx)) }()
+	ties := func(m *Membership) int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.ties)
+	}
+	conn, hangUp := context.WithCancel(ctx)
+	var m *Membership
+	for i := range 100 {
+		var err error
+		m, err = r.JoinWhile(conn, "chat", "room", "x", Meta{"v": fmt.Sprint(i)})
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, ties(m))
+	other, hangUpOther := context.WithCancel(ctx)
+	defer hangUpOther()
+	_, err := r.JoinWhile(other, "chat", "room", "x", nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, ties(m))
+	hangUp()
+	eventually(t, "x left with its first context", func() bool { return membersOf(r, "room") == "" })
+	require.Equal(t, 0, ties(m))
+
+	forever, err := r.JoinWhile(ctx, "chat", "room", "y", nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, ties(forever), "a context that never ends was watched")
 }
 
 // TestWatchOrderAcrossHandOffs: events reach C exactly once and in order
