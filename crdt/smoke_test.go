@@ -33,3 +33,28 @@ func TestSmokeJoinLeaveReplicate(t *testing.T) {
 	require.Equal(t, Meta{"addr": "y"}, b.Members("room")[0].Meta.MustDecode())
 	require.Equal(t, []string{"room"}, b.Groups())
 }
+
+// TestLocalMeta: the local member's metadata, not a remote one's, and
+// none once it left.
+func TestLocalMeta(t *testing.T) {
+	a := mustNew(t, "a", 1, DefaultOptions())
+	b := mustNew(t, "b", 1, DefaultOptions())
+	d, err := b.Join("g", "x", Meta{"k": "remote"}, nil)
+	require.NoError(t, err)
+	_, err = a.Merge(d, nil)
+	require.NoError(t, err)
+	_, ok := a.LocalMeta("g", "x")
+	require.False(t, ok, "a remote member is not local")
+	raw, err := EncodeMeta(Meta{"k": "v"})
+	require.NoError(t, err)
+	a.JoinLocal("g", "x", raw, nil)
+	got, ok := a.LocalMeta("g", "x")
+	require.True(t, ok)
+	require.Equal(t, raw, got)
+	_, err = a.Leave("g", "x", nil)
+	require.NoError(t, err)
+	_, ok = a.LocalMeta("g", "x")
+	require.False(t, ok)
+	_, ok = a.LocalMeta("nope", "x")
+	require.False(t, ok)
+}

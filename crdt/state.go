@@ -530,6 +530,17 @@ func (s *State) Holders(groupName, id string) []ReplicaID {
 	return out
 }
 
+// LocalMeta returns the metadata of the local member (group, id), and
+// whether there is one.
+func (s *State) LocalMeta(groupName, id string) (RawMeta, bool) {
+	g := s.groups[groupName]
+	if g == nil {
+		return "", false
+	}
+	e, ok := s.local.lookup(g, id)
+	return e.meta, ok
+}
+
 // LocalMembers returns the local replica's members of a group, sorted by id.
 func (s *State) LocalMembers(groupName string) []Member {
 	g := s.groups[groupName]

@@ -255,6 +255,10 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	kl := r.keyLock(k)
 	kl.Lock()
 	defer kl.Unlock()
+	var prev before
+	if o.session != "" {
+		prev = r.before(k) // for undoJoin: only a session join may be undone
+	}
 	life, err := r.recordJoin(k, o, raw)
 	if err != nil {
 		return nil, err
@@ -264,9 +268,7 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	}
 	if err := r.commitJoin(k, life); err != nil {
 		// The session ended while the join was persisted: undo it.
-		_ = r.store.deleteMember(k)
-		_ = r.node.Leave(scope, group, id)
-		r.dropHandle(k)
+		r.undoJoin(k, prev)
 		return nil, err
 	}
 	if tie != nil {
@@ -282,6 +284,48 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 		m = &Membership{r: r, key: k}
 	}
 	return m, nil
+}
+
+// before is a local member as it was before a join: whether it existed,
+// and its metadata.
+type before struct {
+	had  bool
+	meta crdt.RawMeta
+}
+
+// before returns the local member k as it is now (keyLock held).
+func (r *Registry) before(k handleKey) before {
+	var b before
+	if sc, ok := r.node.Scope(k.scope); ok {
+		sc.Read(func(st *crdt.State) { b.meta, b.had = st.LocalMeta(k.group, k.id) })
+	}
+	return b
+}
+
+// undoJoin puts member k back as it was before a join whose session ended
+// while the join was persisted (keyLock held): absent if it was new, else
+// with its metadata, ties and lifetime as before (commitJoin changed no
+// lifetime). The join is refused, so it must not have changed anything,
+// least of all removed a member that was there before it.
+func (r *Registry) undoJoin(k handleKey, prev before) {
+	var errs []error
+	if !prev.had {
+		errs = append(errs, r.store.deleteMember(k), r.node.Leave(k.scope, k.group, k.id))
+		r.dropHandle(k)
+	} else {
+		r.sess.mu.Lock()
+		life := r.sess.owned[k]
+		r.sess.mu.Unlock()
+		if life == (Lifetime{}) {
+			errs = append(errs, r.store.deleteMember(k))
+		} else {
+			errs = append(errs, r.store.putMember(k, life.Session, []byte(prev.meta)))
+		}
+		errs = append(errs, r.node.Join(k.scope, k.group, k.id, prev.meta))
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.log.Warn("undoing a join whose session ended failed", "scope", k.scope, "group", k.group, "id", k.id, "err", err)
+	}
 }
 
 // JoinWhile is Join for a member tied to ctx: it leaves when ctx is done
