@@ -11,7 +11,11 @@
 // seen: a contiguous prefix plus a compacted cloud of ranges above it).
 //
 // Only the local replica mints dots, and only for its own members: [State.Join],
-// [State.Leave] and [State.LeaveAll] each return the [Delta] to disseminate.
+// [State.Leave] and [State.LeaveAll] each return the [Delta] to disseminate
+// ([State.JoinLocal] returns a join as a value instead, and a [Batch] joins a
+// burst of local operations into a few deltas, as [JoinAll] would). A
+// receiver decodes with [DecodeDelta] and, once a delta is merged and not
+// kept, may hand its memory back with [Delta.Release].
 // Every operation, including a leave, mints a new counter, so a digest (one
 // counter per replica) is enough to tell whether a peer is behind. Merging a
 // delta or a full state ([State.Merge]) is a lattice join: commutative,
