@@ -170,7 +170,7 @@ func (b *Batch) start(r ReplicaID, n int) error {
 	if b.ops > 0 && b.ops+n > b.limit() {
 		b.seal()
 	}
-	b.reserve(max(n, b.limit()))
+	b.reserve(n)
 	if b.ops == 0 && b.last > 1 {
 		// Sized like the delta before it: a burst fills one after
 		// another, and growing each through every doubling made garbage
@@ -184,7 +184,7 @@ func (b *Batch) start(r ReplicaID, n int) error {
 // limit's worth, or more for one delta bigger than the limit (LeaveAll
 // of a member in thousands of groups).
 func (b *Batch) reserve(n int) {
-	want := 2 * (len(b.used) + n)
+	want := 2 * max(b.limit(), len(b.used)+n)
 	if len(b.keys) >= want {
 		return
 	}

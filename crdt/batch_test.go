@@ -199,3 +199,24 @@ func TestKeyHashSlots(t *testing.T) {
 		require.Greater(t, n, 500, "low bits %d taken by %d of 4000 keys", v, n)
 	}
 }
+
+// TestBatchIndexSize: a burst within the limit keeps the key index at
+// twice the limit; one huge delta grows it, and the seal after drops it.
+func TestBatchIndexSize(t *testing.T) {
+	s := mustNew(t, "a", 1, DefaultOptions())
+	b := Batch{Limit: 64}
+	for i := range 1000 {
+		require.NoError(t, b.AddJoin(s.Local(), s.JoinLocal(fmt.Sprintf("g%d", i%3), fmt.Sprintf("m%d", i), "", nil)))
+		require.Equal(t, 128, len(b.keys), "after %d joins", i+1)
+	}
+	for i := range 500 {
+		_, err := s.Join(fmt.Sprintf("h%d", i), "x", nil, nil)
+		require.NoError(t, err)
+	}
+	all, err := s.LeaveAll("x", nil)
+	require.NoError(t, err)
+	require.NoError(t, b.Add(all))
+	require.GreaterOrEqual(t, len(b.keys), 1000)
+	require.Len(t, b.Take(), 1000/64+1+1)
+	require.Nil(t, b.keys, "the index grown for one huge delta was kept")
+}
