@@ -255,9 +255,9 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	kl := r.keyLock(k)
 	kl.Lock()
 	defer kl.Unlock()
-	var prev before
+	var prev prior
 	if o.session != "" {
-		prev = r.before(k) // for undoJoin: only a session join may be undone
+		prev = r.prior(k) // for undoJoin: only a session join may be undone
 	}
 	life, err := r.recordJoin(k, o, raw)
 	if err != nil {
@@ -286,16 +286,16 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	return m, nil
 }
 
-// before is a local member as it was before a join: whether it existed,
+// prior is a local member as it was before a join: whether it existed,
 // and its metadata.
-type before struct {
+type prior struct {
 	had  bool
 	meta crdt.RawMeta
 }
 
-// before returns the local member k as it is now (keyLock held).
-func (r *Registry) before(k handleKey) before {
-	var b before
+// prior returns the local member k as it is now (keyLock held).
+func (r *Registry) prior(k handleKey) prior {
+	var b prior
 	if sc, ok := r.node.Scope(k.scope); ok {
 		sc.Read(func(st *crdt.State) { b.meta, b.had = st.LocalMeta(k.group, k.id) })
 	}
@@ -307,7 +307,7 @@ func (r *Registry) before(k handleKey) before {
 // with its metadata, ties and lifetime as before (commitJoin changed no
 // lifetime). The join is refused, so it must not have changed anything,
 // least of all removed a member that was there before it.
-func (r *Registry) undoJoin(k handleKey, prev before) {
+func (r *Registry) undoJoin(k handleKey, prev prior) {
 	var errs []error
 	if !prev.had {
 		errs = append(errs, r.store.deleteMember(k), r.node.Leave(k.scope, k.group, k.id))
