@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 
@@ -279,21 +278,18 @@ func (r *reader) bytesOrNil(what string, limit int) []byte {
 	if r.err != nil {
 		return nil
 	}
-	n, err := r.dec.DecodeBytesLen()
+	v, err := bounded.Bytes(r.dec, r.r, r.b)
+	if err == nil && len(v) > limit {
+		err = fmt.Errorf("%d bytes, limit %d", len(v), limit)
+	}
 	if err != nil {
 		r.fail("%s: %v", what, err)
 		return nil
 	}
-	if n <= 0 {
+	if len(v) == 0 {
 		return nil
 	}
-	if n > limit || n > r.r.Len() {
-		r.fail("%s: %d bytes, limit %d, %d left", what, n, limit, r.r.Len())
-		return nil
-	}
-	at := len(r.b) - r.r.Len()
-	_, _ = r.r.Seek(int64(n), io.SeekCurrent)
-	return r.b[at : at+n : at+n]
+	return v
 }
 
 func (r *reader) header(want Kind, fields int) {

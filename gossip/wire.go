@@ -2,8 +2,8 @@ package gossip
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"io"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/internal/bounded"
@@ -144,20 +144,15 @@ func (r *reader) bytes(what string) []byte {
 	if r.err != nil {
 		return nil
 	}
-	n, err := r.dec.DecodeBytesLen()
-	if err == nil && (n < 0 || n > r.r.Len()) {
-		err = fmt.Errorf("length %d with %d bytes left", n, r.r.Len())
+	v, err := bounded.Bytes(r.dec, r.r, r.b)
+	if err == nil && v == nil {
+		err = errors.New("nil where bytes belong")
 	}
 	if err != nil {
 		r.fail(what, err)
 		return nil
 	}
-	off := len(r.b) - r.r.Len()
-	if _, err := r.r.Seek(int64(n), io.SeekCurrent); err != nil {
-		r.fail(what, err)
-		return nil
-	}
-	return r.b[off : off+n : off+n]
+	return v
 }
 
 func (r *reader) boolean(what string) bool {

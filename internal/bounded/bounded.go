@@ -19,16 +19,24 @@ import (
 // pooled, hold) that much; here a claim longer than what is left is an
 // error before anything is allocated.
 func String(dec *msgpack.Decoder, r *bytes.Reader, b []byte) (string, error) {
+	v, err := Bytes(dec, r, b)
+	return string(v), err
+}
+
+// Bytes is String for a byte string, returned as a slice of b, not a
+// copy (what the caller keeps, it copies): nil for a msgpack nil, empty
+// but not nil for an empty string.
+func Bytes(dec *msgpack.Decoder, r *bytes.Reader, b []byte) ([]byte, error) {
 	n, err := dec.DecodeBytesLen()
 	switch {
 	case err != nil:
-		return "", err
-	case n <= 0:
-		return "", nil
+		return nil, err
+	case n < 0:
+		return nil, nil
 	case n > r.Len():
-		return "", fmt.Errorf("string of %d bytes with %d left", n, r.Len())
+		return nil, fmt.Errorf("string of %d bytes with %d left", n, r.Len())
 	}
 	at := len(b) - r.Len()
 	_, _ = r.Seek(int64(n), io.SeekCurrent)
-	return string(b[at : at+n]), nil
+	return b[at : at+n : at+n], nil
 }

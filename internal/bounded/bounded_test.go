@@ -52,3 +52,35 @@ func TestString(t *testing.T) {
 	_, err = String(msgpack.NewDecoder(r), r, one)
 	require.Error(t, err, "an integer is not a string")
 }
+
+// TestBytes: byte strings come back as slices of the input (not copies),
+// an empty one empty but not nil, a nil one nil; a claim longer than what
+// is left is an error.
+func TestBytes(t *testing.T) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	require.NoError(t, enc.EncodeBytes([]byte("abc")))
+	require.NoError(t, enc.EncodeBytes([]byte{}))
+	require.NoError(t, enc.EncodeNil())
+	b := buf.Bytes()
+	r := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(r)
+	got, err := Bytes(dec, r, b)
+	require.NoError(t, err)
+	require.Equal(t, []byte("abc"), got)
+	require.Equal(t, len(got), cap(got), "the slice ends with the string")
+	b[2] = 'X' // the first byte after the bin8 header
+	require.Equal(t, []byte("Xbc"), got, "not a copy of the input")
+	got, err = Bytes(dec, r, b)
+	require.NoError(t, err)
+	require.NotNil(t, got)
+	require.Empty(t, got)
+	got, err = Bytes(dec, r, b)
+	require.NoError(t, err)
+	require.Nil(t, got)
+
+	huge := []byte{0xc6, 0x40, 0, 0, 0, 'x'} // bin32 claiming 1 GiB, 1 byte left
+	r = bytes.NewReader(huge)
+	_, err = Bytes(msgpack.NewDecoder(r), r, huge)
+	require.Error(t, err)
+}
