@@ -857,11 +857,7 @@ func (n *Node) sendLoop() {
 		n.outMu.Unlock()
 		for _, p := range pending {
 			n.stats.deltasSent.Add(int64(p.ops))
-			enc := make([][]byte, len(p.ds))
-			for i, d := range p.ds {
-				enc[i] = crdt.EncodeDelta(d)
-			}
-			n.disseminate(p.scope, enc)
+			n.disseminate(p.scope, encodeAll(p.ds))
 		}
 		for _, r := range relays {
 			n.stats.relayed.Add(int64(len(r.payloads)))
@@ -1058,8 +1054,9 @@ func (n *Node) serveSync(j syncJob) {
 	}
 }
 
-// encodeAll encodes deltas, the chunks of a large repair on all CPUs at
-// once (a 100k-member transfer is three chunks of about 5 ms each).
+// encodeAll encodes deltas on all CPUs at once: the chunks of a large
+// repair (a 100k-member transfer is three chunks of about 5 ms each), a
+// burst's batched deltas. One delta is encoded on the calling goroutine.
 func encodeAll(ds []*crdt.Delta) [][]byte {
 	enc := make([][]byte, len(ds))
 	parallel(len(ds), func(i int) { enc[i] = crdt.EncodeDelta(ds[i]) })
