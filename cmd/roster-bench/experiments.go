@@ -331,7 +331,8 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	repairBefore := sumStat(c.nodes, repairDeltas)
 	droppedBefore := sumStat(c.nodes, packetsDropped)
 	t0 := time.Now()
-	cpu0, gc0, gcCPU0 := cpuTime(), gcCycles(), gcCPU()
+	cpu0 := cpuTime()
+	gc0, gcCPU0 := gcStats()
 	local, err := fill(ctx, c.nodes[0], "m", n, groups)
 	if err != nil {
 		return nil, err
@@ -346,7 +347,9 @@ func runThroughput(ctx context.Context, o *options, name string, n, groups int, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: replication: %w", name, err)
 	}
-	cpu, gcs, gcCPU := cpuTime()-cpu0, gcCycles()-gc0, gcCPU()-gcCPU0
+	cpu := cpuTime() - cpu0
+	gcs, gcCPU := gcStats()
+	gcs, gcCPU = gcs-gc0, gcCPU-gcCPU0
 	after := c.nodes[0].Stats()
 	res := &ThroughputResult{
 		Name: name, Nodes: o.nodes, Members: n, Groups: groups, Watched: watched,
@@ -703,20 +706,19 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// gcCPU returns the runtime's estimate of the CPU time spent collecting
-// garbage so far. (The estimate is updated as collections end.)
-func gcCPU() time.Duration {
-	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+// gcStats returns how many garbage collections have completed, and the
+// runtime's estimate of the CPU time they took (updated as each ends). It
+// reads runtime/metrics, which does not stop the world.
+func gcStats() (uint32, time.Duration) {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindFloat64 {
-		return 0
+	var cycles uint32
+	var cpu time.Duration
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		cycles = uint32(s[0].Value.Uint64())
 	}
-	return time.Duration(s[0].Value.Float64() * float64(time.Second))
-}
-
-// gcCycles returns how many garbage collections have completed.
-func gcCycles() uint32 {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.NumGC
+	if s[1].Value.Kind() == metrics.KindFloat64 {
+		cpu = time.Duration(s[1].Value.Float64() * float64(time.Second))
+	}
+	return cycles, cpu
 }
