@@ -1,10 +1,8 @@
 package crdt
 
 import (
-	"cmp"
 	"fmt"
 	"hash/maphash"
-	"slices"
 	"sync"
 )
 
@@ -309,92 +307,24 @@ func (d *Delta) keys(yield func(group, id string) bool) {
 
 // JoinAll joins plain deltas of one replica into one delta, the same as
 // merging them one by one: for each key only its latest event is kept, and
-// the context is the union of theirs. The gossip layer batches a burst of
-// local operations this way, so that a peer merges one delta (one lock, one
-// validation) instead of thousands.
+// the context is the union of theirs. It is a Batch with no limit, taken
+// once (the gossip layer batches a burst of local operations with a Batch
+// directly).
 func JoinAll(ds ...*Delta) (*Delta, error) {
 	if len(ds) == 0 {
 		return nil, fmt.Errorf("%w: nothing to join", ErrInvalidDelta)
 	}
-	nk, nc, na := 0, 0, 0
+	ops := 0
 	for _, d := range ds {
-		nk += len(d.Adds) + len(d.Removes)
-		nc += len(d.Ctx)
-		na += len(d.Adds)
+		ops += max(len(d.Adds)+len(d.Removes), 1)
 	}
-	// A burst joins a thousand one-member deltas here: the scratch map
-	// and key list come from a pool.
-	js := joinScratches.Get().(*joinScratch)
-	defer js.release()
-	latest := js.latest
-	order := slices.Grow(js.order[:0], nk)
-	defer func() { js.order = order }()
-	note := func(k memberKey, e joinEv) {
-		cur, ok := latest[k]
-		if !ok {
-			order = append(order, k)
-		}
-		if !ok || e.cnt > cur.cnt {
-			latest[k] = e
-		}
-	}
-	out := &Delta{Replica: ds[0].Replica}
-	ctx := make([]Range, 0, nc)
+	b := Batch{Limit: ops} // one delta
 	for _, d := range ds {
-		if d.Replica != out.Replica || d.Auth {
-			return nil, fmt.Errorf("%w: can only join plain deltas of one replica", ErrInvalidDelta)
-		}
-		out.Floor = max(out.Floor, d.Floor)
-		ctx = append(ctx, d.Ctx...)
-		for i := range d.Adds {
-			x := &d.Adds[i]
-			note(memberKey{x.Group, x.ID}, joinEv{add: x, cnt: x.Counter})
-		}
-		for i := range d.Removes {
-			x := &d.Removes[i]
-			note(memberKey{x.Group, x.ID}, joinEv{rm: x, cnt: x.Counter})
+		if err := b.Add(d); err != nil {
+			return nil, err
 		}
 	}
-	if na > 0 {
-		out.Adds = make([]Add, 0, na)
-	}
-	for _, k := range order {
-		e := latest[k]
-		if e.add != nil {
-			out.Adds = append(out.Adds, *e.add)
-		} else {
-			out.Removes = append(out.Removes, *e.rm)
-		}
-	}
-	slices.SortFunc(ctx, func(a, b Range) int { return cmp.Compare(a.Lo, b.Lo) })
-	out.Ctx = unionRanges(ctx, nil)
-	return out, nil
-}
-
-// joinEv is JoinAll's latest operation on one key.
-type joinEv struct {
-	add *Add
-	rm  *Remove
-	cnt uint64
-}
-
-type joinScratch struct {
-	latest map[memberKey]joinEv
-	order  []memberKey
-}
-
-var joinScratches = sync.Pool{New: func() any { return &joinScratch{latest: map[memberKey]joinEv{}} }}
-
-// release clears the scratch and pools it, unless it grew past a batch's
-// size (clearing a map costs its capacity).
-func (js *joinScratch) release() {
-	if len(js.order) > 1<<12 {
-		return
-	}
-	clear(js.latest)
-	clear(js.order)
-	js.order = js.order[:0]
-	joinScratches.Put(js)
+	return b.Take()[0], nil
 }
 
 // unionRanges merges two sorted disjoint range lists.
