@@ -192,6 +192,27 @@ func BenchmarkEncodeDecode100k(b *testing.B) {
 			}
 		}
 	})
+	b.Run("decode+expect+merge-into-empty", func(b *testing.B) {
+		// As a node merges a transfer's message: every chunk decoded,
+		// then merged after Expect.
+		b.SetBytes(int64(size))
+		ds := make([]*Delta, len(enc))
+		for i := 0; i < b.N; i++ {
+			s := mustNew(b, "obs", 1, DefaultOptions())
+			for j, e := range enc {
+				d, err := DecodeDelta(e)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ds[j] = d
+			}
+			s.Expect(ds)
+			for _, d := range ds {
+				s.MergeValidated(d, nil)
+			}
+			s.Expect(nil)
+		}
+	})
 	b.Run("decode+merge-into-empty", func(b *testing.B) {
 		b.SetBytes(int64(size))
 		for i := 0; i < b.N; i++ {

@@ -152,6 +152,48 @@ func (s *State) admit(r ReplicaID, emit Emit) (*slice, Ignored) {
 	return sl, NotIgnored
 }
 
+// Expect tells the state that the deltas ds are about to be merged, one
+// MergeValidated each, so that the member sets they create are sized once
+// for every add ds bring to them: the chunks of a transfer each bring a
+// part of every group, and a set sized for its first chunk's part grew
+// through every doubling after it (a quarter of what merging a transfer
+// cost). Only counts of adds are kept, never the deltas; a set is sized
+// for at most the adds ds hold. Expect(nil) forgets them, as the next
+// Expect does.
+func (s *State) Expect(ds []*Delta) {
+	if len(s.expect) > 4096 {
+		s.expect = nil // clearing costs the map's capacity: drop a big one
+	} else {
+		clear(s.expect)
+	}
+	if len(ds) < 2 {
+		return
+	}
+	for _, d := range ds {
+		if d == nil || len(d.Adds) == 0 {
+			continue
+		}
+		sl := s.slices[d.Replica.Name]
+		if sl != nil && sl.id != d.Replica {
+			sl = nil // to be superseded (or ignored): it brings no sets
+		}
+		for i := 0; i < len(d.Adds); {
+			name := d.Adds[i].Group
+			j := i + 1
+			for j < len(d.Adds) && d.Adds[j].Group == name {
+				j++
+			}
+			if sl == nil || sl.groups[s.groups[name]] == nil {
+				if s.expect == nil {
+					s.expect = map[memberKey]int{}
+				}
+				s.expect[memberKey{d.Replica.Name, name}] += j - i
+			}
+			i = j
+		}
+	}
+}
+
 // applyAuth drops held entries whose counter lies in the authoritative
 // context but is not live in the delta.
 func (s *State) applyAuth(sl *slice, d *Delta, emit Emit, st *MergeStats) {

@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -26,4 +27,53 @@ func TestMergeRunRefindsEmptiedGroup(t *testing.T) {
 	require.Len(t, ms, 1)
 	require.Equal(t, "z", ms[0].ID)
 	require.Equal(t, []string{"g"}, r.Groups())
+}
+
+// TestExpectSizesSetsOnce: a transfer's chunks merged after Expect give
+// the same state as without it, and the member sets they create are sized
+// once for all the chunks' adds rather than grown through every doubling,
+// which shows in the bytes the merge allocates.
+func TestExpectSizesSetsOnce(t *testing.T) {
+	_, owner := remoteState(t, 20_000, 20) // 1,000 members per group
+	chunks := owner.Diff(Digest{}, 64<<10)
+	require.Greater(t, len(chunks), 4)
+	decode := func() []*Delta {
+		var ds []*Delta
+		for _, c := range chunks {
+			ds = append(ds, roundTrip(t, c))
+		}
+		return ds
+	}
+	merge := func(expect bool) (*State, uint64) {
+		s := mustNew(t, "obs", 1, DefaultOptions())
+		ds := decode()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if expect {
+			s.Expect(ds)
+		}
+		for _, d := range ds {
+			require.Equal(t, NotIgnored, s.MergeValidated(d, nil).Ignored)
+		}
+		s.Expect(nil)
+		runtime.ReadMemStats(&after)
+		require.Empty(t, s.expect, "Expect(nil) forgets the counts")
+		return s, after.TotalAlloc - before.TotalAlloc
+	}
+	plain, grown := merge(false)
+	sized, once := merge(true)
+	require.True(t, equalModels(visible(plain), visible(sized)))
+	require.Equal(t, 20_000, sized.VisibleLen())
+	// Growing through every doubling allocates about twice the final
+	// tables; sized once, the sets allocate them once.
+	require.Less(t, float64(once), 0.8*float64(grown), "sized once: %d bytes, grown: %d bytes", once, grown)
+
+	// Counts are per replica and only for sets the slice does not hold:
+	// merged again, the same chunks expect nothing.
+	sized.Expect(decode())
+	require.Empty(t, sized.expect)
+	// A single delta brings its counts in its runs already.
+	fresh := mustNew(t, "obs", 1, DefaultOptions())
+	fresh.Expect(decode()[:1])
+	require.Empty(t, fresh.expect)
 }

@@ -149,9 +149,10 @@ type State struct {
 	latest    map[string]uint64 // highest incarnation seen per name
 	forgotten map[string]uint64 // name -> incarnation dropped after retention
 	suspended map[ReplicaID]bool
-	xfers     uint64   // authoritative transfers started here
-	pend      []logRec // scratch: the log records of the merge under way
-	changes   uint64   // events produced, emitted or not (Changes)
+	xfers     uint64            // authoritative transfers started here
+	pend      []logRec          // scratch: the log records of the merge under way
+	expect    map[memberKey]int // Expect: replica name and group -> adds coming
+	changes   uint64            // events produced, emitted or not (Changes)
 }
 
 // Changes returns how many events the state has produced since New: the
@@ -240,10 +241,11 @@ func (s *State) setFor(sl *slice, g *group, run int) *memberSet {
 		sl.groups[g] = set
 		g.sets = append(g.sets, ownerSet{sl, set})
 		// A run of adds bringing a group the slice did not have (a
-		// transfer) sizes its map once. Only then: most of a run into a
-		// held set may be stale, and a map never shrinks.
-		if run > 1 {
-			set.reserve(run)
+		// transfer) sizes its map once, for all the adds the deltas being
+		// merged bring it if Expect was told of them. Only then: most of
+		// a run into a held set may be stale, and a map never shrinks.
+		if n := max(run, s.expect[memberKey{sl.id.Name, g.name}]); n > 1 {
+			set.reserve(n)
 		}
 	}
 	return set

@@ -714,6 +714,8 @@ type merged struct {
 func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta) {
 	var out []merged
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		st.Expect(msg) // a transfer's chunks: each group's set sized once
+		defer st.Expect(nil)
 		for _, d := range msg {
 			if d == nil {
 				continue
