@@ -75,13 +75,14 @@ func (s *State) MergeValidated(d *Delta, emit Emit) MergeStats {
 			j++
 		}
 		run := j - i
+		set := sl.groups[g] // looked up once per run, not twice per add
 		for ; i < j; i++ {
 			if len(g.sets) == 0 {
 				// Emptied by a removal earlier in the run, del dropped
 				// the group from the index: take the indexed one.
 				g = s.groupFor(g.name)
 			}
-			s.applyAdd(sl, g, d.Adds[i], run, emit, &st)
+			set = s.applyAdd(sl, g, set, d.Adds[i], run, emit, &st)
 		}
 		if len(g.sets) == 0 && s.groups[g.name] == g {
 			delete(s.groups, g.name) // created for nothing
@@ -230,9 +231,14 @@ func (s *State) applyAuth(sl *slice, d *Delta, emit Emit, st *MergeStats) {
 }
 
 // applyAdd applies one add under the owner-sequential rule: for one key a
-// higher counter supersedes every lower one, live or dead.
-func (s *State) applyAdd(sl *slice, g *group, a Add, run int, emit Emit, st *MergeStats) {
-	cur, had := sl.lookup(g, a.ID)
+// higher counter supersedes every lower one, live or dead. set is sl's
+// member set of g (nil if none); it returns the set after the add.
+func (s *State) applyAdd(sl *slice, g *group, set *memberSet, a Add, run int, emit Emit, st *MergeStats) *memberSet {
+	var cur entry
+	var had bool
+	if set != nil {
+		cur, had = set.get(a.ID)
+	}
 	known := sl.ctx.contains(a.Counter)
 	if c, ok := sl.gone[memberKey{a.Group, a.ID}]; ok {
 		if a.Counter < c {
@@ -248,15 +254,26 @@ func (s *State) applyAdd(sl *slice, g *group, a Add, run int, emit Emit, st *Mer
 		// We already know a.Counter is dead, so everything older is too.
 		s.del(sl, g, a.ID, CauseMerge, emit)
 		st.Removed++
+		if set.len() == 0 {
+			return nil // del detached it
+		}
 	case had:
-		s.put(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, CauseMerge, emit)
+		e := entry{counter: a.Counter, meta: a.Meta}
+		set.set(a.ID, e)
+		s.added(sl, g, a.ID, e, cur, true, CauseMerge, emit)
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Updated++
 	case !known:
-		s.insert(sl, g, a.ID, entry{counter: a.Counter, meta: a.Meta}, run, CauseMerge, emit)
+		if set == nil {
+			set = s.setFor(sl, g, run)
+		}
+		e := entry{counter: a.Counter, meta: a.Meta}
+		set.insert(a.ID, e)
+		s.added(sl, g, a.ID, e, entry{}, false, CauseMerge, emit)
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Added++
 	}
+	return set
 }
 
 func (s *State) applyRemove(sl *slice, r Remove, emit Emit, st *MergeStats) {
