@@ -224,7 +224,7 @@ func (s *State) liveDense(sl *slice, lo, hi uint64) []Add {
 // sortByCounter orders adds with distinct counters by counter, in place
 // (a 100k-member diff copied 6 MB of adds otherwise).
 func sortByCounter(adds []Add) []Add {
-	order := counterOrder(len(adds), func(i int) uint64 { return adds[i].Counter })
+	order := counterOrder(len(adds), func(i int) uint64 { return adds[i].Counter }, nil)
 	if order != nil {
 		permute(adds, order)
 	}
@@ -256,8 +256,10 @@ func permute[T any](xs []T, order []int32) {
 // counterOrder returns the indices 0..n-1 ordered by their distinct
 // counters, or nil when they are in order already. Dense counters (a
 // batch, a transfer, a slice's live entries) are placed at their counter,
-// with no comparisons; others are sorted.
-func counterOrder(n int, counter func(i int) uint64) []int32 {
+// with no comparisons; others are sorted. With a scratch, the order and
+// the placement slots are taken from it and kept in it for the next call
+// (the order returned is valid until then).
+func counterOrder(n int, counter func(i int) uint64, scratch *orderScratch) []int32 {
 	if n < 2 {
 		return nil
 	}
@@ -271,9 +273,14 @@ func counterOrder(n int, counter func(i int) uint64) []int32 {
 	if sorted {
 		return nil
 	}
-	order := make([]int32, 0, n)
+	if scratch == nil {
+		scratch = &orderScratch{}
+	}
+	order := slices.Grow(scratch.order[:0], n)
+	defer func() { scratch.keep(order) }()
 	if span := hi - lo + 1; span <= uint64(4*n) {
-		slot := make([]int32, span) // index+1; 0 = none
+		slot := slices.Grow(scratch.slot[:0], int(span))[:span] // index+1; 0 = none
+		clear(slot)
 		for i := range n {
 			slot[counter(i)-lo] = int32(i + 1)
 		}
@@ -282,6 +289,7 @@ func counterOrder(n int, counter func(i int) uint64) []int32 {
 				order = append(order, j-1)
 			}
 		}
+		scratch.slot = slot
 		return order
 	}
 	for i := range n {
@@ -289,6 +297,25 @@ func counterOrder(n int, counter func(i int) uint64) []int32 {
 	}
 	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(counter(int(a)), counter(int(b))) })
 	return order
+}
+
+// orderScratch keeps counterOrder's slices between the calls of one
+// user: a receiver orders the log records of every batch it merges, and
+// allocating both slices anew each time was a tenth of its garbage.
+type orderScratch struct{ order, slot []int32 }
+
+// maxScratch bounds what an orderScratch keeps (256 KiB per slice): a
+// transfer's chunk is ordered with slices of its own.
+const maxScratch = 1 << 16
+
+func (sc *orderScratch) keep(order []int32) {
+	sc.order = order
+	if cap(sc.order) > maxScratch {
+		sc.order = nil
+	}
+	if cap(sc.slot) > maxScratch {
+		sc.slot = nil
+	}
 }
 
 // removalsAbove returns the leave records of sl with counter > p, at most

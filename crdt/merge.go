@@ -296,7 +296,7 @@ func (s *State) applyRemove(sl *slice, r Remove, emit Emit, st *MergeStats) {
 // one out of order would shift the log on every entry.
 func (s *State) logPending(sl *slice) {
 	n, k := len(s.pend), s.opts.LogCap
-	order := counterOrder(n, func(i int) uint64 { return s.pend[i].counter })
+	order := counterOrder(n, func(i int) uint64 { return s.pend[i].counter }, &s.ord)
 	for pos := range n {
 		i := pos
 		if order != nil {

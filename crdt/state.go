@@ -151,6 +151,7 @@ type State struct {
 	suspended map[ReplicaID]bool
 	xfers     uint64            // authoritative transfers started here
 	pend      []logRec          // scratch: the log records of the merge under way
+	ord       orderScratch      // scratch: their order (logPending)
 	expect    map[memberKey]int // Expect: replica name and group -> adds coming
 	changes   uint64            // events produced, emitted or not (Changes)
 }
