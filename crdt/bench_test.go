@@ -156,7 +156,7 @@ func BenchmarkDiff(b *testing.B) {
 
 func BenchmarkEncodeDecode100k(b *testing.B) {
 	_, owner := remoteState(b, 100_000, 1_000)
-	ds := owner.Snapshot(0)
+	ds := owner.Diff(Digest{}, 0) // what a peer serves a fresh node
 	var size int
 	for _, d := range ds {
 		size += len(EncodeDelta(d))

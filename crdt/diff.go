@@ -3,6 +3,7 @@ package crdt
 import (
 	"cmp"
 	"slices"
+	"strings"
 )
 
 // DigestEntry says how far one replica's counter is known: every counter up
@@ -140,8 +141,13 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 		// Plain: live entries and leave records above p. Its chunks can be
 		// applied in any order.
 		d := &Delta{Replica: sl.id, Ctx: above}
-		d.Adds = s.liveAbove(sl, p)
 		d.Removes = s.removalsAbove(sl, p)
+		if len(d.Removes) == 0 && !s.logReaches(sl, p) {
+			if out, ok := s.liveSplit(sl, p, d, maxBytes); ok {
+				return out
+			}
+		}
+		d.Adds = s.liveAbove(sl, p)
 		return split(d, maxBytes)
 	}
 	// The log does not reach back to p, so leaves in (p, f] may be unknown
@@ -150,6 +156,14 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 	// sent in full; the peer drops whatever else it holds. A peer holding
 	// nothing gets the same without the references.
 	d := &Delta{Replica: sl.id, Ctx: sl.ctx.ranges(), Auth: true, Floor: f, Xfer: s.newXfer()}
+	if holdsNothing && p == 0 {
+		if d.Removes = s.removalsAbove(sl, 0); len(d.Removes) == 0 {
+			if out, ok := s.liveSplit(sl, 0, d, maxBytes); ok {
+				return out
+			}
+		}
+		d.Removes = nil
+	}
 	for _, a := range s.liveAbove(sl, 0) {
 		if a.Counter <= p && !holdsNothing {
 			d.Keep = append(d.Keep, a.Counter)
@@ -164,11 +178,111 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 	return split(d, maxBytes)
 }
 
+// logReaches reports whether sl's event log holds every event above p
+// (liveAbove then reads the entries above p from it).
+func (s *State) logReaches(sl *slice, p uint64) bool { return p >= sl.log.floorAll && p > 0 }
+
+// liveSplit is split(d) for a delta d of sl's live entries above p and
+// nothing else (no removes, no keeps), when those counters are dense (a
+// slice filled once, as before a fresh node's transfer): it cuts the
+// chunks split would, but fills them straight from the slice, group by
+// group, instead of first listing every entry in counter order (a
+// scatter over the whole slice) and copying them out. A chunk's adds are
+// in no particular order; those of one group are together, as the
+// encoder writes them. ok is false when the counters are not dense: the
+// caller lists and splits them.
+func (s *State) liveSplit(sl *slice, p uint64, d *Delta, maxBytes int) (out []*Delta, ok bool) {
+	lo, hi := p+1, sl.ctx.max()
+	if hi < lo || hi-lo >= uint64(sl.n+sl.n/4) {
+		return nil, false
+	}
+	// Each live counter's encoded-size estimate (addSize), at its place;
+	// 0 marks a dead counter. Then, once cut, its chunk's index.
+	at := make([]int32, hi-lo+1)
+	total := 64 + len(d.Replica.Name) + 20*len(d.Ctx)
+	for g, set := range sl.groups {
+		for id, e := range set.all() {
+			if e.counter >= lo {
+				size := len(g.name) + len(id) + len(e.meta) + 16
+				at[e.counter-lo] = int32(size)
+				total += size
+			}
+		}
+	}
+	// Cut as splitAdds does, in counter order; his[i] is the highest
+	// counter chunk i covers.
+	var his []uint64
+	var counts []int
+	if total <= maxBytes {
+		his, counts = []uint64{MaxCounter - 1}, []int{0}
+		for i, size := range at {
+			if size > 0 {
+				at[i] = 0
+				counts[0]++
+			}
+		}
+	} else {
+		budget := max(maxBytes-64-len(d.Replica.Name)-20*len(d.Ctx), maxBytes/2)
+		size, n, last := 0, 0, uint64(0)
+		for i, as := range at {
+			if as == 0 {
+				continue
+			}
+			if size > 0 && size+int(as) > budget {
+				his, counts = append(his, last), append(counts, n)
+				size, n = 0, 0
+			}
+			size += int(as)
+			n++
+			last = lo + uint64(i)
+			at[i] = int32(len(his))
+		}
+		his, counts = append(his, MaxCounter-1), append(counts, n)
+	}
+	chunks := make([][]Add, len(his))
+	for i, n := range counts {
+		if n > 0 {
+			chunks[i] = make([]Add, 0, n)
+		}
+	}
+	// Groups in name order, so that the same slice of small sets (kept
+	// as lists, in a fixed order) gives the same chunks every time.
+	groups := make([]*group, 0, len(sl.groups))
+	for g := range sl.groups {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(a, b *group) int { return strings.Compare(a.name, b.name) })
+	for _, g := range groups {
+		for id, e := range sl.groups[g].all() {
+			if e.counter >= lo {
+				i := at[e.counter-lo]
+				chunks[i] = append(chunks[i], Add{Group: g.name, ID: id, Counter: e.counter, Meta: e.meta})
+			}
+		}
+	}
+	if len(his) == 1 {
+		d.Adds = chunks[0]
+		return []*Delta{d}, true
+	}
+	from := uint64(1)
+	for i, hi := range his {
+		c := &Delta{Replica: d.Replica, Auth: d.Auth, Floor: d.Floor, Ctx: clipRanges(d.Ctx, from, hi), Adds: chunks[i]}
+		if len(c.Ctx) > 0 {
+			if d.Auth {
+				c.Xfer, c.Seq = d.Xfer, uint32(len(out))
+			}
+			out = append(out, c)
+		}
+		from = hi + 1
+	}
+	return out, true
+}
+
 // liveAbove returns sl's live entries with counter > p, in counter order:
 // from the event log when it reaches back to p, else by scanning the slice.
 func (s *State) liveAbove(sl *slice, p uint64) []Add {
 	var out []Add
-	if p >= sl.log.floorAll && p > 0 {
+	if s.logReaches(sl, p) {
 		recs, _ := sl.log.since(p)
 		for r := range recs {
 			if r.rm {
