@@ -100,9 +100,8 @@ func (s *State) snapshot(maxBytes int, withLocal bool) []*Delta {
 			continue
 		}
 		d := &Delta{Replica: sl.id, Ctx: ctx, Auth: true, Floor: sl.log.floorRm, Xfer: s.newXfer()}
-		d.Adds = s.liveAbove(sl, 0)
 		d.Removes = s.removalsAbove(sl, 0)
-		out = append(out, split(d, maxBytes)...)
+		out = append(out, s.liveChunks(sl, 0, d, maxBytes)...)
 	}
 	return out
 }
@@ -130,7 +129,8 @@ func (s *State) sortedSlices() []*slice {
 	return out
 }
 
-// repair builds what a peer at counter p of sl lacks.
+// repair builds what a peer at counter p of sl lacks (p is 0 if the peer
+// holds nothing of it).
 func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*Delta {
 	above := sl.ctx.clip(p+1, MaxCounter-1)
 	if len(above) == 0 {
@@ -142,13 +142,7 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 		// applied in any order.
 		d := &Delta{Replica: sl.id, Ctx: above}
 		d.Removes = s.removalsAbove(sl, p)
-		if len(d.Removes) == 0 && !s.logReaches(sl, p) {
-			if out, ok := s.liveSplit(sl, p, d, maxBytes); ok {
-				return out
-			}
-		}
-		d.Adds = s.liveAbove(sl, p)
-		return split(d, maxBytes)
+		return s.liveChunks(sl, p, d, maxBytes)
 	}
 	// The log does not reach back to p, so leaves in (p, f] may be unknown
 	// here by record. Send an authoritative transfer of the whole slice:
@@ -156,25 +150,33 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 	// sent in full; the peer drops whatever else it holds. A peer holding
 	// nothing gets the same without the references.
 	d := &Delta{Replica: sl.id, Ctx: sl.ctx.ranges(), Auth: true, Floor: f, Xfer: s.newXfer()}
-	if holdsNothing && p == 0 {
-		if d.Removes = s.removalsAbove(sl, 0); len(d.Removes) == 0 {
-			if out, ok := s.liveSplit(sl, 0, d, maxBytes); ok {
-				return out
-			}
-		}
-		d.Removes = nil
+	if holdsNothing {
+		d.Removes = s.removalsAbove(sl, 0)
+		return s.liveChunks(sl, 0, d, maxBytes)
 	}
 	for _, a := range s.liveAbove(sl, 0) {
-		if a.Counter <= p && !holdsNothing {
+		if a.Counter <= p {
 			d.Keep = append(d.Keep, a.Counter)
-		} else if a.Counter > p {
+		} else {
 			d.Adds = append(d.Adds, a)
 		}
 	}
-	if holdsNothing {
-		p = 0
-	}
 	d.Removes = s.removalsAbove(sl, p)
+	return split(d, maxBytes)
+}
+
+// liveChunks returns d with sl's live entries above p as its adds, cut
+// into chunks of about maxBytes (split). d carries no adds or keeps yet;
+// when it has no removes either (a transfer to a node that holds nothing,
+// a snapshot of a slice no leave has touched), liveSplit cuts them
+// straight from the slice.
+func (s *State) liveChunks(sl *slice, p uint64, d *Delta, maxBytes int) []*Delta {
+	if len(d.Removes) == 0 && !s.logReaches(sl, p) {
+		if out, ok := s.liveSplit(sl, p, d, maxBytes); ok {
+			return out
+		}
+	}
+	d.Adds = s.liveAbove(sl, p)
 	return split(d, maxBytes)
 }
 
