@@ -194,8 +194,8 @@ func (s *State) logReaches(sl *slice, p uint64) bool { return p >= sl.log.floorA
 // encoder writes them. ok is false when the counters are not dense: the
 // caller lists and splits them.
 func (s *State) liveSplit(sl *slice, p uint64, d *Delta, maxBytes int) (out []*Delta, ok bool) {
-	lo, hi := p+1, sl.ctx.max()
-	if hi < lo || hi-lo >= uint64(sl.n+sl.n/4) {
+	lo, hi, dense := denseAbove(sl, p)
+	if !dense {
 		return nil, false
 	}
 	// Each live counter's encoded-size estimate (addSize), at its place;
@@ -296,7 +296,7 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 		}
 		return out
 	}
-	if lo, hi := p+1, sl.ctx.max(); hi >= lo && hi-lo < uint64(sl.n+sl.n/4) {
+	if lo, hi, dense := denseAbove(sl, p); dense {
 		return s.liveDense(sl, lo, hi)
 	}
 	out = make([]Add, 0, sl.n)
@@ -308,6 +308,16 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 		}
 	}
 	return sortByCounter(out)
+}
+
+// denseAbove returns the counters [lo, hi] above p that sl's context
+// covers, and whether at least four in five of them can be live (sl
+// holds that many entries): a slice filled once, as before a fresh
+// node's transfer. Its entries are then placed at their counters rather
+// than sorted.
+func denseAbove(sl *slice, p uint64) (lo, hi uint64, dense bool) {
+	lo, hi = p+1, sl.ctx.max()
+	return lo, hi, hi >= lo && hi-lo < uint64(sl.n+sl.n/4)
 }
 
 // liveDense is liveAbove's scan when the counters in [lo, hi] are mostly

@@ -72,8 +72,7 @@ func TestPropLiveSplitEqualsSplit(t *testing.T) {
 		got, ok := s.liveSplit(sl, p, template(), maxBytes)
 		if !ok {
 			// Not dense: updates left dead counters behind.
-			lo, hi := p+1, sl.ctx.max()
-			if hi >= lo && hi-lo < uint64(sl.n+sl.n/4) {
+			if lo, hi, dense := denseAbove(sl, p); dense {
 				t.Fatalf("dense counters [%d, %d] with %d live, refused", lo, hi, sl.n)
 			}
 			return
