@@ -126,24 +126,10 @@ func (s *State) MergeValidated(d *Delta, emit Emit) MergeStats {
 
 // admit finds or creates the slice for r, superseding an older incarnation.
 func (s *State) admit(r ReplicaID, emit Emit) (*slice, Ignored) {
-	if r.Name == s.local.id.Name {
-		switch {
-		case r.Incarnation == s.local.id.Incarnation:
-			return nil, IgnoredSelf
-		case r.Incarnation < s.local.id.Incarnation:
-			return nil, IgnoredStale
-		default:
-			return nil, IgnoredNewerSelf
-		}
+	if why := s.ignores(r); why != NotIgnored {
+		return nil, why
 	}
-	latest := s.latest[r.Name]
-	if r.Incarnation < latest {
-		return nil, IgnoredStale
-	}
-	if f, ok := s.forgotten[r.Name]; ok && f == r.Incarnation {
-		return nil, IgnoredForgotten
-	}
-	if r.Incarnation > latest {
+	if r.Incarnation > s.latest[r.Name] {
 		s.supersede(r.Name, r.Incarnation, emit)
 	}
 	sl := s.slices[r.Name]
@@ -153,30 +139,63 @@ func (s *State) admit(r ReplicaID, emit Emit) (*slice, Ignored) {
 	return sl, NotIgnored
 }
 
+// ignores says why a delta of replica r would be ignored (NotIgnored if
+// it would not be), without changing anything.
+func (s *State) ignores(r ReplicaID) Ignored {
+	if r.Name == s.local.id.Name {
+		switch {
+		case r.Incarnation == s.local.id.Incarnation:
+			return IgnoredSelf
+		case r.Incarnation < s.local.id.Incarnation:
+			return IgnoredStale
+		default:
+			return IgnoredNewerSelf
+		}
+	}
+	if r.Incarnation < s.latest[r.Name] {
+		return IgnoredStale
+	}
+	if f, ok := s.forgotten[r.Name]; ok && f == r.Incarnation {
+		return IgnoredForgotten
+	}
+	return NotIgnored
+}
+
 // Expect tells the state that the deltas ds are about to be merged, one
 // MergeValidated each, so that the member sets they create are sized once
 // for every add ds bring to them: the chunks of a transfer each bring a
 // part of every group, and a set sized for its first chunk's part grew
 // through every doubling after it (a quarter of what merging a transfer
-// cost). Only counts of adds are kept, never the deltas; a set is sized
-// for at most the adds ds hold. Expect(nil) forgets them, as the next
-// Expect does.
+// cost). Only counts are kept, never the deltas, and only of adds that
+// can make new members: not those of a replica the state ignores, nor
+// those whose counter the slice has seen. A set is sized from them only
+// when a run of several adds creates it; the counts overstate what it
+// will hold only if ds update one member several times or some of them
+// are held back, and never by more than the adds ds hold. Expect(nil)
+// forgets them, as the next Expect does. A message of few adds is not
+// worth counting.
 func (s *State) Expect(ds []*Delta) {
 	if len(s.expect) > 4096 {
 		s.expect = nil // clearing costs the map's capacity: drop a big one
 	} else {
 		clear(s.expect)
 	}
-	if len(ds) < 2 {
+	n := 0
+	for _, d := range ds {
+		if d != nil {
+			n += len(d.Adds)
+		}
+	}
+	if len(ds) < 2 || n < minExpectAdds {
 		return
 	}
 	for _, d := range ds {
-		if d == nil || len(d.Adds) == 0 {
+		if d == nil || len(d.Adds) == 0 || s.ignores(d.Replica) != NotIgnored {
 			continue
 		}
 		sl := s.slices[d.Replica.Name]
 		if sl != nil && sl.id != d.Replica {
-			sl = nil // to be superseded (or ignored): it brings no sets
+			sl = nil // to be superseded: it brings no sets
 		}
 		for i := 0; i < len(d.Adds); {
 			name := d.Adds[i].Group
@@ -185,15 +204,33 @@ func (s *State) Expect(ds []*Delta) {
 				j++
 			}
 			if sl == nil || sl.groups[s.groups[name]] == nil {
-				if s.expect == nil {
-					s.expect = map[memberKey]int{}
+				k := j - i
+				if sl != nil {
+					k = 0
+					for _, a := range d.Adds[i:j] {
+						if !sl.ctx.contains(a.Counter) {
+							k++
+						}
+					}
 				}
-				s.expect[memberKey{d.Replica.Name, name}] += j - i
+				if k > 0 {
+					if s.expect == nil {
+						s.expect = map[expectKey]int{}
+					}
+					s.expect[expectKey{d.Replica.Name, name}] += k
+				}
 			}
 			i = j
 		}
 	}
 }
+
+// minExpectAdds is how many adds a message must bring for Expect to count
+// them: a relay's or a packet's few deltas are merged without.
+const minExpectAdds = 64
+
+// expectKey names one replica's part of a group in Expect's counts.
+type expectKey struct{ replica, group string }
 
 // applyAuth drops held entries whose counter lies in the authoritative
 // context but is not live in the delta.

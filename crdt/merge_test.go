@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 
@@ -76,4 +77,30 @@ func TestExpectSizesSetsOnce(t *testing.T) {
 	fresh := mustNew(t, "obs", 1, DefaultOptions())
 	fresh.Expect(decode()[:1])
 	require.Empty(t, fresh.expect)
+	// A replica the state ignores (an older incarnation) brings no sets.
+	newer := mustNew(t, "obs", 1, DefaultOptions())
+	require.NoError(t, newer.Supersede("owner", 2, nil))
+	newer.Expect(decode())
+	require.Empty(t, newer.expect)
+
+	// One member updated by many deltas of a message: the counts add up,
+	// but a set created by a run of one add is not sized from them, so it
+	// stays a short list rather than a map sized for every update.
+	src := mustNew(t, "src", 1, DefaultOptions())
+	var updates []*Delta
+	for i := range 200 {
+		d, err := src.Join("h", "x", Meta{"v": fmt.Sprint(i)}, nil)
+		require.NoError(t, err)
+		updates = append(updates, roundTrip(t, d))
+	}
+	obs := mustNew(t, "obs", 1, DefaultOptions())
+	obs.Expect(updates)
+	require.Equal(t, 200, obs.expect[expectKey{"src", "h"}])
+	for _, d := range updates {
+		obs.MergeValidated(d, nil)
+	}
+	obs.Expect(nil)
+	set := obs.slices["src"].groups[obs.groups["h"]]
+	require.Equal(t, 1, set.len())
+	require.Nil(t, set.m, "a one-member set sized for 200 updates")
 }

@@ -152,7 +152,7 @@ type State struct {
 	xfers     uint64            // authoritative transfers started here
 	pend      []logRec          // scratch: the log records of the merge under way
 	ord       orderScratch      // scratch: their order (logPending)
-	expect    map[memberKey]int // Expect: replica name and group -> adds coming
+	expect    map[expectKey]int // Expect: adds coming per replica and group
 	changes   uint64            // events produced, emitted or not (Changes)
 }
 
@@ -243,10 +243,10 @@ func (s *State) setFor(sl *slice, g *group, run int) *memberSet {
 		g.sets = append(g.sets, ownerSet{sl, set})
 		// A run of adds bringing a group the slice did not have (a
 		// transfer) sizes its map once, for all the adds the deltas being
-		// merged bring it if Expect was told of them. Only then: most of
-		// a run into a held set may be stale, and a map never shrinks.
-		if n := max(run, s.expect[memberKey{sl.id.Name, g.name}]); n > 1 {
-			set.reserve(n)
+		// merged bring it if Expect counted them. Only then: most of a
+		// run into a held set may be stale, and a map never shrinks.
+		if run > 1 {
+			set.reserve(max(run, s.expect[expectKey{sl.id.Name, g.name}]))
 		}
 	}
 	return set
