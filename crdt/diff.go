@@ -166,10 +166,11 @@ func (s *State) repair(sl *slice, p uint64, holdsNothing bool, maxBytes int) []*
 }
 
 // liveChunks returns d with sl's live entries above p as its adds, cut
-// into chunks of about maxBytes (split). d carries no adds or keeps yet;
-// when it has no removes either (a transfer to a node that holds nothing,
-// a snapshot of a slice no leave has touched), liveSplit cuts them
-// straight from the slice.
+// into chunks of about maxBytes (split). d carries no adds or keeps yet.
+// When it has no removes either (a transfer to a node that holds nothing,
+// a snapshot of a slice no leave has touched), the entries above p are
+// not read from the log, and their counters are dense, liveSplit cuts
+// them straight from the slice.
 func (s *State) liveChunks(sl *slice, p uint64, d *Delta, maxBytes int) []*Delta {
 	if len(d.Removes) == 0 && !s.logReaches(sl, p) {
 		if out, ok := s.liveSplit(sl, p, d, maxBytes); ok {
@@ -205,7 +206,7 @@ func (s *State) liveSplit(sl *slice, p uint64, d *Delta, maxBytes int) (out []*D
 	for g, set := range sl.groups {
 		for id, e := range set.all() {
 			if e.counter >= lo {
-				size := len(g.name) + len(id) + len(e.meta) + 16
+				size := entrySize(g.name, id, e.meta)
 				at[e.counter-lo] = int32(size)
 				total += size
 			}
@@ -247,8 +248,10 @@ func (s *State) liveSplit(sl *slice, p uint64, d *Delta, maxBytes int) (out []*D
 			chunks[i] = make([]Add, 0, n)
 		}
 	}
-	// Groups in name order, so that the same slice of small sets (kept
-	// as lists, in a fixed order) gives the same chunks every time.
+	// Groups in name order: which entries go in which chunk is fixed by
+	// their counters, and a chunk lists its groups in one order; within
+	// a group, members come in their set's order (a map's for a large
+	// set, so not the same every time).
 	groups := make([]*group, 0, len(sl.groups))
 	for g := range sl.groups {
 		groups = append(groups, g)
@@ -311,9 +314,11 @@ func (s *State) liveAbove(sl *slice, p uint64) []Add {
 }
 
 // denseAbove returns the counters [lo, hi] above p that sl's context
-// covers, and whether at least four in five of them can be live (sl
-// holds that many entries): a slice filled once, as before a fresh
-// node's transfer. Its entries are then placed at their counters rather
+// covers, and whether they are dense: sl holds at least four entries for
+// every five of them (entries at or below p included, so this bounds
+// what placing them by counter allocates rather than promising that
+// many are live above p). A slice filled once, as before a fresh node's
+// transfer, is. Its entries are then placed at their counters rather
 // than sorted.
 func denseAbove(sl *slice, p uint64) (lo, hi uint64, dense bool) {
 	lo, hi = p+1, sl.ctx.max()
@@ -504,8 +509,11 @@ func (s *State) removalsAbove(sl *slice, p uint64) []Remove {
 
 // Encoded-size estimates used to cut chunks (the encoder shares group names
 // between consecutive entries, so these are upper bounds).
-func addSize(a Add) int       { return len(a.Group) + len(a.ID) + len(a.Meta) + 16 }
+func addSize(a Add) int       { return entrySize(a.Group, a.ID, a.Meta) }
 func removeSize(r Remove) int { return len(r.Group) + len(r.ID) + 14 }
+
+// entrySize is addSize for an entry of the slice.
+func entrySize(group, id string, meta RawMeta) int { return len(group) + len(id) + len(meta) + 16 }
 
 const keepSize = 5
 
@@ -541,8 +549,9 @@ func split(d *Delta, maxBytes int) []*Delta {
 }
 
 // splitAdds is split for a delta of adds only, in counter order (a
-// transfer to a node that holds nothing of the slice): the same chunks,
-// cut straight from the adds without listing and sorting them as items.
+// repair read from the event log, or listed when liveSplit could not cut
+// it): the same chunks, cut straight from the adds without listing and
+// sorting them as items.
 func splitAdds(d *Delta, maxBytes int) []*Delta {
 	total := 64 + len(d.Replica.Name) + 20*len(d.Ctx)
 	for i := range d.Adds {
