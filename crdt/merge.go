@@ -295,18 +295,11 @@ func (s *State) applyAdd(sl *slice, g *group, set *memberSet, a Add, run int, em
 			return nil // del detached it
 		}
 	case had:
-		e := entry{counter: a.Counter, meta: a.Meta}
-		set.set(a.ID, e)
-		s.added(sl, g, a.ID, e, cur, true, CauseMerge, emit)
+		set = s.store(sl, g, set, a.ID, entry{counter: a.Counter, meta: a.Meta}, cur, true, run, CauseMerge, emit)
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Updated++
 	case !known:
-		if set == nil {
-			set = s.setFor(sl, g, run)
-		}
-		e := entry{counter: a.Counter, meta: a.Meta}
-		set.insert(a.ID, e)
-		s.added(sl, g, a.ID, e, entry{}, false, CauseMerge, emit)
+		set = s.store(sl, g, set, a.ID, entry{counter: a.Counter, meta: a.Meta}, entry{}, false, run, CauseMerge, emit)
 		s.pend = append(s.pend, logRec{counter: a.Counter, g: g, id: a.ID})
 		st.Added++
 	}

@@ -220,17 +220,22 @@ func (sl *slice) lookup(g *group, id string) (entry, bool) {
 	return set.get(id)
 }
 
-// put inserts or replaces an entry, keeping counts and emitting the event.
-func (s *State) put(sl *slice, g *group, id string, e entry, cause Cause, emit Emit) {
-	old, had := s.setFor(sl, g, 0).set(id, e)
+// store stores e under id in set, sl's member set of g as the caller
+// looked it up (nil: none yet; one is attached, sized for run: setFor),
+// replacing old if had. It keeps the counts, emits the event and returns
+// the set. The caller's lookup is the only one: a local join and a
+// merge's add each find the set and the entry once.
+func (s *State) store(sl *slice, g *group, set *memberSet, id string, e, old entry, had bool, run int, cause Cause, emit Emit) *memberSet {
+	if set == nil {
+		set = s.setFor(sl, g, run)
+	}
+	if had {
+		set.set(id, e)
+	} else {
+		set.insert(id, e)
+	}
 	s.added(sl, g, id, e, old, had, cause, emit)
-}
-
-// insert is put for an id the slice does not hold in g (one lookup less);
-// run is how many adds to g the merge under way brings (setFor).
-func (s *State) insert(sl *slice, g *group, id string, e entry, run int, cause Cause, emit Emit) {
-	s.setFor(sl, g, run).insert(id, e)
-	s.added(sl, g, id, e, entry{}, false, cause, emit)
+	return set
 }
 
 // setFor returns sl's member set of g, attaching a new one if needed,
@@ -381,17 +386,17 @@ type localDelta struct {
 // Its zero value means nothing changed.
 func (s *State) JoinLocal(groupName, id string, raw RawMeta, emit Emit) LocalJoin {
 	g := s.groupFor(groupName)
-	cur, had := s.local.lookup(g, id)
+	set := s.local.groups[g]
+	var cur entry
+	var had bool
+	if set != nil {
+		cur, had = set.get(id)
+	}
 	if had && cur.meta == raw {
 		return LocalJoin{}
 	}
 	c := s.nextCounter()
-	e := entry{counter: c, meta: raw}
-	if had {
-		s.put(s.local, g, id, e, CauseLocal, emit)
-	} else {
-		s.insert(s.local, g, id, e, 0, CauseLocal, emit) // looked up above
-	}
+	s.store(s.local, g, set, id, entry{counter: c, meta: raw}, cur, had, 0, CauseLocal, emit)
 	s.local.log.add(logRec{counter: c, g: g, id: id}, s.opts.LogCap)
 	j := LocalJoin{Add: Add{Group: groupName, ID: id, Counter: c, Meta: raw}}
 	if had {
