@@ -468,11 +468,14 @@ func (n *Node) queue(scope string, add func(*crdt.Batch) error) error {
 }
 
 // batch returns the scope's batch of local operations waiting to be
-// pushed; n.outMu is held.
+// pushed; n.outMu is held. A burst becomes a few deltas of up to
+// crdt.DefaultBatchLimit operations (a few tens of kilobytes), which a
+// peer merges with one lock and one validation each instead of
+// thousands; a single operation goes out alone.
 func (n *Node) batch(scope string) *crdt.Batch {
 	b := n.out[scope]
 	if b == nil {
-		b = &crdt.Batch{Limit: maxBatch}
+		b = &crdt.Batch{}
 		n.out[scope] = b
 	}
 	return b
@@ -867,13 +870,6 @@ func (n *Node) sendLoop() {
 		}
 	}
 }
-
-// maxBatch bounds how many local operations one batched delta carries, so
-// a burst becomes a few deltas of a few tens of kilobytes each, which a
-// peer merges one lock and one validation each instead of thousands
-// (crdt.Batch). A single operation goes out alone, so the common case
-// costs nothing extra.
-const maxBatch = crdt.DefaultBatchLimit
 
 // sendDeltas sends encoded deltas to peers: packed into best-effort packets
 // when few, as one reliable message per peer when many or when one delta
