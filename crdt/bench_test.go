@@ -306,32 +306,35 @@ func BenchmarkBatch1024(b *testing.B) {
 
 // BenchmarkReceiveBatches is one receiver of roster-bench's throughput
 // workload: a writer's 100k joins over 1,000 groups (member i in group
-// i mod 1,000) arrive as batches of 3,125 (what one reliable send carries
-// there) and are decoded, merged into an empty state and released. It
-// reports ns/member and the bytes allocated per member, live or garbage.
-// "beside-4" keeps four states like it live meanwhile, as the other nodes
-// of roster-bench's process are: the garbage collector then scans them on
-// every cycle, which is what the heap's shape costs.
+// i mod 1,000) are collected by a Batch, as gossip's send loop collects
+// them, taken every 12,500 joins (what one reliable send carries there)
+// and the deltas decoded, merged into an empty state and released. It
+// reports ns/member and the bytes allocated per member, live or garbage,
+// for batch limits around DefaultBatchLimit: a bigger delta carries more
+// of each group's members in one run (one group name to decode, check
+// and look up). "beside-4" keeps four states like it live meanwhile, as
+// the other nodes of roster-bench's process are: the garbage collector
+// then scans them on every cycle, which is what the heap's shape costs.
 func BenchmarkReceiveBatches(b *testing.B) {
-	const n, groups, batch = 100_000, 1_000, 3_125
-	w := mustNew(b, "w", 1, DefaultOptions())
-	var enc [][]byte
-	var pend []*Delta
-	for i := 0; i < n; i++ {
-		d, err := w.JoinRaw(fmt.Sprintf("g%d", i%groups), fmt.Sprintf("m%d", i), "", nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if pend = append(pend, d); len(pend) == batch || i == n-1 {
-			j, err := JoinAll(pend...)
-			if err != nil {
+	const n, groups, message = 100_000, 1_000, 12_500
+	encode := func(b *testing.B, limit int) [][]byte {
+		w := mustNew(b, "w", 1, DefaultOptions())
+		batch := Batch{Limit: limit}
+		var enc [][]byte
+		for i := 0; i < n; i++ {
+			j := w.JoinLocal(fmt.Sprintf("g%d", i%groups), fmt.Sprintf("m%d", i), "", nil)
+			if err := batch.AddJoin(w.Local(), j); err != nil {
 				b.Fatal(err)
 			}
-			enc = append(enc, EncodeDelta(j))
-			pend = pend[:0]
+			if batch.Len() == message || i == n-1 {
+				for _, d := range batch.Take() {
+					enc = append(enc, EncodeDelta(d))
+				}
+			}
 		}
+		return enc
 	}
-	receive := func(b *testing.B) *State {
+	receive := func(b *testing.B, enc [][]byte) *State {
 		s := mustNew(b, "r", 1, DefaultOptions())
 		for _, e := range enc {
 			d, err := DecodeDelta(e)
@@ -346,20 +349,23 @@ func BenchmarkReceiveBatches(b *testing.B) {
 		}
 		return s
 	}
-	for _, beside := range []int{0, 4} {
-		b.Run(fmt.Sprintf("beside-%d", beside), func(b *testing.B) {
-			var live []*State
-			for range beside {
-				live = append(live, receive(b))
-			}
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				receive(b)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/member")
-			runtime.KeepAlive(live)
-		})
+	for _, limit := range []int{1024, 4096, 16384} {
+		enc := encode(b, limit)
+		for _, beside := range []int{0, 4} {
+			b.Run(fmt.Sprintf("limit-%d/beside-%d", limit, beside), func(b *testing.B) {
+				var live []*State
+				for range beside {
+					live = append(live, receive(b, enc))
+				}
+				runtime.GC()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					receive(b, enc)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/member")
+				runtime.KeepAlive(live)
+			})
+		}
 	}
 }
