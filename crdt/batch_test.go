@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -135,8 +136,12 @@ func TestPropBatchEqualsJoinAll(t *testing.T) {
 			require.Zero(t, b.Len())
 		}
 
-		// Any order, any limit, taken at random points.
-		b := Batch{Limit: rapid.IntRange(1, 6).Draw(t, "limit")}
+		// Any order, any limits, taken at random points.
+		b := Batch{Limit: rapid.IntRange(1, 6).Draw(t, "limit"), Bytes: rapid.IntRange(1, 200).Draw(t, "bytes")}
+		biggest := 0 // the largest estimated size of one fed operation
+		for _, d := range deltas {
+			biggest = max(biggest, estimate(d))
+		}
 		order := rapid.Permutation(seqN(len(ops))).Draw(t, "feed order")
 		var out []*Delta
 		for _, i := range order {
@@ -152,6 +157,9 @@ func TestPropBatchEqualsJoinAll(t *testing.T) {
 			}
 			if n := len(d.Adds) + len(d.Removes); n > max(b.Limit, len(propGroups)) {
 				t.Fatalf("delta of %d operations, limit %d", n, b.Limit)
+			}
+			if size := estimate(d); size > max(b.Bytes, biggest) {
+				t.Fatalf("delta of about %d bytes, limit %d (largest operation %d)", size, b.Bytes, biggest)
 			}
 		}
 		obs := mustNew(t, "obs", 1, drawOptions(t, "obsOpts"))
@@ -194,6 +202,18 @@ func TestBatchRejects(t *testing.T) {
 	// Empty again: the next delta may be another replica's.
 	require.NoError(t, b.Add(dc))
 	require.Equal(t, []*Delta{dc}, canon1(b.Take()))
+}
+
+// estimate is the encoded size a Batch counts for d's operations.
+func estimate(d *Delta) int {
+	n := 0
+	for _, a := range d.Adds {
+		n += addSize(a)
+	}
+	for _, r := range d.Removes {
+		n += removeSize(r)
+	}
+	return n
 }
 
 func canon1(ds []*Delta) []*Delta {
@@ -248,14 +268,22 @@ func TestKeyHashSlots(t *testing.T) {
 	}
 }
 
-// TestBatchIndexSize: a burst within the limit keeps the key index at
-// twice the limit; one huge delta grows it, and the seal after drops it.
+// TestBatchIndexSize: the key index grows with the first delta of a
+// burst, by doubling, to twice the limit, where it stays for the next
+// deltas; one huge delta grows it, and the seal after drops it.
 func TestBatchIndexSize(t *testing.T) {
 	s := mustNew(t, "a", 1, DefaultOptions())
 	b := Batch{Limit: 64}
 	for i := range 1000 {
 		require.NoError(t, b.AddJoin(s.Local(), s.JoinLocal(fmt.Sprintf("g%d", i%3), fmt.Sprintf("m%d", i), "", nil)))
-		require.Equal(t, 128, len(b.keys), "after %d joins", i+1)
+		want := 128
+		if i < 64 {
+			want = 16
+			for want < 2*(i+1) {
+				want *= 2
+			}
+		}
+		require.Equal(t, want, len(b.keys), "after %d joins", i+1)
 	}
 	for i := range 500 {
 		_, err := s.Join(fmt.Sprintf("h%d", i), "x", nil, nil)
@@ -267,4 +295,29 @@ func TestBatchIndexSize(t *testing.T) {
 	require.GreaterOrEqual(t, len(b.keys), 1000)
 	require.Len(t, b.Take(), 1000/64+1+1)
 	require.Nil(t, b.keys, "the index grown for one huge delta was kept")
+}
+
+// TestBatchBytes: with large metadata the byte bound, not the operation
+// limit, cuts a burst, and every delta encodes within it.
+func TestBatchBytes(t *testing.T) {
+	s := mustNew(t, "a", 1, DefaultOptions())
+	meta, err := EncodeMeta(Meta{"blob": strings.Repeat("x", 2000)})
+	require.NoError(t, err)
+	var b Batch
+	const joins = 2000 // under DefaultBatchLimit
+	for i := range joins {
+		require.NoError(t, b.AddJoin(s.Local(), s.JoinLocal(fmt.Sprintf("g%d", i%10), fmt.Sprintf("m%d", i), meta, nil)))
+	}
+	ds := b.Take()
+	total := 0
+	for i, d := range ds {
+		total += len(d.Adds)
+		enc := EncodeDelta(d)
+		require.LessOrEqual(t, len(enc), DefaultBatchBytes, "a delta of %d adds", len(d.Adds))
+		if i < len(ds)-1 {
+			require.Greater(t, len(enc), DefaultBatchBytes*9/10, "a delta of %d adds cut early", len(d.Adds))
+		}
+	}
+	require.Equal(t, joins, total)
+	require.Len(t, ds, joins*len(meta)/DefaultBatchBytes+1)
 }

@@ -44,8 +44,8 @@ type NodeInfo struct {
 
 // Stats are cumulative counters, for metrics and tests. DeltasSent
 // counts the local operations pushed, a join, leave or LeaveAll each (each
-// is one delta; under load they go out batched, about a thousand per
-// delta on the wire); DeltasReceived counts the deltas decoded.
+// is one delta; under load they go out batched, up to
+// crdt.DefaultBatchLimit per delta on the wire); DeltasReceived counts the deltas decoded.
 type Stats struct {
 	DeltasSent, DeltasReceived, PacketsSent, ReliableSent     int64
 	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
@@ -469,8 +469,8 @@ func (n *Node) queue(scope string, add func(*crdt.Batch) error) error {
 
 // batch returns the scope's batch of local operations waiting to be
 // pushed; n.outMu is held. A burst becomes a few deltas of up to
-// crdt.DefaultBatchLimit operations (a few tens of kilobytes), which a
-// peer merges with one lock and one validation each instead of
+// crdt.DefaultBatchLimit operations and crdt.DefaultBatchBytes each,
+// which a peer merges with one lock and one validation each instead of
 // thousands; a single operation goes out alone.
 func (n *Node) batch(scope string) *crdt.Batch {
 	b := n.out[scope]
