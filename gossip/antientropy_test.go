@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,7 +66,7 @@ func TestMergeAllOneHold(t *testing.T) {
 	probe := &holdProbe{}
 	n := newProbedNode(t, probe)
 	defer func() { require.NoError(t, n.Close(context.Background())) }()
-	n.mergeAll(probe.sc, chunks)
+	n.mergeAll(probe.sc, chunks, nil)
 	probe.check(t, 3000)
 	require.Greater(t, probe.calls, 1, "events are handed over at delta boundaries")
 }
@@ -195,7 +196,8 @@ func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
 }
 
 // TestMergeDeltasParallelDecode: a message of several large deltas is
-// decoded on all CPUs; every delta still merges, in order, under one hold
+// decoded on all CPUs while the first ones merge; every delta still
+// merges, in order (no chunk is stashed as out of order), under one hold
 // of the lock, and one that fails to decode is counted and skipped.
 func TestMergeDeltasParallelDecode(t *testing.T) {
 	src := filledSource(t, 20000, 100, "member-")
@@ -217,7 +219,30 @@ func TestMergeDeltasParallelDecode(t *testing.T) {
 	probe.check(t, 20000)
 	require.Equal(t, int64(1), n.Stats().DecodeErrors)
 	require.Equal(t, int64(len(payloads)-1), n.Stats().DeltasReceived)
+	require.Zero(t, n.Stats().OutOfOrderChunks)
 	n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 20000, st.Len()) })
+}
+
+// TestDecodeAhead: every item runs once; wait(i) returns only once fn(i)
+// has, whatever order the items finish in; the goroutines end (goleak).
+func TestDecodeAhead(t *testing.T) {
+	for _, n := range []int{1, 2, 7, 40} {
+		var ran [40]atomic.Int32
+		wait := decodeAhead(n, func(i int) {
+			if i%3 == 0 {
+				time.Sleep(time.Millisecond) // finish out of order
+			}
+			ran[i].Add(1)
+		})
+		for i := n - 1; i >= 0; i-- { // waited for in any order
+			wait(i)
+			require.Equal(t, int32(1), ran[i].Load(), "item %d of %d", i, n)
+		}
+		for i := range n {
+			wait(i) // again: returns at once
+			require.Equal(t, int32(1), ran[i].Load(), "item %d of %d ran again", i, n)
+		}
+	}
 }
 
 // TestEncodeAll: chunks encoded concurrently come out as encoded one by

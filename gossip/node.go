@@ -632,7 +632,8 @@ func (n *Node) enqueueJob(j syncJob) {
 }
 
 // parallelBytes: a message carrying several deltas of at least this many
-// bytes in all (the chunks of a transfer) is decoded on all CPUs at once.
+// bytes in all (the chunks of a transfer, a burst's batches) is decoded on
+// all CPUs at once, and merged as its deltas come out of the decoders.
 const parallelBytes = 64 << 10
 
 // mergeDeltas decodes and merges a message's deltas. Those of a relay
@@ -664,12 +665,13 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 		for i, p := range payloads {
 			ds[i] = decode(p)
 		}
+		n.mergeAll(sc, ds, nil)
 	} else {
-		// A transfer's chunks: decoded on every CPU before the scope is
-		// locked, so the lock is held for the merges alone.
-		parallel(len(payloads), func(i int) { ds[i] = decode(payloads[i]) })
+		// A transfer's chunks: decoded on every CPU, in order, while the
+		// first ones merge (three chunks on two CPUs used to leave one
+		// idle while the last decoded, and the other while all merged).
+		n.mergeAll(sc, ds, decodeAhead(len(payloads), func(i int) { ds[i] = decode(payloads[i]) }))
 	}
-	n.mergeAll(sc, ds)
 	if len(relayTo) == 0 {
 		return
 	}
@@ -713,13 +715,26 @@ type merged struct {
 // so that watches drain them meanwhile.
 // Nil deltas (those that failed to decode) are skipped. The deltas must
 // come from crdt.DecodeDelta and be mergeAll's: those merged (not held
-// back, not stashed) are released (crdt.Delta.Release).
-func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta) {
+// back, not stashed) are released (crdt.Delta.Release). With wait, msg is
+// still being decoded: wait(i) returns once msg[i] is set; without, it is.
+func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta, wait func(i int)) {
+	if wait == nil {
+		wait = func(int) {}
+	}
 	var out []merged
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
-		st.Expect(msg) // a transfer's chunks: each group's set sized once
+		// A transfer's chunks: each group's set is sized once, from the
+		// deltas of the decoders' first round (a set sized for most of
+		// its members rarely grows again: a map rounds its size up).
+		first := min(len(msg), runtime.GOMAXPROCS(0))
+		for i := range first {
+			wait(i)
+		}
+		st.Expect(msg[:first])
 		defer st.Expect(nil)
-		for _, d := range msg {
+		for i := range msg {
+			wait(i)
+			d := msg[i]
 			if d == nil {
 				continue
 			}
@@ -1059,6 +1074,26 @@ func encodeAll(ds []*crdt.Delta) [][]byte {
 	enc := make([][]byte, len(ds))
 	parallel(len(ds), func(i int) { enc[i] = crdt.EncodeDelta(ds[i]) })
 	return enc
+}
+
+// decodeAhead runs fn(0..n-1) on up to GOMAXPROCS goroutines, taken in
+// order, and returns at once; wait(i) returns when fn(i) has. Every
+// goroutine ends when fn has run for every i.
+func decodeAhead(n int, fn func(i int)) (wait func(i int)) {
+	done := make([]chan struct{}, n)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	var next atomic.Int64
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		go func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+				close(done[i])
+			}
+		}()
+	}
+	return func(i int) { <-done[i] }
 }
 
 // parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and waits.
