@@ -718,18 +718,21 @@ type merged struct {
 // back, not stashed) are released (crdt.Delta.Release). With wait, msg is
 // still being decoded: wait(i) returns once msg[i] is set; without, it is.
 func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta, wait func(i int)) {
+	// A transfer's chunks: each group's set is sized once (Expect), from
+	// all the deltas, or while they are still being decoded from those of
+	// the decoders' first round (a set sized for most of its members
+	// rarely grows again: a map rounds its size up).
+	first := len(msg)
 	if wait == nil {
 		wait = func(int) {}
+	} else {
+		first = min(first, runtime.GOMAXPROCS(0))
+	}
+	for i := range first {
+		wait(i) // before the lock is taken
 	}
 	var out []merged
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
-		// A transfer's chunks: each group's set is sized once, from the
-		// deltas of the decoders' first round (a set sized for most of
-		// its members rarely grows again: a map rounds its size up).
-		first := min(len(msg), runtime.GOMAXPROCS(0))
-		for i := range first {
-			wait(i)
-		}
 		st.Expect(msg[:first])
 		defer st.Expect(nil)
 		for i := range msg {
