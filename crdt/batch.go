@@ -46,9 +46,8 @@ func (j LocalJoin) delta(r ReplicaID) *Delta {
 
 // Batch collects one replica's local operations into plain deltas of at
 // most Limit operations and about Bytes encoded bytes each, exactly as
-// JoinAll would join the
-// operations' deltas: for each key only its latest operation is kept, and
-// the context is the union of theirs. It is how the gossip layer turns a
+// JoinAll would join the operations' deltas: for each key only its latest
+// operation is kept, and the context is the union of theirs. It is how the gossip layer turns a
 // burst of local joins into a few deltas without a delta per join.
 //
 // Operations may be added in any order (two goroutines' joins may come in
@@ -88,9 +87,11 @@ type Batch struct {
 const DefaultBatchLimit = 4096
 
 // DefaultBatchBytes bounds a batched delta's estimated encoded size by
-// default: an anti-entropy chunk's size, so that deltas of long names and
-// large metadata stay as small as a repair's and far below a stream
-// message's bound.
+// default: DefaultChunkBytes, so that deltas of long names and large
+// metadata stay as small as a repair's chunks and far below a stream
+// message's bound (gossip sets Bytes to its configured chunk size). The
+// estimate counts the operations, not the context, which a burst of
+// updates may leave in many ranges (up to 18 bytes each).
 const DefaultBatchBytes = DefaultChunkBytes
 
 // batchSlot is one key of the open delta: its hash (0: free) and where

@@ -319,5 +319,6 @@ func TestBatchBytes(t *testing.T) {
 		}
 	}
 	require.Equal(t, joins, total)
-	require.Len(t, ds, joins*len(meta)/DefaultBatchBytes+1)
+	perDelta := DefaultBatchBytes / addSize(Add{Group: "g0", ID: "m1000", Meta: meta})
+	require.Len(t, ds, (joins+perDelta-1)/perDelta)
 }

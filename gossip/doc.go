@@ -10,9 +10,9 @@
 //     directly to every scope peer (or down a relay tree, Config.FanOut;
 //     see Large clusters) over the packet transport; operations arriving
 //     faster than they can be sent are collected in a crdt.Batch (deltas
-//     of up to a thousand operations, no delta per join), packed into as
-//     few packets as fit, and switched to the stream transport for large
-//     batches; the
+//     of up to 4,096 operations and Config.ChunkBytes, no delta per
+//     join), packed into as few packets as fit, and switched to the
+//     stream transport for large batches; the
 //     same packets are also piggy-backed on memberlist's own gossip (a
 //     bounded queue), an epidemic second path that repairs a lost packet
 //     within a few gossip rounds and relays around one-way cuts and

@@ -45,7 +45,8 @@ type NodeInfo struct {
 // Stats are cumulative counters, for metrics and tests. DeltasSent
 // counts the local operations pushed, a join, leave or LeaveAll each (each
 // is one delta; under load they go out batched, up to
-// crdt.DefaultBatchLimit per delta on the wire); DeltasReceived counts the deltas decoded.
+// crdt.DefaultBatchLimit operations and Config.ChunkBytes per delta on the
+// wire); DeltasReceived counts the deltas decoded.
 type Stats struct {
 	DeltasSent, DeltasReceived, PacketsSent, ReliableSent     int64
 	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
@@ -469,13 +470,13 @@ func (n *Node) queue(scope string, add func(*crdt.Batch) error) error {
 
 // batch returns the scope's batch of local operations waiting to be
 // pushed; n.outMu is held. A burst becomes a few deltas of up to
-// crdt.DefaultBatchLimit operations and crdt.DefaultBatchBytes each,
-// which a peer merges with one lock and one validation each instead of
-// thousands; a single operation goes out alone.
+// crdt.DefaultBatchLimit operations and about ChunkBytes each (as large as
+// a repair's chunks), which a peer merges with one lock and one
+// validation each instead of thousands; a single operation goes out alone.
 func (n *Node) batch(scope string) *crdt.Batch {
 	b := n.out[scope]
 	if b == nil {
-		b = &crdt.Batch{}
+		b = &crdt.Batch{Bytes: n.cfg.ChunkBytes}
 		n.out[scope] = b
 	}
 	return b
@@ -661,15 +662,25 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 	for _, p := range payloads {
 		size += len(p)
 	}
-	if len(payloads) == 1 || size < parallelBytes {
+	procs := runtime.GOMAXPROCS(0)
+	switch {
+	case len(payloads) == 1 || size < parallelBytes:
 		for i, p := range payloads {
 			ds[i] = decode(p)
 		}
 		n.mergeAll(sc, ds, nil)
-	} else {
-		// A transfer's chunks: decoded on every CPU, in order, while the
-		// first ones merge (three chunks on two CPUs used to leave one
-		// idle while the last decoded, and the other while all merged).
+	case procs < 2 || len(payloads) > 2*procs:
+		// Decoded before the scope is locked: on one CPU nothing would
+		// decode meanwhile, and the merges of many chunks would find
+		// most of them uncounted by Expect (their sets grown through
+		// every doubling).
+		parallel(len(payloads), func(i int) { ds[i] = decode(payloads[i]) })
+		n.mergeAll(sc, ds, nil)
+	default:
+		// A transfer's few chunks: decoded on every CPU, in order, while
+		// the first ones merge (three chunks on two CPUs used to leave
+		// one idle while the last decoded, and the other while all
+		// merged).
 		n.mergeAll(sc, ds, decodeAhead(len(payloads), func(i int) { ds[i] = decode(payloads[i]) }))
 	}
 	if len(relayTo) == 0 {
