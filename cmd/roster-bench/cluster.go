@@ -166,8 +166,9 @@ func startCluster(ctx context.Context, o nodeOpts, n int, sideOf func(i int) int
 		c.trackers = append(c.trackers, nil)
 	}
 	if err := waitFor(ctx, 30*time.Second, func() bool { return c.meshAlive() }); err != nil {
+		view := c.meshView() // before close changes it
 		c.close()
-		return nil, fmt.Errorf("cluster of %d did not form: %w", n, err)
+		return nil, fmt.Errorf("cluster of %d did not form: %w (%s)", n, err, view)
 	}
 	return c, nil
 }
@@ -187,6 +188,35 @@ func (c *cluster) meshAlive() bool {
 		}
 	}
 	return true
+}
+
+// meshView describes what each node sees that is not an alive peer: a
+// missing node or its state, for an error ("all alive" if nothing).
+func (c *cluster) meshView() string {
+	var parts []string
+	for _, r := range c.nodes {
+		seen := map[string]gossip.PeerState{}
+		var self string
+		for _, ni := range r.Nodes() {
+			seen[ni.Name] = ni.State
+			if ni.Self {
+				self = ni.Name
+			}
+		}
+		for _, o := range c.nodes {
+			name := o.Nodes()[0].Name // a node lists itself first
+			switch st, ok := seen[name]; {
+			case !ok:
+				parts = append(parts, fmt.Sprintf("%s does not know %s", c.short(self), c.short(name)))
+			case st != gossip.PeerAlive:
+				parts = append(parts, fmt.Sprintf("%s sees %s %s", c.short(self), c.short(name), st))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return "all alive"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // track starts a tracker on node i.

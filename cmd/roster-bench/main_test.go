@@ -155,3 +155,32 @@ func TestFaultNet(t *testing.T) {
 		t.Fatal("blocked after heal")
 	}
 }
+
+// TestMeshView: a formed cluster is "all alive"; a node that never joined
+// it is reported as unknown to the others (what a "did not form" error
+// then says).
+func TestMeshView(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := startCluster(ctx, nodeOpts{}, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if got := c.meshView(); got != "all alive" {
+		t.Fatalf("formed cluster: %q", got)
+	}
+	lone, _, err := c.openNode(ctx, c.nodeName(2), nil, 0) // no seeds: never joins
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.nodes = append(c.nodes, lone)
+	c.transports = append(c.transports, nil)
+	c.trackers = append(c.trackers, nil)
+	got := c.meshView()
+	for _, want := range []string{"n1 does not know n3", "n2 does not know n3", "n3 does not know n1"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("view %q lacks %q", got, want)
+		}
+	}
+}
