@@ -47,8 +47,9 @@ func (j LocalJoin) delta(r ReplicaID) *Delta {
 // Batch collects one replica's local operations into plain deltas of at
 // most Limit operations and about Bytes encoded bytes each, exactly as
 // JoinAll would join the operations' deltas: for each key only its latest
-// operation is kept, and the context is the union of theirs. It is how the gossip layer turns a
-// burst of local joins into a few deltas without a delta per join.
+// operation is kept, and the context is the union of theirs. It is how the
+// gossip layer turns a burst of local joins into a few deltas without a
+// delta per join.
 //
 // Operations may be added in any order (two goroutines' joins may come in
 // after each other's counters): a key's operation with the higher counter

@@ -223,14 +223,14 @@ func TestMergeDeltasParallelDecode(t *testing.T) {
 	n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 20000, st.Len()) })
 }
 
-// TestDecodeAhead: decodeAhead returns before the items run; every item
+// TestStartParallel: startParallel returns before the items run; every item
 // runs once; wait(i) returns only once fn(i) has, whatever order the
 // items finish in; the goroutines end (goleak).
-func TestDecodeAhead(t *testing.T) {
+func TestStartParallel(t *testing.T) {
 	release := make(chan struct{})
 	var started atomic.Int32
-	wait := decodeAhead(3, func(int) { started.Add(1); <-release })
-	close(release) // decodeAhead returned while every item was blocked
+	wait := startParallel(3, func(int) { started.Add(1); <-release })
+	close(release) // startParallel returned while every item was blocked
 	for i := range 3 {
 		wait(i)
 	}
@@ -238,7 +238,7 @@ func TestDecodeAhead(t *testing.T) {
 
 	for _, n := range []int{1, 2, 7, 40} {
 		var ran [40]atomic.Int32
-		wait := decodeAhead(n, func(i int) {
+		wait := startParallel(n, func(i int) {
 			if i%3 == 0 {
 				time.Sleep(time.Millisecond) // finish out of order
 			}

@@ -681,7 +681,7 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 		// the first ones merge (three chunks on two CPUs used to leave
 		// one idle while the last decoded, and the other while all
 		// merged).
-		n.mergeAll(sc, ds, decodeAhead(len(payloads), func(i int) { ds[i] = decode(payloads[i]) }))
+		n.mergeAll(sc, ds, startParallel(len(payloads), func(i int) { ds[i] = decode(payloads[i]) }))
 	}
 	if len(relayTo) == 0 {
 		return
@@ -1090,10 +1090,10 @@ func encodeAll(ds []*crdt.Delta) [][]byte {
 	return enc
 }
 
-// decodeAhead runs fn(0..n-1) on up to GOMAXPROCS goroutines, taken in
+// startParallel runs fn(0..n-1) on up to GOMAXPROCS goroutines, taken in
 // order, and returns at once; wait(i) returns when fn(i) has. Every
 // goroutine ends when fn has run for every i.
-func decodeAhead(n int, fn func(i int)) (wait func(i int)) {
+func startParallel(n int, fn func(i int)) (wait func(i int)) {
 	done := make([]chan struct{}, n)
 	for i := range done {
 		done[i] = make(chan struct{})
@@ -1110,25 +1110,19 @@ func decodeAhead(n int, fn func(i int)) (wait func(i int)) {
 	return func(i int) { <-done[i] }
 }
 
-// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and waits.
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and waits
+// (on the calling goroutine alone when that is one).
 func parallel(n int, fn func(i int)) {
-	workers := min(n, runtime.GOMAXPROCS(0))
-	if workers < 2 {
+	if min(n, runtime.GOMAXPROCS(0)) < 2 {
 		for i := range n {
 			fn(i)
 		}
 		return
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				fn(i)
-			}
-		})
+	wait := startParallel(n, fn)
+	for i := range n {
+		wait(i)
 	}
-	wg.Wait()
 }
 
 // mayReply decides whether to answer a peer's digest with ours (which
