@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -69,6 +70,35 @@ func TestMergeAllOneHold(t *testing.T) {
 	n.mergeAll(probe.sc, chunks, nil)
 	probe.check(t, 3000)
 	require.Greater(t, probe.calls, 1, "events are handed over at delta boundaries")
+}
+
+// TestMergeAllWaits: with a wait, mergeAll merges each delta only once it
+// is there: deltas after the decoders' first round that come late still
+// merge, in order, under the same hold of the lock.
+func TestMergeAllWaits(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	src := filledSource(t, 3000, 10, "m")
+	var chunks []*crdt.Delta
+	for _, c := range src.Snapshot(8 << 10) {
+		d, err := crdt.DecodeDelta(crdt.EncodeDelta(c))
+		require.NoError(t, err)
+		chunks = append(chunks, d)
+	}
+	require.Greater(t, len(chunks), 3, "the transfer must be chunked for this test")
+
+	probe := &holdProbe{}
+	n := newProbedNode(t, probe)
+	defer func() { require.NoError(t, n.Close(context.Background())) }()
+	msg := make([]*crdt.Delta, len(chunks))
+	n.mergeAll(probe.sc, msg, startParallel(len(chunks), func(i int) {
+		if i >= 2 {
+			time.Sleep(5 * time.Millisecond) // after the first round
+		}
+		msg[i] = chunks[i]
+	}))
+	probe.check(t, 3000)
+	require.Zero(t, n.Stats().OutOfOrderChunks)
+	n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 3000, st.Len()) })
 }
 
 // holdProbe is a sink that checks that no other update of its scope runs
@@ -196,31 +226,47 @@ func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
 }
 
 // TestMergeDeltasParallelDecode: a message of several large deltas is
-// decoded on all CPUs while the first ones merge; every delta still
-// merges, in order (no chunk is stashed as out of order), under one hold
-// of the lock, and one that fails to decode is counted and skipped.
+// decoded on all CPUs: with few deltas per CPU while the first ones merge,
+// with many all before. Either way every delta still merges, in order (no
+// chunk is stashed as out of order), under one hold of the lock, and one
+// that fails to decode is counted and skipped. GOMAXPROCS is set to 2 so
+// that the shapes take their paths on any machine.
 func TestMergeDeltasParallelDecode(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	src := filledSource(t, 20000, 100, "member-")
-	var payloads [][]byte
-	size := 0
-	for _, d := range src.Snapshot(32 << 10) {
-		payloads = append(payloads, crdt.EncodeDelta(d))
-		size += len(payloads[len(payloads)-1])
+	few := 32 << 10
+	for len(src.Snapshot(few)) > 3 {
+		few *= 2
 	}
-	require.Greater(t, len(payloads), 3)
-	require.GreaterOrEqual(t, size, parallelBytes, "the message must take the parallel path")
-	// A malformed delta in the middle.
-	payloads = slices.Insert(payloads, 2, []byte{0x93, 0x01, 0xff})
+	for _, tc := range []struct {
+		name       string
+		chunkBytes int
+		pipelined  bool
+	}{{"few chunks", few, true}, {"many chunks", 32 << 10, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var payloads [][]byte
+			size := 0
+			for _, d := range src.Snapshot(tc.chunkBytes) {
+				payloads = append(payloads, crdt.EncodeDelta(d))
+				size += len(payloads[len(payloads)-1])
+			}
+			require.GreaterOrEqual(t, len(payloads), 2)
+			require.GreaterOrEqual(t, size, parallelBytes, "the message must be decoded on all CPUs")
+			// A malformed delta among them.
+			payloads = slices.Insert(payloads, 1, []byte{0x93, 0x01, 0xff})
+			require.Equal(t, tc.pipelined, len(payloads) <= 2*runtime.GOMAXPROCS(0), "%d payloads", len(payloads))
 
-	probe := &holdProbe{}
-	n := newProbedNode(t, probe)
-	defer func() { require.NoError(t, n.Close(context.Background())) }()
-	n.mergeDeltas("default", payloads, nil)
-	probe.check(t, 20000)
-	require.Equal(t, int64(1), n.Stats().DecodeErrors)
-	require.Equal(t, int64(len(payloads)-1), n.Stats().DeltasReceived)
-	require.Zero(t, n.Stats().OutOfOrderChunks)
-	n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 20000, st.Len()) })
+			probe := &holdProbe{}
+			n := newProbedNode(t, probe)
+			defer func() { require.NoError(t, n.Close(context.Background())) }()
+			n.mergeDeltas("default", payloads, nil)
+			probe.check(t, 20000)
+			require.Equal(t, int64(1), n.Stats().DecodeErrors)
+			require.Equal(t, int64(len(payloads)-1), n.Stats().DeltasReceived)
+			require.Zero(t, n.Stats().OutOfOrderChunks)
+			n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 20000, st.Len()) })
+		})
+	}
 }
 
 // TestStartParallel: startParallel returns before the items run; every item
