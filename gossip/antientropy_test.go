@@ -26,6 +26,16 @@ func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
 	n.caughtUp.Store("default", true)
 	sc := n.scopes["default"]
 	sent := func() int64 { return n.Stats().SyncsSent }
+	// The digests the two nodes greet each other with (and a reply) are
+	// sent when they see each other, which may be after the peer is
+	// listed: wait until they are out and no more come.
+	var last int64
+	require.Eventually(t, func() bool {
+		cur := sent()
+		settled := cur > 0 && cur == last
+		last = cur
+		return settled
+	}, 10*time.Second, 100*time.Millisecond, "the greeting digests")
 
 	before := sent()
 	n.antiEntropy()
