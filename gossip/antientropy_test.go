@@ -65,15 +65,7 @@ func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
 // chunk); their events reach the sink in several batches, at delta
 // boundaries, for watches to drain meanwhile.
 func TestMergeAllOneHold(t *testing.T) {
-	src := filledSource(t, 3000, 10, "m")
-	var chunks []*crdt.Delta
-	for _, c := range src.Snapshot(8 << 10) {
-		d, err := crdt.DecodeDelta(crdt.EncodeDelta(c)) // as received: mergeAll takes decoded deltas
-		require.NoError(t, err)
-		chunks = append(chunks, d)
-	}
-	require.Greater(t, len(chunks), 3, "the transfer must be chunked for this test")
-
+	chunks := decodedTransfer(t, 3000)
 	probe := &holdProbe{}
 	n := newProbedNode(t, probe)
 	defer func() { require.NoError(t, n.Close(context.Background())) }()
@@ -87,15 +79,7 @@ func TestMergeAllOneHold(t *testing.T) {
 // merge, in order, under the same hold of the lock.
 func TestMergeAllWaits(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	src := filledSource(t, 3000, 10, "m")
-	var chunks []*crdt.Delta
-	for _, c := range src.Snapshot(8 << 10) {
-		d, err := crdt.DecodeDelta(crdt.EncodeDelta(c))
-		require.NoError(t, err)
-		chunks = append(chunks, d)
-	}
-	require.Greater(t, len(chunks), 3, "the transfer must be chunked for this test")
-
+	chunks := decodedTransfer(t, 3000)
 	probe := &holdProbe{}
 	n := newProbedNode(t, probe)
 	defer func() { require.NoError(t, n.Close(context.Background())) }()
@@ -109,6 +93,20 @@ func TestMergeAllWaits(t *testing.T) {
 	probe.check(t, 3000)
 	require.Zero(t, n.Stats().OutOfOrderChunks)
 	n.scopes["default"].Locked(func(st *crdt.State) { require.Equal(t, 3000, st.Len()) })
+}
+
+// decodedTransfer returns the chunks of a transfer of n members over 10
+// groups, more than three, as received: mergeAll takes decoded deltas.
+func decodedTransfer(t *testing.T, n int) []*crdt.Delta {
+	t.Helper()
+	var chunks []*crdt.Delta
+	for _, c := range filledSource(t, n, 10, "m").Snapshot(8 << 10) {
+		d, err := crdt.DecodeDelta(crdt.EncodeDelta(c))
+		require.NoError(t, err)
+		chunks = append(chunks, d)
+	}
+	require.Greater(t, len(chunks), 3, "the transfer must be chunked for this test")
+	return chunks
 }
 
 // holdProbe is a sink that checks that no other update of its scope runs
