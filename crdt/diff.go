@@ -202,7 +202,7 @@ func (s *State) liveSplit(sl *slice, p uint64, d *Delta, maxBytes int) (out []*D
 	// Each live counter's encoded-size estimate (addSize), at its place;
 	// 0 marks a dead counter. Then, once cut, its chunk's index.
 	at := make([]int32, hi-lo+1)
-	total := 64 + len(d.Replica.Name) + 20*len(d.Ctx)
+	total := chunkOverhead(d)
 	for g, set := range sl.groups {
 		for id, e := range set.all() {
 			if e.counter >= lo {
@@ -225,7 +225,7 @@ func (s *State) liveSplit(sl *slice, p uint64, d *Delta, maxBytes int) (out []*D
 			}
 		}
 	} else {
-		budget := max(maxBytes-64-len(d.Replica.Name)-20*len(d.Ctx), maxBytes/2)
+		budget := chunkBudget(d, maxBytes)
 		size, n, last := 0, 0, uint64(0)
 		for i, as := range at {
 			if as == 0 {
@@ -271,13 +271,9 @@ func (s *State) liveSplit(sl *slice, p uint64, d *Delta, maxBytes int) (out []*D
 	}
 	from := uint64(1)
 	for i, hi := range his {
-		c := &Delta{Replica: d.Replica, Auth: d.Auth, Floor: d.Floor, Ctx: clipRanges(d.Ctx, from, hi), Adds: chunks[i]}
-		if len(c.Ctx) > 0 {
-			if d.Auth {
-				c.Xfer, c.Seq = d.Xfer, uint32(len(out))
-			}
-			out = append(out, c)
-		}
+		c := chunkOf(d, from, hi)
+		c.Adds = chunks[i]
+		out = appendChunk(out, d, c)
 		from = hi + 1
 	}
 	return out, true
@@ -517,6 +513,32 @@ func entrySize(group, id string, meta RawMeta) int { return len(group) + len(id)
 
 const keepSize = 5
 
+// chunkOverhead estimates the encoded size of a chunk of d before its
+// entries (header, replica, context).
+func chunkOverhead(d *Delta) int { return 64 + len(d.Replica.Name) + 20*len(d.Ctx) }
+
+// chunkBudget is what maxBytes leaves for the entries of each chunk of d
+// (at least half of it).
+func chunkBudget(d *Delta, maxBytes int) int { return max(maxBytes-chunkOverhead(d), maxBytes/2) }
+
+// chunkOf returns an empty chunk of d covering counters [lo, hi]: its part
+// of d's context, d's replica, floor and authority.
+func chunkOf(d *Delta, lo, hi uint64) *Delta {
+	return &Delta{Replica: d.Replica, Auth: d.Auth, Floor: d.Floor, Ctx: clipRanges(d.Ctx, lo, hi)}
+}
+
+// appendChunk appends chunk c of d to out, numbered in d's transfer when
+// d is authoritative, unless its context is empty (nothing to say).
+func appendChunk(out []*Delta, d, c *Delta) []*Delta {
+	if len(c.Ctx) == 0 {
+		return out
+	}
+	if d.Auth {
+		c.Xfer, c.Seq = d.Xfer, uint32(len(out))
+	}
+	return append(out, c)
+}
+
 // split cuts d into chunks of about maxBytes, along counter boundaries: each
 // chunk covers a contiguous counter interval, carries the adds, removes and
 // keeps inside it, and the part of d's context inside it. Chunks of an
@@ -553,7 +575,7 @@ func split(d *Delta, maxBytes int) []*Delta {
 // it): the same chunks, cut straight from the adds without listing and
 // sorting them as items.
 func splitAdds(d *Delta, maxBytes int) []*Delta {
-	total := 64 + len(d.Replica.Name) + 20*len(d.Ctx)
+	total := chunkOverhead(d)
 	for i := range d.Adds {
 		total += addSize(d.Adds[i])
 	}
@@ -564,19 +586,14 @@ func splitAdds(d *Delta, maxBytes int) []*Delta {
 	lo := uint64(1)
 	start, size := 0, 0
 	flush := func(end int, hi uint64) {
-		c := &Delta{Replica: d.Replica, Auth: d.Auth, Floor: d.Floor, Ctx: clipRanges(d.Ctx, lo, hi)}
+		c := chunkOf(d, lo, hi)
 		if end > start {
 			c.Adds = d.Adds[start:end:end]
 		}
-		if len(c.Ctx) > 0 {
-			if d.Auth {
-				c.Xfer, c.Seq = d.Xfer, uint32(len(out))
-			}
-			out = append(out, c)
-		}
+		out = appendChunk(out, d, c)
 		lo, start, size = hi+1, end, 0
 	}
-	budget := max(maxBytes-64-len(d.Replica.Name)-20*len(d.Ctx), maxBytes/2)
+	budget := chunkBudget(d, maxBytes)
 	for i := range d.Adds {
 		as := addSize(d.Adds[i])
 		if size > 0 && size+as > budget {
@@ -592,7 +609,7 @@ func splitAdds(d *Delta, maxBytes int) []*Delta {
 // as items in counter order and cut.
 func splitItems(d *Delta, maxBytes int) []*Delta {
 	items := make([]splitItem, 0, len(d.Adds)+len(d.Removes)+len(d.Keep))
-	total := 64 + len(d.Replica.Name) + 20*len(d.Ctx)
+	total := chunkOverhead(d)
 	for i, a := range d.Adds {
 		items = append(items, splitItem{a.Counter, addSize(a), 0, i})
 	}
@@ -616,7 +633,7 @@ func splitItems(d *Delta, maxBytes int) []*Delta {
 	lo := uint64(1)
 	start, size := 0, 0
 	flush := func(end int, hi uint64) {
-		c := &Delta{Replica: d.Replica, Auth: d.Auth, Floor: d.Floor, Ctx: clipRanges(d.Ctx, lo, hi)}
+		c := chunkOf(d, lo, hi)
 		var n [3]int
 		for _, it := range items[start:end] {
 			n[it.kind]++
@@ -649,16 +666,10 @@ func splitItems(d *Delta, maxBytes int) []*Delta {
 				c.Keep = append(c.Keep, d.Keep[it.i])
 			}
 		}
-		if len(c.Ctx) > 0 {
-			if d.Auth {
-				c.Xfer, c.Seq = d.Xfer, uint32(len(out))
-			}
-			out = append(out, c)
-		}
+		out = appendChunk(out, d, c)
 		lo, start, size = hi+1, end, 0
 	}
-	budget := maxBytes - 64 - len(d.Replica.Name) - 20*len(d.Ctx)
-	budget = max(budget, maxBytes/2)
+	budget := chunkBudget(d, maxBytes)
 	for i, it := range items {
 		if size > 0 && size+it.size > budget {
 			flush(i, items[i-1].c)
