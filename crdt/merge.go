@@ -70,10 +70,7 @@ func (s *State) MergeValidated(d *Delta, emit Emit) MergeStats {
 	// once per run, and a run of new members sizes the set's map once.
 	for i := 0; i < len(d.Adds); {
 		g := s.groupFor(d.Adds[i].Group)
-		j := i + 1
-		for j < len(d.Adds) && d.Adds[j].Group == g.name {
-			j++
-		}
+		j := runEnd(d.Adds, i)
 		run := j - i
 		set := sl.groups[g] // looked up once per run, not twice per add
 		for ; i < j; i++ {
@@ -199,10 +196,7 @@ func (s *State) Expect(ds []*Delta) {
 		}
 		for i := 0; i < len(d.Adds); {
 			name := d.Adds[i].Group
-			j := i + 1
-			for j < len(d.Adds) && d.Adds[j].Group == name {
-				j++
-			}
+			j := runEnd(d.Adds, i)
 			if sl == nil || sl.groups[s.groups[name]] == nil {
 				k := j - i
 				if sl != nil {
@@ -223,6 +217,16 @@ func (s *State) Expect(ds []*Delta) {
 			i = j
 		}
 	}
+}
+
+// runEnd returns the end of the run of adds of one group that starts at
+// i: adds come in such runs, as the encoder writes them.
+func runEnd(adds []Add, i int) int {
+	j := i + 1
+	for j < len(adds) && adds[j].Group == adds[i].Group {
+		j++
+	}
+	return j
 }
 
 // minExpectAdds is how many adds a message must bring for Expect to count
@@ -271,11 +275,7 @@ func (s *State) applyAuth(sl *slice, d *Delta, emit Emit, st *MergeStats) {
 // higher counter supersedes every lower one, live or dead. set is sl's
 // member set of g (nil if none); it returns the set after the add.
 func (s *State) applyAdd(sl *slice, g *group, set *memberSet, a Add, run int, emit Emit, st *MergeStats) *memberSet {
-	var cur entry
-	var had bool
-	if set != nil {
-		cur, had = set.get(a.ID)
-	}
+	cur, had := set.get(a.ID)
 	known := sl.ctx.contains(a.Counter)
 	if c, ok := sl.gone[memberKey{a.Group, a.ID}]; ok {
 		if a.Counter < c {

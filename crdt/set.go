@@ -25,7 +25,11 @@ func (s *memberSet) len() int {
 	return len(s.small)
 }
 
+// get returns id's entry; a nil set holds nothing.
 func (s *memberSet) get(id string) (entry, bool) {
+	if s == nil {
+		return entry{}, false
+	}
 	if s.m != nil {
 		e, ok := s.m[id]
 		return e, ok

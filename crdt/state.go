@@ -212,13 +212,8 @@ func (g *group) detach(sl *slice) {
 	}
 }
 
-func (sl *slice) lookup(g *group, id string) (entry, bool) {
-	set := sl.groups[g]
-	if set == nil {
-		return entry{}, false
-	}
-	return set.get(id)
-}
+// lookup returns sl's entry for id in g, if it holds one.
+func (sl *slice) lookup(g *group, id string) (entry, bool) { return sl.groups[g].get(id) }
 
 // store stores e under id in set, sl's member set of g as the caller
 // looked it up (nil: none yet; one is attached, sized for run: setFor),
@@ -387,11 +382,7 @@ type localDelta struct {
 func (s *State) JoinLocal(groupName, id string, raw RawMeta, emit Emit) LocalJoin {
 	g := s.groupFor(groupName)
 	set := s.local.groups[g]
-	var cur entry
-	var had bool
-	if set != nil {
-		cur, had = set.get(id)
-	}
+	cur, had := set.get(id)
 	if had && cur.meta == raw {
 		return LocalJoin{}
 	}
