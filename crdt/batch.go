@@ -150,14 +150,7 @@ func (b *Batch) Add(d *Delta) error {
 		return fmt.Errorf("%w: can only batch plain deltas", ErrInvalidDelta)
 	}
 	n := max(len(d.Adds)+len(d.Removes), 1)
-	size := 0
-	for i := range d.Adds {
-		size += addSize(d.Adds[i])
-	}
-	for i := range d.Removes {
-		size += removeSize(d.Removes[i])
-	}
-	if err := b.start(d.Replica, n, size); err != nil {
+	if err := b.start(d.Replica, n, opsSize(d)); err != nil {
 		return err
 	}
 	b.open.Floor = max(b.open.Floor, d.Floor)

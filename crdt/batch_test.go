@@ -140,7 +140,7 @@ func TestPropBatchEqualsJoinAll(t *testing.T) {
 		b := Batch{Limit: rapid.IntRange(1, 6).Draw(t, "limit"), Bytes: rapid.IntRange(1, 200).Draw(t, "bytes")}
 		biggest := 0 // the largest estimated size of one fed operation
 		for _, d := range deltas {
-			biggest = max(biggest, estimate(d))
+			biggest = max(biggest, opsSize(d))
 		}
 		order := rapid.Permutation(seqN(len(ops))).Draw(t, "feed order")
 		var out []*Delta
@@ -158,7 +158,7 @@ func TestPropBatchEqualsJoinAll(t *testing.T) {
 			if n := len(d.Adds) + len(d.Removes); n > max(b.Limit, len(propGroups)) {
 				t.Fatalf("delta of %d operations, limit %d", n, b.Limit)
 			}
-			if size := estimate(d); size > max(b.Bytes, biggest) {
+			if size := opsSize(d); size > max(b.Bytes, biggest) {
 				t.Fatalf("delta of about %d bytes, limit %d (largest operation %d)", size, b.Bytes, biggest)
 			}
 		}
@@ -202,18 +202,6 @@ func TestBatchRejects(t *testing.T) {
 	// Empty again: the next delta may be another replica's.
 	require.NoError(t, b.Add(dc))
 	require.Equal(t, []*Delta{dc}, canon1(b.Take()))
-}
-
-// estimate is the encoded size a Batch counts for d's operations.
-func estimate(d *Delta) int {
-	n := 0
-	for _, a := range d.Adds {
-		n += addSize(a)
-	}
-	for _, r := range d.Removes {
-		n += removeSize(r)
-	}
-	return n
 }
 
 func canon1(ds []*Delta) []*Delta {

@@ -513,6 +513,18 @@ func entrySize(group, id string, meta RawMeta) int { return len(group) + len(id)
 
 const keepSize = 5
 
+// opsSize estimates the encoded size of d's adds and removes.
+func opsSize(d *Delta) int {
+	n := 0
+	for i := range d.Adds {
+		n += addSize(d.Adds[i])
+	}
+	for i := range d.Removes {
+		n += removeSize(d.Removes[i])
+	}
+	return n
+}
+
 // chunkOverhead estimates the encoded size of a chunk of d before its
 // entries (header, replica, context).
 func chunkOverhead(d *Delta) int { return 64 + len(d.Replica.Name) + 20*len(d.Ctx) }
@@ -575,11 +587,7 @@ func split(d *Delta, maxBytes int) []*Delta {
 // it): the same chunks, cut straight from the adds without listing and
 // sorting them as items.
 func splitAdds(d *Delta, maxBytes int) []*Delta {
-	total := chunkOverhead(d)
-	for i := range d.Adds {
-		total += addSize(d.Adds[i])
-	}
-	if total <= maxBytes {
+	if chunkOverhead(d)+opsSize(d) <= maxBytes {
 		return []*Delta{d}
 	}
 	var out []*Delta
