@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -52,9 +53,21 @@ type Config struct {
 	// whenever they are not members.
 	Seeds []string
 
-	// SecretKey, when set (16, 24 or 32 bytes), encrypts all gossip with
-	// memberlist's keyring (AES-GCM).
+	// SecretKey, when set (16, 24 or 32 bytes), encrypts and authenticates
+	// all gossip with memberlist's keyring (AES-GCM): a party without the
+	// key can neither read nor inject anything. Without it, anyone who can
+	// send a packet to the gossip port can speak for any owner (see
+	// docs/security.md), so New refuses to gossip in the clear on an
+	// address other than loopback unless Insecure is set.
 	SecretKey []byte
+
+	// Insecure allows gossip without SecretKey on a non-loopback bind
+	// address: every host that can reach the port is then trusted not to
+	// forge members. For networks that are private by other means (a
+	// WireGuard mesh, a pod network with policies). New logs a warning
+	// when it is used. Loopback binds and custom transports (Transport
+	// set: memnet in tests) need neither.
+	Insecure bool
 
 	// Cluster names the cluster: nodes of differently named clusters
 	// ignore each other even when one reaches the other's address. It is
@@ -158,6 +171,9 @@ const MaxScopes = 16
 // DefaultLANConfig returns a configuration for a LAN: memberlist's LAN
 // timings (probe every second, ~5 s to declare a node dead), anti-entropy
 // every 2 s, rejoin attempts from 1 s backing off to 5 s, retention 24 h.
+// It binds 0.0.0.0:7946, so it needs a SecretKey (or Insecure, or a
+// loopback BindAddr) before New accepts it: a LAN preset is for a cluster,
+// and an unkeyed cluster port believes whoever reaches it.
 func DefaultLANConfig(name string) Config {
 	ml := memberlist.DefaultLANConfig()
 	// A restarted node may come back at another address (a rescheduled
@@ -275,5 +291,27 @@ func (c *Config) validate() error {
 	if _, err := encodeNodeMeta(c.Incarnation, c.Scopes, 512); err != nil {
 		return bad("%v", err)
 	}
+	if c.Transport == nil && !c.encrypted() && !c.Insecure && !loopback(c.BindAddr) {
+		return bad("gossip on %s without SecretKey: anyone who can reach the port could add, remove or hide any node's members; "+
+			"set SecretKey (roster serve --gossip-key-file), bind a loopback address, or set Insecure (--gossip-insecure) "+
+			"if the network is private by other means", c.BindAddr)
+	}
 	return nil
+}
+
+// encrypted reports whether gossip is encrypted: a SecretKey, or a keyring
+// given in the memberlist configuration.
+func (c *Config) encrypted() bool {
+	return len(c.SecretKey) > 0 || (c.Memberlist != nil && c.Memberlist.Keyring != nil && len(c.Memberlist.Keyring.GetKeys()) > 0)
+}
+
+// loopback reports whether addr is a loopback IP address (127.0.0.0/8,
+// ::1); "localhost" counts as well. Anything else, 0.0.0.0 included,
+// is reachable from other hosts.
+func loopback(addr string) bool {
+	if addr == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.IsLoopback()
 }

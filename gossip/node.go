@@ -239,6 +239,10 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 			}
 		}
 	}
+	if cfg.Insecure && !cfg.encrypted() && !loopback(cfg.BindAddr) {
+		n.log.Warn("GOSSIP IS UNENCRYPTED AND UNAUTHENTICATED: anyone who can reach this port can add, remove or hide any node's members (Insecure is set)",
+			"bind", cfg.BindAddr, "port", cfg.BindPort)
+	}
 	meta, err := encodeNodeMeta(cfg.Incarnation, n.order, memberlist.MetaMaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
