@@ -65,3 +65,14 @@ func (s *Store) LoadCache(scope string) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// DiscardCache deletes the cached replica state of scope, as SaveCache with
+// no chunks does, and counts it in Metrics.CacheDiscards: for a cache that
+// failed to load or decode, which its owner rebuilds from peers.
+func (s *Store) DiscardCache(scope string) error {
+	if err := s.SaveCache(scope, nil); err != nil {
+		return err
+	}
+	s.m.cacheDiscards.Add(1)
+	return nil
+}

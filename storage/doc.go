@@ -59,10 +59,14 @@
 // return an error wrapping ErrIO ("store failed, restart required") that
 // names the directory and the cause. Reads are refused too, because Pebble
 // may already hold the failed batches in its memtable and would serve them.
-// The remedy is to Close the Store and reopen the directory, normally by
-// restarting the process; reopening replays the write-ahead log and yields
-// exactly the writes that reached stable storage: every acknowledged one,
-// and each failed one either entirely or not at all.
+// The remedy is Recover, once the disk takes writes again (space freed):
+// it probes the directory with a synced write, closes Pebble and reopens it
+// in place, as a restart would. Reopening replays the write-ahead log and
+// yields exactly the writes that reached stable storage: every acknowledged
+// one, and each failed one either entirely or not at all. Err reports
+// whether the store is failed (for a readiness check). A store failed on
+// corrupt data, or whose commit pipeline wedged, is not recovered in
+// process: restart it.
 //
 // Corrupt data (a bad checksum in a Pebble file, or a stored value that does
 // not decode) is reported with ErrCorrupt; Open refuses to start on it.

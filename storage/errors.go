@@ -25,7 +25,7 @@ var (
 	ErrClosed = errors.New("storage: store closed")
 	// ErrIO reports a failed read, write or sync, including a read-only or
 	// full disk. After a failed write the Store refuses every further
-	// operation with ErrIO until it is reopened.
+	// operation with ErrIO until Recover succeeds or it is reopened.
 	ErrIO = errors.New("storage: I/O error")
 	// ErrInvalid reports a bad argument; nothing was written.
 	ErrInvalid = errors.New("storage: invalid argument")

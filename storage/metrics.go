@@ -46,8 +46,13 @@ type Metrics struct {
 	// Errors counts operations that returned ErrIO or ErrCorrupt.
 	Errors uint64
 	// Failed reports that the store has failed and refuses operations until
-	// reopened.
+	// Recover succeeds or it is reopened.
 	Failed bool
+	// Recoveries counts failures Recover has recovered from in process.
+	Recoveries uint64
+	// CacheDiscards counts scope caches deleted by DiscardCache (found
+	// unreadable).
+	CacheDiscards uint64
 }
 
 // metrics holds the live counters behind Metrics.
@@ -58,6 +63,8 @@ type metrics struct {
 	syncLatency            [len(SyncLatencyBounds) + 1]atomic.Uint64
 	commits, syncedCommits atomic.Uint64
 	errors                 atomic.Uint64
+	recoveries             atomic.Uint64
+	cacheDiscards          atomic.Uint64
 }
 
 // observeSync records one sync of duration d.
@@ -92,6 +99,8 @@ func (m *metrics) snapshot() Metrics {
 		Commits:       m.commits.Load(),
 		SyncedCommits: m.syncedCommits.Load(),
 		Errors:        m.errors.Load(),
+		Recoveries:    m.recoveries.Load(),
+		CacheDiscards: m.cacheDiscards.Load(),
 	}
 	for i := range m.syncLatency {
 		out.SyncLatency[i] = m.syncLatency[i].Load()

@@ -43,12 +43,18 @@ type Store struct {
 	lock *pebble.Lock
 	m    metrics
 
-	// mu guards closed and inflight; idle is signalled when inflight drops
-	// to zero or the store becomes wedged.
+	// mu guards closed, inflight and reopening; idle is signalled when
+	// inflight drops to zero or the store becomes wedged.
 	mu       sync.Mutex
 	idle     *sync.Cond
 	closed   bool
 	inflight int
+	// reopening is set while Recover replaces db; enter refuses
+	// operations with reopenErr meanwhile.
+	reopening bool
+	reopenErr error
+	// recoverMu serialises Recover.
+	recoverMu sync.Mutex
 
 	// failure is set once, by the first fatal error; wedged is closed when
 	// Pebble's commit pipeline may be left locked (a panic during a commit).
@@ -98,9 +104,7 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	}
 	s.idle = sync.NewCond(&s.mu)
 
-	fs := &instrumentedFS{FS: opts.FS, m: &s.m, onFail: func(path string, err error) {
-		s.fail(errorf(ErrIO, dir, "store failed, restart required: I/O on "+path+" failed", err), false)
-	}}
+	fs := s.newFS()
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, errorf(ErrIO, dir, "create directory", err)
 	}
@@ -120,12 +124,40 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 			_ = lock.Close()
 		}
 	}()
+	if s.db, err = s.openPebble(fs); err != nil {
+		return nil, err
+	}
+	if f := s.failure.Load(); f != nil {
+		return nil, *f
+	}
+	if err := s.checkFormat(); err != nil {
+		return nil, err
+	}
+	if opts.Sync == SyncInterval {
+		s.stopSyncer = make(chan struct{})
+		s.syncerDone = make(chan struct{})
+		go s.syncer()
+	}
+	return s, nil
+}
 
+// newFS returns the file system wrapper of one Pebble instance: every
+// open (Open, Recover) gets a fresh one, whose log is not yet dead.
+func (s *Store) newFS() *instrumentedFS {
+	return &instrumentedFS{FS: s.opts.FS, m: &s.m, onFail: func(path string, err error) {
+		s.fail(errorf(ErrIO, s.dir, "store failed, restart required: I/O on "+path+" failed", err), false)
+	}}
+}
+
+// openPebble opens Pebble in the store's directory on fs, with the
+// directory lock the store holds.
+func (s *Store) openPebble(fs *instrumentedFS) (*pebble.DB, error) {
+	dir := s.dir
 	popts := &pebble.Options{
 		FS:                 fs,
-		Lock:               lock,
-		CacheSize:          opts.CacheBytes,
-		MemTableSize:       opts.memTableSize,
+		Lock:               s.lock,
+		CacheSize:          s.opts.CacheBytes,
+		MemTableSize:       s.opts.memTableSize,
 		FormatMajorVersion: pebbleFormat,
 		Logger:             pebbleLogger{log: s.log, fatal: s.pebbleFatal},
 		EventListener: &pebble.EventListener{
@@ -150,21 +182,7 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		popts.Levels[i].FilterType = pebble.TableFilter
 	}
-	if s.db, err = openDB(dir, popts); err != nil {
-		return nil, err
-	}
-	if f := s.failure.Load(); f != nil {
-		return nil, *f
-	}
-	if err := s.checkFormat(); err != nil {
-		return nil, err
-	}
-	if opts.Sync == SyncInterval {
-		s.stopSyncer = make(chan struct{})
-		s.syncerDone = make(chan struct{})
-		go s.syncer()
-	}
-	return s, nil
+	return openDB(dir, popts)
 }
 
 // openDB runs pebble.Open, turning a panic into an error.
@@ -297,7 +315,10 @@ func (s *Store) Close() error {
 		return errorf(ErrIO, s.dir, "close: pebble's commit pipeline is wedged after a failure; its resources are released at process exit", s.failErr())
 	}
 
-	err := closeDB(s.db)
+	var err error
+	if s.db != nil { // nil after a Recover that could not reopen Pebble
+		err = closeDB(s.db)
+	}
 	if lerr := s.lock.Close(); err == nil {
 		err = lerr
 	}
@@ -357,6 +378,10 @@ func (s *Store) enter() error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return errorf(ErrClosed, s.dir, "operation on closed store", nil)
+	}
+	if s.reopening {
+		s.m.errors.Add(1)
+		return s.reopenErr
 	}
 	if f := s.failErr(); f != nil {
 		s.m.errors.Add(1)
