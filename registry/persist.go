@@ -145,20 +145,29 @@ func (r *Registry) restore(st *storage.Store) error {
 	return nil
 }
 
-// saveLoop saves the cache and the peer list every CacheInterval.
+// saveLoop saves the cache and the peer list every CacheInterval, and
+// tries every storageProbeInterval to recover a failed store (see
+// StorageHealth).
 func (r *Registry) saveLoop(st *storage.Store, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	if r.cfg.CacheInterval <= 0 {
-		<-stop
-		return
+	var save <-chan time.Time
+	if r.cfg.CacheInterval > 0 {
+		t := time.NewTicker(r.cfg.CacheInterval)
+		defer t.Stop()
+		save = t.C
 	}
-	t := time.NewTicker(r.cfg.CacheInterval)
-	defer t.Stop()
+	probe := time.NewTicker(storageProbeInterval)
+	defer probe.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-probe.C:
+			r.recoverStorage(st)
+		case <-save:
+			if st.Err() != nil {
+				continue // the probe reports and recovers it
+			}
 			if err := r.save(st, false); err != nil {
 				r.log.Warn("saving the cache failed", "err", err)
 			}

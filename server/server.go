@@ -187,10 +187,23 @@ func (s *Server) routes() http.Handler {
 	handle("PUT /v1/sessions/{id}", "session_keepalive", s.keepAlive)
 	handle("DELETE /v1/sessions/{id}", "session_close", s.closeSession)
 	handle("GET /v1/nodes", "nodes", s.nodes)
+	// Liveness fails only on a storage failure a restart must fix (a full
+	// disk is not one: restarting frees nothing and the node recovers by
+	// itself); readiness fails while storage is failing at all.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.reg.StorageHealth(); errors.Is(err, registry.ErrRestartRequired) {
+			writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage failed, restart required: " + err.Error()}})
+			return
+		}
 		writeJSON(w, http.StatusOK, statusJSON{Status: "ok"})
 	})
-	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.reg.StorageHealth(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage is failing: " + err.Error()}})
+			return
+		}
+		s.readyz(w, r)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 
 	// The same paths without a method answer 405 in JSON; anything else 404.

@@ -160,6 +160,25 @@ func (s *Store) member(key []byte) (memberValue, bool, error) {
 	return mv, true, nil
 }
 
+// Member returns the stored member (scope, group, id); ok is false if
+// there is none.
+func (s *Store) Member(scope, group, id string) (m Member, ok bool, err error) {
+	m = Member{Scope: scope, Group: group, ID: id}
+	if err := m.validate(); err != nil {
+		return Member{}, false, errorf(ErrInvalid, s.dir, "read member", err)
+	}
+	if err := s.enter(); err != nil {
+		return Member{}, false, err
+	}
+	defer s.exit()
+	mv, ok, err := s.member(memberKey(scope, group, id))
+	if err != nil || !ok {
+		return Member{}, false, err
+	}
+	m.Meta, m.Session = mv.Meta, mv.Session
+	return m, true, nil
+}
+
 // Members returns every stored member, sorted by scope, group and id.
 func (s *Store) Members() ([]Member, error) {
 	if err := s.enter(); err != nil {

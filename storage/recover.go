@@ -31,6 +31,14 @@ func (s *Store) Err() error {
 	return s.failErr()
 }
 
+// Recoverable reports whether Recover can bring the store back once its
+// disk takes writes again: false after a failure on corrupt data or a
+// wedged commit pipeline, which need a process restart. A healthy store is
+// recoverable.
+func (s *Store) Recoverable() bool {
+	return !s.isWedged() && !errors.Is(s.failErr(), ErrCorrupt)
+}
+
 // Recover brings a failed store back without restarting the process, once
 // its disk takes writes again (space freed on a full disk, a remount). It
 // returns nil at once if the store has not failed.

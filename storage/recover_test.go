@@ -121,11 +121,13 @@ func TestRecoverAfterWALFailure(t *testing.T) {
 // reopened in process.
 func TestRecoverRefusesCorruption(t *testing.T) {
 	s := openMem(t, nil)
+	require.True(t, s.Recoverable())
 	s.fail(errorf(ErrCorrupt, s.dir, "test corruption", nil), false)
 	err := s.Recover()
 	requireKind(t, err, ErrCorrupt, "/db")
 	require.Contains(t, err.Error(), "restart")
 	requireKind(t, s.Err(), ErrCorrupt, "/db")
+	require.False(t, s.Recoverable(), "a restart re-checks corrupt files")
 }
 
 // TestRecoverConcurrent runs writers, a disk-full failure and recoveries
