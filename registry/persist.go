@@ -76,17 +76,42 @@ func openStore(cfg *Config) (*storage.Store, error) {
 }
 
 // loadCache reads the cached state of every served scope, for
-// gossip.Preload.
+// gossip.Preload. The cache only speeds up a restart (peers hold the same
+// state), so a scope's cache that does not load or decode is discarded
+// with a warning (storage.Metrics.CacheDiscards counts it) instead of
+// stopping the node: anti-entropy then fetches the scope from peers. Only
+// a failure to read the disk at all fails.
 func loadCache(st *storage.Store, scopes []string) (map[string][][]byte, error) {
 	out := map[string][][]byte{}
 	for _, scope := range scopes {
 		chunks, err := st.LoadCache(scope)
-		if err != nil {
+		switch {
+		case errors.Is(err, storage.ErrCorrupt):
+		case err != nil:
 			return nil, storageErr(err)
+		default:
+			err = checkChunks(chunks)
+		}
+		if err != nil {
+			if err := st.DiscardCache(scope, err); err != nil {
+				return nil, storageErr(err)
+			}
+			chunks = nil
 		}
 		out[scope] = chunks
 	}
 	return out, nil
+}
+
+// checkChunks decodes every cached chunk, as gossip.Preload will (it fails
+// on a chunk that does not decode).
+func checkChunks(chunks [][]byte) error {
+	for i, c := range chunks {
+		if _, err := crdt.DecodeDelta(c); err != nil {
+			return fmt.Errorf("cache chunk %d of %d: %w", i, len(chunks), err)
+		}
+	}
+	return nil
 }
 
 // restore brings back, after a restart, what the last run persisted (the

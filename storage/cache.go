@@ -67,12 +67,14 @@ func (s *Store) LoadCache(scope string) ([][]byte, error) {
 }
 
 // DiscardCache deletes the cached replica state of scope, as SaveCache with
-// no chunks does, and counts it in Metrics.CacheDiscards: for a cache that
-// failed to load or decode, which its owner rebuilds from peers.
-func (s *Store) DiscardCache(scope string) error {
+// no chunks does, logs a warning naming why (the cache failed to load or
+// decode) and counts it in Metrics.CacheDiscards. The cache is rebuilt from
+// peers, so its loss costs a full transfer, not data.
+func (s *Store) DiscardCache(scope string, why error) error {
 	if err := s.SaveCache(scope, nil); err != nil {
 		return err
 	}
 	s.m.cacheDiscards.Add(1)
+	s.log.Warn("cached state of other nodes unreadable: discarded, peers will send it again", "scope", scope, "err", why)
 	return nil
 }
