@@ -36,7 +36,6 @@ func TestReadyzReflectsStorage(t *testing.T) {
 		c.DataDir = "/data"
 		c.Storage.FS = errorfs.Wrap(vfs.NewMem(), disk)
 	}, nil)[0]
-	defer nd.stop(t)
 	const path = "/v1/scopes/default/groups/g/members/"
 	require.Equal(t, http.StatusOK, nd.call(t, "PUT", path+"a", map[string]any{}).status)
 	require.Equal(t, http.StatusOK, nd.call(t, "GET", "/readyz", nil).status)

@@ -187,6 +187,7 @@ func (s *Server) routes() http.Handler {
 	handle("PUT /v1/sessions/{id}", "session_keepalive", s.keepAlive)
 	handle("DELETE /v1/sessions/{id}", "session_close", s.closeSession)
 	handle("GET /v1/nodes", "nodes", s.nodes)
+	mux.Handle("/v1/keyring", s.op("keyring", s.keyring)) // GET, HEAD, POST: server/keyring.go
 	// Liveness fails only on a storage failure a restart must fix (a full
 	// disk is not one: restarting frees nothing and the node recovers by
 	// itself); readiness fails while storage is failing at all.
