@@ -525,6 +525,14 @@ func opsSize(d *Delta) int {
 	return n
 }
 
+// Footprint estimates the memory a decoded delta holds: its operations'
+// strings and metadata, a fixed cost per operation (the Add and Remove
+// structs), and its header and context. Gossip bounds what it keeps of
+// deltas it cannot merge yet (held back, stashed) by it.
+func (d *Delta) Footprint() int {
+	return chunkOverhead(d) + opsSize(d) + 48*(len(d.Adds)+len(d.Removes))
+}
+
 // chunkOverhead estimates the encoded size of a chunk of d before its
 // entries (header, replica, context).
 func chunkOverhead(d *Delta) int { return 64 + len(d.Replica.Name) + 20*len(d.Ctx) }

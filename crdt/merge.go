@@ -379,8 +379,44 @@ func (s *State) supersede(name string, inc uint64, emit Emit) {
 	}
 }
 
+// Settle records that name's current incarnation is inc, as the failure
+// detector (the one authority on incarnations) reports it: a slice of any
+// other incarnation, newer ones included, is dropped (Cause Superseded), and
+// inc becomes the latest, so that deltas of inc are taken again. A newer
+// incarnation than the detector's can only have come from a source that
+// lied (a forged delta, a cache written while one was believed); an older
+// one is superseded as by Supersede. It is a no-op for the local replica's
+// name (an error) and when inc is already the latest.
+func (s *State) Settle(name string, inc uint64, emit Emit) error {
+	if name == s.local.id.Name {
+		return fmt.Errorf("%w: settle %s#%d", ErrLocalReplica, name, inc)
+	}
+	latest := s.latest[name]
+	switch {
+	case inc > latest:
+		s.supersede(name, inc, emit)
+	case inc < latest:
+		if sl := s.slices[name]; sl != nil && sl.id.Incarnation != inc {
+			s.dropSlice(sl, CauseSuperseded, emit)
+		}
+		s.latest[name] = inc
+		if f, ok := s.forgotten[name]; ok && f != inc {
+			delete(s.forgotten, name)
+		}
+		for r := range s.suspended {
+			if r.Name == name && r.Incarnation != inc {
+				delete(s.suspended, r)
+			}
+		}
+	}
+	return nil
+}
+
 // Observe applies what a peer's digest says about incarnations: every newer
-// incarnation it lists supersedes the older one held here.
+// incarnation it lists supersedes the older one held here. A digest is a
+// peer's claim, not the failure detector's: gossip no longer calls it on
+// what arrives from the network (see Settle); it is kept for tests and
+// tools that merge trusted digests.
 func (s *State) Observe(peer Digest, emit Emit) {
 	for _, e := range peer.Entries {
 		if e.Name != s.local.id.Name && e.Incarnation > s.latest[e.Name] && e.Incarnation < MaxCounter {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
 	"github.com/stretchr/testify/require"
 )
@@ -157,7 +158,7 @@ func newProbedNode(t *testing.T, probe *holdProbe) *Node {
 	require.NoError(t, err)
 	probe.sc = n.scopes["default"]
 	n.mu.Lock()
-	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive}
+	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive, node: &memberlist.Node{Name: "src"}}
 	n.mu.Unlock()
 	return n
 }
@@ -199,11 +200,12 @@ func TestSkipInFlightForgetsOldDigests(t *testing.T) {
 	require.Equal(t, uint64(8), topOf(sc.skipInFlight("q", digest(8), nil, st, now.Add(5100*time.Millisecond), window)))
 }
 
-// TestRelayThroughNodeWithoutFanOut: a relay message reaching a node whose
-// own FanOut is 0 still gets to every node it names (that node sends its
-// subtree a copy directly). Anti-entropy and piggy-backing are off, so the
-// relay is the only way there.
-func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
+// TestRelayRefusedWithoutFanOut: a node whose own FanOut is 0 (relaying
+// off) merges a relay message's deltas but passes nothing on: a relay
+// request asks it to send packets on someone else's behalf, which a node
+// that does not relay has no reason to do. Anti-entropy and piggy-backing
+// are off, so the relay would be the only way to the named nodes.
+func TestRelayRefusedWithoutFanOut(t *testing.T) {
 	nodes := startNodes(t, 6, func(cfg *Config) {
 		cfg.AntiEntropyInterval = time.Hour
 		cfg.PiggybackQueue = 0
@@ -222,14 +224,17 @@ func TestRelayThroughNodeWithoutFanOut(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // let the greetings of peers coming up go by
 	before := nodes[0].Stats().PacketsSent
 	require.NoError(t, nodes[0].Join("default", "room", "a", ""))
+	// n0 deals n1..n5 into two groups, [n1 n3 n5] and [n2 n4], and sends
+	// the first of each the delta with the rest of its group's names.
 	require.Eventually(t, func() bool {
-		for _, n := range nodes[1:] {
-			if len(members(n, "default", "room")) != 1 {
-				return false
-			}
-		}
-		return true
-	}, 5*time.Second, 5*time.Millisecond, "a node named in a relay never got the delta")
+		return len(members(nodes[1], "default", "room")) == 1 && len(members(nodes[2], "default", "room")) == 1
+	}, 5*time.Second, 5*time.Millisecond, "the relay's first hops never got the delta")
+	require.Eventually(t, func() bool {
+		return nodes[1].Stats().Forged+nodes[2].Stats().Forged == 2
+	}, 5*time.Second, 5*time.Millisecond, "both first hops refuse to relay")
+	for _, n := range nodes[3:] {
+		require.Empty(t, members(n, "default", "room"), "%s got a copy through a node that does not relay", n.self.Name)
+	}
 	require.Equal(t, before+2, nodes[0].Stats().PacketsSent, "the writer sends FanOut copies")
 }
 

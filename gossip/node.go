@@ -63,6 +63,20 @@ type Stats struct {
 	// PacketsDropped counts received packets dropped because inboxDepth
 	// were already waiting to be handled.
 	PacketsDropped int64
+	// Unvouched counts received deltas dropped because memberlist does not
+	// vouch for their replica: a name it has never reported, or an
+	// incarnation other than the one its view of the node carries. Only
+	// memberlist's view moves an incarnation (guarantee 1); anti-entropy
+	// brings what was legitimately early once memberlist catches up.
+	Unvouched int64
+	// Forged counts messages dropped because their claimed sender is not
+	// a peer memberlist knows at that incarnation, or not the address they
+	// came from, and relay requests refused (see Config.FanOut).
+	Forged int64
+	// Overflow counts out-of-order transfer chunks and held-back deltas
+	// dropped because their bounds (by bytes and per replica) were
+	// reached; anti-entropy repairs what they carried.
+	Overflow int64
 }
 
 type stats struct {
@@ -71,6 +85,7 @@ type stats struct {
 	decodeErrors, outOfOrder                              atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
 	piggybacked, heldBack, relayed, packetsDropped        atomic.Int64
+	unvouched, forged, overflow                           atomic.Int64
 }
 
 type peer struct {
@@ -80,6 +95,12 @@ type peer struct {
 	state     PeerState
 	downSince time.Time
 	forgotten bool
+	// leavingAt is when the peer announced a graceful leave of incarnation
+	// leavingInc (a msgLeaving). It only labels the down event memberlist
+	// reports within leaveWindow as "left" rather than "dead" (a left peer
+	// is not retried by the rejoin loop); it hides nothing by itself.
+	leavingAt  time.Time
+	leavingInc uint64
 }
 
 func (p *peer) replica() crdt.ReplicaID { return crdt.ReplicaID{Name: p.name, Incarnation: p.meta.inc} }
@@ -135,7 +156,7 @@ type Node struct {
 	jobs chan syncJob
 	// inbox carries roster packets from NetTransport to the inbox loop (nil
 	// when memberlist delivers them: another transport, encryption).
-	inbox chan []byte
+	inbox chan inbound
 
 	servedMu sync.Mutex
 	served   map[[2]string]served
@@ -146,7 +167,10 @@ type Node struct {
 
 	stashMu sync.Mutex
 	stash   map[stashKey]*crdt.Delta
-	stashN  int
+	// stashBytes is the Footprint of the stashed chunks, in all and per
+	// (scope, replica).
+	stashBytes     int
+	stashByReplica map[[2]string]int
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -182,7 +206,21 @@ type stashKey struct {
 	seq            uint32
 }
 
-const maxStash = 1024
+// Bounds on the chunks of transfers that arrive before their predecessor
+// (stashed until it comes): in number, in bytes (crdt.Delta.Footprint), and
+// per (scope, replica) in bytes. Past them the stash of that replica (or
+// all of it) is given up, and the next exchange starts the transfer over.
+// Chunks are stashed only in a scope that sent a digest within stashWindow
+// (transfers are answers to digests).
+const (
+	maxStash             = 1024
+	maxStashBytes        = 32 << 20
+	maxStashReplicaBytes = 16 << 20
+)
+
+// maxPendingSync bounds the digests kept for peers memberlist has not
+// reported yet (see serveSync).
+const maxPendingSync = 256
 
 // New starts a node: it creates the scope states, starts memberlist and the
 // background loops, and tries the seeds once (the rejoin loop keeps trying).
@@ -197,19 +235,21 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		lg = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
-		cfg:     cfg,
-		log:     lg.With("node", cfg.Name),
-		self:    crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
-		scopes:  map[string]*Scope{},
-		peers:   map[string]*peer{},
-		out:     map[string]*crdt.Batch{},
-		outSig:  make(chan struct{}, 1),
-		evSig:   make(chan struct{}, 1),
-		jobs:    make(chan syncJob, 256),
-		stash:   map[stashKey]*crdt.Delta{},
-		served:  map[[2]string]served{},
-		catchUp: map[string]time.Time{},
-		greeted: map[[2]string]time.Time{},
+		cfg:    cfg,
+		log:    lg.With("node", cfg.Name),
+		self:   crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
+		scopes: map[string]*Scope{},
+		peers:  map[string]*peer{},
+		out:    map[string]*crdt.Batch{},
+		outSig: make(chan struct{}, 1),
+		evSig:  make(chan struct{}, 1),
+		jobs:   make(chan syncJob, 256),
+		stash:  map[stashKey]*crdt.Delta{},
+
+		stashByReplica: map[[2]string]int{},
+		served:         map[[2]string]served{},
+		catchUp:        map[string]time.Time{},
+		greeted:        map[[2]string]time.Time{},
 
 		pendingSync: map[[2]string]syncJob{},
 
@@ -300,7 +340,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		// Handled by the inbox loop, not on the read loop: a merge waits for
 		// the scope's lock (held through a whole transfer), and the read
 		// loop also carries memberlist's probes.
-		n.inbox = make(chan []byte, inboxDepth)
+		n.inbox = make(chan inbound, inboxDepth)
 		own.Deliver(mc.Label, n.deliver)
 	}
 	ml, err := memberlist.Create(&mc)
@@ -318,7 +358,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	if n.inbox != nil {
 		n.wg.Add(1)
-		go drain(n, n.inbox, n.handleMessage)
+		go drain(n, n.inbox, func(p inbound) { n.handleMessage(p.b, p.src) })
 	}
 	n.wg.Add(3)
 	go n.sendLoop()
@@ -388,6 +428,7 @@ func (n *Node) Stats() Stats {
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),
 		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(), HeldBack: s.heldBack.Load(),
 		Relayed: s.relayed.Load(), PacketsDropped: s.packetsDropped.Load(),
+		Unvouched: s.unvouched.Load(), Forged: s.forged.Load(), Overflow: s.overflow.Load(),
 	}
 }
 
@@ -539,6 +580,25 @@ func (n *Node) peerNode(name string) *memberlist.Node {
 	return nd
 }
 
+// vouched reports whether memberlist vouches for replica r: r is this
+// node's name (the state sorts out its own incarnations), or memberlist has
+// reported a node of that name whose metadata carries incarnation r's. A
+// delta of any other replica is dropped unmerged: a name memberlist never
+// reported would be a phantom node, and an incarnation it did not report
+// would supersede (drop) or revive a slice on a claim anyone can forge.
+// What was merely early (a restarted owner's first deltas, overtaking its
+// alive message) comes back through anti-entropy once memberlist reports
+// it, since the greeting that follows a peer coming up exchanges digests.
+func (n *Node) vouched(r crdt.ReplicaID) bool {
+	if r.Name == n.self.Name {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[r.Name]
+	return p != nil && p.node != nil && p.meta.inc == r.Incarnation
+}
+
 // ensureHidden suspends a replica whose owner is not known alive with that
 // incarnation, before its state is merged: members of owners this node
 // cannot reach are never shown. The peer table is updated from memberlist's
@@ -564,7 +624,7 @@ func (n *Node) ensureHidden(st *crdt.State, r crdt.ReplicaID, emit crdt.Emit) {
 
 // --- Receiving ------------------------------------------------------------------
 
-func (n *Node) handleMessage(b []byte) {
+func (n *Node) handleMessage(b []byte, src net.Addr) {
 	m, err := decodeMessage(b)
 	if err != nil {
 		n.stats.decodeErrors.Add(1)
@@ -575,6 +635,10 @@ func (n *Node) handleMessage(b []byte) {
 	case msgDeltas, msgRelay:
 		n.mergeDeltas(m.scope, m.payloads, m.relayTo)
 	case msgSync:
+		if !n.claimed(m.from, src) {
+			n.stats.forged.Add(1)
+			return
+		}
 		d, err := crdt.DecodeDigest(m.payloads[0])
 		if err != nil {
 			n.stats.decodeErrors.Add(1)
@@ -598,23 +662,68 @@ func (n *Node) handleMessage(b []byte) {
 		_, _ = h.Write(m.payloads[0])
 		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d, sum: h.Sum64(), streaming: m.streaming})
 	case msgLeaving:
-		n.peerLeaving(m.from, m.inc)
+		n.peerLeaving(m.from, m.inc, src)
 	}
 }
 
-// peerLeaving marks a peer that announced a graceful leave: its members are
-// hidden at once, and it is listed as left rather than dead.
-func (n *Node) peerLeaving(name string, inc uint64) {
+// leaveWindow is how long a peer's announcement that it is leaving labels
+// the down event memberlist reports for it (before or after).
+const leaveWindow = 10 * time.Second
+
+// peerLeaving notes a peer's announcement that it is leaving. Anyone can
+// send one claiming any name, so it hides nothing: the peer's members are
+// hidden when memberlist reports it down (its own leave broadcast), and
+// the announcement only makes that down event a graceful leave (listed as
+// left, not retried by the rejoin loop) when the two come within
+// leaveWindow of each other. src, when known (the plain direct path), must
+// be the peer's own gossip address.
+func (n *Node) peerLeaving(name string, inc uint64, src net.Addr) {
+	now := time.Now()
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	p := n.peers[name]
-	if p == nil || p.meta.inc != inc || p.state == PeerLeft || name == n.self.Name {
-		n.mu.Unlock()
+	if p == nil || p.node == nil || p.meta.inc != inc || name == n.self.Name || !sameSender(p.node, src) {
+		n.stats.forged.Add(1)
 		return
 	}
-	e := peerEvent{replica: p.replica(), scopes: p.meta.scopes, node: p.node, wasAlive: p.state == PeerAlive}
-	p.state, p.downSince = PeerLeft, time.Now()
-	n.mu.Unlock()
-	n.enqueuePeerEvent(e)
+	p.leavingAt, p.leavingInc = now, inc
+	if p.state == PeerDead && now.Sub(p.downSince) < leaveWindow {
+		p.state = PeerLeft // memberlist's down event came first
+	}
+}
+
+// claimed reports whether a digest claiming to come from name can have:
+// name is not this node, and when the packet's source is known, it is
+// name's gossip address. A name memberlist has not reported yet passes
+// (its digest waits in pendingSync, bounded, until the node comes up: the
+// answer only ever goes to memberlist's address for the name).
+func (n *Node) claimed(name string, src net.Addr) bool {
+	if name == n.self.Name {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[name]
+	if p == nil || p.node == nil {
+		return true
+	}
+	return sameSender(p.node, src)
+}
+
+// sameSender reports whether a packet from src can have come from node:
+// true when src is unknown (the message came through memberlist, whose
+// encryption vouches for the sender's cluster membership, not its name),
+// else when src's address is node's (UDP packets leave from the gossip
+// port).
+func sameSender(node *memberlist.Node, src net.Addr) bool {
+	if src == nil {
+		return true
+	}
+	u, ok := src.(*net.UDPAddr)
+	if !ok {
+		return true
+	}
+	return u.IP.Equal(node.Addr) && u.Port == int(node.Port)
 }
 
 // enqueuePeerEvent hands a liveness change to the control loop.
@@ -690,6 +799,13 @@ func (n *Node) mergeDeltas(scope string, payloads [][]byte, relayTo []string) {
 	if len(relayTo) == 0 {
 		return
 	}
+	if n.cfg.FanOut == 0 {
+		// Relaying is off here: a relay request is someone asking this
+		// node to send packets on its behalf. The deltas were merged;
+		// nothing is passed on.
+		n.stats.forged.Add(1)
+		return
+	}
 	raw := relayCopies(payloads, ds)
 	if len(raw) == 0 {
 		return
@@ -718,9 +834,10 @@ func relayCopies(payloads [][]byte, ds []*crdt.Delta) [][]byte {
 
 // merged is what merging one delta came to.
 type merged struct {
-	d    *crdt.Delta
-	held bool
-	res  crdt.MergeStats
+	d       *crdt.Delta
+	held    bool
+	stashed bool // out of order, kept for its predecessor
+	res     crdt.MergeStats
 }
 
 // mergeAll merges the deltas of one message under one hold of the scope's
@@ -756,6 +873,12 @@ func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta, wait func(i int)) {
 			if d == nil {
 				continue
 			}
+			if !n.vouched(d.Replica) {
+				n.stats.unvouched.Add(1)
+				msg[i] = nil
+				d.Release()
+				continue
+			}
 			if sc.holdBack(st, d, n.cfg.HoldBack) {
 				out = append(out, merged{d: d, held: true})
 				continue
@@ -777,8 +900,11 @@ func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta, wait func(i int)) {
 		switch {
 		case m.held:
 			n.stats.heldBack.Add(1)
+		case m.stashed:
+			n.stats.outOfOrder.Add(1)
 		case m.res.Ignored == crdt.IgnoredOutOfOrder:
-			n.stats.outOfOrder.Add(1) // stashed
+			n.stats.overflow.Add(1) // out of order and not stashed
+			m.d.Release()
 		default:
 			if m.d.Auth {
 				sc.authIn.Store(time.Now().UnixNano())
@@ -800,7 +926,7 @@ func (n *Node) mergeLocked(sc *Scope, st *crdt.State, d *crdt.Delta, emit crdt.E
 	n.drainHeld(sc, st, d.Replica.Name, emit, false)
 	switch {
 	case res.Ignored == crdt.IgnoredOutOfOrder:
-		n.stashChunk(sc.name, d)
+		return merged{d: d, res: res, stashed: n.stashChunk(sc, d)}
 	case d.Auth && res.Ignored == crdt.NotIgnored:
 		for prev := d; ; {
 			next := n.unstash(sc.name, prev.Replica.Name, prev.Xfer, prev.Seq+1)
@@ -845,15 +971,63 @@ func (n *Node) flushHeld(now time.Time) {
 	}
 }
 
-func (n *Node) stashChunk(scope string, d *crdt.Delta) {
+// stashChunk keeps a chunk that came before its predecessor, within the
+// stash's bounds, and reports whether it did (if not, the caller releases
+// it).
+func (n *Node) stashChunk(sc *Scope, d *crdt.Delta) bool {
+	if at := sc.askedAt.Load(); at == 0 || time.Since(time.Unix(0, at)) > n.stashWindow() {
+		return false // not an answer to anything this node asked
+	}
+	size := d.Footprint()
+	rk := [2]string{sc.name, d.Replica.Name}
 	n.stashMu.Lock()
 	defer n.stashMu.Unlock()
-	if n.stashN >= maxStash {
-		clear(n.stash) // give up; the next exchange starts the transfer over
-		n.stashN = 0
+	if n.stashByReplica[rk]+size > maxStashReplicaBytes {
+		n.dropStashLocked(func(k stashKey) bool { return k.scope == rk[0] && k.replica == rk[1] })
+		return false
 	}
-	n.stash[stashKey{scope, d.Replica.Name, d.Xfer, d.Seq}] = d
-	n.stashN++
+	if len(n.stash) >= maxStash || n.stashBytes+size > maxStashBytes {
+		n.dropStashLocked(func(stashKey) bool { return true })
+		if size > maxStashBytes {
+			return false
+		}
+	}
+	k := stashKey{sc.name, d.Replica.Name, d.Xfer, d.Seq}
+	if old := n.stash[k]; old != nil {
+		n.forgetStashedLocked(k, old)
+		old.Release()
+	}
+	n.stash[k] = d
+	n.stashBytes += size
+	n.stashByReplica[rk] += size
+	return true
+}
+
+// stashWindow is how long after its last digest a scope takes chunks of a
+// transfer out of order.
+func (n *Node) stashWindow() time.Duration {
+	return max(10*n.cfg.AntiEntropyInterval, 10*time.Second)
+}
+
+// dropStashLocked gives up the stashed chunks whose keys match.
+func (n *Node) dropStashLocked(match func(stashKey) bool) {
+	for k, d := range n.stash {
+		if match(k) {
+			n.forgetStashedLocked(k, d)
+			d.Release()
+			n.stats.overflow.Add(1)
+		}
+	}
+}
+
+func (n *Node) forgetStashedLocked(k stashKey, d *crdt.Delta) {
+	size := d.Footprint()
+	delete(n.stash, k)
+	n.stashBytes -= size
+	rk := [2]string{k.scope, k.replica}
+	if n.stashByReplica[rk] -= size; n.stashByReplica[rk] <= 0 {
+		delete(n.stashByReplica, rk)
+	}
 }
 
 func (n *Node) unstash(scope, replica string, xfer uint64, seq uint32) *crdt.Delta {
@@ -862,8 +1036,7 @@ func (n *Node) unstash(scope, replica string, xfer uint64, seq uint32) *crdt.Del
 	k := stashKey{scope, replica, xfer, seq}
 	d := n.stash[k]
 	if d != nil {
-		delete(n.stash, k)
-		n.stashN--
+		n.forgetStashedLocked(k, d)
 	}
 	return d
 }
@@ -994,6 +1167,7 @@ func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 	})
 	msg := encodeSync(scope, n.self.Name, wantReply, dig, streaming)
 	n.stats.syncsSent.Add(1)
+	sc.askedAt.Store(time.Now().UnixNano())
 	if len(msg) <= n.cfg.MaxPacketBytes {
 		if err := n.ml.SendBestEffort(to, msg); err == nil {
 			n.stats.packetsSent.Add(1)
@@ -1012,12 +1186,18 @@ const inboxDepth = 1024
 
 // deliver queues a packet NetTransport hands over for the inbox loop, or
 // drops (and counts) it if the inbox is full. It never blocks.
-func (n *Node) deliver(p []byte) {
+func (n *Node) deliver(p []byte, src net.Addr) {
 	select {
-	case n.inbox <- p:
+	case n.inbox <- inbound{p, src}:
 	default:
 		n.stats.packetsDropped.Add(1)
 	}
+}
+
+// inbound is a packet NetTransport handed over, with its source address.
+type inbound struct {
+	b   []byte
+	src net.Addr
 }
 
 // drain calls fn on everything received from ch until the node stops: the
@@ -1049,9 +1229,16 @@ func (n *Node) serveSync(j syncJob) {
 		// message is still on its way, as after a partition heals): answer
 		// it as soon as it is, rather than wait for the next round.
 		n.servedMu.Lock()
-		if len(n.pendingSync) < 256 {
-			n.pendingSync[[2]string{j.scope, j.from}] = j
+		if len(n.pendingSync) >= maxPendingSync {
+			// Full (a burst of newcomers, or digests under made-up
+			// names): make room at random rather than refuse every
+			// later one, so made-up names cannot crowd real ones out.
+			for k := range n.pendingSync {
+				delete(n.pendingSync, k)
+				break
+			}
 		}
+		n.pendingSync[[2]string{j.scope, j.from}] = j
 		n.servedMu.Unlock()
 		return
 	}
@@ -1059,7 +1246,9 @@ func (n *Node) serveSync(j syncJob) {
 	var ds []*crdt.Delta
 	ahead := false // the peer holds what we lack: our digest will fetch it
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
-		st.Observe(j.digest, emit)
+		// The digest's incarnations are the peer's claims: they decide
+		// what is sent to it, never what is held here (only memberlist's
+		// view moves an incarnation: applyPeerEvent).
 		ds = st.Diff(sc.skipInFlight(j.from, j.digest, j.streaming, st, time.Now(), 2*n.cfg.AntiEntropyInterval), n.cfg.ChunkBytes)
 		ahead = j.wantReply && behind(j.digest, st)
 		return nil
@@ -1395,9 +1584,11 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 	case alive:
 		p.state, p.downSince, p.forgotten = PeerAlive, time.Time{}, false
 	case p.state == PeerLeft:
-		// It announced its leave; memberlist's NotifyLeave does not say
-		// whether a node left or died, so keep what we know.
-		return peerEvent{}, false
+		return peerEvent{}, false // already down
+	case p.leavingInc == meta.inc && time.Since(p.leavingAt) < leaveWindow:
+		// memberlist's NotifyLeave does not say whether a node left or
+		// died; the peer said it was leaving just before.
+		p.state, p.downSince = PeerLeft, time.Now()
 	default:
 		p.state, p.downSince = PeerDead, time.Now()
 	}
@@ -1413,7 +1604,11 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 	for _, name := range n.order {
 		sc := n.scopes[name]
 		_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
-			_ = st.Supersede(r.Name, r.Incarnation, emit) // a restart replaces the old incarnation
+			// memberlist's view is the one authority on incarnations: a
+			// restart replaces the old incarnation, and one held here
+			// that memberlist never reported (a cache written while a
+			// forged claim was believed) is dropped.
+			_ = st.Settle(r.Name, r.Incarnation, emit)
 			if e.alive {
 				st.Readmit(r)
 				return st.Resume(r, emit)
@@ -1539,7 +1734,7 @@ type delegate Node
 func (d *delegate) NodeMeta(limit int) []byte { return d.meta }
 
 func (d *delegate) NotifyMsg(b []byte) {
-	(*Node)(d).handleMessage(b) // b is used during the call only; what is kept is copied
+	(*Node)(d).handleMessage(b, nil) // b is used during the call only; what is kept is copied
 }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {

@@ -67,8 +67,11 @@ func (n *Node) relayTree(scope string, peers []*memberlist.Node, ds [][]byte) {
 }
 
 // namedPeers returns the alive peers of scope among names, in the given
-// order; the others (down, or unknown here) are skipped, and with them
-// only their own copy: their subtree is dealt among the rest.
+// order, each once; the others (down, unknown here, this node, repeats)
+// are skipped, and with them only their own copy: their subtree is dealt
+// among the rest. A relay request therefore makes a node send at most one
+// copy per alive scope peer, whatever the list says (a list naming one
+// peer 15,000 times made a node send it 15,042 packets).
 func (n *Node) namedPeers(scope string, names []string) []*memberlist.Node {
 	peers := n.scopePeers(scope)
 	byName := make(map[string]*memberlist.Node, len(peers))
@@ -79,6 +82,7 @@ func (n *Node) namedPeers(scope string, names []string) []*memberlist.Node {
 	for _, name := range names {
 		if p, ok := byName[name]; ok {
 			out = append(out, p)
+			delete(byName, name)
 		}
 	}
 	return out

@@ -30,6 +30,9 @@ type Scope struct {
 	// node (a repair is on its way), expectAt is when that was learnt and
 	// expectTo when to stop waiting, in unix nanos.
 	expectAt, expectTo atomic.Int64
+	// askedAt is when this node last sent a digest of the scope (unix
+	// nanos): transfer chunks are taken out of order only shortly after.
+	askedAt atomic.Int64
 	// merging counts the delta messages being merged or waiting for the
 	// lock: under a burst, received messages queue here, and a digest
 	// taken meanwhile shows as missing what is already in the queue.
@@ -42,6 +45,10 @@ type Scope struct {
 	// its counters, waiting for the gap to fill so that watchers see each
 	// owner's operations in its order. Guarded by mu.
 	held map[string][]heldDelta
+	// heldBytes is the Footprint of every held delta, in all and per
+	// replica name.
+	heldBytes     int
+	heldByReplica map[string]int
 
 	prevMu sync.Mutex
 	prev   map[string]crdt.DigestEntry // our digest one anti-entropy round ago
@@ -241,13 +248,20 @@ func (s *Scope) waiting(now time.Time) bool {
 }
 
 type heldDelta struct {
-	d  *crdt.Delta
-	at time.Time
+	d    *crdt.Delta
+	at   time.Time
+	size int // d.Footprint()
 }
 
-// maxHeld bounds the deltas held back per replica; past it, deltas are
-// merged as they come.
-const maxHeld = 4096
+// Bounds on the deltas held back: per replica in number and bytes, and per
+// scope in bytes (crdt.Delta.Footprint). Past them, deltas are merged as
+// they come (shown out of their owner's order, never lost), so a peer
+// flooding deltas after a made-up gap cannot make the node keep them.
+const (
+	maxHeld             = 4096
+	maxHeldReplicaBytes = 8 << 20
+	maxHeldBytes        = 32 << 20
+)
 
 // holdBack decides whether a plain delta must wait: the replica's earlier
 // counters are not all here yet (a packet lost or overtaken), so merging it
@@ -269,13 +283,16 @@ func (s *Scope) holdBack(st *crdt.State, d *crdt.Delta, wait time.Duration) bool
 		return false
 	}
 	q := s.held[d.Replica.Name]
-	if len(q) >= maxHeld {
+	size := d.Footprint()
+	if len(q) >= maxHeld || s.heldByReplica[d.Replica.Name]+size > maxHeldReplicaBytes || s.heldBytes+size > maxHeldBytes {
 		return false
 	}
 	if s.held == nil {
-		s.held = map[string][]heldDelta{}
+		s.held, s.heldByReplica = map[string][]heldDelta{}, map[string]int{}
 	}
-	s.held[d.Replica.Name] = append(q, heldDelta{d, time.Now()})
+	s.held[d.Replica.Name] = append(q, heldDelta{d, time.Now(), size})
+	s.heldBytes += size
+	s.heldByReplica[d.Replica.Name] += size
 	return true
 }
 
@@ -302,10 +319,13 @@ func (s *Scope) nextHeld(st *crdt.State, replica string, force bool) *crdt.Delta
 		return nil
 	}
 	q = append(q[:best], q[best+1:]...)
+	s.heldBytes -= h.size
 	if len(q) == 0 {
 		delete(s.held, replica)
+		delete(s.heldByReplica, replica)
 	} else {
 		s.held[replica] = q
+		s.heldByReplica[replica] -= h.size
 	}
 	return h.d
 }

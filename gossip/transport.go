@@ -38,6 +38,15 @@ type NetTransport struct {
 	// plain memberlist user message (see userPayload) on the read loop
 	// instead of queueing the packet for memberlist.
 	direct atomic.Pointer[delivery]
+	// claims is the budget of bytes incoming streams may claim, and
+	// screening counts the streams being screened (see screen).
+	claims    *claims
+	screening atomic.Int32
+	inScreen  sync.Map // *net.TCPConn -> struct{}: closed by Shutdown
+	// Refused counts incoming streams closed unscreened (too many being
+	// screened, a claim too large or not fitting the budget, framing
+	// that did not arrive in time).
+	refused atomic.Int64
 }
 
 var _ memberlist.NodeAwareTransport = (*NetTransport)(nil)
@@ -77,6 +86,7 @@ func NewNetTransport(addr string, port int, log *slog.Logger) (*NetTransport, er
 		packetCh: make(chan *memberlist.Packet),
 		streamCh: make(chan net.Conn),
 		done:     make(chan struct{}),
+		claims:   newClaims(maxClaimedBytes),
 	}
 	t.wg.Add(2)
 	go t.acceptLoop()
@@ -162,6 +172,10 @@ func (t *NetTransport) Shutdown() error {
 	}
 	close(t.done)
 	err := errors.Join(t.tcp.Close(), t.udp.Close())
+	t.inScreen.Range(func(k, _ any) bool {
+		_ = k.(*net.TCPConn).Close() // ends a screen waiting for framing
+		return true
+	})
 	t.wg.Wait()
 	return err
 }
@@ -188,14 +202,42 @@ func (t *NetTransport) acceptLoop() {
 			}
 		}
 		delay = 0
-		select {
-		case t.streamCh <- conn:
-		case <-t.done:
+		if t.screening.Add(1) > maxScreening {
+			t.screening.Add(-1)
+			t.refused.Add(1)
 			_ = conn.Close()
-			return
+			continue
 		}
+		t.wg.Add(1)
+		go t.handOver(conn)
 	}
 }
+
+// handOver screens an incoming stream and hands it to memberlist.
+func (t *NetTransport) handOver(conn *net.TCPConn) {
+	defer t.wg.Done()
+	t.inScreen.Store(conn, struct{}{})
+	if t.closed.Load() {
+		_ = conn.Close() // Shutdown may have missed it
+	}
+	sc, err := t.screen(conn)
+	t.inScreen.Delete(conn)
+	t.screening.Add(-1)
+	if err != nil {
+		t.refused.Add(1)
+		t.log.Debug("gossip: incoming stream refused", "from", conn.RemoteAddr(), "err", err)
+		_ = conn.Close()
+		return
+	}
+	select {
+	case t.streamCh <- sc:
+	case <-t.done:
+		_ = sc.Close()
+	}
+}
+
+// Refused returns how many incoming streams were closed unscreened.
+func (t *NetTransport) Refused() int64 { return t.refused.Load() }
 
 func (t *NetTransport) readLoop() {
 	defer t.wg.Done()
@@ -217,7 +259,7 @@ func (t *NetTransport) readLoop() {
 		copy(pkt, buf[:n])
 		if d := t.direct.Load(); d != nil {
 			if payload, ok := userPayload(pkt, d.label); ok {
-				d.fn(payload)
+				d.fn(payload, from)
 				continue
 			}
 		}
@@ -240,13 +282,13 @@ func (t *NetTransport) readLoop() {
 // instead: one hop less. Only for a memberlist without encryption: its
 // packets are not plain, and are left to memberlist. fn must not block: it
 // delays every packet behind it, memberlist's probes included.
-func (t *NetTransport) Deliver(label string, fn func(payload []byte)) {
+func (t *NetTransport) Deliver(label string, fn func(payload []byte, from net.Addr)) {
 	t.direct.Store(&delivery{label: label, fn: fn})
 }
 
 type delivery struct {
 	label string
-	fn    func([]byte)
+	fn    func([]byte, net.Addr)
 }
 
 // memberlist's packet framing (its net.go and label.go, protocol versions

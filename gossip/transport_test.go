@@ -163,7 +163,7 @@ func testDeliverFraming(t *testing.T, label string) {
 		c := memberlist.DefaultLocalConfig()
 		c.Label = label
 		if deliver {
-			tr.Deliver(label, func(p []byte) { got <- string(p) })
+			tr.Deliver(label, func(p []byte, _ net.Addr) { got <- string(p) })
 			c.Delegate = msgDelegate(viaMemberlist)
 		}
 		c.Name, c.Transport, c.LogOutput = name, tr, io.Discard
@@ -233,7 +233,7 @@ func TestInboxDrops(t *testing.T) {
 	<-locked
 	const sent = inboxDepth + 10
 	for range sent {
-		n.deliver(pkt)
+		n.deliver(pkt, nil)
 	}
 	dropped := n.Stats().PacketsDropped
 	require.True(t, dropped == 9 || dropped == 10, "%d dropped: the inbox holds %d, and the loop holds at most one", dropped, inboxDepth)

@@ -81,7 +81,7 @@ func TestHostileMessages(t *testing.T) {
 			o := seeds[rng.IntN(len(seeds))]
 			b = append(b[:rng.IntN(len(b))], o[rng.IntN(len(o)):]...)
 		}
-		n.handleMessage(b)
+		n.handleMessage(b, nil)
 	}
 	after := ""
 	sc.Read(func(st *crdt.State) { after = st.Describe(false) })
