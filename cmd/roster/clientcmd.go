@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os/signal"
 	"slices"
 	"strings"
@@ -294,28 +296,7 @@ func runSession(args []string, stdout, stderr io.Writer) error {
 		if len(pos) != 1 {
 			return usageErr("usage: roster session keepalive [--every D] ID")
 		}
-		for {
-			var s client.Session
-			if err := call(func(ctx context.Context) (err error) { s, err = c.KeepAlive(ctx, pos[0]); return }); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			if err := out.print(map[string]any{"id": s.ID, "ttl": s.TTL.String(), "expires": s.Expires}, func(w io.Writer) {
-				fmt.Fprintf(w, "%s expires %s\n", s.ID, s.Expires.Local().Format(time.RFC3339))
-			}); err != nil {
-				return err
-			}
-			if every <= 0 {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(every):
-			}
-		}
+		return keepAlive(ctx, c, pos[0], every, o.timeout, out, stderr)
 	default: // close
 		if len(pos) != 1 {
 			return usageErr("usage: roster session close ID")
@@ -324,6 +305,121 @@ func runSession(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return out.print(map[string]string{"closed": pos[0]}, func(w io.Writer) { fmt.Fprintf(w, "closed %s\n", pos[0]) })
+	}
+}
+
+// keepAlive refreshes session id once (every 0) or every interval until
+// interrupted. A failed refresh that may be transient (the node is
+// restarting or unreachable, a 5xx answer) is retried with backoff, from
+// a fraction of the interval up to the interval: sessions survive a
+// restart of their node, so the keep-alive must too. It ends with an error
+// only when the session is really gone (404) or the request is refused for
+// good (another 4xx, e.g. a bad token).
+func keepAlive(ctx context.Context, c *client.Client, id string, every, timeout time.Duration, out printer, stderr io.Writer) error {
+	first := min(max(every/8, 100*time.Millisecond), time.Second)
+	backoff := first
+	for {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		s, err := c.KeepAlive(cctx, id)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, client.ErrSessionNotFound):
+			return fmt.Errorf("session %s is gone (expired or closed; its members have left): %w", id, err)
+		case err != nil && (every <= 0 || !transient(err)):
+			return err
+		case err != nil:
+			fmt.Fprintf(stderr, "roster: keep-alive of %s failed, retrying in %v: %v\n", id, backoff, err)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(backoff*2, every)
+			continue
+		}
+		backoff = first
+		if err := out.print(map[string]any{"id": s.ID, "ttl": s.TTL.String(), "expires": s.Expires}, func(w io.Writer) {
+			fmt.Fprintf(w, "%s expires %s\n", s.ID, s.Expires.Local().Format(time.RFC3339))
+		}); err != nil {
+			return err
+		}
+		if every <= 0 {
+			return nil
+		}
+		if !sleep(ctx, every) {
+			return nil
+		}
+	}
+}
+
+// transient reports whether a failed request may succeed if retried: no
+// answer at all (connection refused or reset, timeout), or a 5xx, 408 or
+// 429 answer.
+func transient(err error) bool {
+	var e *client.Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	return e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests
+}
+
+// sleep waits d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// runWait runs roster wait --ready: it polls /readyz until the node is
+// ready (exit 0) or the timeout passes (exit 1), for scripts that start
+// nodes and then use them.
+func runWait(args []string, stdout, stderr io.Writer) error {
+	var o clientOptions
+	fs := newFlagSet("wait", "wait --ready [--timeout 30s] [flags]", stderr)
+	fs.StringVar(&o.addr, "addr", "http://127.0.0.1:8080", "node's HTTP API `URL`")
+	fs.StringVar(&o.token, "token", "", "API bearer `token` (not needed for /readyz)")
+	var ready bool
+	var interval time.Duration
+	fs.BoolVar(&ready, "ready", false, "wait until the node is ready (/readyz answers 200: joined, caught up, storage healthy)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+	fs.DurationVar(&interval, "interval", 200*time.Millisecond, "poll interval")
+	pos, c, ctx, stop, err := o.prepare(fs, args)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if len(pos) != 0 || !ready {
+		return usageErr("usage: roster wait --ready [--timeout 30s] [--addr URL]")
+	}
+	if interval <= 0 || o.timeout <= 0 {
+		return usageErr("--interval and --timeout must be positive")
+	}
+	defer c.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	var last error
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, max(interval, time.Second))
+		ok, err := c.Ready(rctx)
+		rcancel()
+		if ok {
+			fmt.Fprintf(stdout, "%s is ready\n", o.addr)
+			return nil
+		}
+		switch {
+		case err != nil:
+			last = err
+		default:
+			last = errors.New("answers 503 (not joined, not caught up or storage failing)")
+		}
+		if !sleep(ctx, interval) {
+			return fmt.Errorf("%s not ready after %v: %v", o.addr, o.timeout, last)
+		}
 	}
 }
 

@@ -103,6 +103,7 @@ type proc struct {
 	name, dataDir, token string
 	httpPort, gossipPort int
 	seeds                []string
+	extra                []string // more serve flags
 	cmd                  *exec.Cmd
 	out                  *syncBuffer
 	exited               chan struct{}
@@ -158,9 +159,10 @@ func (p *proc) start() {
 	for _, s := range p.seeds {
 		args = append(args, "--join", s)
 	}
-	if p.token != "" {
+	if p.token != "" && !slices.Contains(p.extra, "--api-token-file") {
 		args = append(args, "--api-token", p.token)
 	}
+	args = append(args, p.extra...)
 	p.cmd = exec.Command(binary(t), args...)
 	var env []string
 	for _, kv := range os.Environ() {

@@ -1,5 +1,6 @@
 // Command roster runs a roster node (roster serve) and talks to one over
-// its HTTP API (join, leave, members, groups, watch, nodes, session).
+// its HTTP API (join, leave, members, groups, watch, nodes, session, wait,
+// keyring).
 //
 // Every flag can also be set with an environment variable ROSTER_<FLAG>
 // (upper case, dashes as underscores: --http-addr is ROSTER_HTTP_ADDR);
@@ -31,6 +32,8 @@ Usage:
   roster watch [flags]                       stream a scope's, group's or prefix's changes
   roster nodes [flags]                       show the cluster as the node sees it
   roster session create|keepalive|close      manage sessions (member leases)
+  roster wait --ready [--timeout 30s]        wait until the node is ready (scripts)
+  roster keyring list|install|use|remove     rotate the node's gossip keys
   roster version                             print the version
 
 Run "roster <command> -h" for the flags of a command. Every flag can be set
@@ -79,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runServe(rest, stdout, stderr)
 	case "join", "leave", "members", "groups", "watch", "nodes", "session":
 		return runClient(cmd, rest, stdout, stderr)
+	case "wait":
+		return runWait(rest, stdout, stderr)
+	case "keyring":
+		return runKeyring(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

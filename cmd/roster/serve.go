@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
 	"github.com/roster-io/roster/storage"
@@ -26,6 +28,8 @@ type serveOptions struct {
 	name, dataDir, gossipAddr, advertiseAddr, httpAddr string
 	join                                               listFlag
 	scopes, profile, gossipKey, apiToken, cluster      string
+	gossipKeyFile, apiTokenFile                        string
+	gossipInsecure                                     bool
 	tlsCert, tlsKey, logLevel, logFormat               string
 	shutdownTimeout                                    time.Duration
 	sync                                               string
@@ -44,9 +48,12 @@ func serveFlags(o *serveOptions, host string, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&o.join, "join", "seed `host:port` to join (repeatable or comma-separated; DNS names are re-resolved)")
 	fs.StringVar(&o.scopes, "scopes", "default", "comma-separated `scopes` this node serves")
 	fs.StringVar(&o.profile, "profile", "lan", "gossip timings: lan, wan or local (one machine, fast failure detection)")
-	fs.StringVar(&o.gossipKey, "gossip-key", "", "base64 `key` of 16, 24 or 32 bytes encrypting gossip (same on every node)")
+	fs.StringVar(&o.gossipKey, "gossip-key", "", "base64 `key` of 16, 24 or 32 bytes encrypting gossip (same on every node); visible in ps: prefer --gossip-key-file")
+	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "`file` of gossip keys, one base64 key per line, the first encrypting (primary), the others also accepted (rotation: see roster keyring)")
+	fs.BoolVar(&o.gossipInsecure, "gossip-insecure", false, "allow unencrypted gossip on a non-loopback --gossip-addr: anyone who can reach the port can forge members (only for networks private by other means)")
 	fs.StringVar(&o.cluster, "cluster", "", "cluster `name` (same on every node): nodes of other clusters are ignored even if they reach this node's address (memberlist's label); empty: none")
-	fs.StringVar(&o.apiToken, "api-token", "", "bearer `token` required on /v1 and /metrics")
+	fs.StringVar(&o.apiToken, "api-token", "", "bearer `token` required on /v1 and /metrics; visible in ps: prefer --api-token-file")
+	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "`file` holding the bearer token (surrounding whitespace ignored)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` for HTTPS (with --tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key `file` for HTTPS (with --tls-cert)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -76,16 +83,39 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	token, err := secret("--api-token", o.apiToken, o.apiTokenFile)
+	if err != nil {
+		return err
+	}
 	cfg, err := registryConfig(o, logger)
 	if err != nil {
 		return err
 	}
+	if cfg.Insecure {
+		logger.Warn("--gossip-insecure: GOSSIP IS NEITHER ENCRYPTED NOR AUTHENTICATED; anyone who can reach " + o.gossipAddr + " can add, remove or hide any node's members")
+	}
 	scfg := server.DefaultConfig()
 	scfg.Addr = o.httpAddr
-	scfg.Token = o.apiToken
+	scfg.Token = token
 	scfg.TLSCertFile, scfg.TLSKeyFile = o.tlsCert, o.tlsKey
 	scfg.ShutdownTimeout = o.shutdownTimeout
 	scfg.Logger = logger.With("component", "http")
+	// Everything that can fail is checked and bound before the node joins
+	// the cluster: a start that failed after joining left a node that
+	// every peer listed and retried.
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return usageErr("--tls-cert and --tls-key must be given together")
+	}
+	if o.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey); err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	defer ln.Close() // after Serve: already closed
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -94,6 +124,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("opening the registry: %w", err)
 	}
+	// From here on the node is in the cluster: any failure leaves it
+	// gracefully, so peers see it as left rather than failed.
 	closeReg := func() error {
 		cctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 		defer cancel()
@@ -103,12 +135,6 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		_ = closeReg()
 		return err
-	}
-	ln, err := net.Listen("tcp", o.httpAddr)
-	if err != nil {
-		_ = srv.Shutdown(context.Background())
-		_ = closeReg()
-		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	scheme := "http"
 	if o.tlsCert != "" {
@@ -135,6 +161,50 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// secret returns a secret given either inline (flag, visible in ps) or in
+// a file (fileFlag), with surrounding whitespace removed.
+func secret(flagName, inline, file string) (string, error) {
+	if file == "" {
+		return inline, nil
+	}
+	if inline != "" {
+		return "", usageErr("%s and %s-file are exclusive", flagName, flagName)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s-file: %w", flagName, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", usageErr("%s-file %s is empty", flagName, file)
+	}
+	return v, nil
+}
+
+// parseKeys decodes gossip keys, one base64 key per line (blank lines
+// and lines starting with # ignored), the first being the primary.
+func parseKeys(what, text string) ([][]byte, error) {
+	var keys [][]byte
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(line)
+		if err != nil {
+			return nil, usageErr("%s line %d: not base64: %v", what, i+1, err)
+		}
+		if n := len(key); n != 16 && n != 24 && n != 32 {
+			return nil, usageErr("%s line %d: %d bytes, want 16, 24 or 32", what, i+1, n)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, usageErr("%s: no key", what)
+	}
+	return keys, nil
 }
 
 // registryConfig builds the registry configuration from the flags.
@@ -177,16 +247,30 @@ func registryConfig(o serveOptions, logger *slog.Logger) (registry.Config, error
 		}
 	}
 	cfg.Seeds = append([]string(nil), o.join...)
-	if o.gossipKey != "" {
-		key, err := base64.StdEncoding.DecodeString(o.gossipKey)
-		if err != nil {
-			return cfg, usageErr("--gossip-key: not base64: %v", err)
-		}
-		if n := len(key); n != 16 && n != 24 && n != 32 {
-			return cfg, usageErr("--gossip-key: %d bytes, want 16, 24 or 32", n)
-		}
-		cfg.SecretKey = key
+	keyText, err := secret("--gossip-key", o.gossipKey, o.gossipKeyFile)
+	if err != nil {
+		return cfg, err
 	}
+	if keyText != "" {
+		what := "--gossip-key"
+		if o.gossipKeyFile != "" {
+			what = "--gossip-key-file " + o.gossipKeyFile
+		}
+		keys, err := parseKeys(what, keyText)
+		if err != nil {
+			return cfg, err
+		}
+		// A keyring rather than SecretKey, so that keys can be rotated at
+		// run time (roster keyring).
+		kr, err := gossip.NewKeyring(keys)
+		if err != nil {
+			return cfg, usageErr("%s: %v", what, err)
+		}
+		ml := *cfg.Memberlist
+		ml.Keyring = kr
+		cfg.Memberlist = &ml
+	}
+	cfg.Insecure = o.gossipInsecure
 	if o.dataDir == "" {
 		return cfg, usageErr("--data-dir must not be empty")
 	}
@@ -221,19 +305,4 @@ func splitHostPort(flagName, addr string) (string, int, error) {
 		host = "0.0.0.0"
 	}
 	return host, p, nil
-}
-
-func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageErr("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, usageErr("--log-format %q: want text or json", format)
 }
