@@ -10,6 +10,7 @@ import (
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The attacks of issue #15, item 1, performed against real nodes on
@@ -267,4 +268,61 @@ func TestConfigRefusesClearGossipOnPublicAddress(t *testing.T) {
 	cfg.Insecure = false
 	cfg.SecretKey = []byte("0123456789abcdef")
 	require.NoError(t, cfg.validate())
+}
+
+// streamHeader is the start of a plain memberlist stream carrying a user
+// message that claims size bytes.
+func streamHeader(t *testing.T, size int) []byte {
+	t.Helper()
+	b, err := msgpack.Marshal(map[string]int{"UserMsgLen": size})
+	require.NoError(t, err)
+	return append([]byte{mlUserMsg}, b...)
+}
+
+// TestAttackStalledStreamsBounded: memberlist allocates what a stream's
+// header claims (up to 20 MiB) before reading it; 100 streams that claimed
+// 20 MiB and stalled took 2.1 GB. Now a claim over 16 MiB is refused, and
+// the claims of streams in flight stay within 64 MiB: of 30 stalled
+// streams claiming 15 MiB each, 4 reach memberlist and the others are
+// refused once they have waited for room.
+func TestAttackStalledStreamsBounded(t *testing.T) {
+	// memberlist gives a stream TCPTimeout to arrive: long enough here
+	// that the streams it takes stay stalled for the whole test.
+	nodes := startNodes(t, 1, func(c *Config) { c.Memberlist.TCPTimeout = time.Minute })
+	n := nodes[0]
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heap0 := ms.HeapAlloc
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	open := func(claim int) {
+		c, err := net.Dial("tcp", n.Addr())
+		require.NoError(t, err)
+		_, err = c.Write(streamHeader(t, claim))
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	for range 100 {
+		open(20 << 20)
+	}
+	require.Eventually(t, func() bool { return n.net.Refused() == 100 }, 10*time.Second, 10*time.Millisecond)
+	for range 30 {
+		open(15 << 20)
+	}
+	require.Eventually(t, func() bool { return n.net.Refused() == 126 }, 15*time.Second, 10*time.Millisecond,
+		"26 of the 30 streams are refused for want of room")
+	require.LessOrEqual(t, n.net.claims.Used(), int64(maxClaimedBytes))
+	runtime.ReadMemStats(&ms)
+	require.Less(t, ms.HeapAlloc, heap0+uint64(maxClaimedBytes)+(32<<20), "heap grew past the claim budget")
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	conns = nil
+	require.Eventually(t, func() bool { return n.net.claims.Used() == 0 }, 10*time.Second, 10*time.Millisecond,
+		"claims are returned when the streams end")
 }

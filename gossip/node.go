@@ -136,6 +136,7 @@ type Node struct {
 	log    *slog.Logger
 	self   crdt.ReplicaID
 	ml     *memberlist.Memberlist
+	net    *NetTransport // the transport New made; nil with Config.Transport
 	addr   string // advertised host:port
 	meta   []byte
 	scopes map[string]*Scope
@@ -351,6 +352,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	n.ml = ml
+	n.net = own
 	started.Store(ml)
 	// Taken once: after a Leave, memberlist may drop its own node from its
 	// map, and LocalNode would then dereference nil.
