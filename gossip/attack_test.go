@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
@@ -325,4 +327,36 @@ func TestAttackStalledStreamsBounded(t *testing.T) {
 	conns = nil
 	require.Eventually(t, func() bool { return n.net.claims.Used() == 0 }, 10*time.Second, 10*time.Millisecond,
 		"claims are returned when the streams end")
+}
+
+// TestEarlyDeltaOfUnknownOwnerIsAJoin: the cause of the flaky README
+// example (a fresh join seen as owner-up about 1 in 30 runs). A node that
+// heard of an owner only through its delta (the owner's alive message was
+// still on its way) used to keep the member hidden as if the owner were
+// down, and show it with reason owner-up once memberlist reported the
+// owner. Now the delta is dropped (memberlist does not vouch for it yet)
+// and the member arrives as a plain join once the owner is reported.
+func TestEarlyDeltaOfUnknownOwnerIsAJoin(t *testing.T) {
+	log := &eventLog{}
+	cfg := DefaultLocalConfig("me")
+	cfg.Incarnation = 1
+	n, err := New(cfg, log.sink)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, n.Close(context.Background())) }()
+
+	delta := forgedDelta(t, "early", 7, "bob")
+	n.handleMessage(delta, nil)
+	require.Equal(t, int64(1), n.Stats().Unvouched)
+	require.Empty(t, members(n, "default", "g"))
+
+	meta, err := encodeNodeMeta(7, []string{"default"}, 512)
+	require.NoError(t, err)
+	n.queuePeerEvent(&memberlist.Node{Name: "early", Addr: net.IPv4(127, 0, 0, 1), Port: 1, Meta: meta}, true)
+	n.handleMessage(delta, nil) // as anti-entropy brings it again
+	require.Equal(t, []string{"bob@early"}, members(n, "default", "g"))
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	require.Len(t, log.evs, 1)
+	require.Equal(t, crdt.EventJoin, log.evs[0].Kind)
+	require.Equal(t, crdt.CauseMerge, log.evs[0].Cause, "a fresh join, not the owner coming back up")
 }
