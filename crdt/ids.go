@@ -3,6 +3,7 @@ package crdt
 import (
 	"errors"
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -43,7 +44,10 @@ type ReplicaID struct {
 func (r ReplicaID) String() string { return fmt.Sprintf("%s#%d", r.Name, r.Incarnation) }
 
 // ValidName reports whether s is acceptable as a scope, group, member id or
-// node name: non-empty, at most MaxNameBytes bytes, valid UTF-8.
+// node name: non-empty, at most MaxNameBytes bytes, valid UTF-8, and free of
+// control characters (C0 such as NUL and newline, DEL, and C1): a name is
+// printed by logs and the CLI, where such characters would forge lines or
+// hide text. Every entry point (embedded, HTTP, wire) shares this check.
 func ValidName(s string) error {
 	switch {
 	case s == "":
@@ -52,6 +56,11 @@ func ValidName(s string) error {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidName, len(s), MaxNameBytes)
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: control character %U at byte %d", ErrInvalidName, r, i)
+		}
 	}
 	return nil
 }
