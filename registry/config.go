@@ -41,6 +41,11 @@ type Config struct {
 	// cost it more than the backlog it replaces.
 	WatchBuffer int
 
+	// Limits bound what clients can make this node hold (sessions,
+	// members, groups, watchers, a watch's backlog); zero fields take the
+	// defaults of DefaultLimits. See Limits (registry.go).
+	Limits Limits
+
 	// DataDir, when set, is the Pebble directory holding what must outlive
 	// the process: the node's identity (a new incarnation is fsynced there
 	// at every start, so one is never reused), its durable and

@@ -110,12 +110,17 @@ func (r *Registry) CreateSession(ctx context.Context, ttl time.Duration) (Sessio
 		return Session{}, fmt.Errorf("%w: session TTL %v out of range [%v, %v]", ErrInvalidTTL, ttl, MinSessionTTL, MaxSessionTTL)
 	}
 	s := Session{ID: newSessionID(), TTL: ttl, Expires: time.Now().Add(ttl)}
+	// The lock is held across the write so that concurrent creations
+	// cannot all pass the limit check.
+	r.sess.mu.Lock()
+	defer r.sess.mu.Unlock()
+	if n := len(r.sess.byID); n >= r.limits.MaxSessions {
+		return Session{}, fmt.Errorf("%w: this node holds %d sessions (Limits.MaxSessions)", ErrTooManySessions, n)
+	}
 	if err := r.store.putSession(s); err != nil {
 		return Session{}, err
 	}
-	r.sess.mu.Lock()
 	r.armLocked(&session{Session: s, members: map[handleKey]struct{}{}})
-	r.sess.mu.Unlock()
 	return s, nil
 }
 
@@ -245,6 +250,9 @@ func (r *Registry) leaveEnded(k handleKey, reason Reason) {
 	h.setReason(k, reason)
 	err := r.node.Leave(k.scope, k.group, k.id)
 	h.setReason(k, "")
+	if err == nil {
+		r.census.release(k.scope, k.group)
+	}
 	if err != nil {
 		r.log.Debug("session member already gone", "scope", k.scope, "group", k.group, "id", k.id, "err", err)
 	}

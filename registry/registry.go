@@ -36,6 +36,142 @@ type Member struct {
 // NodeInfo describes one node of the cluster as seen from here.
 type NodeInfo = gossip.NodeInfo
 
+// Sentinel errors of the per-node limits (see Limits). Each matches
+// ErrLimit too: errors.Is(err, ErrLimit) catches all of them.
+var (
+	// ErrLimit: a per-node limit was reached; nothing changed.
+	ErrLimit = errors.New("registry: limit reached")
+	// ErrTooManySessions: CreateSession beyond Limits.MaxSessions.
+	ErrTooManySessions = fmt.Errorf("%w: too many sessions", ErrLimit)
+	// ErrTooManyMembers: a Join adding a member beyond Limits.MaxMembers.
+	ErrTooManyMembers = fmt.Errorf("%w: too many members", ErrLimit)
+	// ErrTooManyGroups: a Join creating a group beyond Limits.MaxGroups.
+	ErrTooManyGroups = fmt.Errorf("%w: too many groups", ErrLimit)
+	// ErrTooManyWatchers: a Watch beyond Limits.MaxWatchers.
+	ErrTooManyWatchers = fmt.Errorf("%w: too many watchers", ErrLimit)
+)
+
+// Limits bound what clients can make one node hold, so that no client
+// (embedded caller or, through the server, anyone on the network) can grow
+// its memory without bound. A zero field takes its default (see
+// DefaultLimits); a negative one is invalid. Limits apply to this node's
+// own operations only: members other nodes own arrive by replication and
+// are never refused (convergence must not depend on a limit).
+type Limits struct {
+	// MaxSessions bounds the live sessions of this node (default 10,000).
+	MaxSessions int
+	// MaxMembers bounds the members this node owns, over all scopes
+	// (default 1,000,000). Updating an existing member is always allowed.
+	MaxMembers int
+	// MaxGroups bounds the groups holding at least one member this node
+	// owns, over all scopes (default 250,000).
+	MaxGroups int
+	// MaxWatchers bounds the open watches of this node (default 1,024),
+	// the server's own (one per scope, for its watch history) included.
+	MaxWatchers int
+	// WatchBacklogBytes bounds, approximately, the memory a watch's
+	// undelivered events may hold (default 4 MiB). A consumer that falls
+	// that far behind gets an explicit resync (a fresh snapshot) instead,
+	// built once it has taken the events already in its channel: a
+	// stalled consumer costs at most this and its channel's 256 events,
+	// whatever the churn and the scope's size. It applies on top of
+	// WatchBuffer.
+	WatchBacklogBytes int
+}
+
+// DefaultLimits returns the default per-node limits.
+func DefaultLimits() Limits {
+	return Limits{MaxSessions: 10_000, MaxMembers: 1_000_000, MaxGroups: 250_000, MaxWatchers: 1024, WatchBacklogBytes: 4 << 20}
+}
+
+// withDefaults validates l and fills its zero fields with the defaults.
+func (l Limits) withDefaults() (Limits, error) {
+	d := DefaultLimits()
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxSessions", &l.MaxSessions, d.MaxSessions},
+		{"MaxMembers", &l.MaxMembers, d.MaxMembers},
+		{"MaxGroups", &l.MaxGroups, d.MaxGroups},
+		{"MaxWatchers", &l.MaxWatchers, d.MaxWatchers},
+		{"WatchBacklogBytes", &l.WatchBacklogBytes, d.WatchBacklogBytes},
+	} {
+		switch {
+		case *f.v < 0:
+			return l, fmt.Errorf("%w: Limits.%s %d must not be negative", ErrConfig, f.name, *f.v)
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	return l, nil
+}
+
+// census counts what this node owns, for Limits: its members, and its
+// members per group. Every local join that adds a member and every local
+// leave that removes one goes through it (keyLock held for the member).
+type census struct {
+	mu      sync.Mutex
+	members int
+	groups  map[scopeGroup]int // members this node owns, per group
+}
+
+type scopeGroup struct{ scope, group string }
+
+// reserve counts a new member of (scope, group), or fails with a limit
+// error and counts nothing.
+func (c *census) reserve(l *Limits, scope, group string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.members >= l.MaxMembers {
+		return fmt.Errorf("%w: this node owns %d members (Limits.MaxMembers)", ErrTooManyMembers, c.members)
+	}
+	k := scopeGroup{scope, group}
+	n := c.groups[k]
+	if n == 0 && len(c.groups) >= l.MaxGroups {
+		return fmt.Errorf("%w: this node has members in %d groups (Limits.MaxGroups)", ErrTooManyGroups, len(c.groups))
+	}
+	c.members++
+	c.groups[k] = n + 1
+	return nil
+}
+
+// release uncounts a member of (scope, group) that left.
+func (c *census) release(scope, group string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := scopeGroup{scope, group}
+	if n := c.groups[k]; n > 1 {
+		c.groups[k] = n - 1
+	} else {
+		delete(c.groups, k)
+	}
+	if c.members > 0 {
+		c.members--
+	}
+}
+
+// recount counts the members this node owns from its state (at Open, after
+// the persisted ones were restored).
+func (r *Registry) recount() {
+	c := &r.census
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members, c.groups = 0, map[scopeGroup]int{}
+	for _, scope := range r.node.Scopes() {
+		sc, _ := r.node.Scope(scope)
+		sc.Read(func(st *crdt.State) {
+			for _, g := range st.Groups() {
+				if n := len(st.LocalMembers(g)); n > 0 {
+					c.groups[scopeGroup{scope, g}] = n
+					c.members += n
+				}
+			}
+		})
+	}
+}
+
 // Registry is one roster node, embedded in a Go process.
 type Registry struct {
 	cfg    Config
@@ -52,6 +188,9 @@ type Registry struct {
 	keyLocks [256]sync.Mutex
 	sess     sessions
 	store    store
+	limits   Limits // Config.Limits with defaults
+	census   census
+	watchers atomic.Int64 // open watches, for Limits.MaxWatchers
 
 	disk *storage.Store // nil without DataDir
 	// savedVersion: per scope, gossip.Node.RemoteVersion at the last
@@ -73,17 +212,22 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	limits, err := cfg.Limits.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{cfg: cfg, log: lg, hubs: map[string]*hub{}, handles: map[handleKey]*Membership{}}
+	r := &Registry{cfg: cfg, log: lg, hubs: map[string]*hub{}, handles: map[handleKey]*Membership{}, limits: limits}
+	r.census.groups = map[scopeGroup]int{}
 	r.sess.byID = map[string]*session{}
 	r.sess.owned = map[handleKey]Lifetime{}
 	r.savedVersion = map[string]uint64{}
 	r.store = memStore{}
 	for _, s := range cfg.Scopes {
-		r.hubs[s] = &hub{name: s, buffer: cfg.WatchBuffer}
+		r.hubs[s] = &hub{name: s, buffer: cfg.WatchBuffer, backlog: limits.WatchBacklogBytes, watchers: &r.watchers, maxWatchers: int64(limits.MaxWatchers)}
 	}
 	if cfg.DataDir != "" {
 		st, err := openStore(&r.cfg)
@@ -131,6 +275,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 			_ = r.disk.Close()
 			return nil, err
 		}
+		r.recount()
 		r.saveStop, r.saveDone = make(chan struct{}), make(chan struct{})
 		go r.saveLoop(r.disk, r.saveStop, r.saveDone)
 	}
@@ -255,16 +400,25 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	kl := r.keyLock(k)
 	kl.Lock()
 	defer kl.Unlock()
-	var prev prior
-	if o.session != "" {
-		prev = r.prior(k) // for undoJoin: only a session join may be undone
+	// For the limits (an update of a member is always allowed) and for
+	// undoJoin.
+	prev := r.prior(k)
+	if !prev.had {
+		if err := r.census.reserve(&r.limits, scope, group); err != nil {
+			return nil, err
+		}
 	}
 	life, err := r.recordJoin(k, o, raw)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		if err = r.node.Join(scope, group, id, raw); err != nil {
+			err = r.mapErr(err)
+		}
 	}
-	if err := r.node.Join(scope, group, id, raw); err != nil {
-		return nil, r.mapErr(err)
+	if err != nil {
+		if !prev.had {
+			r.census.release(scope, group)
+		}
+		return nil, err
 	}
 	if err := r.commitJoin(k, life); err != nil {
 		// The session ended while the join was persisted: undo it.
@@ -310,7 +464,11 @@ func (r *Registry) prior(k handleKey) prior {
 func (r *Registry) undoJoin(k handleKey, prev prior) {
 	var errs []error
 	if !prev.had {
-		errs = append(errs, r.store.deleteMember(k), r.node.Leave(k.scope, k.group, k.id))
+		err := r.node.Leave(k.scope, k.group, k.id)
+		if err == nil {
+			r.census.release(k.scope, k.group)
+		}
+		errs = append(errs, r.store.deleteMember(k), err)
 		r.dropHandle(k)
 	} else {
 		r.sess.mu.Lock()
@@ -430,6 +588,7 @@ func (r *Registry) leaveLocked(sc *gossip.Scope, k handleKey) error {
 		}
 		return r.mapErr(err)
 	}
+	r.census.release(scope, group)
 	r.dropHandle(k)
 	return nil
 }

@@ -342,6 +342,8 @@ func openBuffered(t *testing.T, buffer int) *Registry {
 	cfg.Incarnation = 1
 	cfg.Scopes = []string{"chat"}
 	cfg.WatchBuffer = buffer
+	// Only the event count bounds these watches' backlogs here.
+	cfg.Limits.WatchBacklogBytes = 1 << 30
 	r, err := Open(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, r.Close(context.Background())) })

@@ -2,10 +2,12 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip"
@@ -126,6 +128,14 @@ type Watch struct {
 	mu     sync.Mutex
 	queue  eventQueue
 	behind bool
+	// queued and inHand are the approximate bytes (eventCost) of the
+	// events in queue and of the batch run is delivering (under mu): the
+	// backlog bounded by Limits.WatchBacklogBytes.
+	queued, inHand int
+	// stall tells run that the watch fell behind while it was blocked
+	// handing a batch to a consumer that does not read: it drops the
+	// batch and resyncs instead of keeping it.
+	stall chan struct{}
 	// idle: run holds no events and is waiting for more (under mu).
 	idle bool
 	// held is how many members the consumer has been given: its snapshot
@@ -142,17 +152,23 @@ func (w *Watch) Close() {
 	w.once.Do(func() {
 		close(w.done)
 		w.h.remove(w)
+		w.h.watchers.Add(-1)
 	})
 }
 
 type hub struct {
-	node   atomic.Pointer[gossip.Node] // set once gossip.New returns
-	name   string
-	scope  *gossip.Scope
-	buffer int
-	mu     sync.Mutex
-	ws     map[*Watch]struct{}
-	seq    uint64 // last change's Seq; guarded by the scope's lock
+	node    atomic.Pointer[gossip.Node] // set once gossip.New returns
+	name    string
+	scope   *gossip.Scope
+	buffer  int
+	backlog int // Limits.WatchBacklogBytes
+	// watchers counts the registry's open watches (all scopes), bounded
+	// by maxWatchers (Limits.MaxWatchers).
+	watchers    *atomic.Int64
+	maxWatchers int64
+	mu          sync.Mutex
+	ws          map[*Watch]struct{}
+	seq         uint64 // last change's Seq; guarded by the scope's lock
 
 	reasonMu sync.Mutex
 	reasons  map[handleKey]Reason // local leaves with a special reason
@@ -227,6 +243,7 @@ func (h *hub) publish(evs []crdt.Event) {
 			// queued.
 			w.behind = true
 			w.queue.release()
+			w.queued = 0
 		}
 		if !w.behind {
 			for i, e := range evs {
@@ -237,15 +254,32 @@ func (h *hub) publish(evs []crdt.Event) {
 				// without waking run: one goroutine hop less between a
 				// change and its consumer.
 				if ev := event(i); !w.idle || w.queue.len() > 0 || !w.offer(ev) {
+					c := eventCost(&evs[i])
+					if w.queued+w.inHand+c > h.backlog {
+						// Its backlog would outgrow its byte budget: a
+						// consumer this far behind (or not reading at
+						// all) gets a resync instead.
+						w.behind = true
+						w.queue.release()
+						w.queued = 0
+						break
+					}
 					w.queue.push(ev)
+					w.queued += c
 				}
 			}
 		}
-		wake := w.behind || w.queue.len() > 0
+		wake, stall := w.behind || w.queue.len() > 0, w.behind
 		w.mu.Unlock()
 		if wake {
 			select {
 			case w.sig <- struct{}{}:
+			default:
+			}
+		}
+		if stall {
+			select {
+			case w.stall <- struct{}{}:
 			default:
 			}
 		}
@@ -291,6 +325,14 @@ func (w *Watch) limit(buffer int) int {
 // maxWatchBacklog caps how far a watch of many members may fall behind:
 // the largest WatchBuffer allowed.
 const maxWatchBacklog = 1 << 20
+
+// eventCost estimates the memory a queued event holds: the Event itself,
+// its names, and its decoded metadata (a map costs about twice its
+// encoding). Only an estimate, for Limits.WatchBacklogBytes.
+func eventCost(e *crdt.Event) int {
+	const eventBytes = 160 // unsafe.Sizeof(Event{}) and a map header
+	return eventBytes + len(e.Group) + len(e.ID) + len(e.Owner.Name) + 2*len(e.Meta)
+}
 
 // count returns how many of evs the selector follows.
 func (s Selector) count(evs []crdt.Event) int {
@@ -422,7 +464,11 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 		}
 	}
 	h := r.hubs[scope]
-	w := &Watch{h: h, sel: sel, out: make(chan Event, watchChanBuffer), sig: make(chan struct{}, 1), done: make(chan struct{})}
+	if n := h.watchers.Add(1); n > h.maxWatchers {
+		h.watchers.Add(-1)
+		return nil, fmt.Errorf("%w: %d open watches (Limits.MaxWatchers)", ErrTooManyWatchers, n-1)
+	}
+	w := &Watch{h: h, sel: sel, out: make(chan Event, watchChanBuffer), sig: make(chan struct{}, 1), stall: make(chan struct{}, 1), done: make(chan struct{})}
 	w.C = w.out
 	// Register and snapshot atomically with respect to the scope's events.
 	h.scope.Locked(func(st *crdt.State) {
@@ -447,6 +493,25 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 	return w, nil
 }
 
+// awaitReader waits until the consumer has taken every event in C, so
+// that a resync (a snapshot of everything the watch follows) is built only
+// for a consumer that reads: one that stalls holds C's events and nothing
+// more, however large the scope. It reports false if the watch ended.
+func (w *Watch) awaitReader() bool {
+	delay := time.Millisecond
+	for len(w.out) > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-w.done:
+			t.Stop()
+			return false
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+	return true
+}
+
 func (w *Watch) run() {
 	defer func() {
 		// publish sends on out only while idle, under mu.
@@ -458,37 +523,59 @@ func (w *Watch) run() {
 	// q is the batch being delivered, swapped with w.queue (empty) each
 	// round, so that publish keeps filling one while this sends the other.
 	var q eventQueue
+	// send hands e to C. It reports false when the watch ends (done) or
+	// when it fell behind meanwhile (dropped): then what run holds is
+	// superseded by the resync to come, and is dropped.
+	var dropped bool
 	send := func(e Event) bool {
 		w.hold(e, 1)
-		select {
-		case w.out <- e:
-			return true
-		case <-w.done:
-			return false
+		for {
+			select {
+			case w.out <- e:
+				return true
+			case <-w.done:
+				return false
+			case <-w.stall:
+				w.mu.Lock()
+				behind := w.behind
+				w.mu.Unlock()
+				if behind {
+					w.hold(e, -1)
+					dropped = true
+					return false
+				}
+				// A stale signal: the resync it asked for was made.
+			}
 		}
 	}
 	for {
+		dropped = false
 		w.mu.Lock()
 		behind := w.behind
 		if !behind {
 			q, w.queue = w.queue, q
+			w.inHand, w.queued = w.queued, 0
 		}
 		// Idle: nothing in hand, so publish may hand events to C itself
 		// without overtaking any.
 		w.idle = !behind && q.len() == 0
 		w.mu.Unlock()
 		if behind {
+			if !w.awaitReader() {
+				return
+			}
 			ev := Event{Type: EventResync, Reason: ReasonResync}
 			w.h.scope.Locked(func(st *crdt.State) {
 				ev.Members = w.h.snapshot(st, w.sel)
 				ev.Seq = w.h.seq
 				w.mu.Lock()
 				w.queue.release()
+				w.queued = 0
 				w.behind = false
 				w.held.Store(int64(len(ev.Members)))
 				w.mu.Unlock()
 			})
-			if !send(ev) {
+			if !send(ev) && !dropped {
 				return
 			}
 			continue
@@ -496,7 +583,10 @@ func (w *Watch) run() {
 		if q.len() > 0 {
 			ok := q.each(send)
 			q.release() // the channel holds copies
-			if !ok {
+			w.mu.Lock()
+			w.inHand = 0
+			w.mu.Unlock()
+			if !ok && !dropped {
 				return
 			}
 			continue
