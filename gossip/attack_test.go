@@ -360,3 +360,29 @@ func TestEarlyDeltaOfUnknownOwnerIsAJoin(t *testing.T) {
 	require.Equal(t, crdt.EventJoin, log.evs[0].Kind)
 	require.Equal(t, crdt.CauseMerge, log.evs[0].Cause, "a fresh join, not the owner coming back up")
 }
+
+// TestLeftPeerNotRetried: a node that leaves gracefully (as roster serve
+// now does when it fails to start after joining) is listed as left and
+// not retried by the rejoin loop, nor saved as a peer to rejoin after a
+// restart: before, a failed start left a ghost every node retried forever.
+// A node that dies is still retried.
+func TestLeftPeerNotRetried(t *testing.T) {
+	nodes := startNodes(t, 3, nil)
+	require.Eventually(t, func() bool { return nodes[0].ml.NumMembers() == 3 }, 10*time.Second, 10*time.Millisecond)
+	left, died := nodes[1], nodes[2]
+	leftAddr, diedAddr := left.Addr(), died.Addr()
+	require.NoError(t, left.Close(context.Background()))
+	died.Crash()
+	state := func(name string) PeerState {
+		for _, ni := range nodes[0].Nodes() {
+			if ni.Name == name {
+				return ni.State
+			}
+		}
+		return ""
+	}
+	require.Eventually(t, func() bool { return state("n1") == PeerLeft && state("n2") == PeerDead }, 10*time.Second, 10*time.Millisecond)
+	require.NotContains(t, nodes[0].missingAddrs(), leftAddr)
+	require.Contains(t, nodes[0].missingAddrs(), diedAddr)
+	require.Equal(t, []string{diedAddr}, nodes[0].PeerAddrs())
+}

@@ -1459,7 +1459,10 @@ func (n *Node) jitter(d time.Duration) time.Duration {
 }
 
 // missingAddrs lists the seeds and the addresses of every peer ever seen
-// that memberlist does not currently count as alive.
+// that memberlist does not currently count as alive, except peers that
+// left gracefully: a node that leaves (or fails to start and leaves) is
+// not retried forever; when it comes back it rejoins through its own seeds
+// and peers.
 func (n *Node) missingAddrs() []string {
 	alive := map[string]bool{}
 	var out []string
@@ -1471,7 +1474,7 @@ func (n *Node) missingAddrs() []string {
 		}
 	}
 	for _, p := range n.peers {
-		if p.node != nil && !alive[p.name] {
+		if p.node != nil && !alive[p.name] && p.state != PeerLeft {
 			out = append(out, p.node.Address())
 		}
 	}
@@ -1951,13 +1954,14 @@ func (n *Node) RemoteVersion(scope string) uint64 {
 }
 
 // PeerAddrs returns the gossip address of every other node this node has
-// seen, alive or not, sorted: what a restart needs to rejoin without seeds.
+// seen, alive or dead but not left, sorted: what a restart needs to rejoin
+// without seeds.
 func (n *Node) PeerAddrs() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []string
 	for _, p := range n.peers {
-		if p.node != nil && p.name != n.self.Name {
+		if p.node != nil && p.name != n.self.Name && p.state != PeerLeft {
 			out = append(out, p.node.Address())
 		}
 	}
