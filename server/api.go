@@ -2,7 +2,9 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/roster-io/roster/registry"
@@ -117,13 +119,42 @@ func parseTTL(v any) (time.Duration, error) {
 	return d, nil
 }
 
-// listSessions: GET /v1/sessions.
+// Session listing pages.
+const (
+	defaultSessionsPage = 100
+	maxSessionsPage     = 1000
+)
+
+// listSessions: GET /v1/sessions[?limit=N][&after=FINGERPRINT]. Sessions
+// are listed by fingerprint, without their ids (an id is the session's
+// credential), a page at a time.
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
-	ss := s.reg.Sessions()
-	out := sessionsJSON{Sessions: make([]sessionJSON, len(ss))}
-	for i, x := range ss {
-		out.Sessions[i] = toSession(x)
+	q := r.URL.Query()
+	limit := defaultSessionsPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxSessionsPage {
+			return errorf(http.StatusBadRequest, CodeInvalidQuery, "limit=%q: want a number in [1, %d]", v, maxSessionsPage)
+		}
+		limit = n
 	}
+	after := q.Get("after")
+	ss := s.reg.Sessions()
+	page := make([]sessionJSON, 0, min(limit, len(ss)))
+	all := make([]sessionJSON, 0, len(ss))
+	for _, x := range ss {
+		if j := toSession(x); j.Fingerprint > after {
+			j.ID = ""
+			all = append(all, j)
+		}
+	}
+	slices.SortFunc(all, func(a, b sessionJSON) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
+	out := sessionsJSON{}
+	if len(all) > limit {
+		all = all[:limit]
+		out.Next = all[limit-1].Fingerprint
+	}
+	out.Sessions = append(page, all...)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

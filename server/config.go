@@ -29,13 +29,26 @@ type Config struct {
 	Token string
 
 	// TLSCertFile and TLSKeyFile, when both set, make Serve and
-	// ListenAndServe speak HTTPS with this PEM certificate and key.
+	// ListenAndServe speak HTTPS (HTTP/1.1) with this PEM certificate and
+	// key. The pair is loaded again when either file changes (checked at
+	// most once a second, at a handshake), so a renewed certificate is
+	// served without a restart; a pair that fails to load keeps the
+	// previous one in use.
 	TLSCertFile string
 	TLSKeyFile  string
+
+	// TLSClientCAFile, when set (with TLS), is a PEM bundle of CA
+	// certificates: every client must then present a certificate signed
+	// by one of them (mutual TLS), verified at the handshake.
+	TLSClientCAFile string
 
 	// MaxBodyBytes bounds a request body; larger bodies are answered 413
 	// body_too_large.
 	MaxBodyBytes int64
+
+	// MaxHeaderBytes bounds a request's headers; larger ones are answered
+	// 431 headers_too_large.
+	MaxHeaderBytes int
 
 	// WatchHistory is how many recent events per scope are kept so that a
 	// watch reconnecting with Last-Event-ID can be resumed exactly.
@@ -45,11 +58,26 @@ type Config struct {
 	// comment, so proxies and clients can tell it is alive.
 	HeartbeatInterval time.Duration
 
-	// ReadHeaderTimeout and IdleTimeout configure the http.Server used by
-	// Serve and ListenAndServe. There is no write timeout: watch streams
-	// are long-lived.
+	// WatchWriteTimeout bounds each write to a watch stream: a client
+	// that does not read for that long is dropped (it reconnects with
+	// Last-Event-ID and gets a replay or a resync) instead of the server
+	// buffering for it.
+	WatchWriteTimeout time.Duration
+
+	// ReadHeaderTimeout bounds reading a request's headers, ReadTimeout
+	// the whole request with its body, WriteTimeout writing a response
+	// (watch streams instead have WatchWriteTimeout per write), and
+	// IdleTimeout how long a keep-alive connection may wait for its next
+	// request. They apply to Serve and ListenAndServe.
 	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
+
+	// MaxConns bounds the connections Serve and ListenAndServe hold open
+	// at a time; further clients wait in the listen backlog until one
+	// closes.
+	MaxConns int
 
 	// ShutdownTimeout bounds the graceful shutdown Serve performs when its
 	// context ends.
@@ -60,43 +88,75 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: listen on 127.0.0.1:8080, no token,
-// no TLS, 64 KiB bodies, 10 000 events of watch history per scope, a
-// heartbeat every 15 s.
+// no TLS, 64 KiB bodies and headers, 10 000 events of watch history per
+// scope, a heartbeat every 15 s, watch writes bounded to 10 s, 10 s to
+// read headers, 30 s to read a request or write an answer, 2 min idle,
+// 4,096 connections.
 func DefaultConfig() Config {
 	return Config{
 		Addr:              "127.0.0.1:8080",
 		MaxBodyBytes:      64 << 10,
+		MaxHeaderBytes:    64 << 10,
 		WatchHistory:      10_000,
 		HeartbeatInterval: 15 * time.Second,
+		WatchWriteTimeout: 10 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxConns:          4096,
 		ShutdownTimeout:   10 * time.Second,
 	}
 }
 
-// validate checks c and loads the TLS key pair if any.
-func (c *Config) validate() (*tls.Config, error) {
+// validate checks c and prepares the TLS configuration if any.
+func (c *Config) validate(log *slog.Logger) (*tls.Config, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20:
 		return nil, bad("MaxBodyBytes %d out of range [1 KiB, 64 MiB]", c.MaxBodyBytes)
+	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20:
+		return nil, bad("MaxHeaderBytes %d out of range [1 KiB, 1 MiB]", c.MaxHeaderBytes)
 	case c.WatchHistory < 1 || c.WatchHistory > 1<<24:
 		return nil, bad("WatchHistory %d out of range [1, 2^24]", c.WatchHistory)
 	case c.HeartbeatInterval <= 0:
 		return nil, bad("HeartbeatInterval must be positive")
-	case c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 || c.ShutdownTimeout < 0:
-		return nil, bad("timeouts must not be negative")
+	case c.WatchWriteTimeout <= 0:
+		return nil, bad("WatchWriteTimeout must be positive")
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return nil, bad("ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
+	case c.ShutdownTimeout < 0:
+		return nil, bad("ShutdownTimeout must not be negative")
+	case c.MaxConns < 1:
+		return nil, bad("MaxConns %d must be at least 1", c.MaxConns)
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 		return nil, bad("TLSCertFile and TLSKeyFile must be set together")
+	case c.TLSClientCAFile != "" && c.TLSCertFile == "":
+		return nil, bad("TLSClientCAFile needs TLSCertFile and TLSKeyFile")
 	}
 	if c.TLSCertFile == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
-	if err != nil {
+	certs := &certReloader{certFile: c.TLSCertFile, keyFile: c.TLSKeyFile, log: log}
+	if err := certs.load(); err != nil {
 		return nil, bad("TLS key pair: %v", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	certs.checked = time.Now()
+	tc := &tls.Config{
+		GetCertificate: certs.getCertificate,
+		MinVersion:     tls.VersionTLS12,
+		// The server reads decrypted connections itself (so that even
+		// net/http's own errors are JSON): HTTP/1.1 only.
+		NextProtos: []string{"http/1.1"},
+	}
+	if c.TLSClientCAFile != "" {
+		pool, err := clientCAs(c.TLSClientCAFile)
+		if err != nil {
+			return nil, bad("TLSClientCAFile: %v", err)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }

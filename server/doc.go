@@ -6,7 +6,8 @@
 //	GET    /v1/scopes/{scope}/groups/{group}/members        ?local=true
 //	GET    /v1/scopes/{scope}/groups
 //	GET    /v1/scopes/{scope}/watch                         ?group=g | ?prefix=p (Server-Sent Events)
-//	POST   /v1/sessions {"ttl":"15s"} · GET|PUT|DELETE /v1/sessions/{id} · GET /v1/sessions
+//	POST   /v1/sessions {"ttl":"15s"} · GET|PUT|DELETE /v1/sessions/{id}
+//	GET    /v1/sessions                                     ?limit=N&after=F (a page, by fingerprint, without ids)
 //	GET    /v1/nodes
 //	GET    /healthz · /readyz · /metrics
 //
@@ -14,25 +15,53 @@
 // left); a join with a session binds the member to it (it leaves when the
 // session expires or is closed). Every member in a response carries id,
 // group, meta, owner and incarnation. Errors are
-// {"error":{"code":"...","message":"..."}} with a fitting status; bad input
-// is rejected before anything changes.
+// {"error":{"code":"...","message":"..."}} with a fitting status, including
+// the answers net/http would give by itself (400 bad_request, 431
+// headers_too_large, 501 not_implemented) and paths that are not canonical
+// (404, where http.ServeMux would redirect); bad input is rejected before
+// anything changes. Bodies are strict JSON: valid UTF-8, no duplicate keys,
+// field names exactly as documented. Storage errors answer a generic
+// message; the detail (file names) goes to the log.
+//
+// # Sessions
+//
+// A session's id is its only credential: it is in the answers to create,
+// get and keep-alive (which name it), never in the listing, which shows a
+// fingerprint instead (the first 8 bytes of the id's SHA-256, in hex) a
+// page at a time (limit, default 100, at most 1000; next gives the after=
+// of the following page).
+//
+// # Limits
+//
+// The node's registry.Limits (sessions, owned members, groups, watchers)
+// answer 429 with too_many_sessions, too_many_members, too_many_groups or
+// too_many_watchers. Serve holds at most Config.MaxConns connections and
+// bounds reading headers (ReadHeaderTimeout), a whole request with its
+// body (ReadTimeout), writing an answer (WriteTimeout), idle keep-alive
+// connections (IdleTimeout) and headers' size (MaxHeaderBytes).
 //
 // # Watch streams
 //
-// A watch first sends a "snapshot" event, then "join", "leave" and "update"
-// events whose SSE id is the registry's per-scope event Seq, and "resync"
-// events (a fresh snapshot) when the consumer fell behind. A client that
-// reconnects with Last-Event-ID: N gets exactly the events after N when the
-// server still holds them in its per-scope history ring (Config.WatchHistory
-// events), and a resync otherwise. Seqs restart with the process: the
-// response header Roster-Incarnation names the registry run, and a client
-// that sends it back on reconnect gets a resync instead of a replay from
-// another run (the Go client does this).
+// A watch (GET only) first sends a "snapshot" event, then "join", "leave"
+// and "update" events, and "resync" events (a fresh snapshot) when the
+// consumer fell behind. Every event's SSE id is "<incarnation>-<seq>": the
+// registry run (the Roster-Incarnation response header too) and the
+// per-scope event Seq. A client that reconnects with Last-Event-ID (or
+// ?last_event_id=) gets exactly the events after it when the id is of this
+// run and the server still holds them in its per-scope history ring
+// (Config.WatchHistory events), and a resync otherwise: an id of another
+// run, a malformed one, or one too old. (A bare seq, as older clients
+// send, is resumed only with a matching Roster-Incarnation request
+// header.) Each write to a stream has Config.WatchWriteTimeout: a client
+// that stops reading is dropped, not buffered for; the registry's
+// Limits.WatchBacklogBytes bounds what a slow one may queue before it gets
+// a resync.
 //
 // # What it owns
 //
 // HTTP routing, JSON encoding, request validation and limits, the mapping of
-// registry errors to status codes, authentication (bearer token) and TLS,
+// registry errors to status codes, authentication (bearer token, mutual
+// TLS) and TLS (with certificate reload), connection limits and timeouts,
 // the watch history ring and SSE framing, Prometheus metrics, and graceful
 // shutdown of HTTP traffic.
 //

@@ -13,6 +13,7 @@ type metrics struct {
 	ops      *prometheus.CounterVec   // op, code
 	watchers *prometheus.GaugeVec     // scope
 	resyncs  *prometheus.CounterVec   // scope, cause
+	dropped  *prometheus.CounterVec   // scope
 	duration *prometheus.HistogramVec // route, method, code
 }
 
@@ -29,15 +30,19 @@ func newMetrics(s *Server) *metrics {
 		}, []string{"scope"}),
 		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "roster_watch_resyncs_total",
-			Help: "Resync events sent to watch streams, by scope and cause (behind: the consumer fell behind; history: a resume point no longer held; incarnation: a resume point from another run).",
+			Help: "Resync events sent to watch streams, by scope and cause (behind: the consumer fell behind; history: a resume point no longer held; incarnation: a resume point from another run; malformed: a resume point that is not an event id).",
 		}, []string{"scope", "cause"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_watch_dropped_total",
+			Help: "Watch streams dropped because their client did not read within WatchWriteTimeout, by scope.",
+		}, []string{"scope"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "roster_http_request_duration_seconds",
 			Help:    "HTTP request duration by route pattern, method and status code (watch streams count their whole life).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60},
 		}, []string{"route", "method", "code"}),
 	}
-	m.reg.MustRegister(m.ops, m.watchers, m.resyncs, m.duration,
+	m.reg.MustRegister(m.ops, m.watchers, m.resyncs, m.dropped, m.duration,
 		&registryCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -59,6 +64,7 @@ var (
 	descReady    = prometheus.NewDesc("roster_ready", "1 when the registry is ready (joined and caught up), else 0.", nil, nil)
 	descInfo     = prometheus.NewDesc("roster_node_info", "The node's name and incarnation (value 1).", []string{"name", "incarnation"}, nil)
 	descHistory  = prometheus.NewDesc("roster_watch_history_events", "Events held in the watch history ring, by scope.", []string{"scope"}, nil)
+	descConns    = prometheus.NewDesc("roster_http_connections", "Open HTTP connections of Serve (bounded by MaxConns).", nil, nil)
 
 	gossipCounters = []struct {
 		desc *prometheus.Desc
@@ -86,7 +92,7 @@ func counterDesc(name, help string) *prometheus.Desc { return prometheus.NewDesc
 var peerStates = []gossip.PeerState{gossip.PeerAlive, gossip.PeerDead, gossip.PeerLeft, gossip.PeerUnknown}
 
 func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMembers, descGroups, descPeers, descSessions, descReady, descInfo, descHistory} {
+	for _, d := range []*prometheus.Desc{descMembers, descGroups, descPeers, descSessions, descReady, descInfo, descHistory, descConns} {
 		ch <- d
 	}
 	for _, g := range gossipCounters {
@@ -116,6 +122,7 @@ func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(n), string(st))
 	}
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(len(r.Sessions())))
+	ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(c.s.conns.Load()))
 	ready := 0.0
 	if r.Ready() && !c.s.draining.Load() {
 		ready = 1

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ type Server struct {
 	handler http.Handler
 	httpSrv *http.Server
 
+	conns    atomic.Int64 // open connections of Serve (MaxConns)
 	serving  atomic.Bool
 	draining atomic.Bool
 	stopMu   sync.Mutex    // orders streams.Add before the close of stopping
@@ -45,13 +47,13 @@ func New(reg *registry.Registry, cfg Config) (*Server, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("%w: nil registry", ErrConfig)
 	}
-	tlsCfg, err := cfg.validate()
-	if err != nil {
-		return nil, err
-	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
+	}
+	tlsCfg, err := cfg.validate(lg)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{reg: reg, cfg: cfg, log: lg, tls: tlsCfg, feeds: map[string]*feed{}, stopping: make(chan struct{})}
 	for _, sc := range reg.Scopes() {
@@ -67,10 +69,14 @@ func New(reg *registry.Registry, cfg Config) (*Server, error) {
 	s.httpSrv = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           s.handler,
-		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelWarn),
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		// OPTIONS * reaches the handler (and gets a JSON 404).
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(lg.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
@@ -92,7 +98,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 
 // Serve serves on ln (HTTPS when TLS is configured) until ctx ends (then it
 // shuts down gracefully within Config.ShutdownTimeout) or Shutdown is
-// called. It returns nil after a graceful shutdown.
+// called. It returns nil after a graceful shutdown. It holds at most
+// Config.MaxConns connections at a time.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.serving.Swap(true) || s.draining.Load() {
 		_ = ln.Close()
@@ -111,12 +118,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case <-done:
 		}
 	}()
-	var err error
+	// Connections are limited first (a TLS handshake holds one too), then
+	// decrypted here rather than by net/http, so that jsonErrorListener
+	// sees the plain text of net/http's own error answers.
+	ln = newLimitListener(ln, s.cfg.MaxConns, &s.conns)
 	if s.tls != nil {
-		err = s.httpSrv.ServeTLS(ln, "", "")
-	} else {
-		err = s.httpSrv.Serve(ln)
+		ln = tls.NewListener(ln, s.tls)
 	}
+	err := s.httpSrv.Serve(jsonErrorListener{ln})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -212,7 +221,7 @@ func (s *Server) routes() http.Handler {
 		member: "PUT, DELETE",
 		"/v1/scopes/{scope}/groups/{group}/members": "GET, HEAD",
 		"/v1/scopes/{scope}/groups":                 "GET, HEAD",
-		"/v1/scopes/{scope}/watch":                  "GET, HEAD",
+		"/v1/scopes/{scope}/watch":                  "GET",
 		"/v1/sessions":                              "GET, HEAD, POST",
 		"/v1/sessions/{id}":                         "GET, HEAD, PUT, DELETE",
 		"/v1/nodes":                                 "GET, HEAD",
@@ -229,7 +238,43 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return s.instrument(s.recoverPanics(s.authenticate(mux)))
+	return s.instrument(s.recoverPanics(s.canonical(s.authenticate(mux))))
+}
+
+// canonical answers a path that is not in canonical form (// . ..) with a
+// JSON 404, where http.ServeMux would redirect to the cleaned path (a
+// redirect a JSON client does not expect, and for a member id holding
+// such a sequence, a redirect to another member).
+func (s *Server) canonical(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		if r.Method != http.MethodConnect && cleanPath(p) != p {
+			code := s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no such endpoint: path %q is not in canonical form", r.URL.Path))
+			s.metrics.ops.WithLabelValues("path", code).Inc()
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is net/http's: the canonical path for p, without . and ..
+// elements and double slashes, keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		if len(p) == len(np)+1 && strings.HasPrefix(p, np) {
+			np = p
+		} else {
+			np += "/"
+		}
+	}
+	return np
 }
 
 // op wraps an API handler: it answers its error and counts the outcome.
@@ -253,8 +298,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if p == "/v1" || strings.HasPrefix(p, "/v1/") || p == "/metrics" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+			// The scheme is case-insensitive (RFC 9110 11.1).
+			scheme, got, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
 				code := s.writeError(w, r, errorf(http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token"))
 				s.metrics.ops.WithLabelValues("auth", code).Inc()
 				return

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,8 +12,9 @@ import (
 )
 
 // IncarnationHeader names the registry run that numbered a watch stream's
-// event ids. A client that sends it back when resuming with Last-Event-ID
-// gets a resync instead of a replay if the server restarted in between.
+// events. Event ids carry it too ("<incarnation>-<seq>"), so a client
+// needs only Last-Event-ID to resume; one that resumes with a bare seq
+// (an older client) must send this header back to get a replay.
 const IncarnationHeader = "Roster-Incarnation"
 
 // replayWait bounds how long a resumed watch waits for the history ring to
@@ -22,6 +24,10 @@ const replayWait = 5 * time.Second
 // watch: GET /v1/scopes/{scope}/watch[?group=g|?prefix=p] as Server-Sent
 // Events. See the package documentation for the protocol.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet { // HEAD would open a stream with no end
+		w.Header().Set("Allow", http.MethodGet)
+		return errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s not allowed on a watch; allowed: GET", r.Method)
+	}
 	scope := r.PathValue("scope")
 	q := r.URL.Query()
 	group, prefix := q.Get("group"), q.Get("prefix")
@@ -34,10 +40,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 	case prefix != "":
 		sel, match = registry.Prefix(prefix), func(g string) bool { return strings.HasPrefix(g, prefix) }
 	}
-	resume, after, err := lastEventID(r)
-	if err != nil {
-		return err
-	}
+	inc := s.reg.Incarnation()
+	resume, after, foreign := lastEventID(r, inc)
 	rw, err := s.reg.Watch(r.Context(), scope, sel)
 	if err != nil {
 		return err
@@ -57,10 +61,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 	defer watchers.Dec()
 
 	rc := http.NewResponseController(w)
-	// Streams outlive any server-wide read or write deadline.
+	// Streams outlive the server-wide read and write deadlines; each write
+	// gets its own (sseWriter.flush).
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	inc := s.reg.Incarnation()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -68,7 +72,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 	h.Set(IncarnationHeader, formatUint(inc))
 	w.WriteHeader(http.StatusOK)
 
-	sse := &sseWriter{w: w, rc: rc}
+	sse := &sseWriter{w: w, rc: rc, inc: inc, timeout: s.cfg.WatchWriteTimeout}
+	defer func() {
+		if sse.err != nil && isTimeout(sse.err) {
+			s.metrics.dropped.WithLabelValues(scope).Inc()
+			s.log.Info("dropped a watch stream whose client stopped reading", "scope", scope, "remote", r.RemoteAddr)
+		}
+	}()
 	sse.retry(time.Second)
 	snapshot := func(typ, reason string, seq uint64, ms []registry.Member) {
 		sse.event(seq, typ, snapshotJSON{Type: typ, Reason: reason, Seq: seq, Members: toMembers(ms), Node: s.reg.Name(), Incarnation: inc})
@@ -76,8 +86,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case !resume:
 		snapshot("snapshot", "", rw.Seq, rw.Snapshot)
-	case r.Header.Get(IncarnationHeader) != "" && r.Header.Get(IncarnationHeader) != formatUint(inc):
-		s.metrics.resyncs.WithLabelValues(scope, "incarnation").Inc()
+	case foreign != "":
+		// An id of another run (or none we could read): its seqs mean
+		// nothing here.
+		s.metrics.resyncs.WithLabelValues(scope, foreign).Inc()
 		snapshot("resync", string(registry.ReasonResync), rw.Seq, rw.Snapshot)
 	default:
 		evs, ok := f.replay(r.Context(), after, rw.Seq, match, replayWait)
@@ -122,29 +134,47 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 }
 
 // lastEventID reads the resume point: the Last-Event-ID header, or the
-// last_event_id query parameter for clients that cannot set headers.
-func lastEventID(r *http.Request) (resume bool, after uint64, err error) {
+// last_event_id query parameter for clients that cannot set headers. An
+// event id is "<incarnation>-<seq>". resume is false without one; foreign,
+// when not empty, is why the id cannot be resumed from here (the resync
+// cause): "incarnation" for an id of another run (or a bare seq without a
+// matching IncarnationHeader), "malformed" for one that is not an id.
+func lastEventID(r *http.Request, inc uint64) (resume bool, after uint64, foreign string) {
 	v := r.Header.Get("Last-Event-ID")
 	if v == "" {
 		v = r.URL.Query().Get("last_event_id")
 	}
 	if v = strings.TrimSpace(v); v == "" {
-		return false, 0, nil
+		return false, 0, ""
 	}
-	after, err = strconv.ParseUint(v, 10, 64)
+	runPart, seqPart, hasRun := strings.Cut(v, "-")
+	if !hasRun {
+		// A bare seq, as ids were before they named their run: only
+		// with the run in IncarnationHeader.
+		runPart, seqPart = r.Header.Get(IncarnationHeader), v
+	}
+	seq, err := strconv.ParseUint(seqPart, 10, 64)
 	if err != nil {
-		return false, 0, errorf(http.StatusBadRequest, CodeInvalidQuery, "Last-Event-ID %q is not an event id", v)
+		return true, 0, "malformed"
 	}
-	return true, after, nil
+	if run, err := strconv.ParseUint(runPart, 10, 64); err != nil || run != inc {
+		if hasRun && err != nil {
+			return true, 0, "malformed"
+		}
+		return true, 0, "incarnation"
+	}
+	return true, seq, ""
 }
 
 // sseWriter frames Server-Sent Events. The first write error sticks and
 // ends the stream.
 type sseWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf []byte
-	err error
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	inc     uint64        // the run, in every event id
+	timeout time.Duration // per write (Config.WatchWriteTimeout)
+	buf     []byte
+	err     error
 }
 
 func (s *sseWriter) retry(d time.Duration) {
@@ -171,6 +201,8 @@ func (s *sseWriter) event(id uint64, typ string, data any) {
 		return
 	}
 	s.buf = append(s.buf, "id: "...)
+	s.buf = strconv.AppendUint(s.buf, s.inc, 10)
+	s.buf = append(s.buf, '-')
 	s.buf = strconv.AppendUint(s.buf, id, 10)
 	s.buf = append(s.buf, "\nevent: "...)
 	s.buf = append(s.buf, typ...)
@@ -179,10 +211,16 @@ func (s *sseWriter) event(id uint64, typ string, data any) {
 	s.buf = append(s.buf, '\n', '\n')
 }
 
-// flush writes what was framed and flushes it to the client.
+// flush writes what was framed and flushes it to the client, within the
+// write timeout: a client that does not read is dropped rather than
+// buffered for.
 func (s *sseWriter) flush() error {
 	if s.err != nil {
 		return s.err
+	}
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.err = err
+		return err
 	}
 	if len(s.buf) > 0 {
 		if _, err := s.w.Write(s.buf); err != nil {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/roster-io/roster/registry"
@@ -58,18 +60,32 @@ type sessionRequest struct {
 	TTL any `json:"ttl"`
 }
 
+// sessionJSON is a session. ID, its only credential, is in the answers to
+// its creator and to those who name it (create, get, keep-alive), never in
+// a listing: there the Fingerprint (not secret) identifies it.
 type sessionJSON struct {
-	ID      string    `json:"id"`
-	TTL     string    `json:"ttl"`
-	Expires time.Time `json:"expires"`
+	ID          string    `json:"id,omitempty"`
+	Fingerprint string    `json:"fingerprint"`
+	TTL         string    `json:"ttl"`
+	Expires     time.Time `json:"expires"`
 }
 
 func toSession(s registry.Session) sessionJSON {
-	return sessionJSON{ID: s.ID, TTL: s.TTL.String(), Expires: s.Expires.UTC()}
+	return sessionJSON{ID: s.ID, Fingerprint: fingerprint(s.ID), TTL: s.TTL.String(), Expires: s.Expires.UTC()}
 }
 
+// fingerprint identifies a session without revealing its id: the first 8
+// bytes of the SHA-256 of the id, in hex.
+func fingerprint(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:8])
+}
+
+// sessionsJSON is a page of the session listing, by fingerprint; Next, when
+// set, is the after= of the next page.
 type sessionsJSON struct {
 	Sessions []sessionJSON `json:"sessions"`
+	Next     string        `json:"next,omitempty"`
 }
 
 type nodeJSON struct {
