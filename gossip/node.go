@@ -137,7 +137,7 @@ type Node struct {
 	self   crdt.ReplicaID
 	ml     *memberlist.Memberlist
 	net    *NetTransport // the transport New made; nil with Config.Transport
-	addr   string // advertised host:port
+	addr   string        // advertised host:port
 	meta   []byte
 	scopes map[string]*Scope
 	order  []string // scope names, sorted
