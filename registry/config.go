@@ -78,6 +78,10 @@ type Config struct {
 
 // DefaultConfig returns a configuration for a LAN cluster: memberlist's LAN
 // timings, anti-entropy every 2 s, retention 24 h, serving scope "default".
+// It gossips on 0.0.0.0:7946, so Open refuses it until SecretKey is set
+// (or a loopback BindAddr, or Insecure for a network private by other
+// means): an unkeyed gossip port believes whoever reaches it (see
+// docs/security.md). LocalConfig binds 127.0.0.1 and needs no key.
 func DefaultConfig(name string) Config {
 	return Config{Config: gossip.DefaultLANConfig(name), WatchBuffer: 16384,
 		Storage: storage.DefaultOptions(), CacheInterval: 30 * time.Second, ConfirmGrace: 10 * time.Second}
