@@ -33,10 +33,30 @@ import (
 
 // Client talks to one roster node. It is safe for concurrent use.
 type Client struct {
-	base  *url.URL
-	token string
-	hc    *http.Client
+	base    *url.URL
+	token   string
+	hc      *http.Client
+	timeout time.Duration // of every call but Watch
+	maxLine int           // of a watch stream's event
 }
+
+// Defaults of the options.
+const (
+	// DefaultTimeout bounds every call but Watch (see WithTimeout).
+	DefaultTimeout = 30 * time.Second
+	// DefaultMaxEventBytes bounds one watch event (see WithMaxEventBytes).
+	DefaultMaxEventBytes = 64 << 20
+)
+
+// WithTimeout bounds every call but Watch (default DefaultTimeout; the
+// call's context may end it sooner). 0 means no bound but the context's.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithMaxEventBytes bounds the size of one watch event (its lines
+// together; a snapshot is one event). A larger one ends the watch with
+// ErrEventTooLarge instead of growing memory without bound. Default
+// DefaultMaxEventBytes.
+func WithMaxEventBytes(n int) Option { return func(c *Client) { c.maxLine = n } }
 
 // Option configures a Client.
 type Option func(*Client)
@@ -46,7 +66,7 @@ func WithToken(token string) Option { return func(c *Client) { c.token = token }
 
 // WithHTTPClient uses hc for every request (TLS settings, proxies,
 // transports). Do not set hc.Timeout if you use Watch: it would cut
-// streams; bound calls with their context instead.
+// streams; WithTimeout bounds the other calls.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // New returns a client for the node at baseURL (e.g. http://127.0.0.1:8080).
@@ -58,7 +78,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("client: base URL %q: want http(s)://host:port", baseURL)
 	}
-	c := &Client{base: u}
+	c := &Client{base: u, timeout: DefaultTimeout, maxLine: DefaultMaxEventBytes}
 	for _, o := range opts {
 		o(c)
 	}
@@ -90,17 +110,22 @@ type Member struct {
 
 // Session is a lease that keeps its members alive while it is kept alive.
 type Session struct {
-	ID      string
-	TTL     time.Duration
-	Expires time.Time
+	// ID is the session's only credential: set in the answers to
+	// CreateSession, GetSession and KeepAlive, empty in Sessions.
+	ID string
+	// Fingerprint identifies the session without revealing its ID.
+	Fingerprint string
+	TTL         time.Duration
+	Expires     time.Time
 }
 
-// UnmarshalJSON decodes {"id","ttl":"15s","expires"}.
+// UnmarshalJSON decodes {"id","fingerprint","ttl":"15s","expires"}.
 func (s *Session) UnmarshalJSON(b []byte) error {
 	var raw struct {
-		ID      string    `json:"id"`
-		TTL     string    `json:"ttl"`
-		Expires time.Time `json:"expires"`
+		ID          string    `json:"id"`
+		Fingerprint string    `json:"fingerprint"`
+		TTL         string    `json:"ttl"`
+		Expires     time.Time `json:"expires"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
@@ -109,7 +134,7 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("session ttl: %w", err)
 	}
-	*s = Session{ID: raw.ID, TTL: ttl, Expires: raw.Expires}
+	*s = Session{ID: raw.ID, Fingerprint: raw.Fingerprint, TTL: ttl, Expires: raw.Expires}
 	return nil
 }
 
@@ -194,13 +219,29 @@ func (c *Client) GetSession(ctx context.Context, id string) (Session, error) {
 	return s, err
 }
 
-// Sessions lists the node's live sessions.
+// Sessions lists the node's live sessions by fingerprint, without their
+// IDs (an ID is a session's credential), reading every page.
 func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
-	var out struct {
-		Sessions []Session `json:"sessions"`
+	var all []Session
+	after := ""
+	for {
+		var out struct {
+			Sessions []Session `json:"sessions"`
+			Next     string    `json:"next"`
+		}
+		q := url.Values{"limit": {"1000"}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		if err := c.do(ctx, http.MethodGet, "/v1/sessions", q, nil, &out); err != nil {
+			return all, err
+		}
+		all = append(all, out.Sessions...)
+		if out.Next == "" || out.Next <= after {
+			return all, nil
+		}
+		after = out.Next
 	}
-	err := c.do(ctx, http.MethodGet, "/v1/sessions", nil, nil, &out)
-	return out.Sessions, err
 }
 
 // CloseSession ends a session now; its members leave.
@@ -267,6 +308,11 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 // do performs one call. in, when not nil, is sent as JSON; out, when not
 // nil, receives the JSON answer (or the raw body for a *bytes.Buffer).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -371,4 +417,15 @@ var (
 	ErrStorageFailed    = &Error{Code: "storage_failed"}
 	ErrUnavailable      = &Error{Code: "unavailable"}
 	ErrInternal         = &Error{Code: "internal"}
+	ErrBadRequest       = &Error{Code: "bad_request"}
+	ErrRequestTimeout   = &Error{Code: "request_timeout"}
+	ErrHeadersTooLarge  = &Error{Code: "headers_too_large"}
+	ErrTooManySessions  = &Error{Code: "too_many_sessions"}
+	ErrTooManyMembers   = &Error{Code: "too_many_members"}
+	ErrTooManyGroups    = &Error{Code: "too_many_groups"}
+	ErrTooManyWatchers  = &Error{Code: "too_many_watchers"}
 )
+
+// ErrEventTooLarge ends a watch whose node sent an event larger than the
+// client's bound (WithMaxEventBytes).
+var ErrEventTooLarge = errors.New("roster: watch event too large")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,7 +139,7 @@ func TestClient(t *testing.T) {
 // change exactly once, in order, without a new snapshot.
 func TestWatchResumes(t *testing.T) {
 	ctx := context.Background()
-	c, ts, _ := start(t, "")
+	c, ts, reg := start(t, "")
 	w, err := c.Watch(ctx, "default", "room", "", "")
 	require.NoError(t, err)
 	defer w.Close()
@@ -157,8 +158,7 @@ func TestWatchResumes(t *testing.T) {
 	require.Equal(t, client.EventSnapshot, snap.Type)
 	require.Empty(t, snap.Members)
 	require.Equal(t, "n0", snap.Node)
-	last, err := strconv.ParseUint(snap.ID, 10, 64)
-	require.NoError(t, err)
+	last := seqOf(t, reg, snap.ID)
 
 	const n = 60
 	go func() {
@@ -178,16 +178,15 @@ func TestWatchResumes(t *testing.T) {
 		require.Equal(t, client.EventJoin, e.Type, "event %d: %+v", i, e)
 		require.Equal(t, fmt.Sprintf("m%02d", i), e.Member.ID)
 		require.Equal(t, "joined", e.Reason)
-		id, err := strconv.ParseUint(e.ID, 10, 64)
-		require.NoError(t, err)
+		id := seqOf(t, reg, e.ID)
 		require.Equal(t, last+1, id)
 		last = id
 	}
 	require.GreaterOrEqual(t, w.Reconnects(), 1)
-	require.Equal(t, strconv.FormatUint(last, 10), w.LastEventID())
+	require.Equal(t, eventID(reg, last), w.LastEventID())
 
 	// Resuming explicitly from an id replays what followed it.
-	w2, err := c.Watch(ctx, "default", "", "ro", strconv.FormatUint(last-2, 10))
+	w2, err := c.Watch(ctx, "default", "", "ro", eventID(reg, last-2))
 	require.NoError(t, err)
 	defer w2.Close()
 	for _, id := range []string{"m58", "m59"} {
@@ -200,4 +199,20 @@ func TestWatchResumes(t *testing.T) {
 	}
 	_, err = c.Watch(ctx, "nope", "", "", "")
 	require.ErrorIs(t, err, client.ErrUnknownScope)
+}
+
+// eventID is the SSE id of reg's event seq: "<incarnation>-<seq>".
+func eventID(reg *registry.Registry, seq uint64) string {
+	return strconv.FormatUint(reg.Incarnation(), 10) + "-" + strconv.FormatUint(seq, 10)
+}
+
+// seqOf checks that id is of reg's run and returns its seq.
+func seqOf(t *testing.T, reg *registry.Registry, id string) uint64 {
+	t.Helper()
+	run, seq, ok := strings.Cut(id, "-")
+	require.True(t, ok, "event id %q names its run", id)
+	require.Equal(t, strconv.FormatUint(reg.Incarnation(), 10), run)
+	v, err := strconv.ParseUint(seq, 10, 64)
+	require.NoError(t, err)
+	return v
 }

@@ -31,8 +31,10 @@ const (
 
 // Event is one watch event.
 type Event struct {
-	// ID is the SSE event id (the node's per-scope sequence number); pass
-	// it as lastEventID to resume after this event.
+	// ID is the SSE event id, "<incarnation>-<seq>": the node's run and
+	// its per-scope sequence number. Pass it as lastEventID to resume
+	// after this event; the node answers an id of another run (it
+	// restarted) with a resync, never a replay of unrelated events.
 	ID     string    `json:"-"`
 	Type   EventType `json:"type"`
 	Reason string    `json:"reason"` // joined, left, session-expired, owner-down, ...
@@ -46,8 +48,6 @@ type Event struct {
 	Incarnation uint64 `json:"incarnation"`
 }
 
-// incarnationHeader mirrors server.IncarnationHeader.
-const incarnationHeader = "Roster-Incarnation"
 
 // Watch reconnect backoff.
 const (
@@ -70,7 +70,6 @@ type Watch struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	lastID  string
-	inc     string
 	err     error
 	reconns int
 }
@@ -107,7 +106,8 @@ func (w *Watch) Close() {
 }
 
 // Err returns why the watch ended: nil after Close or the end of its
-// context, else the permanent error (an *Error such as unauthorized).
+// context, else the permanent error (an *Error such as unauthorized, or
+// ErrEventTooLarge).
 func (w *Watch) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -137,10 +137,8 @@ func (w *Watch) connect(ctx context.Context) (io.ReadCloser, error) {
 	req.Header.Set("Accept", "text/event-stream")
 	w.mu.Lock()
 	if w.lastID != "" {
+		// The id names the node's run: nothing else to send.
 		req.Header.Set("Last-Event-ID", w.lastID)
-		if w.inc != "" {
-			req.Header.Set(incarnationHeader, w.inc)
-		}
 	}
 	w.mu.Unlock()
 	resp, err := w.c.hc.Do(req)
@@ -151,9 +149,6 @@ func (w *Watch) connect(ctx context.Context) (io.ReadCloser, error) {
 		defer resp.Body.Close()
 		return nil, readError(resp)
 	}
-	w.mu.Lock()
-	w.inc = resp.Header.Get(incarnationHeader)
-	w.mu.Unlock()
 	return resp.Body, nil
 }
 
@@ -178,9 +173,15 @@ func (w *Watch) run(ctx context.Context, body io.ReadCloser, out chan<- Event) {
 	defer close(out)
 	delay := watchRetryMin
 	for {
-		delivered := w.read(ctx, body, out)
+		delivered, err := w.read(ctx, body, out)
 		body.Close()
 		if ctx.Err() != nil {
+			return
+		}
+		if err != nil { // reconnecting would only fail the same way
+			w.mu.Lock()
+			w.err = err
+			w.mu.Unlock()
 			return
 		}
 		if delivered {
@@ -217,22 +218,34 @@ func (w *Watch) run(ctx context.Context, body io.ReadCloser, out chan<- Event) {
 }
 
 // read parses one SSE stream and delivers its events until it ends. It
-// reports whether any event was delivered.
-func (w *Watch) read(ctx context.Context, body io.Reader, out chan<- Event) (delivered bool) {
+// reports whether any event was delivered, and ErrEventTooLarge for an
+// event over the client's bound (its lines are not kept beyond it).
+func (w *Watch) read(ctx context.Context, body io.Reader, out chan<- Event) (delivered bool, err error) {
 	br := bufio.NewReaderSize(body, 64<<10)
 	var id, typ string
 	var data strings.Builder
+	var buf []byte
 	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return delivered // a partial last event is dropped, as SSE says
+		buf = buf[:0]
+		for {
+			chunk, err := br.ReadSlice('\n')
+			if len(buf)+len(chunk)+data.Len() > w.c.maxLine {
+				return delivered, fmt.Errorf("client: watch: %w (limit %d bytes)", ErrEventTooLarge, w.c.maxLine)
+			}
+			buf = append(buf, chunk...)
+			if err == nil {
+				break
+			}
+			if err != bufio.ErrBufferFull {
+				return delivered, nil // a partial last event is dropped, as SSE says
+			}
 		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		line := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
 		if line == "" {
 			if data.Len() > 0 {
 				var e Event
 				if json.Unmarshal([]byte(data.String()), &e) != nil {
-					return delivered // not our protocol: reconnect
+					return delivered, nil // not our protocol: reconnect
 				}
 				e.ID = id
 				if typ != "" {
@@ -247,7 +260,7 @@ func (w *Watch) read(ctx context.Context, body io.Reader, out chan<- Event) (del
 				select {
 				case out <- e:
 				case <-ctx.Done():
-					return delivered
+					return delivered, nil
 				}
 				delivered = true
 			}

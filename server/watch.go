@@ -74,7 +74,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 
 	sse := &sseWriter{w: w, rc: rc, inc: inc, timeout: s.cfg.WatchWriteTimeout}
 	defer func() {
-		if sse.err != nil && isTimeout(sse.err) {
+		if sse.stalled {
 			s.metrics.dropped.WithLabelValues(scope).Inc()
 			s.log.Info("dropped a watch stream whose client stopped reading", "scope", scope, "remote", r.RemoteAddr)
 		}
@@ -175,6 +175,7 @@ type sseWriter struct {
 	timeout time.Duration // per write (Config.WatchWriteTimeout)
 	buf     []byte
 	err     error
+	stalled bool // the stream ended because the client did not read
 }
 
 func (s *sseWriter) retry(d time.Duration) {
@@ -218,19 +219,27 @@ func (s *sseWriter) flush() error {
 	if s.err != nil {
 		return s.err
 	}
-	if err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	deadline := time.Now().Add(s.timeout)
+	if err := s.rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		s.err = err
 		return err
 	}
 	if len(s.buf) > 0 {
 		if _, err := s.w.Write(s.buf); err != nil {
-			s.err = err
+			s.fail(err, deadline)
 			return err
 		}
 		s.buf = s.buf[:0]
 	}
 	if err := s.rc.Flush(); err != nil {
-		s.err = err
+		s.fail(err, deadline)
 	}
 	return s.err
+}
+
+// fail records a write error; stalled if the write ran into its deadline
+// (the client did not read), whatever error the writer then reports.
+func (s *sseWriter) fail(err error, deadline time.Time) {
+	s.err = err
+	s.stalled = isTimeout(err) || !time.Now().Before(deadline)
 }
