@@ -48,7 +48,6 @@ type Event struct {
 	Incarnation uint64 `json:"incarnation"`
 }
 
-
 // Watch reconnect backoff.
 const (
 	watchRetryMin = 50 * time.Millisecond
