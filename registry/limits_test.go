@@ -186,3 +186,52 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
 }
+
+// TestWatchBacklogNodeBudget: many stalled watches share one byte budget
+// for the node (Limits.WatchBacklogTotalBytes): per-watch budgets alone
+// would let 1,024 stalled watches queue 4 GiB. The node's backlog never
+// passes its budget, every watch that hit it resyncs once it reads, and
+// when the watches end the node's backlog returns to zero (the accounting
+// leaks nothing).
+func TestWatchBacklogNodeBudget(t *testing.T) {
+	ctx := context.Background()
+	const total = 256 << 10
+	r := openLimited(t, Limits{WatchBacklogBytes: 1 << 20, WatchBacklogTotalBytes: total, MaxWatchers: 100}, func(c *Config) {
+		c.WatchBuffer = 1 << 20
+	})
+	var ws []*Watch
+	for range 40 {
+		w, err := r.Watch(ctx, "chat", All())
+		require.NoError(t, err)
+		ws = append(ws, w)
+	}
+	meta := strings.Repeat("x", 500)
+	for i := range 5000 {
+		_, err := r.Join(ctx, "chat", fmt.Sprintf("g%d", i%20), fmt.Sprintf("m%d", i%1000), Meta{"pad": meta, "i": fmt.Sprint(i)})
+		require.NoError(t, err)
+		if i%100 == 0 {
+			require.LessOrEqual(t, r.backlog.Load(), int64(total))
+		}
+	}
+	require.LessOrEqual(t, r.backlog.Load(), int64(total))
+	// A stalled watch reads again: it catches up through a resync, and its
+	// view ends equal to the registry's.
+	w := ws[0]
+	resyncs := 0
+	for done := false; !done; {
+		select {
+		case e := <-w.C:
+			if e.Type == EventResync {
+				resyncs++
+			}
+		case <-time.After(300 * time.Millisecond):
+			done = true
+		}
+	}
+	require.Positive(t, resyncs, "a watch past the node's budget is resynced")
+	for _, w := range ws {
+		w.Close()
+	}
+	require.Eventually(t, func() bool { return r.backlog.Load() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the node's backlog returns to zero: %d", r.backlog.Load())
+}

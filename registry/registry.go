@@ -77,11 +77,18 @@ type Limits struct {
 	// whatever the churn and the scope's size. It applies on top of
 	// WatchBuffer.
 	WatchBacklogBytes int
+	// WatchBacklogTotalBytes bounds the undelivered events of all the
+	// node's watches together (default 64 MiB): past it, the watch whose
+	// backlog just grew is resynced (a snapshot, built once its consumer
+	// has emptied its channel) instead of queueing. With many stalled
+	// consumers, MaxWatchers times WatchBacklogBytes would be gigabytes;
+	// this is the bound a node's memory actually keeps.
+	WatchBacklogTotalBytes int
 }
 
 // DefaultLimits returns the default per-node limits.
 func DefaultLimits() Limits {
-	return Limits{MaxSessions: 10_000, MaxMembers: 1_000_000, MaxGroups: 250_000, MaxWatchers: 1024, WatchBacklogBytes: 4 << 20}
+	return Limits{MaxSessions: 10_000, MaxMembers: 1_000_000, MaxGroups: 250_000, MaxWatchers: 1024, WatchBacklogBytes: 4 << 20, WatchBacklogTotalBytes: 64 << 20}
 }
 
 // withDefaults validates l and fills its zero fields with the defaults.
@@ -97,6 +104,7 @@ func (l Limits) withDefaults() (Limits, error) {
 		{"MaxGroups", &l.MaxGroups, d.MaxGroups},
 		{"MaxWatchers", &l.MaxWatchers, d.MaxWatchers},
 		{"WatchBacklogBytes", &l.WatchBacklogBytes, d.WatchBacklogBytes},
+		{"WatchBacklogTotalBytes", &l.WatchBacklogTotalBytes, d.WatchBacklogTotalBytes},
 	} {
 		switch {
 		case *f.v < 0:
@@ -191,6 +199,7 @@ type Registry struct {
 	limits   Limits // Config.Limits with defaults
 	census   census
 	watchers atomic.Int64 // open watches, for Limits.MaxWatchers
+	backlog  atomic.Int64 // bytes queued by all watches, for Limits.WatchBacklogTotalBytes
 
 	disk *storage.Store // nil without DataDir
 	// savedVersion: per scope, gossip.Node.RemoteVersion at the last
@@ -227,7 +236,8 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	r.savedVersion = map[string]uint64{}
 	r.store = memStore{}
 	for _, s := range cfg.Scopes {
-		r.hubs[s] = &hub{name: s, buffer: cfg.WatchBuffer, backlog: limits.WatchBacklogBytes, watchers: &r.watchers, maxWatchers: int64(limits.MaxWatchers)}
+		r.hubs[s] = &hub{name: s, buffer: cfg.WatchBuffer, backlog: limits.WatchBacklogBytes, watchers: &r.watchers, maxWatchers: int64(limits.MaxWatchers),
+			total: &r.backlog, maxTotal: int64(limits.WatchBacklogTotalBytes)}
 	}
 	if cfg.DataDir != "" {
 		st, err := openStore(&r.cfg)

@@ -166,6 +166,10 @@ type hub struct {
 	// by maxWatchers (Limits.MaxWatchers).
 	watchers    *atomic.Int64
 	maxWatchers int64
+	// total counts the backlog bytes (queued and inHand) of every watch of
+	// the registry, bounded by maxTotal (Limits.WatchBacklogTotalBytes).
+	total    *atomic.Int64
+	maxTotal int64
 	mu          sync.Mutex
 	ws          map[*Watch]struct{}
 	seq         uint64 // last change's Seq; guarded by the scope's lock
@@ -243,7 +247,7 @@ func (h *hub) publish(evs []crdt.Event) {
 			// queued.
 			w.behind = true
 			w.queue.release()
-			w.queued = 0
+			w.dropQueued()
 		}
 		if !w.behind {
 			for i, e := range evs {
@@ -255,17 +259,19 @@ func (h *hub) publish(evs []crdt.Event) {
 				// change and its consumer.
 				if ev := event(i); !w.idle || w.queue.len() > 0 || !w.offer(ev) {
 					c := eventCost(&evs[i])
-					if w.queued+w.inHand+c > h.backlog {
-						// Its backlog would outgrow its byte budget: a
-						// consumer this far behind (or not reading at
-						// all) gets a resync instead.
+					if w.queued+w.inHand+c > h.backlog || h.total.Load()+int64(c) > h.maxTotal {
+						// Its backlog would outgrow its byte budget, or
+						// the node's for all watches: a consumer this far
+						// behind (or not reading at all) gets a resync
+						// instead.
 						w.behind = true
 						w.queue.release()
-						w.queued = 0
+						w.dropQueued()
 						break
 					}
 					w.queue.push(ev)
 					w.queued += c
+					h.total.Add(int64(c))
 				}
 			}
 		}
@@ -355,6 +361,18 @@ func (h *hub) remove(w *Watch) {
 		h.scope.SetQuiet(true)
 	}
 	h.mu.Unlock()
+	// No publish reaches w any more: what it still queues leaves the
+	// node's backlog (what run holds in hand leaves when run returns).
+	w.mu.Lock()
+	w.queue.release()
+	w.dropQueued()
+	w.mu.Unlock()
+}
+
+// dropQueued takes w's queued bytes out of the node's backlog. Under mu.
+func (w *Watch) dropQueued() {
+	w.h.total.Add(-int64(w.queued))
+	w.queued = 0
 }
 
 func (h *hub) closeAll() {
@@ -517,6 +535,8 @@ func (w *Watch) run() {
 		// publish sends on out only while idle, under mu.
 		w.mu.Lock()
 		w.idle = false
+		w.h.total.Add(-int64(w.inHand))
+		w.inHand = 0
 		w.mu.Unlock()
 		close(w.out)
 	}()
@@ -570,7 +590,7 @@ func (w *Watch) run() {
 				ev.Seq = w.h.seq
 				w.mu.Lock()
 				w.queue.release()
-				w.queued = 0
+				w.dropQueued()
 				w.behind = false
 				w.held.Store(int64(len(ev.Members)))
 				w.mu.Unlock()
@@ -584,6 +604,7 @@ func (w *Watch) run() {
 			ok := q.each(send)
 			q.release() // the channel holds copies
 			w.mu.Lock()
+			w.h.total.Add(-int64(w.inHand))
 			w.inHand = 0
 			w.mu.Unlock()
 			if !ok && !dropped {
