@@ -170,9 +170,9 @@ type hub struct {
 	// the registry, bounded by maxTotal (Limits.WatchBacklogTotalBytes).
 	total    *atomic.Int64
 	maxTotal int64
-	mu          sync.Mutex
-	ws          map[*Watch]struct{}
-	seq         uint64 // last change's Seq; guarded by the scope's lock
+	mu       sync.Mutex
+	ws       map[*Watch]struct{}
+	seq      uint64 // last change's Seq; guarded by the scope's lock
 
 	reasonMu sync.Mutex
 	reasons  map[handleKey]Reason // local leaves with a special reason
