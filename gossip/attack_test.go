@@ -386,3 +386,24 @@ func TestLeftPeerNotRetried(t *testing.T) {
 	require.Contains(t, nodes[0].missingAddrs(), diedAddr)
 	require.Equal(t, []string{diedAddr}, nodes[0].PeerAddrs())
 }
+
+// TestKeyringFromSecretKey: a node given only SecretKey (the embedded way)
+// can still rotate keys: memberlist's keyring made of the key is the
+// node's.
+func TestKeyringFromSecretKey(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	nodes := startNodes(t, 1, func(c *Config) { c.SecretKey = key })
+	n := nodes[0]
+	keys, err := n.Keys()
+	require.NoError(t, err)
+	require.Equal(t, []KeyInfo{{Fingerprint: Fingerprint(key), Primary: true}}, keys)
+	next := []byte("fedcba9876543210")
+	require.NoError(t, n.InstallKey(next))
+	keys, err = n.Keys()
+	require.NoError(t, err)
+	require.Len(t, keys, 2)
+
+	plain := startNodes(t, 1, nil)[0]
+	_, err = plain.Keys()
+	require.ErrorIs(t, err, ErrNoKeyring)
+}

@@ -66,10 +66,13 @@ func NewKeyring(keys [][]byte) (*memberlist.Keyring, error) {
 // what every other node sends.
 
 func (n *Node) keyring() (*memberlist.Keyring, error) {
-	if n.cfg.Memberlist == nil || n.cfg.Memberlist.Keyring == nil {
-		return nil, fmt.Errorf("%w: gossip is not encrypted with a keyring (set Config.Memberlist.Keyring, e.g. from NewKeyring, rather than SecretKey)", ErrNoKeyring)
+	switch {
+	case n.cfg.Memberlist != nil && n.cfg.Memberlist.Keyring != nil:
+		return n.cfg.Memberlist.Keyring, nil
+	case n.madeKeyring != nil: // made by memberlist from SecretKey
+		return n.madeKeyring, nil
 	}
-	return n.cfg.Memberlist.Keyring, nil
+	return nil, fmt.Errorf("%w: gossip is not encrypted (set SecretKey or Config.Memberlist.Keyring)", ErrNoKeyring)
 }
 
 // Keys lists the keyring's keys, the primary first.

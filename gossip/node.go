@@ -132,15 +132,18 @@ type served struct {
 
 // Node is one roster node's gossip layer: memberlist plus the scope states.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	self   crdt.ReplicaID
-	ml     *memberlist.Memberlist
-	net    *NetTransport // the transport New made; nil with Config.Transport
-	addr   string        // advertised host:port
-	meta   []byte
-	scopes map[string]*Scope
-	order  []string // scope names, sorted
+	cfg  Config
+	log  *slog.Logger
+	self crdt.ReplicaID
+	ml   *memberlist.Memberlist
+	net  *NetTransport // the transport New made; nil with Config.Transport
+	// madeKeyring is the keyring memberlist made of Config.SecretKey (nil when
+	// Config.Memberlist.Keyring was given, or gossip is not encrypted).
+	madeKeyring *memberlist.Keyring
+	addr        string // advertised host:port
+	meta        []byte
+	scopes      map[string]*Scope
+	order       []string // scope names, sorted
 
 	mu    sync.Mutex
 	peers map[string]*peer
@@ -353,6 +356,12 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	}
 	n.ml = ml
 	n.net = own
+	// memberlist made a keyring of SecretKey in its copy of the config:
+	// keep it, so that keys can be rotated (keyring.go) whichever way the
+	// key was given.
+	if n.cfg.Memberlist.Keyring == nil && mc.Keyring != nil {
+		n.madeKeyring = mc.Keyring
+	}
 	started.Store(ml)
 	// Taken once: after a Leave, memberlist may drop its own node from its
 	// map, and LocalNode would then dereference nil.
