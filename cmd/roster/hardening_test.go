@@ -140,8 +140,9 @@ func TestServeChecksBeforeJoining(t *testing.T) {
 	base := []string{"serve", "--name", "ghost", "--profile", "local", "--join", seed.gossipAddr(),
 		"--cluster", "e2e-" + strconv.Itoa(os.Getpid()), "--log-level", "error"}
 	for name, extra := range map[string][]string{
-		"http port taken": {"--http-addr", taken.Addr().String()},
-		"missing TLS":     {"--http-addr", "127.0.0.1:0", "--tls-cert", filepath.Join(dir, "no.pem"), "--tls-key", filepath.Join(dir, "no.key")},
+		"http port taken":       {"--http-addr", taken.Addr().String()},
+		"missing TLS":           {"--http-addr", "127.0.0.1:0", "--tls-cert", filepath.Join(dir, "no.pem"), "--tls-key", filepath.Join(dir, "no.key")},
+		"client CA without TLS": {"--http-addr", "127.0.0.1:0", "--tls-client-ca", filepath.Join(dir, "ca.pem")},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append(append(base[:len(base):len(base)], extra...),

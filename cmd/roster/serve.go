@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -31,6 +32,8 @@ type serveOptions struct {
 	gossipKeyFile, apiTokenFile                        string
 	gossipInsecure                                     bool
 	tlsCert, tlsKey, logLevel, logFormat               string
+	tlsClientCA                                        string
+	maxConns, maxSessions, maxWatchers                 int
 	shutdownTimeout                                    time.Duration
 	sync                                               string
 	syncInterval                                       time.Duration
@@ -55,7 +58,11 @@ func serveFlags(o *serveOptions, host string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.apiToken, "api-token", "", "bearer `token` required on /v1 and /metrics; visible in ps: prefer --api-token-file")
 	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "`file` holding the bearer token (surrounding whitespace ignored)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` for HTTPS (with --tls-key)")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key `file` for HTTPS (with --tls-cert)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key `file` for HTTPS (with --tls-cert); both are reloaded when they change")
+	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "PEM `file` of CAs: HTTPS clients must present a certificate one of them signed (mutual TLS)")
+	fs.IntVar(&o.maxConns, "max-conns", server.DefaultConfig().MaxConns, "most HTTP connections open at once")
+	fs.IntVar(&o.maxSessions, "max-sessions", registry.DefaultLimits().MaxSessions, "most sessions this node holds")
+	fs.IntVar(&o.maxWatchers, "max-watchers", registry.DefaultLimits().MaxWatchers, "most watches open on this node")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
@@ -98,6 +105,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	scfg.Addr = o.httpAddr
 	scfg.Token = token
 	scfg.TLSCertFile, scfg.TLSKeyFile = o.tlsCert, o.tlsKey
+	scfg.TLSClientCAFile = o.tlsClientCA
+	scfg.MaxConns = o.maxConns
+	cfg.Limits.MaxSessions, cfg.Limits.MaxWatchers = o.maxSessions, o.maxWatchers
 	scfg.ShutdownTimeout = o.shutdownTimeout
 	scfg.Logger = logger.With("component", "http")
 	// Everything that can fail is checked and bound before the node joins
@@ -109,6 +119,18 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if o.tlsCert != "" {
 		if _, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey); err != nil {
 			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+	}
+	if o.tlsClientCA != "" {
+		if o.tlsCert == "" {
+			return usageErr("--tls-client-ca needs --tls-cert and --tls-key")
+		}
+		pem, err := os.ReadFile(o.tlsClientCA)
+		if err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--tls-client-ca: %s holds no PEM certificate", o.tlsClientCA)
 		}
 	}
 	ln, err := net.Listen("tcp", o.httpAddr)
