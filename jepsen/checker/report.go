@@ -41,6 +41,10 @@ type Result struct {
 type Report struct {
 	Valid   Validity `json:"valid"`
 	Results []Result `json:"results"`
+	// Skipped names the checkers Check did not run, with why (the
+	// history holds nothing they judge: no watch events, no faults, no
+	// logs or metrics).
+	Skipped map[string]string `json:"skipped,omitempty"`
 }
 
 // Compose builds a Report from results.
