@@ -38,12 +38,12 @@ func (b *builder) leave(proc int, node, group, id string, inv, done time.Duratio
 // read adds an ok read of group ("" all) by node showing members, each
 // "group/id" or "id" (then of group).
 func (b *builder) read(proc int, node, group string, inv, done time.Duration, members ...string) {
-	b.op(proc, node, history.FRead, inv, done, history.OK, history.Value{Group: group}, history.Value{Group: group, Members: ms(group, members...)}, "")
+	b.op(proc, node, history.FRead, inv, done, history.OK, history.Value{Group: group}, history.Value{Group: group, Members: memberList(group, members...)}, "")
 }
 
-func ms(group string, members ...string) []history.Member {
+func memberList(group string, ids ...string) []history.Member {
 	var out []history.Member
-	for _, m := range members {
+	for _, m := range ids {
 		g, id := group, m
 		for i := 0; i < len(m); i++ {
 			if m[i] == '/' {
@@ -70,12 +70,12 @@ func (b *builder) watch(t time.Duration, proc int, node, kind string, members ..
 	e := &history.Event{Kind: kind}
 	switch kind {
 	case "snapshot":
-		e.Members = ms("g0", members...)
+		e.Members = memberList("g0", members...)
 	case "disconnected":
 		e.Reason = "stream closed"
 	default:
 		if len(members) > 0 {
-			e.Member = &ms("g0", members...)[0]
+			e.Member = &memberList("g0", members...)[0]
 		}
 	}
 	b.entry(t, history.OK, proc, node, history.FWatch, history.Value{Event: e}, "")
@@ -94,7 +94,7 @@ func (b *builder) build() []history.Op {
 // and restart of n2, a watcher on n1, some failures and timeouts.
 func synthetic() []history.Op {
 	var b builder
-	ms := time.Millisecond
+
 	nodes := []string{"n1", "n2", "n3"}
 	joined := map[string][]string{}
 	b.watch(0, 10, "n1", "snapshot")
