@@ -1,0 +1,130 @@
+package checker
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roster-io/roster/jepsen/history"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the testdata/**/*.want golden results")
+
+// cases are the hand-written histories of testdata/<dir>/<name>.jsonl,
+// judged by the checker the directory names, with the verdict and the
+// anomalies each must get. The full results are golden files next to
+// them (<name>.want, go test -rewrite).
+var cases = []struct {
+	file      string
+	valid     Validity
+	anomalies []string
+	opts      Options
+}{
+	{"convergence/converged", Valid, nil, Options{}},
+	{"convergence/diverged", Invalid, []string{"diverged"}, Options{}},
+	{"convergence/unstable", Invalid, []string{"unstable"}, Options{}},
+	{"convergence/no-final-reads", Unknown, nil, Options{}},
+	{"convergence/killed-node", Valid, nil, Options{}},
+
+	{"set/valid", Valid, nil, Options{}},
+	{"set/never-read", Unknown, nil, Options{}},
+	{"set/concurrent-read", Valid, nil, Options{}},
+	{"set/phantom", Invalid, []string{"phantoms"}, Options{}},
+	{"set/present-then-missing", Invalid, []string{"lost"}, Options{}},
+	{"set/flutter", Valid, nil, Options{}},
+	{"set/duplicate", Invalid, []string{"duplicates"}, Options{}},
+	{"set/resurrected", Invalid, []string{"resurrected"}, Options{}},
+	{"set/left-in-final", Invalid, []string{"resurrected"}, Options{}},
+	{"set/indeterminate", Valid, nil, Options{}},
+	{"set/rejoin", Valid, nil, Options{}},
+	{"set/rejoin-lost", Invalid, []string{"lost"}, Options{}},
+	{"set/session-expired", Valid, nil, Options{}},
+	{"set/wiped", Valid, nil, Options{}},
+}
+
+// checkerFor maps a testdata directory to its checker.
+var checkerFor = map[string]string{
+	"convergence":  "convergence",
+	"set":          "set",
+	"owner":        "owner-visibility",
+	"watch":        "watch",
+	"persistence":  "persistence",
+	"availability": "availability",
+	"hygiene":      "hygiene",
+}
+
+func TestCases(t *testing.T) {
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			h, err := history.ReadFile(filepath.Join("testdata", tc.file+".jsonl"))
+			require.NoError(t, err)
+			c, err := ByName(checkerFor[strings.Split(tc.file, "/")[0]])
+			require.NoError(t, err)
+			require.Empty(t, c.Applies(h, tc.opts), "the checker must apply")
+			res := c.Check(h, tc.opts)
+			assert.Equal(t, tc.valid, res.Valid, "notes: %v examples: %v", res.Notes, res.Examples)
+			assert.ElementsMatch(t, tc.anomalies, res.Anomalies, "examples: %v", res.Examples)
+			golden(t, filepath.Join("testdata", tc.file+".want"), res)
+		})
+	}
+}
+
+// golden compares v, as indented JSON, with the file at path (written
+// under -rewrite).
+func golden(t *testing.T, path string, v any) {
+	t.Helper()
+	got, err := json.MarshalIndent(v, "", "  ")
+	require.NoError(t, err)
+	got = append(got, '\n')
+	if *rewrite {
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -rewrite to create it")
+	assert.JSONEq(t, string(want), string(got), "golden %s (go test -rewrite)", path)
+}
+
+// TestEveryCheckerFailsAndPasses keeps the testdata honest: every checker
+// has a case it finds valid and one it finds invalid.
+func TestEveryCheckerFailsAndPasses(t *testing.T) {
+	seen := map[string]map[Validity]bool{}
+	for _, tc := range cases {
+		name := checkerFor[strings.Split(tc.file, "/")[0]]
+		if seen[name] == nil {
+			seen[name] = map[Validity]bool{}
+		}
+		seen[name][tc.valid] = true
+	}
+	for _, c := range All() {
+		assert.True(t, seen[c.Name()][Valid], "%s has no valid case", c.Name())
+		assert.True(t, seen[c.Name()][Invalid], "%s has no invalid case", c.Name())
+	}
+}
+
+func TestAllNamesAndDescriptions(t *testing.T) {
+	names := map[string]bool{}
+	for _, c := range All() {
+		assert.False(t, names[c.Name()], "duplicate checker %s", c.Name())
+		names[c.Name()] = true
+		assert.NotEmpty(t, c.Description())
+		assert.NotContains(t, c.Description(), "\n")
+	}
+	_, err := ByName("nope")
+	assert.ErrorIs(t, err, ErrChecker)
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	o := Options{}.withDefaults()
+	assert.Equal(t, 3*time.Second, o.Grace)
+	assert.Equal(t, 2, o.StablePolls)
+	o = Options{Grace: time.Second}.withDefaults()
+	assert.Equal(t, time.Second, o.Grace)
+}
