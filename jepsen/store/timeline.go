@@ -26,7 +26,7 @@ const maxBoxes = 20000
 const (
 	colWidth   = 64
 	maxHeight  = 40000 // px, the page's tallest time axis
-	pxPerSec   = 40.0  // px, when the run is short enough
+	pxPerSec   = 400.0 // px, when the run is short enough
 	tickMinGap = 80    // px between time labels
 	maxTitle   = 240   // characters of an operation's value in its title
 )
@@ -293,7 +293,7 @@ header span.k{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;ve
 	}
 	b.WriteString("\n")
 	for _, fw := range FaultWindows(ops) {
-		label := html.EscapeString(strings.TrimSpace(fw.Kind + " " + fw.Name + " " + strings.Join(fw.Nodes, " ")))
+		label := html.EscapeString(strings.Join(strings.Fields(fw.Kind+" "+fw.Name+" "+strings.Join(fw.Nodes, " ")), " "))
 		if fw.Start == fw.End {
 			fmt.Fprintf(&b, "<div class=\"f inst\" style=\"top:%dpx\" title=\"%s\">%s</div>\n", px(fw.Start), label, label)
 			continue
