@@ -225,9 +225,7 @@ func FaultFile(op history.Op) string {
 // results.
 func (d *Dir) Save(ops []history.Op, rep checker.Report) error {
 	ops = sorted(ops)
-	if rep.Valid == "" {
-		rep = checker.Compose(rep.Results...)
-	}
+	rep = withVerdict(rep)
 	var errs []error
 	try := func(err error) {
 		if err != nil {
@@ -254,15 +252,23 @@ func (d *Dir) Save(ops []history.Op, rep checker.Report) error {
 // changed, the plots did not).
 func (d *Dir) SaveResults(ops []history.Op, rep checker.Report) error {
 	ops = sorted(ops)
-	if rep.Valid == "" {
-		rep = checker.Compose(rep.Results...)
-	}
+	rep = withVerdict(rep)
 	if err := d.saveResults(rep); err != nil {
 		return err
 	}
 	var sum bytes.Buffer
 	writeSummary(&sum, d.run, ops, rep)
 	return writeFile(filepath.Join(d.path, SummaryFile), sum.Bytes())
+}
+
+// withVerdict composes the verdict of a report that has none.
+func withVerdict(rep checker.Report) checker.Report {
+	if rep.Valid == "" {
+		skipped := rep.Skipped
+		rep = checker.Compose(rep.Results...)
+		rep.Skipped = skipped
+	}
+	return rep
 }
 
 // ReadResults reads results.json.

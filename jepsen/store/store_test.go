@@ -372,3 +372,34 @@ func TestRunJSON(t *testing.T) {
 		}
 	}
 }
+
+// The real checkers' report of the synthetic history saves, as analyze
+// would write it.
+func TestSaveWithTheCheckers(t *testing.T) {
+	d, err := Create(t.TempDir(), testRun())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := synthetic()
+	rep := checker.Check(ops, checker.Options{})
+	if err := d.Save(ops, rep); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.ReadResults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, rep) {
+		t.Errorf("results.json: got %+v, want %+v", got, rep)
+	}
+	sum, _ := os.ReadFile(filepath.Join(d.Path(), SummaryFile))
+	if !strings.HasSuffix(string(sum), "\n"+rep.Verdict()+"\n") {
+		t.Errorf("summary.md does not end with %q", rep.Verdict())
+	}
+	for name := range rep.Skipped {
+		if !strings.Contains(string(sum), name+" (") {
+			t.Errorf("summary.md does not say %s was skipped", name)
+		}
+	}
+	t.Logf("verdict on the synthetic history: %s", rep.Verdict())
+}

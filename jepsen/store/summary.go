@@ -228,7 +228,20 @@ func writeCheckers(b *bytes.Buffer, rep checker.Report) {
 	b.WriteString("\n## Checkers\n\n")
 	if len(rep.Results) == 0 {
 		b.WriteString("No checker ran.\n")
+	}
+	if len(rep.Skipped) > 0 {
+		b.WriteString("Skipped: ")
+		var parts []string
+		for _, name := range sortedKeys(rep.Skipped) {
+			parts = append(parts, fmt.Sprintf("%s (%s)", md(name), md(rep.Skipped[name])))
+		}
+		b.WriteString(strings.Join(parts, ", ") + ".\n")
+	}
+	if len(rep.Results) == 0 {
 		return
+	}
+	if len(rep.Skipped) > 0 {
+		b.WriteString("\n")
 	}
 	b.WriteString("| checker | verdict | anomalies | counts | notes |\n|---|---|---|---|---|\n")
 	for _, res := range rep.Results {
