@@ -47,6 +47,36 @@ var cases = []struct {
 	{"set/rejoin-lost", Invalid, []string{"lost"}, Options{}},
 	{"set/session-expired", Valid, nil, Options{}},
 	{"set/wiped", Valid, nil, Options{}},
+
+	{"owner/valid", Valid, nil, Options{}},
+	{"owner/ghost", Invalid, []string{"ghosts"}, Options{}},
+	{"owner/miss", Invalid, []string{"misses"}, Options{}},
+	{"owner/local-miss", Invalid, []string{"misses"}, Options{}},
+	{"owner/grace", Valid, nil, Options{}},
+
+	{"watch/valid", Valid, nil, Options{}},
+	{"watch/reconnect", Valid, nil, Options{}},
+	{"watch/duplicated-event", Invalid, []string{"watch-duplicated"}, Options{}},
+	{"watch/dropped-event", Invalid, []string{"watch-dropped", "watch-final-mismatch"}, Options{}},
+	{"watch/alternation", Invalid, []string{"watch-alternation"}, Options{}},
+	{"watch/reordered", Invalid, []string{"watch-reordered"}, Options{}},
+	{"watch/disagree", Invalid, []string{"watch-disagree"}, Options{}},
+
+	{"persistence/valid", Valid, nil, Options{}},
+	{"persistence/lost-on-restart", Invalid, []string{"lost-on-restart"}, Options{}},
+	{"persistence/restored-leave", Invalid, []string{"restored-leave"}, Options{}},
+	{"persistence/wiped-returned", Invalid, []string{"wiped-returned"}, Options{}},
+
+	{"availability/valid", Valid, nil, Options{}},
+	{"availability/unavailable", Invalid, []string{"unavailable"}, Options{}},
+
+	{"hygiene/valid", Valid, nil, Options{Logs: map[string]string{"n1": "testdata/hygiene/logs/clean.log"}}},
+	{"hygiene/goroutine-growth", Invalid, []string{"goroutine-growth"}, Options{}},
+	{"hygiene/panic", Invalid, []string{"panic"}, Options{Logs: map[string]string{"n2": "testdata/hygiene/logs/panic.log"}}},
+	{"hygiene/race-and-fatal", Invalid, []string{"data-race", "fatal-error"}, Options{LogText: map[string]string{
+		"n1": "==================\nWARNING: DATA RACE\nWrite at 0x00c000 by goroutine 7:\n",
+		"n2": "fatal error: concurrent map writes\n",
+	}}},
 }
 
 // checkerFor maps a testdata directory to its checker.
@@ -127,4 +157,31 @@ func TestOptionsDefaults(t *testing.T) {
 	assert.Equal(t, 2, o.StablePolls)
 	o = Options{Grace: time.Second}.withDefaults()
 	assert.Equal(t, time.Second, o.Grace)
+}
+
+func TestCheckSkipsWhatTheHistoryLacks(t *testing.T) {
+	h, err := history.ReadFile("testdata/owner/valid.jsonl")
+	require.NoError(t, err)
+	r := Check(h, Options{})
+	assert.Equal(t, Valid, r.Valid, "%+v", r)
+	assert.Equal(t, "VALID", r.Verdict())
+	assert.Equal(t, 0, r.ExitCode())
+	var ran []string
+	for _, res := range r.Results {
+		ran = append(ran, res.Checker)
+	}
+	assert.Equal(t, []string{"convergence", "set", "owner-visibility", "persistence", "availability"}, ran)
+	assert.Contains(t, r.Skipped, "watch")
+	assert.Contains(t, r.Skipped, "hygiene")
+
+	r = Check(h, Options{Checkers: []string{"set"}})
+	require.Len(t, r.Results, 1)
+	assert.Equal(t, "set", r.Results[0].Checker)
+	assert.Empty(t, r.Skipped)
+
+	h, err = history.ReadFile("testdata/set/rejoin-lost.jsonl")
+	require.NoError(t, err)
+	r = Check(h, Options{})
+	assert.Equal(t, "INVALID: diverged, lost", r.Verdict())
+	assert.Equal(t, 1, r.ExitCode())
 }

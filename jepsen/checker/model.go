@@ -29,6 +29,7 @@ type read struct {
 	inv, cmp    int64
 	index       int64 // the invocation's index
 	members     map[key]map[string]string
+	list        []key // members in the order listed, once each
 	dups        []key
 	peers       map[string]string
 }
@@ -234,6 +235,8 @@ func (m *model) digestPairs() {
 				k := keyOf(mem)
 				if _, dup := r.members[k]; dup {
 					r.dups = append(r.dups, k)
+				} else {
+					r.list = append(r.list, k)
 				}
 				r.members[k] = mem.Meta
 			}
@@ -484,6 +487,16 @@ func sortedKeys[V any](mm map[string]V) []string {
 		ks = append(ks, k)
 	}
 	sort.Strings(ks)
+	return ks
+}
+
+// sortedSet returns the keys of set in order.
+func sortedSet(set map[key]bool) []key {
+	ks := make([]key, 0, len(set))
+	for k := range set {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i].String() < ks[j].String() })
 	return ks
 }
 

@@ -55,7 +55,7 @@ func (OwnerVisibility) Check(h []history.Op, o Options) Result {
 			continue
 		}
 		b.count("reads-with-peers", 1)
-		for k := range r.members {
+		for _, k := range r.list {
 			if st := r.peers[k.owner]; k.owner != r.node && (st == "dead" || st == "left") {
 				b.flag("ghosts", fmt.Sprintf("%s shown by %s at %s, which reports %s %s", k, r.node, at(r.inv), k.owner, st))
 			}

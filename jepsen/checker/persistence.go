@@ -149,7 +149,7 @@ func (m *model) judgeWipe(b *builder, rs restart) {
 		if r.inv < rs.back || (r.node != rs.node && (r.inv < rs.back+m.grace || !m.quiet(r.node, rs.node, r.inv))) {
 			continue
 		}
-		for k := range r.members {
+		for _, k := range r.list {
 			if !old[k] || flagged[k] {
 				continue
 			}

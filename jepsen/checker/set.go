@@ -137,7 +137,8 @@ func (m *model) readAnomalies(b *builder) {
 		for _, k := range r.dups {
 			b.flag("duplicates", fmt.Sprintf("%s listed twice by the read of %s at %s", k, r.node, at(r.inv)))
 		}
-		for k, meta := range r.members {
+		for _, k := range r.list {
+			meta := r.members[k]
 			if phantom[k] {
 				continue
 			}

@@ -259,13 +259,13 @@ func (m *model) dropped(b *builder, s *stream) {
 		if r.node != s.node || !s.connected(r.inv, r.cmp) {
 			continue
 		}
-		for k := range r.members {
+		for _, k := range r.list {
 			if s.follows(k.group) && !s.ever[k] && !flagged[k] {
 				flagged[k] = true
 				b.flag("watch-dropped", fmt.Sprintf("%s: %s in the read at %s, never in the stream", name, k, at(r.inv)))
 			}
 		}
-		for k := range s.ever {
+		for _, k := range sortedSet(s.ever) {
 			if !r.covers(k.group) || r.has(k) || flagged[k] {
 				continue
 			}
