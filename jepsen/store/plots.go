@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"io"
@@ -73,24 +74,24 @@ func (d *Dir) savePlots(ops []history.Op, rep checker.Report) error {
 	windows := FaultWindows(ops)
 	end := lastTime(ops)
 	var errs []error
-	for name, make := range map[string]func() (*plot.Plot, error){
-		LatencyPlot:    func() (*plot.Plot, error) { return latencyPlot(ops, windows, end) },
-		ThroughputPlot: func() (*plot.Plot, error) { return throughputPlot(ops, windows, end) },
-		StatesPlot:     func() (*plot.Plot, error) { return statesPlot(ops, windows, end) },
-		StableCDFPlot:  func() (*plot.Plot, error) { return stablePlot(ops, rep) },
+	for _, fig := range []struct {
+		name string
+		draw func() (*plot.Plot, error)
+	}{
+		{LatencyPlot, func() (*plot.Plot, error) { return latencyPlot(ops, windows, end) }},
+		{ThroughputPlot, func() (*plot.Plot, error) { return throughputPlot(ops, windows, end) }},
+		{StatesPlot, func() (*plot.Plot, error) { return statesPlot(ops, windows, end) }},
+		{StableCDFPlot, func() (*plot.Plot, error) { return stablePlot(ops, rep) }},
 	} {
-		p, err := make()
+		p, err := fig.draw()
 		if err == nil {
-			err = d.savePlot(p, name)
+			err = d.savePlot(p, fig.name)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: plot %s: %v", ErrWrite, name, err))
+			errs = append(errs, fmt.Errorf("%w: plot %s: %v", ErrWrite, fig.name, err))
 		}
 	}
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (d *Dir) savePlot(p *plot.Plot, name string) error {

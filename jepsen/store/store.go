@@ -224,6 +224,9 @@ func FaultFile(op history.Op) string {
 // wrapping ErrWrite. A report with no verdict is composed from its
 // results.
 func (d *Dir) Save(ops []history.Op, rep checker.Report) error {
+	if _, err := os.Stat(d.path); err != nil {
+		return fmt.Errorf("%w: %v", ErrWrite, err)
+	}
 	ops = sorted(ops)
 	rep = withVerdict(rep)
 	var errs []error

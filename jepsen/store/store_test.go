@@ -403,3 +403,40 @@ func TestSaveWithTheCheckers(t *testing.T) {
 	}
 	t.Logf("verdict on the synthetic history: %s", rep.Verdict())
 }
+
+func TestSaveReportsWhatItCouldNotWrite(t *testing.T) {
+	d, err := Create(t.TempDir(), Run{Name: "blocked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Directories where two files go: those two fail, the rest is written.
+	for _, f := range []string{ResultsFile, LatencyPlot + ".png"} {
+		if err := os.Mkdir(filepath.Join(d.Path(), f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = d.Save(synthetic(), checker.Compose())
+	if !errors.Is(err, ErrWrite) {
+		t.Fatalf("Save: %v, want ErrWrite", err)
+	}
+	for _, f := range []string{ResultsFile, "plot " + LatencyPlot} {
+		if !strings.Contains(err.Error(), f) {
+			t.Errorf("the error does not name %s: %v", f, err)
+		}
+	}
+	for _, f := range []string{HistoryFile, SummaryFile, TimelineFile, ThroughputPlot + ".png", StatesPlot + ".svg"} {
+		if _, err := os.Stat(filepath.Join(d.Path(), f)); err != nil {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+
+	if err := os.RemoveAll(d.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Save(synthetic(), checker.Compose()); !errors.Is(err, ErrWrite) {
+		t.Fatalf("Save into a removed directory: %v, want ErrWrite", err)
+	}
+	if _, err := os.Stat(d.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Save made the removed directory again: %v", err)
+	}
+}
