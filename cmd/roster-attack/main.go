@@ -28,7 +28,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "", "roster `binary` to attack (run as BIN serve ...); empty: build ./cmd/roster")
 	flag.Float64Var(&o.scale, "scale", 1, "scale the attacks' counts (1: the figures of issue #15)")
 	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long stalled streams, slow bodies, watchers and floods are kept up")
-	flag.IntVar(&o.maxRSS, "max-rss", 512, "the victim's peak resident set must stay below this many `MiB`")
+	flag.IntVar(&o.maxRSS, "max-rss", 256, "the victim's peak resident set must stay below this many `MiB`")
 	flag.Parse()
 	os.Exit(run(o, os.Stdout))
 }

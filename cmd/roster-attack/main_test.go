@@ -20,7 +20,7 @@ func TestAttacksLeaveTheVictimStanding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code := run(options{scale: 0.25, hold: 2 * time.Second, maxRSS: 512}, out)
+	code := run(options{scale: 0.25, hold: 2 * time.Second, maxRSS: 256}, out)
 	b, _ := os.ReadFile(out.Name())
 	t.Logf("\n%s", b)
 	if code != 0 {
