@@ -195,6 +195,28 @@ func TestGrudgeCutsExactlyItsDirection(t *testing.T) {
 	}
 }
 
+func TestFifteenNodes(t *testing.T) {
+	needRoot(t)
+	start := time.Now()
+	c := setup(t, 15, ServeConfig{})
+	t.Logf("15 nodes set up in %v", time.Since(start))
+	if cut := probeCut(t, c); len(cut) != 0 {
+		t.Fatalf("fresh cluster: cut %v", cut)
+	}
+	g := Grudge{}
+	for _, n := range c.Nodes()[:7] {
+		g[n] = c.Nodes()[7:]
+	}
+	start = time.Now()
+	if _, err := c.Partition(context.Background(), g); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("partitioned in %v", time.Since(start))
+	if cut := probeCut(t, c); !cut.Equal(g) {
+		t.Errorf("cut %v, want %v", cut, g)
+	}
+}
+
 func TestLoss(t *testing.T) {
 	needRoot(t)
 	c := setup(t, 3, ServeConfig{})
