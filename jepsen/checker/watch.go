@@ -254,7 +254,7 @@ func (s *stream) had(k key, t int64) (int64, bool) {
 // never carried.
 func (m *model) dropped(b *builder, s *stream) {
 	name := fmt.Sprintf("watcher %d on %s", s.process, s.node)
-	flagged := map[key]bool{}
+	flagged, ever := map[key]bool{}, sortedSet(s.ever)
 	for _, r := range m.reads {
 		if r.node != s.node || !s.connected(r.inv, r.cmp) {
 			continue
@@ -265,7 +265,7 @@ func (m *model) dropped(b *builder, s *stream) {
 				b.flag("watch-dropped", fmt.Sprintf("%s: %s in the read at %s, never in the stream", name, k, at(r.inv)))
 			}
 		}
-		for _, k := range sortedSet(s.ever) {
+		for _, k := range ever {
 			if !r.covers(k.group) || r.has(k) || flagged[k] {
 				continue
 			}
