@@ -148,6 +148,30 @@ func Cleanup(ctx context.Context, prefix string, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
+// CleanupStale removes the leftovers of every run whose harness is gone
+// (with all, also of runs whose harness seems alive, except this
+// process's own) and returns the prefixes it removed: roster-jepsen
+// cleanup.
+func CleanupStale(ctx context.Context, all bool, log *slog.Logger) ([]string, error) {
+	left, err := Leftovers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	var errs []error
+	for _, l := range left {
+		if l.Alive && (!all || l.PID == os.Getpid()) {
+			continue
+		}
+		if err := Cleanup(ctx, l.Prefix, log); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, l.Prefix)
+	}
+	return done, errors.Join(errs...)
+}
+
 // waitGone waits until none of pids exists (or is a zombie of ours).
 func waitGone(ctx context.Context, pids []int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)

@@ -130,7 +130,11 @@ func (p *Process) State() State {
 		return Stopped
 	default:
 	}
-	if st, err := procState(cmd.Process.Pid); err == nil && st == 'T' {
+	st, err := procState(cmd.Process.Pid)
+	switch {
+	case err != nil || st == 'Z' || st == 'X':
+		return Stopped // exited, not reaped yet
+	case st == 'T':
 		return Paused
 	}
 	return Running
