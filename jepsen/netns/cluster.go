@@ -208,8 +208,23 @@ func (c *Cluster) addNS(ctx context.Context, name string, host int, port string)
 		return err
 	}
 	in = fmt.Sprintf("link set lo up\naddr add %s/24 dev eth0\nlink set eth0 up\n", c.addr(host))
-	_, err := runIP(ctx, strings.NewReader(in), "-n", ns, "-batch", "-")
-	return err
+	if _, err := runIP(ctx, strings.NewReader(in), "-n", ns, "-batch", "-"); err != nil {
+		return err
+	}
+	noIPv6(ns)
+	return nil
+}
+
+// noIPv6 turns IPv6 off inside namespace ns (its own sysctls: /proc/sys/net
+// is the opener's namespace's), so that the nodes speak IPv4 only, which
+// the filters cover. A kernel without IPv6 has nothing to turn off.
+func noIPv6(ns string) {
+	_ = inNS(ns, func() error {
+		for _, dev := range []string{"all", "default", "eth0"} {
+			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+dev+"/disable_ipv6", []byte("1"), 0o644)
+		}
+		return nil
+	})
 }
 
 // addNode creates the next node's namespace, filter chain and probe

@@ -59,7 +59,7 @@ func rootState(t *testing.T) string {
 		{"ip", "-o", "addr", "show"},
 		{"ip", "route", "show", "table", "all"},
 		{"iptables-save"},
-		{"sysctl", "net.ipv4.ip_forward"},
+		{"sysctl", "net.ipv4.ip_forward", "net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"},
 	} {
 		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 		if err != nil && args[0] != "sysctl" {
@@ -121,6 +121,9 @@ func TestSetupTeardownLeavesNothing(t *testing.T) {
 	}
 	if out, err := c.Exec(context.Background(), "n2", "ip", "route"); err != nil || strings.Contains(string(out), "default") {
 		t.Errorf("n2 routes: %s %v", out, err)
+	}
+	if out, err := c.Exec(context.Background(), "n2", "ip", "-6", "addr"); err != nil || strings.Contains(string(out), "inet6") {
+		t.Errorf("n2 has IPv6: %s %v", out, err)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
