@@ -70,6 +70,14 @@ var (
 	standInErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if standInBin != "" {
+		os.RemoveAll(filepath.Dir(standInBin))
+	}
+	os.Exit(code)
+}
+
 func buildStandIn(t *testing.T) string {
 	t.Helper()
 	standInOnce.Do(func() {
