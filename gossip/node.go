@@ -460,9 +460,16 @@ func (n *Node) scope(name string) (*Scope, error) {
 // change to the scope's peers. Names must be valid (crdt.ValidName) and meta
 // produced by crdt.EncodeMeta.
 func (n *Node) Join(scope, group, id string, meta crdt.RawMeta) error {
+	_, err := n.JoinAdded(scope, group, id, meta)
+	return err
+}
+
+// JoinAdded is Join that also reports whether the member is new (not an
+// update of one this node already had).
+func (n *Node) JoinAdded(scope, group, id string, meta crdt.RawMeta) (bool, error) {
 	sc, err := n.scope(scope)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var j crdt.LocalJoin
 	var self crdt.ReplicaID
@@ -472,9 +479,10 @@ func (n *Node) Join(scope, group, id string, meta crdt.RawMeta) error {
 		return nil
 	})
 	if !j.Changed() {
-		return nil
+		return false, nil
 	}
-	return n.queue(scope, func(b *crdt.Batch) error { return b.AddJoin(self, j) })
+	added := j.Prev == 0
+	return added, n.queue(scope, func(b *crdt.Batch) error { return b.AddJoin(self, j) })
 }
 
 // Leave removes the local member (group, id) from scope.

@@ -145,6 +145,27 @@ func (c *census) reserve(l *Limits, scope, group string) error {
 	return nil
 }
 
+// nearMargin is how close to a limit the census counts joins exactly
+// (checking the member's state before it joins): far from the limits a
+// join is counted after it, so concurrent joins can pass a limit by at
+// most their number, and near them (sequential joins) not at all.
+const nearMargin = 1024
+
+// near reports whether the counts are within nearMargin of a limit.
+func (c *census) near(l *Limits) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.members+nearMargin >= l.MaxMembers || len(c.groups)+nearMargin >= l.MaxGroups
+}
+
+// add counts a new member of (scope, group), limits or not (it joined).
+func (c *census) add(scope, group string) {
+	c.mu.Lock()
+	c.members++
+	c.groups[scopeGroup{scope, group}]++
+	c.mu.Unlock()
+}
+
 // release uncounts a member of (scope, group) that left.
 func (c *census) release(scope, group string) {
 	c.mu.Lock()
@@ -410,25 +431,37 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	kl := r.keyLock(k)
 	kl.Lock()
 	defer kl.Unlock()
-	// For the limits (an update of a member is always allowed) and for
-	// undoJoin.
-	prev := r.prior(k)
-	if !prev.had {
-		if err := r.census.reserve(&r.limits, scope, group); err != nil {
-			return nil, err
+	// The member as it was, for undoJoin (a session join may be undone)
+	// and, near the limits, for the limits (an update of a member is
+	// always allowed). Far from them, a join is counted once it is known
+	// to be new: a second look at the state for every join cost the
+	// local join rate about 40% (roster-bench -run=throughput, 10k members
+	// in one group, local only: median 1.67M/s -> 0.97M/s).
+	var prev prior
+	exact := o.session != "" || r.census.near(&r.limits)
+	if exact {
+		prev = r.prior(k)
+		if !prev.had {
+			if err := r.census.reserve(&r.limits, scope, group); err != nil {
+				return nil, err
+			}
 		}
 	}
 	life, err := r.recordJoin(k, o, raw)
+	added := false
 	if err == nil {
-		if err = r.node.Join(scope, group, id, raw); err != nil {
+		if added, err = r.node.JoinAdded(scope, group, id, raw); err != nil {
 			err = r.mapErr(err)
 		}
 	}
 	if err != nil {
-		if !prev.had {
+		if exact && !prev.had {
 			r.census.release(scope, group)
 		}
 		return nil, err
+	}
+	if !exact && added {
+		r.census.add(scope, group)
 	}
 	if err := r.commitJoin(k, life); err != nil {
 		// The session ended while the join was persisted: undo it.
