@@ -64,6 +64,11 @@ type Config struct {
 	Rate float64
 	// OpTimeout bounds one operation; past it the outcome is unknown.
 	OpTimeout time.Duration
+	// Nemesis, when set, injects the faults for the run (until its ctx
+	// ends, ending any fault it started), recording each action with
+	// record: the process-level runs' schedule (package nemesis). Else
+	// Faults are drawn by the runner's own loop.
+	Nemesis func(ctx context.Context, record func(f history.Fault, t history.Type, err error))
 	// Faults are the nemesis's choices; none: no faults.
 	Faults []Fault
 	// FaultEvery is the mean time between faults and FaultFor the range
@@ -78,6 +83,9 @@ type Config struct {
 	MetricsEvery time.Duration
 	Seed         int64
 	Logger       *slog.Logger
+	// Recorder, when set, is where the history goes (a caller that
+	// records its own entries, e.g. the cluster's start); nil: a new one.
+	Recorder *workload.Recorder
 }
 
 func (c *Config) defaults() {
@@ -116,7 +124,10 @@ func Run(ctx context.Context, cl Cluster, cfg Config) ([]history.Op, error) {
 	if cfg.Workload == nil {
 		return nil, fmt.Errorf("%w: no workload", ErrRun)
 	}
-	rec := workload.NewRecorder()
+	rec := cfg.Recorder
+	if rec == nil {
+		rec = workload.NewRecorder()
+	}
 	names := cl.Names()
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6a65707365))
 
@@ -165,11 +176,24 @@ func Run(ctx context.Context, cl Cluster, cfg Config) ([]history.Op, error) {
 			sampleMetrics(runCtx, rec, cl, names, cfg.MetricsEvery)
 		}()
 	}
-	if len(cfg.Faults) > 0 {
+	switch {
+	case cfg.Nemesis != nil:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nemesis(runCtx, rec, cfg, rng)
+			cfg.Nemesis(runCtx, func(f history.Fault, t history.Type, err error) {
+				op := history.Op{Type: t, Process: history.NemesisProcess, F: history.FNemesis, Value: history.Value{Fault: &f}}
+				if err != nil {
+					op.Type, op.Error = history.Info, err.Error()
+				}
+				rec.Add(op)
+			})
+		}()
+	case len(cfg.Faults) > 0:
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			faultLoop(runCtx, rec, cfg, rng)
 		}()
 	}
 	wg.Wait()
@@ -178,13 +202,17 @@ func Run(ctx context.Context, cl Cluster, cfg Config) ([]history.Op, error) {
 	faults, err := cl.Heal(ctx)
 	for _, f := range faults {
 		f := f
-		rec.Add(history.Op{Type: history.OK, Process: history.NemesisProcess, F: history.FNemesis, Value: history.Value{Fault: &f}})
+		t := history.OK
+		if f.Verified != nil && !*f.Verified {
+			t = history.Info // a probe that did not see the heal hold
+		}
+		rec.Add(history.Op{Type: t, Process: history.NemesisProcess, F: history.FNemesis, Value: history.Value{Fault: &f}})
 	}
 	if err != nil {
 		rec.Add(history.Op{Type: history.Info, Process: history.NemesisProcess, F: history.FNemesis, Error: err.Error(),
 			Value: history.Value{Fault: &history.Fault{Kind: "heal", Name: "final"}}})
 	}
-	finalReads(ctx, rec, cl, names, cfg)
+	finalReads(ctx, rec, cl, cl.Names(), cfg) // nodes added meanwhile included
 	stopWatch()
 	watchWG.Wait()
 	return rec.Ops(), nil
@@ -224,7 +252,7 @@ func client(ctx context.Context, rec *workload.Recorder, cl Cluster, name string
 	}
 }
 
-func nemesis(ctx context.Context, rec *workload.Recorder, cfg Config, rng *rand.Rand) {
+func faultLoop(ctx context.Context, rec *workload.Recorder, cfg Config, rng *rand.Rand) {
 	record := func(f history.Fault, err error) {
 		op := history.Op{Type: history.OK, Process: history.NemesisProcess, F: history.FNemesis, Value: history.Value{Fault: &f}}
 		if err != nil {
