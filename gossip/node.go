@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/internal/bug"
 )
 
 // PeerState is what this node believes about another node.
@@ -513,6 +514,9 @@ func (n *Node) local(scope string, op func(*crdt.State, crdt.Emit) (*crdt.Delta,
 	if err != nil || d == nil {
 		return err
 	}
+	if bug.NoLeaves {
+		return nil // the leave stays here: peers are never told
+	}
 	return n.queue(scope, func(b *crdt.Batch) error { return b.Add(d) })
 }
 
@@ -625,7 +629,7 @@ func (n *Node) vouched(r crdt.ReplicaID) bool {
 // in between may find the slice still visible: the leave events go out
 // here then (Cause Suspended), and the control loop's Suspend is a no-op.
 func (n *Node) ensureHidden(st *crdt.State, r crdt.ReplicaID, emit crdt.Emit) {
-	if r.Name == n.self.Name {
+	if r.Name == n.self.Name || bug.NoHide {
 		return
 	}
 	n.mu.Lock()
@@ -1272,6 +1276,11 @@ func (n *Node) serveSync(j syncJob) {
 		ahead = j.wantReply && behind(j.digest, st)
 		return nil
 	})
+	if bug.NoLeaves {
+		for _, d := range ds {
+			d.Removes = nil // nor repaired
+		}
+	}
 	if len(ds) > 0 && n.repeatRepair(j) {
 		ds = nil
 	}
@@ -1481,6 +1490,9 @@ func (n *Node) jitter(d time.Duration) time.Duration {
 // not retried forever; when it comes back it rejoins through its own seeds
 // and peers.
 func (n *Node) missingAddrs() []string {
+	if bug.NoRejoin {
+		return nil
+	}
 	alive := map[string]bool{}
 	var out []string
 	n.mu.Lock()
@@ -1634,6 +1646,9 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 			if e.alive {
 				st.Readmit(r)
 				return st.Resume(r, emit)
+			}
+			if bug.NoHide {
+				return nil
 			}
 			return st.Suspend(r, emit)
 		})

@@ -3,6 +3,7 @@ package registry
 import (
 	"cmp"
 	"context"
+	"github.com/roster-io/roster/internal/bug"
 
 	"crypto/rand"
 	"encoding/hex"
@@ -309,6 +310,11 @@ func (r *Registry) recordJoin(k handleKey, o joinOptions, meta crdt.RawMeta) (Li
 	r.sess.mu.Unlock()
 	var err error
 	switch {
+	case next != (Lifetime{}) && bug.AckBeforeFsync:
+		go func() { // acknowledged now, written later (or never: a kill)
+			time.Sleep(2 * time.Second)
+			_ = r.store.putMember(k, next.Session, []byte(meta))
+		}()
 	case next != (Lifetime{}):
 		err = r.store.putMember(k, next.Session, []byte(meta))
 	case had:

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"github.com/roster-io/roster/internal/bug"
 	"runtime"
 	"strings"
 	"sync"
@@ -174,6 +175,8 @@ type hub struct {
 	ws       map[*Watch]struct{}
 	seq      uint64 // last change's Seq; guarded by the scope's lock
 
+	bugCount int // bug.WatchDrop's count of events; guarded by the scope's lock
+
 	reasonMu sync.Mutex
 	reasons  map[handleKey]Reason // local leaves with a special reason
 }
@@ -208,6 +211,15 @@ func (h *hub) reasonFor(e crdt.Event) Reason {
 // publish is the gossip sink: it runs with the scope's lock held, so it
 // sees the scope's events in order and must not block.
 func (h *hub) publish(evs []crdt.Event) {
+	if bug.WatchDrop {
+		kept := evs[:0:0]
+		for _, e := range evs {
+			if h.bugCount++; h.bugCount%50 != 0 {
+				kept = append(kept, e)
+			}
+		}
+		evs = kept
+	}
 	first := h.seq + 1
 	h.seq += uint64(len(evs))
 	h.mu.Lock()

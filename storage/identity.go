@@ -1,6 +1,10 @@
 package storage
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/roster-io/roster/internal/bug"
+)
 
 // MaxIncarnation bounds incarnations: every incarnation is below it (the
 // CRDT layer reserves the top bits of its counters).
@@ -44,6 +48,9 @@ func (s *Store) StartIncarnation(name string, floor uint64) (uint64, error) {
 		return 0, err
 	}
 	next := max(last+1, floor)
+	if bug.ReuseCounters && last != 0 {
+		next = last // the same incarnation again: its counters start over
+	}
 	if next >= MaxIncarnation {
 		return 0, errorf(ErrInvalid, s.dir, fmt.Sprintf("start incarnation: incarnations exhausted (last %d)", last), nil)
 	}

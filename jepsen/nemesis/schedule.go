@@ -104,10 +104,19 @@ func Plan(nems []Nemesis, cfg PlanConfig, rng *rand.Rand) []Step {
 	at := time.Duration(0)
 	for {
 		at += uniform(rng, cfg.Every/2, cfg.Every*3/2)
-		class := classes[rng.IntN(len(classes))]
-		hold := holdFor(class, cfg, rng)
+		// A class whose hold does not fit in what is left is drawn again
+		// among the others (a long fault does not fit a short run, and
+		// ending the schedule there left 60 s runs without a fault).
+		var class string
+		var hold time.Duration
+		fits := false
+		for try := 0; try < 4*len(classes) && !fits; try++ {
+			class = classes[rng.IntN(len(classes))]
+			hold = holdFor(class, cfg, rng)
+			fits = at+hold <= cfg.Duration
+		}
 		n := nems[rng.IntN(len(nems))]
-		if at+hold > cfg.Duration {
+		if !fits {
 			return steps
 		}
 		steps = append(steps, Step{At: at, Hold: hold, Class: class, Nemesis: n})

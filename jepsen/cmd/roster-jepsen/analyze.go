@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/roster-io/roster/internal/bug"
 	"github.com/roster-io/roster/jepsen/checker"
 	"github.com/roster-io/roster/jepsen/history"
 	"github.com/roster-io/roster/jepsen/nemesis"
@@ -59,6 +60,10 @@ func runList(w io.Writer) error {
 	fmt.Fprintln(w, "nemeses (--nemesis, comma-separated):")
 	for _, n := range nemesis.All() {
 		fmt.Fprintf(w, "  %-17s %s\n", n.Name, n.Description)
+	}
+	fmt.Fprintln(w, "deliberate bugs (--bug: a build the suite must fail):")
+	for _, b := range bug.Names {
+		fmt.Fprintf(w, "  %-17s %s; caught by %s\n", b.Name, b.Breaks, b.Caught)
 	}
 	fmt.Fprintln(w, "checkers (every run; each valid, invalid or unknown):")
 	for _, c := range checker.All() {

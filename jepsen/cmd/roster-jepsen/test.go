@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roster-io/roster/internal/bug"
 	"github.com/roster-io/roster/jepsen/checker"
 	"github.com/roster-io/roster/jepsen/history"
 	"github.com/roster-io/roster/jepsen/nemesis"
@@ -38,6 +39,7 @@ type testOptions struct {
 	every            time.Duration
 	minHold, maxHold time.Duration
 	args             string
+	bug              string
 	verbose          bool
 }
 
@@ -61,6 +63,7 @@ func testFlags(o *testOptions, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.every, "every", 10*time.Second, "mean time between faults")
 	fs.DurationVar(&o.minHold, "min-hold", 5*time.Second, "shortest regular fault")
 	fs.DurationVar(&o.maxHold, "max-hold", 30*time.Second, "longest regular fault")
+	fs.StringVar(&o.bug, "bug", "", "build ./cmd/roster with a deliberate bug (see list) and run against it: the suite must fail")
 	fs.BoolVar(&o.verbose, "v", false, "log the harness's progress to stderr")
 	return fs
 }
@@ -151,9 +154,11 @@ func testProcesses(ctx context.Context, o testOptions, cfg runner.Config, run st
 	}
 	defer os.RemoveAll(work)
 	if o.bin == "" {
-		if o.bin, err = buildRoster(work); err != nil {
+		if o.bin, err = buildRoster(work, o.bug); err != nil {
 			return nil, nil, nil, err
 		}
+	} else if o.bug != "" {
+		return nil, nil, nil, fmt.Errorf("%w: --bug builds the binary; it does not go with --bin", errUsage)
 	}
 	run.Bin = o.bin
 	if out, err := exec.Command(o.bin, "--version").CombinedOutput(); err == nil {
@@ -226,9 +231,20 @@ func timings(profile string, n int) nemesis.Timings {
 	}
 }
 
-func buildRoster(dir string) (string, error) {
+func buildRoster(dir, bugName string) (string, error) {
 	bin := filepath.Join(dir, "roster")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/roster")
+	args := []string{"build", "-o", bin}
+	if bugName != "" {
+		known := false
+		for _, b := range bug.Names {
+			known = known || b.Name == bugName
+		}
+		if !known {
+			return "", fmt.Errorf("%w: no bug %q (see list)", errUsage, bugName)
+		}
+		args = append(args, "-tags", "rosterbug_"+bugName)
+	}
+	cmd := exec.Command("go", append(args, "./cmd/roster")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/roster (run roster-jepsen from the repository's root, or pass --bin): %v\n%s", err, out)
 	}

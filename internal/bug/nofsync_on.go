@@ -1,0 +1,6 @@
+//go:build rosterbug_nofsync
+
+package bug
+
+// AckBeforeFsync is true only in a build with the tag rosterbug_nofsync.
+const AckBeforeFsync = true

@@ -1,0 +1,6 @@
+//go:build rosterbug_noleaves
+
+package bug
+
+// NoLeaves is true only in a build with the tag rosterbug_noleaves.
+const NoLeaves = true

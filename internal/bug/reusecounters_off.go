@@ -1,0 +1,6 @@
+//go:build !rosterbug_reusecounters
+
+package bug
+
+// ReuseCounters is true only in a build with the tag rosterbug_reusecounters (see Names).
+const ReuseCounters = false

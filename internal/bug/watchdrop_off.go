@@ -1,0 +1,6 @@
+//go:build !rosterbug_watchdrop
+
+package bug
+
+// WatchDrop is true only in a build with the tag rosterbug_watchdrop (see Names).
+const WatchDrop = false
