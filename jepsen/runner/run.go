@@ -166,7 +166,7 @@ func Run(ctx context.Context, cl Cluster, cfg Config) ([]history.Op, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client(runCtx, rec, cl, name, p, prng, cfg, procs)
+			client(runCtx, ctx, rec, cl, name, p, prng, cfg, procs)
 		}()
 	}
 	if cfg.MetricsEvery > 0 {
@@ -220,8 +220,10 @@ func Run(ctx context.Context, cl Cluster, cfg Config) ([]history.Op, error) {
 
 // client is process p: it asks the workload for operations on its node
 // and performs them, at its share of the rate, until ctx ends. While its
-// node is down it waits.
-func client(ctx context.Context, rec *workload.Recorder, cl Cluster, name string, p int, rng *rand.Rand, cfg Config, procs int) {
+// node is down it waits. Operations run under opCtx: the end of the run
+// lets the last ones complete (cutting them would record timeouts that
+// say nothing about the nodes).
+func client(ctx, opCtx context.Context, rec *workload.Recorder, cl Cluster, name string, p int, rng *rand.Rand, cfg Config, procs int) {
 	var gap time.Duration
 	if cfg.Rate > 0 {
 		gap = time.Duration(float64(time.Second) * float64(procs) / cfg.Rate)
@@ -247,7 +249,7 @@ func client(ctx context.Context, rec *workload.Recorder, cl Cluster, name string
 			continue
 		}
 		op.Process = p
-		inv, comp := workload.Exec(ctx, rec, nd, cfg.Scope, op, cfg.OpTimeout)
+		inv, comp := workload.Exec(opCtx, rec, nd, cfg.Scope, op, cfg.OpTimeout)
 		cfg.Workload.Done(inv, comp)
 	}
 }
