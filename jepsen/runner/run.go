@@ -233,19 +233,19 @@ func client(ctx, opCtx context.Context, rec *workload.Recorder, cl Cluster, name
 		if gap > 0 {
 			next = next.Add(gap)
 			if d := time.Until(next); d > 0 {
-				pause(ctx, d)
+				workload.Sleep(ctx, d)
 			} else if d < -time.Second {
 				next = time.Now() // do not burst to catch up after a stall
 			}
 		}
 		nd := cl.Node(name)
 		if nd == nil {
-			pause(ctx, 50*time.Millisecond)
+			workload.Sleep(ctx, 50*time.Millisecond)
 			continue
 		}
 		op, ok := cfg.Workload.Next(p, name, rng)
 		if !ok {
-			pause(ctx, 20*time.Millisecond)
+			workload.Sleep(ctx, 20*time.Millisecond)
 			continue
 		}
 		op.Process = p
@@ -264,7 +264,7 @@ func faultLoop(ctx context.Context, rec *workload.Recorder, cfg Config, rng *ran
 	}
 	for {
 		wait := time.Duration(float64(cfg.FaultEvery) * (0.5 + rng.Float64()))
-		if !pause(ctx, wait) {
+		if !workload.Sleep(ctx, wait) {
 			return
 		}
 		f := cfg.Faults[rng.IntN(len(cfg.Faults))]
@@ -272,14 +272,14 @@ func faultLoop(ctx context.Context, rec *workload.Recorder, cfg Config, rng *ran
 		cfg.Logger.Info("nemesis: start", "fault", f.Name(), "for", hold)
 		rf, err := f.Start(context.WithoutCancel(ctx), rng)
 		record(rf, err)
-		pause(ctx, hold)
+		workload.Sleep(ctx, hold)
 		sf, err := f.Stop(context.WithoutCancel(ctx))
 		record(sf, err)
 	}
 }
 
 func sampleMetrics(ctx context.Context, rec *workload.Recorder, cl Cluster, names []string, every time.Duration) {
-	for pause(ctx, every) {
+	for workload.Sleep(ctx, every) {
 		for _, name := range names {
 			nd := cl.Node(name)
 			if nd == nil || !cl.Up(name) {
@@ -344,19 +344,6 @@ func finalReads(ctx context.Context, rec *workload.Recorder, cl Cluster, names [
 		if agreeing >= cfg.Polls || time.Now().After(deadline) || ctx.Err() != nil {
 			return
 		}
-		pause(ctx, 500*time.Millisecond)
-	}
-}
-
-// pause sleeps for d or until ctx ends; it reports whether ctx is still
-// live.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+		workload.Sleep(ctx, 500*time.Millisecond)
 	}
 }

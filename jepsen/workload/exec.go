@@ -107,12 +107,12 @@ func Watcher(ctx context.Context, rec *Recorder, nd func() Node, scope string, p
 	for ctx.Err() == nil {
 		n := nd()
 		if n == nil {
-			sleep(ctx, backoff)
+			Sleep(ctx, backoff)
 			continue
 		}
 		s, err := n.Watch(ctx, scope, lastID)
 		if err != nil {
-			sleep(ctx, backoff)
+			Sleep(ctx, backoff)
 			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
@@ -142,11 +142,15 @@ func Watcher(ctx context.Context, rec *Recorder, nd func() Node, scope string, p
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// Sleep sleeps for d or until ctx ends; it reports whether ctx is still
+// live.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
 	case <-t.C:
+		return true
 	}
 }
