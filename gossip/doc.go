@@ -48,6 +48,24 @@
 //     is forgotten, and taken again only once the owner itself is seen
 //     alive; a new incarnation of a name supersedes the old one everywhere.
 //
+// # Who may say what
+//
+// memberlist's view of a node (its metadata, learnt through SWIM) is the
+// only authority on which nodes exist and at which incarnation. A delta is
+// merged only if memberlist reports its owner's name with that
+// incarnation (Stats.Unvouched counts the rest: forged, or early and
+// repaired later by anti-entropy); a digest decides only what is sent back
+// to its sender; a leave announcement only labels memberlist's down event
+// a graceful leave; on the plain direct path a digest or announcement
+// from another address than its claimed sender's is dropped
+// (Stats.Forged). Without a key anyone who reaches the port can lie to
+// memberlist itself, so New refuses unkeyed gossip on a non-loopback
+// address unless Config.Insecure. What a node keeps for others is bounded
+// (see docs/security.md): out-of-order transfer chunks, held-back deltas,
+// digests of peers not yet up, relay copies (one per alive scope peer, none
+// when FanOut is 0), and the bytes incoming streams may claim before
+// memberlist reads them (NetTransport screens every stream).
+//
 // Real sockets go through NetTransport, memberlist's UDP/TCP transport
 // rebuilt to read packets into a reused buffer (memberlist's allocates 64
 // KiB per packet, which at roster's packet rates kept the garbage collector
