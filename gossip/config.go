@@ -139,10 +139,12 @@ type Config struct {
 	// but no node sends more than k, at log_k(N) hops of latency. A node
 	// down or a packet lost cuts off its subtree until the piggy-backed
 	// copy or anti-entropy reaches it. 0, or 2 to 64; set it alike on
-	// every node (a node with FanOut 0 asked to relay sends its whole
-	// subtree a copy directly), and only once every node runs a build
-	// that knows relay messages (older ones drop them). roster-bench
-	// -run=fanout measures it against the full mesh.
+	// every node: a node with FanOut 0 does not relay (a relay request
+	// asks it to send packets for someone else; it merges the deltas and
+	// passes nothing on, and its subtree waits for the piggy-backed copy
+	// or anti-entropy), and a relay list names each alive scope peer at
+	// most once whatever it says. roster-bench -run=fanout measures it
+	// against the full mesh.
 	FanOut int
 
 	// HoldBack is how long a delta that arrives after a gap in its owner's
