@@ -40,6 +40,7 @@ type testOptions struct {
 	minHold, maxHold time.Duration
 	args             string
 	bug              string
+	shapes           string
 	verbose          bool
 }
 
@@ -63,6 +64,7 @@ func testFlags(o *testOptions, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.every, "every", 10*time.Second, "mean time between faults")
 	fs.DurationVar(&o.minHold, "min-hold", 5*time.Second, "shortest regular fault")
 	fs.DurationVar(&o.maxHold, "max-hold", 30*time.Second, "longest regular fault")
+	fs.StringVar(&o.shapes, "shapes", "", "comma-separated partition shapes to draw from (isolated, halves, one-way, bridge, ring, minority-third); empty: all")
 	fs.StringVar(&o.bug, "bug", "", "build ./cmd/roster with a deliberate bug (see list) and run against it: the suite must fail")
 	fs.BoolVar(&o.verbose, "v", false, "log the harness's progress to stderr")
 	return fs
@@ -193,7 +195,11 @@ func testProcesses(ctx context.Context, o testOptions, cfg runner.Config, run st
 	if err := p.WaitReady(ctx, 60*time.Second); err != nil {
 		return nil, nil, d, fmt.Errorf("the nodes did not get ready: %w", err)
 	}
-	nems, err := nemesis.Resolve(strings.Split(o.nem, ","), nemesis.Options{})
+	var nopts nemesis.Options
+	if o.shapes != "" {
+		nopts.Shapes = strings.Split(o.shapes, ",")
+	}
+	nems, err := nemesis.Resolve(strings.Split(o.nem, ","), nopts)
 	if err != nil {
 		return nil, nil, d, err
 	}
