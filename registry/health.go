@@ -38,6 +38,10 @@ func (r *Registry) StorageHealth() error {
 	}
 	err := r.disk.Err()
 	switch {
+	case err == nil && r.reconciling.Load():
+		// Reopened, but not yet back in line with what was
+		// acknowledged: not healthy until it is.
+		return fmt.Errorf("%w: recovering", ErrStorage)
 	case err == nil:
 		return nil
 	case !r.disk.Recoverable():
@@ -51,6 +55,8 @@ func (r *Registry) recoverStorage(st *storage.Store) {
 	if st.Err() == nil || r.closed.Load() {
 		return
 	}
+	r.reconciling.Store(true)
+	defer r.reconciling.Store(false)
 	if err := st.Recover(); err != nil {
 		r.log.Debug("storage still failing", "err", err)
 		return

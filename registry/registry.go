@@ -223,6 +223,9 @@ type Registry struct {
 	backlog  atomic.Int64 // bytes queued by all watches, for Limits.WatchBacklogTotalBytes
 
 	disk *storage.Store // nil without DataDir
+	// reconciling is set from a failed store's recovery until it has been
+	// reconciled with this node's members (StorageHealth still fails).
+	reconciling atomic.Bool
 	// savedVersion: per scope, gossip.Node.RemoteVersion at the last
 	// cache save (used by the save loop, then by Close after it stops).
 	savedVersion map[string]uint64
