@@ -23,6 +23,7 @@ import (
 func runAnalyze(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	graceFlag := fs.Duration("grace", 0, "the checkers' grace; 0: the run's profile's (3 s local, 10 s lan)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -43,7 +44,7 @@ func runAnalyze(args []string, stdout, stderr io.Writer) (int, error) {
 			logs[n] = d.LogPath(n)
 		}
 	}
-	rep := checker.Check(ops, checker.Options{Logs: logs})
+	rep := checker.Check(ops, checker.Options{Logs: logs, Grace: grace(*graceFlag, run.Profile)})
 	if err := d.Save(ops, rep); err != nil {
 		fmt.Fprintf(stderr, "roster-jepsen: saving the results: %v\n", err)
 	}

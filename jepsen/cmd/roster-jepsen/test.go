@@ -41,6 +41,7 @@ type testOptions struct {
 	args             string
 	bug              string
 	shapes           string
+	grace            time.Duration
 	verbose          bool
 }
 
@@ -65,6 +66,7 @@ func testFlags(o *testOptions, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.minHold, "min-hold", 5*time.Second, "shortest regular fault")
 	fs.DurationVar(&o.maxHold, "max-hold", 30*time.Second, "longest regular fault")
 	fs.StringVar(&o.shapes, "shapes", "", "comma-separated partition shapes to draw from (isolated, halves, one-way, bridge, ring, minority-third); empty: all")
+	fs.DurationVar(&o.grace, "grace", 0, "how long a node may take to show a change it can learn of (checkers); 0: 3 s with --profile local, 10 s with lan")
 	fs.StringVar(&o.bug, "bug", "", "build ./cmd/roster with a deliberate bug (see list) and run against it: the suite must fail")
 	fs.BoolVar(&o.verbose, "v", false, "log the harness's progress to stderr")
 	return fs
@@ -115,7 +117,7 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 	if err != nil {
 		return 2, err
 	}
-	copts := checker.Options{Logs: logs}
+	copts := checker.Options{Logs: logs, Grace: grace(o.grace, o.profile)}
 	rep := checker.Check(ops, copts)
 	if err := d.Save(ops, rep); err != nil {
 		fmt.Fprintf(stderr, "roster-jepsen: saving the results: %v\n", err)
@@ -221,6 +223,21 @@ func testProcesses(ctx context.Context, o testOptions, cfg runner.Config, run st
 		}
 	}
 	return ops, logs, d, err
+}
+
+// grace is the checkers' grace for a profile: long enough for a node to
+// learn of a change after a fault ends through memberlist and an
+// anti-entropy round (LAN: probes every second, anti-entropy every 2 s; a
+// full restart took up to 4 s to show every peer's members again).
+func grace(flag time.Duration, profile string) time.Duration {
+	switch {
+	case flag > 0:
+		return flag
+	case profile == "local":
+		return 3 * time.Second
+	default:
+		return 10 * time.Second
+	}
 }
 
 // timings are the failure detector's for a profile and cluster size,
