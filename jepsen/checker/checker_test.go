@@ -56,6 +56,10 @@ var cases = []struct {
 
 	{"watch/valid", Valid, nil, Options{}},
 	{"watch/reconnect", Valid, nil, Options{}},
+	// The watched node restarted: the watcher learns of it only when it
+	// reconnects (its disconnect is recorded then), and a member that came
+	// and went meanwhile is in no event; the resync stands for it.
+	{"watch/restart-gap", Valid, nil, Options{}},
 	{"watch/duplicated-event", Invalid, []string{"watch-duplicated"}, Options{}},
 	{"watch/dropped-event", Invalid, []string{"watch-dropped", "watch-final-mismatch"}, Options{}},
 	{"watch/alternation", Invalid, []string{"watch-alternation"}, Options{}},

@@ -223,12 +223,18 @@ func (s *stream) follows(g string) bool { return s.group == "" || s.group == g }
 
 // connected reports whether s was connected throughout [a, b].
 func (s *stream) connected(a, b int64) bool {
+	_, ok := s.periodOf(a, b)
+	return ok
+}
+
+// periodOf returns the start of the connected period holding [a, b].
+func (s *stream) periodOf(a, b int64) (int64, bool) {
 	for _, p := range s.periods {
 		if p.from <= a && b < p.to {
-			return true
+			return p.from, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // had reports whether the view held k at t, and since when.
@@ -256,7 +262,15 @@ func (m *model) dropped(b *builder, s *stream) {
 	name := fmt.Sprintf("watcher %d on %s", s.process, s.node)
 	flagged, ever := map[key]bool{}, sortedSet(s.ever)
 	for _, r := range m.reads {
-		if r.node != s.node || !s.connected(r.inv, r.cmp) {
+		if r.node != s.node {
+			continue
+		}
+		from, ok := s.periodOf(r.inv, r.cmp)
+		// A node killed or restarted since the period began cut the
+		// stream, whatever the history says: a watcher only learns of it
+		// when it reconnects (its client retries with backoff), and what
+		// changed meanwhile comes as the resync's snapshot, not as events.
+		if !ok || anyIn(m.restarts[s.node], from, r.cmp) {
 			continue
 		}
 		for _, k := range r.list {
