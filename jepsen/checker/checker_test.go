@@ -34,6 +34,9 @@ var cases = []struct {
 	{"convergence/killed-node", Valid, nil, Options{}},
 
 	{"set/valid", Valid, nil, Options{}},
+	// Two reads of one node that overlap: the later-invoked one may be
+	// served first (it still shows the left member): no resurrection.
+	{"set/overlapping-reads", Valid, nil, Options{}},
 	{"set/never-read", Unknown, nil, Options{}},
 	{"set/concurrent-read", Valid, nil, Options{}},
 	{"set/phantom", Invalid, []string{"phantoms"}, Options{}},

@@ -261,20 +261,27 @@ func (m *model) resurrections(b *builder, k key) {
 		if concurrent {
 			continue
 		}
-		had, learned := map[string]bool{}, map[string]bool{}
+		// learned: when a read of the node, after the leave, first
+		// completed without the member. Only a read invoked after that
+		// completion and showing it again is a resurrection: two reads of
+		// one node that overlap in time may be served in either order.
+		had, learned := map[string]bool{}, map[string]int64{}
 		for _, r := range m.reads {
 			if r.inv <= since || r.cmp >= end || !r.covers(k.group) {
 				continue
 			}
 			has := r.has(k)
+			t, gone := learned[r.node]
 			switch {
-			case has && learned[r.node]:
+			case has && gone && r.inv > t:
 				b.flag("resurrected", fmt.Sprintf("%s left (ok at %s), gone from %s, back in its read at %s", k, at(l.cmp), r.node, at(r.inv)))
-				learned[r.node] = false
+				delete(learned, r.node)
 			case has:
 				had[r.node] = true
 			case r.inv > l.cmp && had[r.node] && m.ownerAlive(r, k.owner):
-				learned[r.node] = true
+				if !gone || r.cmp < t {
+					learned[r.node] = r.cmp
+				}
 			}
 		}
 	}
