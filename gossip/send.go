@@ -1,0 +1,364 @@
+package gossip
+
+import (
+	"net"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/internal/bug"
+)
+
+// Sending: the send loop, packing deltas into packets or streams, digests,
+// and answering them (anti-entropy repairs). Split from node.go by concern;
+// the Node type and its start are there.
+
+func (n *Node) sendLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.outSig:
+		}
+		type burst struct {
+			scope string
+			ops   int
+			ds    []*crdt.Delta
+		}
+		var pending []burst
+		n.outMu.Lock()
+		for scope, b := range n.out {
+			if ops := b.Len(); ops > 0 {
+				pending = append(pending, burst{scope, ops, b.Take()})
+			}
+		}
+		relays := n.relays
+		n.relays = nil
+		n.outMu.Unlock()
+		for _, p := range pending {
+			n.stats.deltasSent.Add(int64(p.ops))
+			n.disseminate(p.scope, encodeAll(p.ds))
+		}
+		for _, r := range relays {
+			n.stats.relayed.Add(int64(len(r.payloads)))
+			n.relayTree(r.scope, n.namedPeers(r.scope, r.to), r.payloads)
+		}
+	}
+}
+
+// sendDeltas sends encoded deltas to peers: packed into best-effort packets
+// when few, as one reliable message per peer when many or when one delta
+// does not fit a packet.
+//
+// Packets of local deltas (piggyback) are also queued on memberlist's
+// gossip; repairs and relayed deltas are not.
+func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, relayTo []string, piggyback bool) {
+	if len(peers) == 0 || len(ds) == 0 {
+		return
+	}
+	packets := n.packets(scope, ds, relayTo)
+	if packets == nil {
+		for _, msg := range n.pack(scope, ds, 8<<20, relayTo) {
+			for _, p := range peers {
+				n.sendReliable(p, msg)
+			}
+		}
+		return
+	}
+	if piggyback {
+		n.piggyback(packets)
+	}
+	for _, msg := range packets {
+		for _, p := range peers {
+			if err := n.ml.SendBestEffort(p, msg); err != nil {
+				n.log.Debug("send failed", "to", p.Name, "err", err)
+				continue
+			}
+			n.stats.packetsSent.Add(1)
+			n.stats.bytesSent.Add(int64(len(msg)))
+		}
+	}
+}
+
+// packets packs deltas into best-effort packets, or returns nil when they
+// go as a stream instead (one delta does not fit a packet, or they take
+// more than ReliableBatchPackets).
+func (n *Node) packets(scope string, ds [][]byte, relayTo []string) [][]byte {
+	packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, relayTo)
+	if len(packets) > n.cfg.ReliableBatchPackets {
+		return nil
+	}
+	return packets
+}
+
+// pack groups encoded deltas into messages of at most limit bytes. It
+// returns nil if a single delta does not fit.
+func (n *Node) pack(scope string, ds [][]byte, limit int, relayTo []string) [][]byte {
+	var out [][]byte
+	var cur [][]byte
+	size := deltasOverhead(scope, relayTo)
+	for _, d := range ds {
+		need := len(d) + perDeltaOverhead
+		if deltasOverhead(scope, relayTo)+need > limit {
+			return nil
+		}
+		if size+need > limit && len(cur) > 0 {
+			out = append(out, encodeDeltas(scope, relayTo, cur))
+			cur, size = nil, deltasOverhead(scope, relayTo)
+		}
+		cur = append(cur, d)
+		size += need
+	}
+	if len(cur) > 0 {
+		out = append(out, encodeDeltas(scope, relayTo, cur))
+	}
+	return out
+}
+
+func (n *Node) sendReliable(p *memberlist.Node, msg []byte) {
+	if err := n.ml.SendReliable(p, msg); err != nil {
+		n.log.Debug("reliable send failed", "to", p.Name, "err", err)
+		return
+	}
+	n.stats.reliableSent.Add(1)
+	n.stats.bytesSent.Add(int64(len(msg)))
+}
+
+// sendSync sends our digest of scope to a peer.
+func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
+	sc := n.scopes[scope]
+	var dig []byte
+	var streaming []string
+	sc.Read(func(st *crdt.State) {
+		d := st.Digest()
+		dig = crdt.EncodeDigest(d)
+		streaming = sc.streaming(d)
+	})
+	msg := encodeSync(scope, n.self.Name, wantReply, dig, streaming)
+	n.stats.syncsSent.Add(1)
+	sc.askedAt.Store(time.Now().UnixNano())
+	if len(msg) <= n.cfg.MaxPacketBytes {
+		if err := n.ml.SendBestEffort(to, msg); err == nil {
+			n.stats.packetsSent.Add(1)
+			n.stats.bytesSent.Add(int64(len(msg)))
+		}
+		return
+	}
+	n.sendReliable(to, msg)
+}
+
+// inboxDepth bounds the roster packets waiting for the inbox loop, as
+// memberlist's HandoffQueueDepth (1024 by default) bounds its own queue;
+// more are dropped (and counted), and anti-entropy repairs what they
+// carried. At most 64 MiB wait: a UDP packet is at most 64 KiB.
+const inboxDepth = 1024
+
+// deliver queues a packet NetTransport hands over for the inbox loop, or
+// drops (and counts) it if the inbox is full. It never blocks.
+func (n *Node) deliver(p []byte, src net.Addr) {
+	select {
+	case n.inbox <- inbound{p, src}:
+	default:
+		n.stats.packetsDropped.Add(1)
+	}
+}
+
+// inbound is a packet NetTransport handed over, with its source address.
+type inbound struct {
+	b   []byte
+	src net.Addr
+}
+
+// drain calls fn on everything received from ch until the node stops: the
+// inbox loop (the roster packets NetTransport delivers, one goroutine hop
+// from the socket where memberlist's own path takes two) and the job loop
+// (digests to answer).
+func drain[T any](n *Node, ch <-chan T, fn func(T)) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case v := <-ch:
+			fn(v)
+		}
+	}
+}
+
+// serveSync answers a peer's digest with what it lacks, and with our own
+// digest if it asked for one.
+func (n *Node) serveSync(j syncJob) {
+	sc, ok := n.scopes[j.scope]
+	if !ok || j.from == n.self.Name {
+		return
+	}
+	to := n.peerNode(j.from)
+	if to == nil {
+		// A digest from a node we do not count alive yet (its alive
+		// message is still on its way, as after a partition heals): answer
+		// it as soon as it is, rather than wait for the next round.
+		n.servedMu.Lock()
+		if len(n.pendingSync) >= maxPendingSync {
+			// Full (a burst of newcomers, or digests under made-up
+			// names): make room at random rather than refuse every
+			// later one, so made-up names cannot crowd real ones out.
+			for k := range n.pendingSync {
+				delete(n.pendingSync, k)
+				break
+			}
+		}
+		n.pendingSync[[2]string{j.scope, j.from}] = j
+		n.servedMu.Unlock()
+		return
+	}
+	n.stats.syncsServed.Add(1)
+	var ds []*crdt.Delta
+	ahead := false // the peer holds what we lack: our digest will fetch it
+	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		// The digest's incarnations are the peer's claims: they decide
+		// what is sent to it, never what is held here (only memberlist's
+		// view moves an incarnation: applyPeerEvent).
+		ds = st.Diff(sc.skipInFlight(j.from, j.digest, j.streaming, st, time.Now(), 2*n.cfg.AntiEntropyInterval), n.cfg.ChunkBytes)
+		ahead = j.wantReply && behind(j.digest, st)
+		return nil
+	})
+	if bug.NoLeaves {
+		for _, d := range ds {
+			d.Removes = nil // nor repaired
+		}
+	}
+	if len(ds) > 0 && n.repeatRepair(j) {
+		ds = nil
+	}
+	if len(ds) > 0 {
+		enc := encodeAll(ds)
+		for _, b := range enc {
+			n.stats.repairBytes.Add(int64(len(b)))
+		}
+		n.stats.repairDeltasSent.Add(int64(len(ds)))
+		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc, nil, false)
+	}
+	if j.wantReply && n.mayReply(j.scope) {
+		if ahead {
+			// The peer answers our digest with a repair: wait for it rather
+			// than ask another peer for the same state meanwhile.
+			sc.expect(time.Now(), 5*n.cfg.AntiEntropyInterval)
+		}
+		n.sendSync(j.scope, to, false)
+	}
+}
+
+// encodeAll encodes deltas on all CPUs at once: the chunks of a large
+// repair (a 100k-member transfer is three chunks of about 5 ms each), a
+// burst's batched deltas. One delta is encoded on the calling goroutine.
+func encodeAll(ds []*crdt.Delta) [][]byte {
+	enc := make([][]byte, len(ds))
+	parallel(len(ds), func(i int) { enc[i] = crdt.EncodeDelta(ds[i]) })
+	return enc
+}
+
+// startParallel runs fn(0..n-1) on up to GOMAXPROCS goroutines, taken in
+// order, and returns at once; wait(i) returns when fn(i) has. Every
+// goroutine ends when fn has run for every i.
+func startParallel(n int, fn func(i int)) (wait func(i int)) {
+	done := make([]chan struct{}, n)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	var next atomic.Int64
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		go func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+				close(done[i])
+			}
+		}()
+	}
+	return func(i int) { <-done[i] }
+}
+
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and waits
+// (on the calling goroutine alone when that is one).
+func parallel(n int, fn func(i int)) {
+	if min(n, runtime.GOMAXPROCS(0)) < 2 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	wait := startParallel(n, fn)
+	for i := range n {
+		wait(i)
+	}
+}
+
+// mayReply decides whether to answer a peer's digest with ours (which
+// makes the peer send what we lack). A node that has not caught up on the
+// scope yet (a fresh node, which every peer greets with its digest)
+// answers once per interval, so it fetches the scope from one peer rather
+// than all; afterwards it answers unless a transfer is already coming.
+func (n *Node) mayReply(scope string) bool {
+	if _, ok := n.caughtUp.Load(scope); !ok {
+		return n.mayCatchUp(scope)
+	}
+	// While deltas are queued for merging here our digest would ask for
+	// them again; the peer's own rounds complete the exchange later.
+	return !n.transferring(scope, time.Now()) && n.scopes[scope].merging.Load() == 0
+}
+
+// mayGreet decides whether this node greets peer, just seen up, with its
+// digest of scope: once per anti-entropy interval per peer, so a flapping
+// peer is not greeted at every flap.
+func (n *Node) mayGreet(scope, peer string) bool {
+	n.servedMu.Lock()
+	defer n.servedMu.Unlock()
+	if len(n.greeted) >= 4096 {
+		clear(n.greeted) // bounded: forgetting only allows an extra greeting
+	}
+	return onceEvery(n.greeted, [2]string{scope, peer}, time.Now(), n.cfg.AntiEntropyInterval)
+}
+
+// mayCatchUp decides whether this node sends its digest of scope outside
+// the periodic round (on a peer coming up, or in reply to a peer's digest):
+// at most once per anti-entropy interval. Every peer that receives our
+// digest answers with all we lack, so sending it to the four nodes that
+// came up together would fetch a newcomer's scope four times; one exchange
+// at once and the periodic rounds after it converge with a single copy.
+func (n *Node) mayCatchUp(scope string) bool {
+	now := time.Now()
+	if n.transferring(scope, now) {
+		return false
+	}
+	n.servedMu.Lock()
+	defer n.servedMu.Unlock()
+	return onceEvery(n.catchUp, scope, now, n.cfg.AntiEntropyInterval)
+}
+
+// onceEvery reports whether k was last let through at least every ago,
+// and if so records now as its time. The caller holds the map's lock.
+func onceEvery[K comparable](last map[K]time.Time, k K, now time.Time, every time.Duration) bool {
+	if t, ok := last[k]; ok && now.Sub(t) < every {
+		return false
+	}
+	last[k] = now
+	return true
+}
+
+// repeatRepair reports whether the same digest from the same peer was
+// answered with a repair less than half an anti-entropy interval ago; if
+// not, it records this one. A repair that was lost is resent by the next
+// round.
+func (n *Node) repeatRepair(j syncJob) bool {
+	k := [2]string{j.scope, j.from}
+	now := time.Now()
+	n.servedMu.Lock()
+	defer n.servedMu.Unlock()
+	if last, ok := n.served[k]; ok && last.sum == j.sum && now.Sub(last.at) < n.cfg.AntiEntropyInterval/2 {
+		return true
+	}
+	n.served[k] = served{j.sum, now}
+	return false
+}

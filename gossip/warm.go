@@ -1,0 +1,170 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/roster-io/roster/crdt"
+)
+
+// Warm restarts: preloading saved state, confirming cached replicas, saving
+// state. Split from node.go by concern; the Node type and its start are
+// there.
+
+// Option is an optional argument of New.
+type Option func(*options)
+
+type options struct {
+	preload map[string][][]byte
+	grace   time.Duration
+}
+
+// Preload makes New start from state saved by an earlier run (per scope,
+// encoded deltas as returned by SaveState), merged before memberlist
+// starts. The other replicas it holds are shown at once, unconfirmed: if
+// an owner is not seen alive with that incarnation within grace, its
+// members are hidden (watchers get owner-down), as for any owner the
+// failure detector declares down. State of this node's own earlier
+// incarnations is ignored. Anti-entropy then fetches only what changed
+// since the save. A delta that does not decode or merge fails New with
+// ErrMessage.
+func Preload(state map[string][][]byte, grace time.Duration) Option {
+	return func(o *options) { o.preload, o.grace = state, grace }
+}
+
+func (n *Node) preload(scope string, encoded [][]byte, grace time.Duration) (members int, err error) {
+	sc := n.scopes[scope]
+	deadline := time.Now().Add(grace)
+	var bad int
+	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		for _, b := range encoded {
+			d, err := crdt.DecodeDelta(b)
+			if err != nil {
+				bad++
+				continue
+			}
+			if d.Replica.Name == n.self.Name {
+				continue
+			}
+			n.unconfirmedMu.Lock()
+			if _, ok := n.unconfirmed[d.Replica]; !ok && !n.isAlive(d.Replica) {
+				n.unconfirmed[d.Replica] = deadline
+			}
+			n.unconfirmedMu.Unlock()
+			st.MergeValidated(d, emit)
+		}
+		members = st.Len()
+		return nil
+	})
+	n.log.Info("preloaded saved state", "scope", scope, "members", members, "chunks", len(encoded), "unusable", bad)
+	if bad > 0 {
+		n.stats.decodeErrors.Add(int64(bad))
+		return members, fmt.Errorf("%w: %d of %d cached deltas of scope %q unusable", ErrMessage, bad, len(encoded), scope)
+	}
+	return members, nil
+}
+
+func (n *Node) isAlive(r crdt.ReplicaID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[r.Name]
+	return p != nil && p.state == PeerAlive && p.meta.inc == r.Incarnation
+}
+
+func (n *Node) pendingConfirmation(r crdt.ReplicaID) bool {
+	n.unconfirmedMu.Lock()
+	defer n.unconfirmedMu.Unlock()
+	dl, ok := n.unconfirmed[r]
+	return ok && time.Now().Before(dl)
+}
+
+// confirmDeadlines hides preloaded replicas whose owners were not seen
+// alive in time.
+func (n *Node) confirmDeadlines(now time.Time) {
+	var late []crdt.ReplicaID
+	n.unconfirmedMu.Lock()
+	for r, dl := range n.unconfirmed {
+		if !now.Before(dl) {
+			late = append(late, r)
+			delete(n.unconfirmed, r)
+		}
+	}
+	n.unconfirmedMu.Unlock()
+	for _, r := range late {
+		if n.isAlive(r) {
+			continue
+		}
+		n.log.Info("cached replica not confirmed alive; hiding it", "replica", r)
+		for _, s := range n.order {
+			_ = n.scopes[s].update(func(st *crdt.State, emit crdt.Emit) error { return st.Suspend(r, emit) })
+		}
+	}
+}
+
+// Confirmed reports whether r's members are known current: r is this node,
+// or its owner is alive with that incarnation. Members preloaded from a
+// cache are unconfirmed until their owner is seen.
+func (n *Node) Confirmed(r crdt.ReplicaID) bool {
+	return r == n.self || n.isAlive(r)
+}
+
+// SaveState returns scope's full state as encoded authoritative chunks of
+// at most ChunkBytes each, for Preload after a restart.
+func (n *Node) SaveState(scope string) ([][]byte, error) {
+	sc, err := n.scope(scope)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	var ds []*crdt.Delta
+	sc.Locked(func(st *crdt.State) { ds = st.SnapshotRemote(n.cfg.ChunkBytes) })
+	for _, d := range ds { // encoded outside the lock: deltas own their data
+		out = append(out, crdt.EncodeDelta(d))
+	}
+	return out, nil
+}
+
+// RemoteVersion summarises what scope holds of other replicas (their
+// incarnations and contiguous counters): when it has not changed, a saved
+// cache is still current.
+func (n *Node) RemoteVersion(scope string) uint64 {
+	sc, ok := n.scopes[scope]
+	if !ok {
+		return 0
+	}
+	var d crdt.Digest
+	sc.Read(func(st *crdt.State) { d = st.Digest() })
+	slices.SortFunc(d.Entries, func(a, b crdt.DigestEntry) int { return strings.Compare(a.Name, b.Name) })
+	h := fnv.New64a()
+	var buf [16]byte
+	for _, e := range d.Entries {
+		if e.Name == n.self.Name {
+			continue
+		}
+		_, _ = h.Write([]byte(e.Name))
+		binary.LittleEndian.PutUint64(buf[:8], e.Incarnation)
+		binary.LittleEndian.PutUint64(buf[8:], e.Top)
+		_, _ = h.Write(buf[:])
+	}
+	return h.Sum64()
+}
+
+// PeerAddrs returns the gossip address of every other node this node has
+// seen, alive or dead but not left, sorted: what a restart needs to rejoin
+// without seeds.
+func (n *Node) PeerAddrs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, p := range n.peers {
+		if p.node != nil && p.name != n.self.Name && p.state != PeerLeft {
+			out = append(out, p.node.Address())
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
