@@ -166,7 +166,7 @@ type Node struct {
 	pendingSync map[[2]string]syncJob
 
 	stashMu sync.Mutex
-	stash   map[stashKey]*crdt.Delta
+	stash   map[stashKey]stashed
 	// stashBytes is the Footprint of the stashed chunks, in all and per
 	// (scope, replica).
 	stashBytes     int
@@ -212,6 +212,13 @@ type stashKey struct {
 // all of it) is given up, and the next exchange starts the transfer over.
 // Chunks are stashed only in a scope that sent a digest within stashWindow
 // (transfers are answers to digests).
+// stashed is a chunk kept for its predecessor, with its Footprint (taken
+// once: a transfer's chunk holds thousands of operations).
+type stashed struct {
+	d    *crdt.Delta
+	size int
+}
+
 const (
 	maxStash             = 1024
 	maxStashBytes        = 32 << 20
@@ -244,7 +251,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		outSig: make(chan struct{}, 1),
 		evSig:  make(chan struct{}, 1),
 		jobs:   make(chan syncJob, 256),
-		stash:  map[stashKey]*crdt.Delta{},
+		stash:  map[stashKey]stashed{},
 
 		stashByReplica: map[[2]string]int{},
 		served:         map[[2]string]served{},

@@ -385,11 +385,11 @@ func (n *Node) stashChunk(sc *Scope, d *crdt.Delta) bool {
 		}
 	}
 	k := stashKey{sc.name, d.Replica.Name, d.Xfer, d.Seq}
-	if old := n.stash[k]; old != nil {
+	if old, ok := n.stash[k]; ok {
 		n.forgetStashedLocked(k, old)
-		old.Release()
+		old.d.Release()
 	}
-	n.stash[k] = d
+	n.stash[k] = stashed{d, size}
 	n.stashBytes += size
 	n.stashByReplica[rk] += size
 	return true
@@ -403,17 +403,17 @@ func (n *Node) stashWindow() time.Duration {
 
 // dropStashLocked gives up the stashed chunks whose keys match.
 func (n *Node) dropStashLocked(match func(stashKey) bool) {
-	for k, d := range n.stash {
+	for k, s := range n.stash {
 		if match(k) {
-			n.forgetStashedLocked(k, d)
-			d.Release()
+			n.forgetStashedLocked(k, s)
+			s.d.Release()
 			n.stats.overflow.Add(1)
 		}
 	}
 }
 
-func (n *Node) forgetStashedLocked(k stashKey, d *crdt.Delta) {
-	size := d.Footprint()
+func (n *Node) forgetStashedLocked(k stashKey, s stashed) {
+	size := s.size
 	delete(n.stash, k)
 	n.stashBytes -= size
 	rk := [2]string{k.scope, k.replica}
@@ -426,9 +426,10 @@ func (n *Node) unstash(scope, replica string, xfer uint64, seq uint32) *crdt.Del
 	n.stashMu.Lock()
 	defer n.stashMu.Unlock()
 	k := stashKey{scope, replica, xfer, seq}
-	d := n.stash[k]
-	if d != nil {
-		n.forgetStashedLocked(k, d)
+	s, ok := n.stash[k]
+	if !ok {
+		return nil
 	}
-	return d
+	n.forgetStashedLocked(k, s)
+	return s.d
 }
