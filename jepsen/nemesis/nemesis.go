@@ -296,10 +296,22 @@ func heal(ctx context.Context, t Target, name string) ([]history.Fault, error) {
 	return append(out, pf), nil
 }
 
+// filterFault is a fault made of packet filters (a partition, loss): it
+// is ended by healing every link.
+type filterFault struct{ active bool }
+
+func (f *filterFault) stop(ctx context.Context, t Target, name string) ([]history.Fault, error) {
+	if !f.active {
+		return nil, nil
+	}
+	f.active = false
+	return heal(ctx, t, name)
+}
+
 // partition cuts links along a random shape.
 type partition struct {
+	filterFault
 	shapes []string
-	active bool
 }
 
 func (p *partition) Name() string { return NamePartition }
@@ -322,18 +334,14 @@ func (p *partition) Start(ctx context.Context, t Target, rng *rand.Rand) ([]hist
 }
 
 func (p *partition) Stop(ctx context.Context, t Target) ([]history.Fault, error) {
-	if !p.active {
-		return nil, nil
-	}
-	p.active = false
-	return heal(ctx, t, NamePartition)
+	return p.stop(ctx, t, NamePartition)
 }
 
 // loss drops packets at random on all links, or on one node's (both
 // ways).
 type loss struct {
-	ps     []float64
-	active bool
+	filterFault
+	ps []float64
 }
 
 func (l *loss) Name() string { return NameLoss }
@@ -376,11 +384,7 @@ func (l *loss) Start(ctx context.Context, t Target, rng *rand.Rand) ([]history.F
 }
 
 func (l *loss) Stop(ctx context.Context, t Target) ([]history.Fault, error) {
-	if !l.active {
-		return nil, nil
-	}
-	l.active = false
-	return heal(ctx, t, NameLoss)
+	return l.stop(ctx, t, NameLoss)
 }
 
 // procFault pauses or kills (and wipes) nodes, and undoes it.
