@@ -3,7 +3,6 @@ package crdt
 import (
 	"errors"
 	"fmt"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -54,13 +53,26 @@ func ValidName(s string) error {
 		return fmt.Errorf("%w: empty", ErrInvalidName)
 	case len(s) > MaxNameBytes:
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidName, len(s), MaxNameBytes)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
 	}
-	for i, r := range s {
-		if unicode.IsControl(r) {
+	// One pass, ASCII first: every member of every received delta is
+	// checked here, on every node (two passes, utf8.ValidString and then
+	// unicode.IsControl per rune, cost decoding a 100k-member delta 12%).
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return fmt.Errorf("%w: control character %U at byte %d", ErrInvalidName, rune(c), i)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
+		case r <= 0x9f: // C1 (0x80-0x9f): the rest of unicode.IsControl
 			return fmt.Errorf("%w: control character %U at byte %d", ErrInvalidName, r, i)
 		}
+		i += size
 	}
 	return nil
 }
