@@ -101,7 +101,8 @@ type Member struct {
 	Owner       string            `json:"owner"`
 	Incarnation uint64            `json:"incarnation"`
 	// Confirmed is false for a member the node loaded from its cache after
-	// a restart and whose owner it has not seen alive yet.
+	// a restart and whose owner it has not seen alive yet (shown only when
+	// the node runs with a positive registry.Config.ConfirmGrace).
 	Confirmed bool `json:"confirmed"`
 	// Durable and Session are set only in the answer to Join.
 	Durable bool   `json:"durable,omitempty"`

@@ -243,6 +243,9 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 			_ = st.Settle(r.Name, r.Incarnation, emit)
 			if e.alive {
 				st.Readmit(r)
+				if n.unsyncedIn(name, r) {
+					return nil // cached: shown once caught up (revealSynced)
+				}
 				return st.Resume(r, emit)
 			}
 			if bug.NoHide {
@@ -251,6 +254,7 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 			return st.Suspend(r, emit)
 		})
 	}
+	n.forgetUnsynced(r)
 	switch {
 	case e.alive && !e.wasAlive:
 		n.log.Debug("peer up", "peer", r)
@@ -276,6 +280,12 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 			// waited for the next anti-entropy round, 2 s on a LAN). A
 			// newcomer does not greet (greets is unset until it has caught
 			// up), so it still fetches the scope once.
+			if n.unsyncedIn(s, r) && slices.Contains(e.scopes, s) {
+				// A replica this node holds from its cache, hidden until
+				// caught up: the owner's answer shows how far it is.
+				n.sendSync(s, e.node, true)
+				continue
+			}
 			if _, greets := n.greets.Load(s); greets && slices.Contains(e.scopes, s) {
 				if n.mayGreet(s, r.Name) {
 					n.sendSync(s, e.node, true) // converge at once on (re)connect

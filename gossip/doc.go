@@ -79,8 +79,8 @@
 // Scope states live here (Scope), each behind its own lock; the registry
 // package reads them and turns their events into watch streams. Warm
 // restarts: New can start from state saved by SaveState (Preload); the
-// replicas it holds are shown unconfirmed until their owners are seen alive
-// or a grace period ends.
+// replicas it holds stay hidden until this node has caught up with their
+// owners (or, with a grace period, are shown unconfirmed meanwhile).
 //
 // # Large clusters
 //

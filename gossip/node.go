@@ -180,6 +180,11 @@ type Node struct {
 	// hidden unless the owner is alive (see Preload).
 	unconfirmedMu sync.Mutex
 	unconfirmed   map[crdt.ReplicaID]time.Time
+	// unsynced holds the replicas of each scope loaded from a cache with
+	// grace 0: hidden until this node has caught up with their owners
+	// (see Preload). unsyncedN counts them, for a lock-free "none".
+	unsynced  map[syncKey]syncNeed
+	unsyncedN atomic.Int32
 
 	// caughtUp records the scopes that completed one anti-entropy round
 	// trip with a peer (see Ready).
@@ -261,6 +266,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		pendingSync: map[[2]string]syncJob{},
 
 		unconfirmed: map[crdt.ReplicaID]time.Time{},
+		unsynced:    map[syncKey]syncNeed{},
 		rng:         rand.New(rand.NewPCG(cfg.Incarnation, uint64(len(cfg.Name)))),
 		stop:        make(chan struct{}),
 	}

@@ -288,6 +288,7 @@ func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta, wait func(i int)) {
 		}
 		return nil
 	})
+	n.revealSynced(sc.name)
 	for _, m := range out {
 		switch {
 		case m.held:

@@ -215,6 +215,7 @@ func (n *Node) serveSync(j syncJob) {
 		return
 	}
 	n.stats.syncsServed.Add(1)
+	n.noteOwnerDigest(j.scope, j.from, j.digest)
 	var ds []*crdt.Delta
 	ahead := false // the peer holds what we lack: our digest will fetch it
 	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {

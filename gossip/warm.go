@@ -25,15 +25,37 @@ type options struct {
 
 // Preload makes New start from state saved by an earlier run (per scope,
 // encoded deltas as returned by SaveState), merged before memberlist
-// starts. The other replicas it holds are shown at once, unconfirmed: if
-// an owner is not seen alive with that incarnation within grace, its
-// members are hidden (watchers get owner-down), as for any owner the
-// failure detector declares down. State of this node's own earlier
-// incarnations is ignored. Anti-entropy then fetches only what changed
-// since the save. A delta that does not decode or merge fails New with
-// ErrMessage.
+// starts. State of this node's own earlier incarnations is ignored.
+// Anti-entropy then fetches only what changed since the save. A delta that
+// does not decode or merge fails New with ErrMessage.
+//
+// With grace 0, the other replicas the cache holds stay hidden until this
+// node has caught up with each of them: memberlist reports the owner alive
+// with that incarnation, and the owner's own digest shows nothing newer
+// than what is held (what it shows newer is fetched first). A cache saved
+// before the owner's last leaves therefore never shows them again (no
+// resurrected leaves, guarantee 4); the members appear with Cause Resumed.
+//
+// With grace > 0, they are shown at once, unconfirmed (Confirmed is false):
+// a read may then show a member its owner removed after the save, until
+// anti-entropy catches up. If an owner is not seen alive with that
+// incarnation within grace, its members are hidden (watchers get
+// owner-down), as for any owner the failure detector declares down.
 func Preload(state map[string][][]byte, grace time.Duration) Option {
 	return func(o *options) { o.preload, o.grace = state, grace }
+}
+
+// syncKey names a cached replica in one scope, hidden until caught up.
+type syncKey struct {
+	scope   string
+	replica crdt.ReplicaID
+}
+
+// syncNeed is how far a hidden cached replica must be held before it is
+// shown: the top its owner's digest reported (known once one arrived).
+type syncNeed struct {
+	top   uint64
+	known bool
 }
 
 func (n *Node) preload(scope string, encoded [][]byte, grace time.Duration) (members int, err error) {
@@ -51,12 +73,25 @@ func (n *Node) preload(scope string, encoded [][]byte, grace time.Duration) (mem
 				continue
 			}
 			n.unconfirmedMu.Lock()
-			if _, ok := n.unconfirmed[d.Replica]; !ok && !n.isAlive(d.Replica) {
+			if grace == 0 {
+				k := syncKey{scope, d.Replica}
+				if _, ok := n.unsynced[k]; !ok {
+					n.unsynced[k] = syncNeed{}
+					n.unsyncedN.Add(1)
+				}
+			} else if _, ok := n.unconfirmed[d.Replica]; !ok && !n.isAlive(d.Replica) {
 				n.unconfirmed[d.Replica] = deadline
 			}
 			n.unconfirmedMu.Unlock()
 			st.MergeValidated(d, emit)
 		}
+		n.unconfirmedMu.Lock()
+		for k := range n.unsynced {
+			if k.scope == scope {
+				_ = st.Suspend(k.replica, emit)
+			}
+		}
+		n.unconfirmedMu.Unlock()
 		members = st.Len()
 		return nil
 	})
@@ -66,6 +101,112 @@ func (n *Node) preload(scope string, encoded [][]byte, grace time.Duration) (mem
 		return members, fmt.Errorf("%w: %d of %d cached deltas of scope %q unusable", ErrMessage, bad, len(encoded), scope)
 	}
 	return members, nil
+}
+
+// unsyncedIn reports whether replica r of scope is a cached one still
+// hidden until this node catches up with it (see Preload).
+func (n *Node) unsyncedIn(scope string, r crdt.ReplicaID) bool {
+	if n.unsyncedN.Load() == 0 {
+		return false
+	}
+	n.unconfirmedMu.Lock()
+	defer n.unconfirmedMu.Unlock()
+	_, ok := n.unsynced[syncKey{scope, r}]
+	return ok
+}
+
+// noteOwnerDigest takes what the owner from reported of itself in its
+// digest of scope: a hidden cached replica of from's is shown once what
+// is held of it reaches that. Older incarnations of from are forgotten
+// (memberlist's report of the new one drops their slices).
+func (n *Node) noteOwnerDigest(scope, from string, d crdt.Digest) {
+	if n.unsyncedN.Load() == 0 {
+		return
+	}
+	var own crdt.DigestEntry
+	found := false
+	for _, e := range d.Entries {
+		if e.Name == from {
+			own, found = e, true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	n.unconfirmedMu.Lock()
+	for k, need := range n.unsynced {
+		if k.scope != scope || k.replica.Name != from {
+			continue
+		}
+		switch {
+		case k.replica.Incarnation < own.Incarnation:
+			delete(n.unsynced, k)
+			n.unsyncedN.Add(-1)
+		case k.replica.Incarnation == own.Incarnation && (!need.known || own.Top > need.top):
+			n.unsynced[k] = syncNeed{top: own.Top, known: true}
+		}
+	}
+	n.unconfirmedMu.Unlock()
+	n.revealSynced(scope)
+}
+
+// forgetUnsynced drops the hidden cached replicas of r's name older than
+// r: memberlist reported r, which drops their slices (crdt.State.Settle).
+func (n *Node) forgetUnsynced(r crdt.ReplicaID) {
+	if n.unsyncedN.Load() == 0 {
+		return
+	}
+	n.unconfirmedMu.Lock()
+	defer n.unconfirmedMu.Unlock()
+	for k := range n.unsynced {
+		if k.replica.Name == r.Name && k.replica.Incarnation < r.Incarnation {
+			delete(n.unsynced, k)
+			n.unsyncedN.Add(-1)
+		}
+	}
+}
+
+// revealSynced shows the hidden cached replicas of scope that have caught
+// up with what their owners' digests reported, if the owners are alive.
+func (n *Node) revealSynced(scope string) {
+	if n.unsyncedN.Load() == 0 {
+		return
+	}
+	sc, ok := n.scopes[scope]
+	if !ok {
+		return
+	}
+	var ready []crdt.ReplicaID
+	n.unconfirmedMu.Lock()
+	for k, need := range n.unsynced {
+		if k.scope == scope && need.known {
+			ready = append(ready, k.replica)
+		}
+	}
+	n.unconfirmedMu.Unlock()
+	for _, r := range ready {
+		if !n.isAlive(r) {
+			continue
+		}
+		_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+			inc, top, ok := st.Top(r.Name)
+			n.unconfirmedMu.Lock()
+			k := syncKey{scope, r}
+			need, still := n.unsynced[k]
+			caught := still && (!ok || inc != r.Incarnation || top >= need.top)
+			if caught {
+				delete(n.unsynced, k)
+				n.unsyncedN.Add(-1)
+			}
+			n.unconfirmedMu.Unlock()
+			if caught && ok && inc == r.Incarnation {
+				n.log.Info("cached replica caught up; showing it", "scope", scope, "replica", r)
+				return st.Resume(r, emit)
+			}
+			return nil
+		})
+	}
 }
 
 func (n *Node) isAlive(r crdt.ReplicaID) bool {

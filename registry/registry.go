@@ -28,8 +28,8 @@ type Member struct {
 	// Incarnation is the owner's run that added it.
 	Incarnation uint64
 	// Confirmed is false for a member loaded from this node's cache after
-	// a restart whose owner has not been seen alive yet (see
-	// Config.ConfirmGrace); true otherwise.
+	// a restart whose owner has not been seen alive yet, which is shown
+	// only with a positive Config.ConfirmGrace; true otherwise.
 	Confirmed bool
 }
 

@@ -17,7 +17,8 @@ type memberJSON struct {
 	Owner       string            `json:"owner"`
 	Incarnation uint64            `json:"incarnation"`
 	// Confirmed is false for a member loaded from the node's cache after a
-	// restart whose owner has not been seen alive yet.
+	// restart whose owner has not been seen alive yet (shown only when the
+	// node runs with a positive registry.Config.ConfirmGrace).
 	Confirmed bool `json:"confirmed"`
 	// Lifetime, only in the answer to a join.
 	Durable bool   `json:"durable,omitempty"`
