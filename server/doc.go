@@ -10,6 +10,7 @@
 //	GET    /v1/sessions                                     ?limit=N&after=F (a page, by fingerprint, without ids)
 //	GET    /v1/nodes                                        with each peer's divergence
 //	GET    /healthz · /readyz · /metrics
+//	GET    /ui                                              the dashboard (package ui; its files need no token)
 //
 // A join without a session creates a durable member (it lives until it is
 // left); a join with a session binds the member to it (it leaves when the
