@@ -80,7 +80,8 @@ func TestDivergenceCounts(t *testing.T) {
 
 // TestDivergenceOnLoopback: two real nodes exchange digests when they
 // meet and then agree; a write on one shows the other behind by it until
-// the other's next digest, which comes after the write has arrived.
+// the other's next digest, which comes after the write has arrived; a
+// crashed peer's digest is dropped once the peer is forgotten.
 func TestDivergenceOnLoopback(t *testing.T) {
 	nodes := startNodes(t, 2, func(cfg *Config) {
 		cfg.AntiEntropyInterval = time.Hour // rounds run only when the test calls them
@@ -105,6 +106,20 @@ func TestDivergenceOnLoopback(t *testing.T) {
 	n0.antiEntropy() // n0's digest goes to its only peer, n1
 	require.Eventually(t, func() bool { return level(n1, "n0") }, 10*time.Second, 5*time.Millisecond,
 		"n0's digest after the joins arrived: %+v", n1.Divergence())
+
+	// A peer that goes down keeps its last digest until it is forgotten.
+	n1.Crash()
+	require.Eventually(t, func() bool {
+		for _, info := range n0.Nodes() {
+			if info.Name == "n1" {
+				return info.State == PeerDead
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Contains(t, n0.Divergence(), "n1", "a dead peer's digest is kept")
+	n0.expire(time.Now().Add(n0.cfg.Retention + time.Second))
+	require.NotContains(t, n0.Divergence(), "n1", "a forgotten peer's digest is dropped")
 }
 
 func must[T any](v T, err error) T {
