@@ -43,7 +43,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("no Chromium in PATH (looked for chromium, chromium-browser, google-chrome): " +
+	t.Skip("no Chromium in PATH (looked for chromium, chromium-browser, google-chrome, google-chrome-stable): " +
 		"install Debian's chromium (apt-get install chromium) to run the dashboard's browser tests; .ci/run does as root")
 	return ""
 }
