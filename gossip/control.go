@@ -312,6 +312,7 @@ func (n *Node) expire(now time.Time) {
 		n.log.Info("forgetting replica after retention", "replica", r)
 		for _, s := range n.order {
 			_ = n.scopes[s].update(func(st *crdt.State, emit crdt.Emit) error { return st.Forget(r, emit) })
+			n.scopes[s].forgetPeer(r.Name)
 		}
 	}
 }

@@ -21,6 +21,7 @@ var (
 	ErrNotOwner     = errors.New("registry: member is owned by another node")
 	ErrNoSession    = errors.New("registry: no such session (unknown, expired or closed)")
 	ErrInvalidTTL   = errors.New("registry: invalid session TTL")
+	ErrInvalidPage  = errors.New("registry: invalid page (offset must not be negative, limit must be positive)")
 	ErrStorage      = errors.New("registry: storage failed")
 )
 

@@ -687,6 +687,78 @@ func (r *Registry) read(scope, group string, list func(*crdt.State, string) []cr
 	return out, nil
 }
 
+// MembersPage returns limit members of a group from position offset of
+// the listing Members returns (sorted by id then owner), and how many
+// members the whole listing holds: a page of a large group, at the cost of
+// converting that page only. Pages read at different times may overlap or
+// skip members when the group changes in between. offset must not be
+// negative and limit must be positive (ErrInvalidPage).
+func (r *Registry) MembersPage(scope, group string, offset, limit int) ([]Member, int, error) {
+	return r.readPage(scope, group, offset, limit, (*crdt.State).Members)
+}
+
+// LocalMembersPage is MembersPage over the members this node owns.
+func (r *Registry) LocalMembersPage(scope, group string, offset, limit int) ([]Member, int, error) {
+	return r.readPage(scope, group, offset, limit, (*crdt.State).LocalMembers)
+}
+
+func (r *Registry) readPage(scope, group string, offset, limit int, list func(*crdt.State, string) []crdt.Member) ([]Member, int, error) {
+	if offset < 0 || limit <= 0 {
+		return nil, 0, fmt.Errorf("%w: offset %d, limit %d", ErrInvalidPage, offset, limit)
+	}
+	sc, err := r.check(scope)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := validName("group", group); err != nil {
+		return nil, 0, err
+	}
+	var out []Member
+	total := 0
+	c := &confirmer{node: r.node}
+	sc.Read(func(st *crdt.State) {
+		all := list(st, group)
+		total = len(all)
+		if offset < total {
+			out = c.convert(nil, all[offset:min(total, offset+limit)])
+		}
+	})
+	return out, total, nil
+}
+
+// GroupSize is a group's name and how many reachable members it has.
+type GroupSize struct {
+	Name    string
+	Members int
+}
+
+// GroupSizes returns the scope's groups as Groups does (sorted, none
+// empty), each with its number of reachable members, all as of one
+// moment.
+func (r *Registry) GroupSizes(scope string) ([]GroupSize, error) {
+	sc, err := r.check(scope)
+	if err != nil {
+		return nil, err
+	}
+	var out []GroupSize
+	sc.Read(func(st *crdt.State) {
+		gs := st.Groups()
+		out = make([]GroupSize, len(gs))
+		for i, g := range gs {
+			out[i] = GroupSize{Name: g, Members: st.Visible(g)}
+		}
+	})
+	return out, nil
+}
+
+// Divergence describes how far a peer was from agreeing with this node on
+// a scope, by its last anti-entropy digest; see gossip.Divergence.
+type Divergence = gossip.Divergence
+
+// Divergence returns, by peer name, how far each peer that has sent this
+// node a digest was from agreeing with it, per scope.
+func (r *Registry) Divergence() map[string][]Divergence { return r.node.Divergence() }
+
 // Count returns how many members are visible in scope, over all its
 // groups: as many as Members of every group would return together, at the
 // cost of a glance (no member is copied).

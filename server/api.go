@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -40,17 +41,46 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// members: GET /v1/scopes/{scope}/groups/{group}/members[?local=true].
+// Listing pages of members and groups: at most this many entries each.
+const maxListPage = 1000
+
+// members: GET /v1/scopes/{scope}/groups/{group}/members[?local=true]
+// [&limit=N[&offset=K]]. With limit, one page of the listing (sorted by id
+// then owner) from position offset, and the listing's total.
 func (s *Server) members(w http.ResponseWriter, r *http.Request) error {
 	local, err := boolParam(r, "local")
 	if err != nil {
 		return err
 	}
+	limit, paged, err := intParam(r, "limit", 1, maxListPage)
+	if err != nil {
+		return err
+	}
+	offset, hasOffset, err := intParam(r, "offset", 0, math.MaxInt)
+	if err != nil {
+		return err
+	}
+	if hasOffset && !paged {
+		return errorf(http.StatusBadRequest, CodeInvalidQuery, "offset needs limit")
+	}
+	scope, group := r.PathValue("scope"), r.PathValue("group")
+	if paged {
+		page := s.reg.MembersPage
+		if local {
+			page = s.reg.LocalMembersPage
+		}
+		ms, total, err := page(scope, group, offset, limit)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, membersJSON{Members: toMembers(ms), Total: &total})
+		return nil
+	}
 	read := s.reg.Members
 	if local {
 		read = s.reg.LocalMembers
 	}
-	ms, err := read(r.PathValue("scope"), r.PathValue("group"))
+	ms, err := read(scope, group)
 	if err != nil {
 		return err
 	}
@@ -58,16 +88,62 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// groups: GET /v1/scopes/{scope}/groups.
+// groups: GET /v1/scopes/{scope}/groups[?prefix=p][&counts=true]
+// [&limit=N[&after=g]]. prefix keeps the groups whose name starts with
+// it; counts adds each listed group's number of members; limit answers a
+// page of the groups after after (by name), with the number of groups
+// matching prefix (total) and, when more follow, the after= of the next
+// page (next).
 func (s *Server) groups(w http.ResponseWriter, r *http.Request) error {
-	gs, err := s.reg.Groups(r.PathValue("scope"))
+	q := r.URL.Query()
+	prefix, after := q.Get("prefix"), q.Get("after")
+	counts, err := boolParam(r, "counts")
 	if err != nil {
 		return err
 	}
-	if gs == nil {
-		gs = []string{}
+	limit, paged, err := intParam(r, "limit", 1, maxListPage)
+	if err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, groupsJSON{Groups: gs})
+	if after != "" && !paged {
+		return errorf(http.StatusBadRequest, CodeInvalidQuery, "after needs limit")
+	}
+	sizes, err := s.reg.GroupSizes(r.PathValue("scope"))
+	if err != nil {
+		return err
+	}
+	if prefix != "" {
+		lo, _ := slices.BinarySearchFunc(sizes, prefix, func(g registry.GroupSize, p string) int { return strings.Compare(g.Name, p) })
+		hi := lo
+		for hi < len(sizes) && strings.HasPrefix(sizes[hi].Name, prefix) {
+			hi++
+		}
+		sizes = sizes[lo:hi]
+	}
+	out := groupsJSON{Groups: []string{}}
+	if paged {
+		total := len(sizes)
+		out.Total = &total
+		from, _ := slices.BinarySearchFunc(sizes, after, func(g registry.GroupSize, a string) int { return strings.Compare(g.Name, a) })
+		if from < len(sizes) && sizes[from].Name == after {
+			from++
+		}
+		sizes = sizes[from:]
+		if len(sizes) > limit {
+			sizes = sizes[:limit]
+			out.Next = sizes[limit-1].Name
+		}
+	}
+	if counts {
+		out.Counts = make(map[string]int, len(sizes))
+	}
+	for _, g := range sizes {
+		out.Groups = append(out.Groups, g.Name)
+		if counts {
+			out.Counts[g.Name] = g.Members
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -188,9 +264,13 @@ func (s *Server) closeSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// nodes: GET /v1/nodes.
+// nodes: GET /v1/nodes. Each peer that has sent this node an anti-entropy
+// digest carries its divergence: per scope, how many operations its last
+// digest lacked of this node's (behind) and held that this node lacks
+// (ahead), and the digest's age.
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
 	ns := s.reg.Nodes()
+	div := s.reg.Divergence()
 	out := nodesJSON{Nodes: make([]nodeJSON, len(ns))}
 	for i, n := range ns {
 		scopes := n.Scopes
@@ -198,6 +278,12 @@ func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
 			scopes = []string{}
 		}
 		out.Nodes[i] = nodeJSON{Name: n.Name, Incarnation: n.Incarnation, State: string(n.State), Scopes: scopes, Addr: n.Addr, Self: n.Self}
+		if n.Self {
+			continue
+		}
+		for _, d := range div[n.Name] {
+			out.Nodes[i].Divergence = append(out.Nodes[i].Divergence, divergenceJSON{Scope: d.Scope, Behind: d.Behind, Ahead: d.Ahead, AgeMS: d.Age.Milliseconds()})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -215,6 +301,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, statusJSON{Status: "ready"})
+}
+
+// intParam parses an optional integer query parameter in [lo, hi]; set is
+// false when it is absent.
+func intParam(r *http.Request, name string, lo, hi int) (v int, set bool, err error) {
+	q := r.URL.Query().Get(name)
+	if q == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < lo || n > hi {
+		if hi == math.MaxInt {
+			return 0, false, errorf(http.StatusBadRequest, CodeInvalidQuery, "%s=%q: want a number from %d", name, q, lo)
+		}
+		return 0, false, errorf(http.StatusBadRequest, CodeInvalidQuery, "%s=%q: want a number in [%d, %d]", name, q, lo, hi)
+	}
+	return n, true, nil
 }
 
 // boolParam parses an optional boolean query parameter.

@@ -3,13 +3,14 @@
 //
 //	PUT    /v1/scopes/{scope}/groups/{group}/members/{id}   join or update ({"meta":{...},"session":"<id>"})
 //	DELETE /v1/scopes/{scope}/groups/{group}/members/{id}   leave (on the owner)
-//	GET    /v1/scopes/{scope}/groups/{group}/members        ?local=true
-//	GET    /v1/scopes/{scope}/groups
-//	GET    /v1/scopes/{scope}/watch                         ?group=g | ?prefix=p (Server-Sent Events)
+//	GET    /v1/scopes/{scope}/groups/{group}/members        ?local=true &limit=N&offset=K (a page, with total)
+//	GET    /v1/scopes/{scope}/groups                        ?prefix=p &counts=true &limit=N&after=g (a page, with total and next)
+//	GET    /v1/scopes/{scope}/watch                         ?group=g | ?prefix=p, &snapshot=false (Server-Sent Events)
 //	POST   /v1/sessions {"ttl":"15s"} · GET|PUT|DELETE /v1/sessions/{id}
 //	GET    /v1/sessions                                     ?limit=N&after=F (a page, by fingerprint, without ids)
-//	GET    /v1/nodes
+//	GET    /v1/nodes                                        with each peer's divergence
 //	GET    /healthz · /readyz · /metrics
+//	GET    /ui                                              the dashboard (package ui; its files need no token)
 //
 // A join without a session creates a durable member (it lives until it is
 // left); a join with a session binds the member to it (it leaves when the
@@ -31,6 +32,20 @@
 // page at a time (limit, default 100, at most 1000; next gives the after=
 // of the following page).
 //
+// # Listings
+//
+// A group's members are listed whole, or a page at a time with limit (at
+// most 1000) and offset (a position in the listing, sorted by id then
+// owner; pages read while the group changes may overlap or skip members),
+// the answer then giving the listing's total. Groups can be filtered by
+// prefix, counted (counts: members per listed group) and paged by name
+// (limit, after; total is the number of groups matching, next the after=
+// of the next page). In /v1/nodes, each peer that has sent this node an
+// anti-entropy digest carries its divergence per scope: how many
+// operations (joins, updates, leaves, by their owners' counters) its last
+// digest lacked of this node's (behind) and held that this node lacks
+// (ahead), and how old that digest is (age_ms); all zero is agreement.
+//
 // # Limits
 //
 // The node's registry.Limits (sessions, owned members, groups, watchers)
@@ -42,8 +57,8 @@
 //
 // # Watch streams
 //
-// A watch (GET only) first sends a "snapshot" event, then "join", "leave"
-// and "update" events, and "resync" events (a fresh snapshot) when the
+// A watch (GET only) first sends a "snapshot" event (unless
+// snapshot=false: changes only), then "join", "leave" and "update" events, and "resync" events (a fresh snapshot) when the
 // consumer fell behind. Every event's SSE id is "<incarnation>-<seq>": the
 // registry run (the Roster-Incarnation response header too) and the
 // per-scope event Seq. A client that reconnects with Last-Event-ID (or

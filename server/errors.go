@@ -77,6 +77,8 @@ func classify(err error) *apiError {
 		return st(http.StatusBadRequest, CodeInvalidName)
 	case errors.Is(err, registry.ErrInvalidMeta):
 		return st(http.StatusBadRequest, CodeInvalidMeta)
+	case errors.Is(err, registry.ErrInvalidPage):
+		return st(http.StatusBadRequest, CodeInvalidQuery)
 	case errors.Is(err, registry.ErrInvalidTTL):
 		return st(http.StatusBadRequest, CodeInvalidTTL)
 	case errors.Is(err, registry.ErrUnknownScope):

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/server/ui"
 )
 
 // Server serves the HTTP API of one registry. Create it with New, mount
@@ -214,6 +215,13 @@ func (s *Server) routes() http.Handler {
 		}
 		s.readyz(w, r)
 	})
+	// The dashboard: public static files that hold no data; everything it
+	// shows comes from /v1, with the token (package ui).
+	dashboard := ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	}))
+	mux.Handle("GET "+ui.Prefix, dashboard)
+	mux.Handle("GET "+ui.Prefix+"/", dashboard)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 
 	// The same paths without a method answer 405 in JSON; anything else 404.
@@ -228,6 +236,8 @@ func (s *Server) routes() http.Handler {
 		"/healthz":                                  "GET, HEAD",
 		"/readyz":                                   "GET, HEAD",
 		"/metrics":                                  "GET, HEAD",
+		ui.Prefix:                                   "GET, HEAD",
+		ui.Prefix + "/":                             "GET, HEAD",
 	}
 	for path, methods := range allow {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -289,7 +299,8 @@ func (s *Server) op(name string, h func(http.ResponseWriter, *http.Request) erro
 }
 
 // authenticate requires the bearer token on /v1 and /metrics when one is
-// configured.
+// configured. The dashboard's files (/ui) are public: they hold no data,
+// and the page sends the token it asks for with every /v1 request.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	if s.cfg.Token == "" {
 		return next

@@ -21,8 +21,8 @@ const IncarnationHeader = "Roster-Incarnation"
 // catch up with the registry (it normally lags by microseconds).
 const replayWait = 5 * time.Second
 
-// watch: GET /v1/scopes/{scope}/watch[?group=g|?prefix=p] as Server-Sent
-// Events. See the package documentation for the protocol.
+// watch: GET /v1/scopes/{scope}/watch[?group=g|?prefix=p][&snapshot=false]
+// as Server-Sent Events. See the package documentation for the protocol.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet { // HEAD would open a stream with no end
 		w.Header().Set("Allow", http.MethodGet)
@@ -39,6 +39,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 		sel, match = registry.Group(group), func(g string) bool { return g == group }
 	case prefix != "":
 		sel, match = registry.Prefix(prefix), func(g string) bool { return strings.HasPrefix(g, prefix) }
+	}
+	withSnapshot := true
+	if v := q.Get("snapshot"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errorf(http.StatusBadRequest, CodeInvalidQuery, "snapshot=%q is not a boolean", v)
+		}
+		withSnapshot = b
 	}
 	inc := s.reg.Incarnation()
 	resume, after, foreign := lastEventID(r, inc)
@@ -84,6 +92,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 		sse.event(seq, typ, snapshotJSON{Type: typ, Reason: reason, Seq: seq, Members: toMembers(ms), Node: s.reg.Name(), Incarnation: inc})
 	}
 	switch {
+	case !resume && !withSnapshot:
+		// Changes only (a dashboard's event log): the state is read
+		// elsewhere, and a large scope's snapshot would be megabytes.
 	case !resume:
 		snapshot("snapshot", "", rw.Seq, rw.Snapshot)
 	case foreign != "":

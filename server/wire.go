@@ -41,12 +41,22 @@ func toMembers(ms []registry.Member) []memberJSON {
 	return out
 }
 
+// membersJSON is a group's members; Total, in a page only (?limit=), is
+// the number of members of the whole listing.
 type membersJSON struct {
 	Members []memberJSON `json:"members"`
+	Total   *int         `json:"total,omitempty"`
 }
 
+// groupsJSON is a scope's groups. Counts (?counts=true) gives each listed
+// group's number of members; in a page (?limit=), Total is the number of
+// groups matching the prefix and Next, when more follow, the after= of the
+// next page.
 type groupsJSON struct {
-	Groups []string `json:"groups"`
+	Groups []string       `json:"groups"`
+	Counts map[string]int `json:"counts,omitempty"`
+	Total  *int           `json:"total,omitempty"`
+	Next   string         `json:"next,omitempty"`
 }
 
 // joinRequest is the body of a join. Without Session the member is durable.
@@ -96,6 +106,19 @@ type nodeJSON struct {
 	Scopes      []string `json:"scopes"`
 	Addr        string   `json:"addr"`
 	Self        bool     `json:"self"`
+	// Divergence, for a peer that has sent this node a digest: per scope
+	// (sorted), how far it was from agreeing with this node.
+	Divergence []divergenceJSON `json:"divergence,omitempty"`
+}
+
+// divergenceJSON: the peer's last anti-entropy digest of Scope, AgeMS
+// milliseconds old, lacked Behind operations this node holds, and held
+// Ahead operations this node lacks (registry.Divergence).
+type divergenceJSON struct {
+	Scope  string `json:"scope"`
+	Behind uint64 `json:"behind"`
+	Ahead  uint64 `json:"ahead"`
+	AgeMS  int64  `json:"age_ms"`
 }
 
 type nodesJSON struct {
