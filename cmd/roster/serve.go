@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/internal/buildinfo"
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
 	"github.com/roster-io/roster/storage"
@@ -162,9 +163,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if o.tlsCert != "" {
 		scheme = "https"
 	}
+	build := buildinfo.Get()
 	fmt.Fprintf(stdout, "roster %s: node %q (incarnation %d) serving scopes %s\n  HTTP API: %s://%s\n  gossip:   %s\n  data:     %s\n",
-		version, reg.Name(), reg.Incarnation(), strings.Join(reg.Scopes(), ","), scheme, ln.Addr(), reg.Addr(), o.dataDir)
-	logger.Info("serving", "name", reg.Name(), "incarnation", reg.Incarnation(), "http", ln.Addr().String(), "gossip", reg.Addr(), "seeds", []string(o.join))
+		build.Version, reg.Name(), reg.Incarnation(), strings.Join(reg.Scopes(), ","), scheme, ln.Addr(), reg.Addr(), o.dataDir)
+	logger.Info("serving", "name", reg.Name(), "incarnation", reg.Incarnation(), "http", ln.Addr().String(), "gossip", reg.Addr(), "seeds", []string(o.join), "version", build.Version, "commit", build.Commit)
 
 	// Serve returns once ctx ends (SIGINT/SIGTERM) and the HTTP side has
 	// shut down gracefully: no new connections, in-flight requests done,
