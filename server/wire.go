@@ -95,6 +95,7 @@ type nodeJSON struct {
 	State       string   `json:"state"`
 	Scopes      []string `json:"scopes"`
 	Addr        string   `json:"addr"`
+	HTTPAddr    string   `json:"http_addr"` // "" when the node advertises none
 	Self        bool     `json:"self"`
 }
 
@@ -132,4 +133,7 @@ type errorJSON struct {
 type errorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Owners, on not_owner, session_not_found and owner_unreachable when
+	// this node knows who holds the member or session (see forward.go).
+	Owners []ownerJSON `json:"owners,omitempty"`
 }
