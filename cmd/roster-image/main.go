@@ -53,9 +53,11 @@ const (
 	dataDir     = "/data"
 	uid, gid    = 65532, 65532
 	user        = "65532:65532"
-	defaultTag  = "roster:dev"
-	buildinfoX  = "github.com/roster-io/roster/internal/buildinfo"
-	rosterPkg   = "github.com/roster-io/roster/cmd/roster"
+	// defaultVersion is the version (and tag, roster:dev) of an image
+	// built without -version; the Kubernetes example runs that tag.
+	defaultVersion = "dev"
+	buildinfoX     = "github.com/roster-io/roster/internal/buildinfo"
+	rosterPkg      = "github.com/roster-io/roster/cmd/roster"
 )
 
 var (
@@ -106,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.out, "o", "roster.oci.tar", "output `file`: an OCI archive (a tar of an OCI image layout)")
 	fs.StringVar(&o.tag, "tag", "", "image `reference` recorded in the archive (default roster:<version>)")
-	fs.StringVar(&o.version, "version", "dev", "`version` linked into the binary and labelled")
+	fs.StringVar(&o.version, "version", defaultVersion, "`version` linked into the binary and labelled")
 	fs.StringVar(&o.commit, "commit", "", "`commit` linked into the binary and labelled (default: the checkout's, from git, with -dirty for changes; else unknown)")
 	fs.StringVar(&o.bin, "bin", "", "use this static Linux roster `binary` instead of building one")
 	fs.StringVar(&o.arch, "arch", runtime.GOARCH, "GOARCH of the image")

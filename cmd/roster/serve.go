@@ -104,6 +104,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	warnExampleSecrets(logger, token, cfg)
 	if cfg.Insecure {
 		logger.Warn("--gossip-insecure: GOSSIP IS NEITHER ENCRYPTED NOR AUTHENTICATED; anyone who can reach " + o.gossipAddr + " can add, remove or hide any node's members")
 	}
