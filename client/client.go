@@ -146,6 +146,7 @@ type Node struct {
 	State       string   `json:"state"` // alive, dead, left, unknown
 	Scopes      []string `json:"scopes"`
 	Addr        string   `json:"addr"`
+	HTTPAddr    string   `json:"http_addr"` // base URL of its API; "" when it advertises none
 	Self        bool     `json:"self"`
 }
 
@@ -357,13 +358,14 @@ func readError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var body struct {
 		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
+			Code    string  `json:"code"`
+			Message string  `json:"message"`
+			Owners  []Owner `json:"owners"`
 		} `json:"error"`
 	}
 	e := &Error{Status: resp.StatusCode}
 	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message = body.Error.Code, body.Error.Message
+		e.Code, e.Message, e.Owners = body.Error.Code, body.Error.Message, body.Error.Owners
 	} else {
 		e.Message = strings.TrimSpace(string(b))
 		if e.Message == "" {
@@ -378,6 +380,17 @@ type Error struct {
 	Status  int    // HTTP status
 	Code    string // the API's error code, e.g. "not_owner"
 	Message string
+	// Owners, on not_owner, session_not_found and owner_unreachable when
+	// the node knows them: the nodes that hold the member or session,
+	// where a client can send the request itself.
+	Owners []Owner
+}
+
+// Owner names a node that holds a member or a session.
+type Owner struct {
+	Name     string `json:"name"`
+	HTTPAddr string `json:"http_addr"` // base URL of its API; "" when it advertises none
+	State    string `json:"state"`     // alive, dead, left, unknown
 }
 
 func (e *Error) Error() string {
@@ -413,6 +426,7 @@ var (
 	ErrNotMember        = &Error{Code: "not_member"}
 	ErrSessionNotFound  = &Error{Code: "session_not_found"}
 	ErrNotOwner         = &Error{Code: "not_owner"}
+	ErrOwnerUnreachable = &Error{Code: "owner_unreachable"}
 	ErrBodyTooLarge     = &Error{Code: "body_too_large"}
 	ErrMethodNotAllowed = &Error{Code: "method_not_allowed"}
 	ErrStorageFailed    = &Error{Code: "storage_failed"}

@@ -349,7 +349,7 @@ func TestEarlyDeltaOfUnknownOwnerIsAJoin(t *testing.T) {
 	require.Equal(t, int64(1), n.Stats().Unvouched)
 	require.Empty(t, members(n, "default", "g"))
 
-	meta, err := encodeNodeMeta(7, []string{"default"}, 512)
+	meta, err := encodeNodeMeta(7, []string{"default"}, "", 512)
 	require.NoError(t, err)
 	n.queuePeerEvent(&memberlist.Node{Name: "early", Addr: net.IPv4(127, 0, 0, 1), Port: 1, Meta: meta}, true)
 	n.handleMessage(delta, nil) // as anti-entropy brings it again

@@ -48,6 +48,15 @@ type Config struct {
 	AdvertiseAddr string
 	AdvertisePort int
 
+	// HTTPAddr is the base URL of this node's HTTP API as other nodes and
+	// clients reach it, "http://host:port" or "https://host:port" (see
+	// ValidHTTPAddr): roster serve's --advertise-http. It is advertised in
+	// memberlist node metadata next to the scopes (512 bytes in all) and
+	// shown by Nodes, so that any node can name, or forward a request to,
+	// the node that owns a member or a session. Empty: none advertised
+	// (the metadata then has the three fields nodes before it expect).
+	HTTPAddr string
+
 	// Seeds are addresses (host:port; DNS names are re-resolved on every
 	// attempt) joined at start and retried forever by the rejoin loop
 	// whenever they are not members.
@@ -290,7 +299,12 @@ func (c *Config) validate() error {
 	case c.Cluster != "" && c.Memberlist != nil && c.Memberlist.Label != "" && c.Memberlist.Label != c.Cluster:
 		return bad("Cluster %q and Memberlist.Label %q differ (Cluster sets the label)", c.Cluster, c.Memberlist.Label)
 	}
-	if _, err := encodeNodeMeta(c.Incarnation, c.Scopes, 512); err != nil {
+	if c.HTTPAddr != "" {
+		if err := ValidHTTPAddr(c.HTTPAddr); err != nil {
+			return bad("HTTPAddr: %v", err)
+		}
+	}
+	if _, err := encodeNodeMeta(c.Incarnation, c.Scopes, c.HTTPAddr, memberlist.MetaMaxSize); err != nil {
 		return bad("%v", err)
 	}
 	if c.Transport == nil && !c.encrypted() && !c.Insecure && !loopback(c.BindAddr) {

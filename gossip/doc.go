@@ -3,8 +3,10 @@
 // # What it owns
 //
 // One hashicorp/memberlist per node, whose node metadata advertises the
-// node's roster incarnation and the scopes it serves (scopes are overlays: a
-// scope's updates go only to nodes serving it). On top of memberlist:
+// node's roster incarnation, the scopes it serves (scopes are overlays: a
+// scope's updates go only to nodes serving it) and the address of its HTTP
+// API (Config.HTTPAddr; checked by ValidHTTPAddr on both ends, metadata
+// that fails is ignored with its node). On top of memberlist:
 //
 //   - dissemination: every local join or leave becomes a crdt.Delta pushed
 //     directly to every scope peer (or down a relay tree, Config.FanOut;

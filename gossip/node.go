@@ -32,10 +32,13 @@ const (
 type NodeInfo struct {
 	Name        string
 	Incarnation uint64
-	Addr        string
-	State       PeerState
-	Scopes      []string
-	Self        bool
+	Addr        string // gossip address (host:port)
+	// HTTPAddr is the base URL of the node's HTTP API as it advertises it
+	// (Config.HTTPAddr), "" if it advertises none.
+	HTTPAddr string
+	State    PeerState
+	Scopes   []string
+	Self     bool
 }
 
 // Stats are cumulative counters, for metrics and tests. DeltasSent
@@ -296,7 +299,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		n.log.Warn("GOSSIP IS UNENCRYPTED AND UNAUTHENTICATED: anyone who can reach this port can add, remove or hide any node's members (Insecure is set)",
 			"bind", cfg.BindAddr, "port", cfg.BindPort)
 	}
-	meta, err := encodeNodeMeta(cfg.Incarnation, n.order, memberlist.MetaMaxSize)
+	meta, err := encodeNodeMeta(cfg.Incarnation, n.order, cfg.HTTPAddr, memberlist.MetaMaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
@@ -570,10 +573,10 @@ func (n *Node) wakeSender() {
 
 // Nodes returns every node this one knows of, itself included, sorted by name.
 func (n *Node) Nodes() []NodeInfo {
-	out := []NodeInfo{{Name: n.self.Name, Incarnation: n.self.Incarnation, Addr: n.Addr(), State: PeerAlive, Scopes: n.Scopes(), Self: true}}
+	out := []NodeInfo{{Name: n.self.Name, Incarnation: n.self.Incarnation, Addr: n.Addr(), HTTPAddr: n.cfg.HTTPAddr, State: PeerAlive, Scopes: n.Scopes(), Self: true}}
 	n.mu.Lock()
 	for _, p := range n.peers {
-		info := NodeInfo{Name: p.name, Incarnation: p.meta.inc, State: p.state, Scopes: slices.Clone(p.meta.scopes)}
+		info := NodeInfo{Name: p.name, Incarnation: p.meta.inc, HTTPAddr: p.meta.httpAddr, State: p.state, Scopes: slices.Clone(p.meta.scopes)}
 		if p.node != nil {
 			info.Addr = p.node.Address()
 		}

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/internal/bounded"
@@ -12,7 +16,7 @@ import (
 
 // Wire formats (msgpack, positional, version 1 first):
 //
-//	node meta:   [1, incarnation, [scope, ...]]
+//	node meta:   [1, incarnation, [scope, ...]] or [1, incarnation, [scope, ...], httpAddr]
 //	deltas:      [1, 1, scope, [delta, ...]]              each delta a crdt encoding
 //	sync:        [1, 2, scope, from, wantReply, digest]   digest a crdt encoding
 //	local state: [1, 3, from, [scope, digest, scope, digest, ...]]
@@ -35,25 +39,36 @@ const maxRelayNames = 1 << 16
 // maxMessageBytes bounds any message this package decodes.
 const maxMessageBytes = 64 << 20
 
-func encodeNodeMeta(inc uint64, scopes []string, limit int) ([]byte, error) {
+// encodeNodeMeta encodes a node's metadata: its incarnation, scopes and,
+// when it has one, its HTTP address (Config.HTTPAddr). A node without
+// one sends the three fields older nodes expect.
+func encodeNodeMeta(inc uint64, scopes []string, httpAddr string, limit int) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
-	_ = enc.EncodeArrayLen(3)
+	fields := 3
+	if httpAddr != "" {
+		fields = 4
+	}
+	_ = enc.EncodeArrayLen(fields)
 	_ = enc.EncodeUint(wireVersion)
 	_ = enc.EncodeUint(inc)
 	_ = enc.EncodeArrayLen(len(scopes))
 	for _, s := range scopes {
 		_ = enc.EncodeString(s)
 	}
+	if httpAddr != "" {
+		_ = enc.EncodeString(httpAddr)
+	}
 	if buf.Len() > limit {
-		return nil, fmt.Errorf("node metadata is %d bytes, memberlist allows %d: serve fewer or shorter scopes", buf.Len(), limit)
+		return nil, fmt.Errorf("node metadata is %d bytes, memberlist allows %d: serve fewer or shorter scopes, or a shorter HTTP address", buf.Len(), limit)
 	}
 	return buf.Bytes(), nil
 }
 
 type nodeMeta struct {
-	inc    uint64
-	scopes []string
+	inc      uint64
+	scopes   []string
+	httpAddr string // "" when the node advertises none
 }
 
 func (m nodeMeta) serves(scope string) bool {
@@ -176,8 +191,9 @@ func (r *reader) end() error {
 func decodeNodeMeta(b []byte) (nodeMeta, error) {
 	r := newReader(b)
 	defer r.release()
-	if n := r.arrayLen("meta"); r.err == nil && n != 3 {
-		r.fail("meta", fmt.Errorf("%d fields", n))
+	fields := r.arrayLen("meta")
+	if r.err == nil && fields != 3 && fields != 4 {
+		r.fail("meta", fmt.Errorf("%d fields", fields))
 	}
 	if v := r.uint("version"); r.err == nil && v != wireVersion {
 		r.fail("meta", fmt.Errorf("version %d", v))
@@ -187,10 +203,62 @@ func decodeNodeMeta(b []byte) (nodeMeta, error) {
 	for i := 0; i < n && r.err == nil; i++ {
 		m.scopes = append(m.scopes, r.str("scope"))
 	}
+	if fields == 4 && r.err == nil {
+		v, err := bounded.String(r.dec, r.r, r.b)
+		if err == nil {
+			err = ValidHTTPAddr(v)
+		}
+		if err != nil {
+			r.fail("HTTP address", err)
+		}
+		m.httpAddr = v
+	}
 	if r.err == nil && (m.inc == 0 || m.inc >= crdt.MaxCounter) {
 		r.fail("meta", fmt.Errorf("incarnation %d", m.inc))
 	}
-	return m, r.end()
+	if err := r.end(); err != nil {
+		return nodeMeta{}, err
+	}
+	return m, nil
+}
+
+// MaxHTTPAddrBytes bounds Config.HTTPAddr: it shares memberlist's 512
+// bytes of node metadata with the scopes.
+const MaxHTTPAddrBytes = 256
+
+// ValidHTTPAddr checks an HTTP address as Config.HTTPAddr takes it and
+// node metadata carries it: the base URL of a node's HTTP API,
+// "http://host:port" or "https://host:port" (an IPv6 host in brackets),
+// printable ASCII, at most MaxHTTPAddrBytes, with no user, path, query or
+// fragment. Whatever passes can be dialled as is and shown to clients.
+func ValidHTTPAddr(s string) error {
+	if len(s) > MaxHTTPAddrBytes {
+		return fmt.Errorf("HTTP address of %d bytes: at most %d", len(s), MaxHTTPAddrBytes)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return fmt.Errorf("HTTP address %q: byte %d is not printable ASCII", s, i)
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("HTTP address %q: %w", s, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("HTTP address %q: want http://host:port or https://host:port", s)
+	case u.Opaque != "" || u.User != nil || u.Path != "" || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("HTTP address %q: only scheme://host:port, no user, path, query or fragment", s)
+	case u.Hostname() == "":
+		return fmt.Errorf("HTTP address %q: no host", s)
+	}
+	if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("HTTP address %q: want a port in [1, 65535]", s)
+	}
+	if strings.HasPrefix(u.Host, "[") && net.ParseIP(u.Hostname()) == nil {
+		return fmt.Errorf("HTTP address %q: bracketed host is not an IPv6 address", s)
+	}
+	return nil
 }
 
 // message is a decoded user message.

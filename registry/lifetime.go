@@ -6,6 +6,7 @@ import (
 	"github.com/roster-io/roster/internal/bug"
 
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"github.com/roster-io/roster/crdt"
@@ -92,10 +93,53 @@ type sessions struct {
 	owned map[handleKey]Lifetime
 }
 
-func newSessionID() string {
+// A session id is 48 hex digits: a tag of the node that created it (16,
+// see sessionTag) and 128 random bits, the credential. The tag lets any
+// node tell which node holds a session (SessionOwner), so that a request
+// for it can be sent there; it reveals only a hash of a node name. Ids
+// made before the tag (32 hex digits) still work on their node.
+const (
+	sessionTagLen = 16
+	sessionIDLen  = sessionTagLen + 32
+)
+
+func newSessionID(node string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return sessionTag(node) + hex.EncodeToString(b[:])
+}
+
+// sessionTag is the first 8 bytes of the SHA-256 of a node's name, in hex:
+// the same on every node, across restarts.
+func sessionTag(node string) string {
+	sum := sha256.Sum256([]byte("roster session owner\x00" + node))
+	return hex.EncodeToString(sum[:sessionTagLen/2])
+}
+
+// SessionOwner returns the node that created session id, as this node
+// sees it, when the id names one (an id of this version) and exactly one
+// node this node knows of, itself included, has that name's tag. It says
+// nothing of whether the session is still alive there.
+func (r *Registry) SessionOwner(id string) (NodeInfo, bool) {
+	if len(id) != sessionIDLen {
+		return NodeInfo{}, false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return NodeInfo{}, false
+		}
+	}
+	tag := id[:sessionTagLen]
+	var found []NodeInfo
+	for _, n := range r.Nodes() {
+		if sessionTag(n.Name) == tag {
+			found = append(found, n)
+		}
+	}
+	if len(found) != 1 {
+		return NodeInfo{}, false // unknown, or (2^-64 per pair) ambiguous
+	}
+	return found[0], true
 }
 
 // CreateSession starts a session with the given TTL (between MinSessionTTL
@@ -110,7 +154,7 @@ func (r *Registry) CreateSession(ctx context.Context, ttl time.Duration) (Sessio
 	if ttl < MinSessionTTL || ttl > MaxSessionTTL {
 		return Session{}, fmt.Errorf("%w: session TTL %v out of range [%v, %v]", ErrInvalidTTL, ttl, MinSessionTTL, MaxSessionTTL)
 	}
-	s := Session{ID: newSessionID(), TTL: ttl, Expires: time.Now().Add(ttl)}
+	s := Session{ID: newSessionID(r.Name()), TTL: ttl, Expires: time.Now().Add(ttl)}
 	// The lock is held across the write so that concurrent creations
 	// cannot all pass the limit check.
 	r.sess.mu.Lock()

@@ -614,6 +614,26 @@ func (r *Registry) Leave(ctx context.Context, scope, group, id string) error {
 	return r.leaveLocked(sc, k)
 }
 
+// Owners lists the nodes that hold a member (group, id) of scope, sorted,
+// whether this node can reach them or not (so also an owner that is down,
+// whose member Members hides), itself included when it owns one. The
+// same id joined on two nodes is two members: two owners. A server uses
+// it to send a leave to the owner (Leave answers ErrNotOwner elsewhere).
+func (r *Registry) Owners(scope, group, id string) ([]string, error) {
+	sc, err := r.checkMember(scope, group, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	sc.Read(func(st *crdt.State) {
+		for _, h := range st.Holders(group, id) {
+			out = append(out, h.Name)
+		}
+	})
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
 // leaveLocked is Leave with the key's lock held.
 func (r *Registry) leaveLocked(sc *gossip.Scope, k handleKey) error {
 	scope, group, id := k.scope, k.group, k.id

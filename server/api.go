@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"slices"
@@ -24,6 +25,9 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
 		opt = registry.InSession(req.Session)
 	}
 	if _, err := s.reg.Join(r.Context(), scope, group, id, req.Meta, opt); err != nil {
+		if req.Session != "" && errors.Is(err, registry.ErrNoSession) {
+			return s.toOwner(w, r, err, s.sessionOwners(req.Session))
+		}
 		return err
 	}
 	m := toMember(registry.Member{Group: group, ID: id, Meta: req.Meta, Owner: s.reg.Name(), Incarnation: s.reg.Incarnation(), Confirmed: true})
@@ -34,7 +38,11 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
 
 // leave: DELETE /v1/scopes/{scope}/groups/{group}/members/{id}.
 func (s *Server) leave(w http.ResponseWriter, r *http.Request) error {
-	if err := s.reg.Leave(r.Context(), r.PathValue("scope"), r.PathValue("group"), r.PathValue("id")); err != nil {
+	scope, group, id := r.PathValue("scope"), r.PathValue("group"), r.PathValue("id")
+	if err := s.reg.Leave(r.Context(), scope, group, id); err != nil {
+		if errors.Is(err, registry.ErrNotOwner) {
+			return s.toOwner(w, r, err, s.memberOwners(scope, group, id))
+		}
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -239,7 +247,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	sess, err := s.reg.GetSession(r.PathValue("id"))
 	if err != nil {
-		return err
+		return s.sessionElsewhere(w, r, err)
 	}
 	writeJSON(w, http.StatusOK, toSession(sess))
 	return nil
@@ -249,7 +257,7 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) keepAlive(w http.ResponseWriter, r *http.Request) error {
 	sess, err := s.reg.KeepAlive(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return err
+		return s.sessionElsewhere(w, r, err)
 	}
 	writeJSON(w, http.StatusOK, toSession(sess))
 	return nil
@@ -258,16 +266,26 @@ func (s *Server) keepAlive(w http.ResponseWriter, r *http.Request) error {
 // closeSession: DELETE /v1/sessions/{id}.
 func (s *Server) closeSession(w http.ResponseWriter, r *http.Request) error {
 	if err := s.reg.CloseSession(r.Context(), r.PathValue("id")); err != nil {
-		return err
+		return s.sessionElsewhere(w, r, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// nodes: GET /v1/nodes. Each peer that has sent this node an anti-entropy
-// digest carries its divergence: per scope, how many operations its last
-// digest lacked of this node's (behind) and held that this node lacks
-// (ahead), and the digest's age.
+// sessionElsewhere handles the error of a request for session {id}: a
+// session this node does not hold may be another node's (forward.go).
+func (s *Server) sessionElsewhere(w http.ResponseWriter, r *http.Request, err error) error {
+	if errors.Is(err, registry.ErrNoSession) {
+		return s.toOwner(w, r, err, s.sessionOwners(r.PathValue("id")))
+	}
+	return err
+}
+
+// nodes: GET /v1/nodes, with each node's advertised HTTP address. Each
+// peer that has sent this node an anti-entropy digest carries its
+// divergence: per scope, how many operations its last digest lacked of
+// this node's (behind) and held that this node lacks (ahead), and the
+// digest's age.
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
 	ns := s.reg.Nodes()
 	div := s.reg.Divergence()
@@ -277,7 +295,7 @@ func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
 		if scopes == nil {
 			scopes = []string{}
 		}
-		out.Nodes[i] = nodeJSON{Name: n.Name, Incarnation: n.Incarnation, State: string(n.State), Scopes: scopes, Addr: n.Addr, Self: n.Self}
+		out.Nodes[i] = nodeJSON{Name: n.Name, Incarnation: n.Incarnation, State: string(n.State), Scopes: scopes, Addr: n.Addr, HTTPAddr: n.HTTPAddr, Self: n.Self}
 		if n.Self {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -83,6 +84,21 @@ type Config struct {
 	// context ends.
 	ShutdownTimeout time.Duration
 
+	// Forward sends a request about a member or session another node
+	// holds (a leave; a session's get, keep-alive or close; a join into
+	// the session) to that node, one hop, when its HTTP address is known
+	// (registry.Config.HTTPAddr on that node): see forward.go. Off, such a
+	// request is answered not_owner or session_not_found naming the
+	// owner and its address. The bearer token is passed on: the owner
+	// must accept the same one.
+	Forward bool
+
+	// ForwardTransport carries forwarded requests; nil means a transport
+	// with bounded timeouts that verifies HTTPS owners against the
+	// system's roots (set one with a RootCAs pool, or a client
+	// certificate, for owners behind a private CA or mutual TLS).
+	ForwardTransport http.RoundTripper
+
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -91,7 +107,7 @@ type Config struct {
 // no TLS, 64 KiB bodies and headers, 10 000 events of watch history per
 // scope, a heartbeat every 15 s, watch writes bounded to 10 s, 10 s to
 // read headers, 30 s to read a request or write an answer, 2 min idle,
-// 4,096 connections.
+// 4,096 connections, forwarding to owners on.
 func DefaultConfig() Config {
 	return Config{
 		Addr:              "127.0.0.1:8080",
@@ -106,6 +122,7 @@ func DefaultConfig() Config {
 		IdleTimeout:       2 * time.Minute,
 		MaxConns:          4096,
 		ShutdownTimeout:   10 * time.Second,
+		Forward:           true,
 	}
 }
 

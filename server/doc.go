@@ -46,6 +46,19 @@
 // digest lacked of this node's (behind) and held that this node lacks
 // (ahead), and how old that digest is (age_ms); all zero is agreement.
 //
+// # Routing
+//
+// GET /v1/nodes shows every node's http_addr, the base URL it advertises
+// (registry.Config.HTTPAddr). A request about a member or a session that
+// another node holds (a leave; a session's get, keep-alive or close; a
+// join into a session) is forwarded to that node, one hop, when
+// Config.Forward is on and the owner is known, alive and has an address:
+// the answer then carries Roster-Forwarded-To, and 502 owner_unreachable
+// if the owner did not answer. Otherwise the error (409 not_owner, 404
+// session_not_found) has "owners": name, http_addr and state of each
+// node holding it. A session id names its node (registry.SessionOwner);
+// a request marked Roster-Forwarded-By is never forwarded again.
+//
 // # Limits
 //
 // The node's registry.Limits (sessions, owned members, groups, watchers)

@@ -68,6 +68,12 @@ func classify(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
+	var oe *ownerError
+	if errors.As(err, &oe) {
+		c := *classify(oe.err)
+		c.msg = oe.Error()
+		return &c
+	}
 	var mbe *http.MaxBytesError
 	st := func(status int, code string) *apiError { return &apiError{status, code, err.Error()} }
 	switch {
@@ -140,7 +146,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) s
 	if ae.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="roster"`)
 	}
-	writeJSON(w, ae.status, errorJSON{Error: errorBody{Code: ae.code, Message: ae.msg}})
+	body := errorBody{Code: ae.code, Message: ae.msg}
+	if oe := (*ownerError)(nil); errors.As(err, &oe) {
+		body.Owners = oe.owners // who holds what the request is about
+	}
+	writeJSON(w, ae.status, errorJSON{Error: body})
 	return ae.code
 }
 
@@ -166,6 +176,8 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error
 		}
 		return errorf(http.StatusBadRequest, CodeBadJSON, "reading the body failed")
 	}
+	// Readable again, for a request forwarded to its owner (forward.go).
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}

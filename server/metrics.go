@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/internal/buildinfo"
 )
 
 // metrics are the server's Prometheus metrics, in a private registry so
@@ -49,7 +50,21 @@ func newMetrics(s *Server) *metrics {
 	for _, sc := range s.reg.Scopes() {
 		m.watchers.WithLabelValues(sc)
 	}
+	m.reg.MustRegister(buildInfoGauge())
 	return m
+}
+
+// buildInfoGauge is roster_build_info: value 1, the build in its labels
+// (see internal/buildinfo), the usual way to join a build to any series.
+func buildInfoGauge() prometheus.Gauge {
+	bi := buildinfo.Get()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "roster_build_info",
+		Help:        "The running build (value 1): version, commit and Go version.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "goversion": bi.GoVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 // registryCollector reads the registry's state and gossip counters at

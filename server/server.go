@@ -32,6 +32,8 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 	httpSrv *http.Server
+	fwd     http.RoundTripper // forwarded requests (forward.go)
+	ownFwd  *http.Transport   // fwd when New made it: its idle connections close at Shutdown
 
 	conns    atomic.Int64 // open connections of Serve (MaxConns)
 	serving  atomic.Bool
@@ -64,6 +66,11 @@ func New(reg *registry.Registry, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: following scope %q: %w", sc, err)
 		}
 		s.feeds[sc] = newFeed(sc, w, cfg.WatchHistory, lg)
+	}
+	s.fwd = cfg.ForwardTransport
+	if s.fwd == nil {
+		s.ownFwd = newForwardTransport()
+		s.fwd = s.ownFwd
 	}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()
@@ -158,6 +165,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.stopFeeds()
+	if s.ownFwd != nil {
+		s.ownFwd.CloseIdleConnections()
+	}
 	return err
 }
 
@@ -291,7 +301,9 @@ func cleanPath(p string) string {
 func (s *Server) op(name string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code := "ok"
-		if err := h(w, r); err != nil {
+		if err := h(w, r); errors.Is(err, errForwarded) {
+			code = "forwarded"
+		} else if err != nil {
 			code = s.writeError(w, r, err)
 		}
 		s.metrics.ops.WithLabelValues(name, code).Inc()

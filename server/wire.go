@@ -105,6 +105,7 @@ type nodeJSON struct {
 	State       string   `json:"state"`
 	Scopes      []string `json:"scopes"`
 	Addr        string   `json:"addr"`
+	HTTPAddr    string   `json:"http_addr"` // "" when the node advertises none
 	Self        bool     `json:"self"`
 	// Divergence, for a peer that has sent this node a digest: per scope
 	// (sorted), how far it was from agreeing with this node.
@@ -155,4 +156,7 @@ type errorJSON struct {
 type errorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Owners, on not_owner, session_not_found and owner_unreachable when
+	// this node knows who holds the member or session (see forward.go).
+	Owners []ownerJSON `json:"owners,omitempty"`
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,13 +182,13 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 		}
 		return out.print(map[string]any{"nodes": orEmpty(ns)}, func(w io.Writer) {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTATE\tINCARNATION\tADDR\tSCOPES")
+			fmt.Fprintln(tw, "NAME\tSTATE\tINCARNATION\tADDR\tHTTP\tSCOPES")
 			for _, n := range ns {
 				name := n.Name
 				if n.Self {
 					name += " (self)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", name, n.State, n.Incarnation, n.Addr, strings.Join(n.Scopes, ","))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", name, n.State, n.Incarnation, n.Addr, cmp.Or(n.HTTPAddr, "-"), strings.Join(n.Scopes, ","))
 			}
 			tw.Flush()
 		})

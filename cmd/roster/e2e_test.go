@@ -289,8 +289,8 @@ func TestEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "bob@n2", ids(local))
 
-		require.ErrorIs(t, n2.c.Leave(ctx, "default", "room", "alice"), client.ErrNotOwner)
-		require.NoError(t, n1.c.Leave(ctx, "default", "room", "alice"))
+		// n2 does not hold alice: it forwards the leave to n1, her owner.
+		require.NoError(t, n2.c.Leave(ctx, "default", "room", "alice"))
 		for _, p := range ps {
 			eventually(t, "alice gone on "+p.name, func() bool { return membersOn(t, p, "room") == "bob@n2" })
 		}
@@ -343,10 +343,12 @@ func TestEndToEnd(t *testing.T) {
 		for _, p := range ps {
 			eventually(t, "s1 on "+p.name, func() bool { return membersOn(t, p, "presence") == "s1@n2" })
 		}
-		for range 3 {
+		// As behind a load balancer: every node takes the keep-alive
+		// (n1 and n3 forward it to n2, n3's token passed on).
+		for _, p := range ps {
 			time.Sleep(500 * time.Millisecond)
-			_, err := n2.c.KeepAlive(ctx, s.ID)
-			require.NoError(t, err)
+			_, err := p.c.KeepAlive(ctx, s.ID)
+			require.NoError(t, err, "keep-alive through %s", p.name)
 		}
 		require.Equal(t, "s1@n2", membersOn(t, n1, "presence"), "kept alive past its TTL")
 		for _, p := range ps {
@@ -367,6 +369,12 @@ func TestEndToEnd(t *testing.T) {
 			require.Equal(t, []string{"chat", "default"}, n.Scopes)
 		}
 		require.Equal(t, n1.gossipAddr(), ns[0].Addr)
+		for i, p := range ps {
+			require.Equal(t, p.url(), ns[i].HTTPAddr, "derived from --http-addr")
+		}
+		var out bytes.Buffer
+		require.NoError(t, run([]string{"nodes", "--addr", n2.url()}, &out, &out))
+		require.Contains(t, out.String(), n3.url(), "roster nodes shows it")
 	})
 
 	t.Run("metrics", func(t *testing.T) {
@@ -411,7 +419,7 @@ func TestEndToEnd(t *testing.T) {
 		require.ErrorIs(t, err, client.ErrSessionNotFound)
 		_, err = n1.c.CreateSession(ctx, 48*time.Hour)
 		require.ErrorIs(t, err, client.ErrInvalidTTL)
-		require.ErrorIs(t, n1.c.Leave(ctx, "default", "room", "bob"), client.ErrNotOwner)
+		require.ErrorIs(t, n1.c.Leave(ctx, "default", "room", "nobody"), client.ErrNotMember)
 		// Nothing changed (eventually: a loaded machine may briefly
 		// suspect n2 and hide its members).
 		eventually(t, "nothing changed", func() bool { return membersOn(t, n1, "room") == "bob@n2" })

@@ -14,12 +14,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
-)
 
-// version is the release, set with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+	"github.com/roster-io/roster/internal/buildinfo"
+)
 
 const usage = `roster: an eventually consistent process-group registry
 
@@ -34,7 +32,7 @@ Usage:
   roster session create|keepalive|close      manage sessions (member leases)
   roster wait --ready [--timeout 30s]        wait until the node is ready (scripts)
   roster keyring list|install|use|remove     rotate the node's gossip keys
-  roster version                             print the version
+  roster version (or --version)              print the version, commit and Go version
 
 Run "roster <command> -h" for the flags of a command. Every flag can be set
 with ROSTER_<FLAG> in the environment (e.g. ROSTER_ADDR, ROSTER_TOKEN).
@@ -87,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "keyring":
 		return runKeyring(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, versionString())
+		fmt.Fprintln(stdout, buildinfo.Get())
 		return nil
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
@@ -95,38 +93,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return usageErr("unknown command %q", cmd)
-}
-
-// versionString combines version with what the Go toolchain recorded.
-func versionString() string {
-	s := "roster " + version
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return s
-	}
-	if version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		s = "roster " + bi.Main.Version
-	}
-	var rev, modified string
-	for _, kv := range bi.Settings {
-		switch kv.Key {
-		case "vcs.revision":
-			rev = kv.Value
-		case "vcs.modified":
-			modified = kv.Value
-		}
-	}
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		s += " (" + rev
-		if modified == "true" {
-			s += "+dirty"
-		}
-		s += ")"
-	}
-	return s + " " + bi.GoVersion
 }
 
 // parseArgs parses flags interspersed with positional arguments (a "--"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/internal/buildinfo"
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
 	"github.com/roster-io/roster/storage"
@@ -30,6 +32,8 @@ type serveOptions struct {
 	join                                               listFlag
 	scopes, profile, gossipKey, apiToken, cluster      string
 	gossipKeyFile, apiTokenFile                        string
+	advertiseHTTP                                      string
+	forward                                            bool
 	gossipInsecure                                     bool
 	tlsCert, tlsKey, logLevel, logFormat               string
 	tlsClientCA                                        string
@@ -48,6 +52,8 @@ func serveFlags(o *serveOptions, host string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip (memberlist) bind `host:port`, UDP and TCP")
 	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "gossip `host:port` other nodes reach this one at (default: derived from --gossip-addr)")
 	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP API listen `host:port`")
+	fs.StringVar(&o.advertiseHTTP, "advertise-http", "", "`URL` of this node's HTTP API as other nodes and clients reach it, http(s)://host:port, or host:port (default: --http-addr, its host taken from --advertise-addr or --gossip-addr when it listens on all interfaces); shown by roster nodes, used to forward")
+	fs.BoolVar(&o.forward, "forward", true, "forward a leave, a session's get/keep-alive/close and a join into a session to the node that holds them (one hop, token passed on); false: answer not_owner/session_not_found naming that node and its address")
 	fs.Var(&o.join, "join", "seed `host:port` to join (repeatable or comma-separated; DNS names are re-resolved)")
 	fs.StringVar(&o.scopes, "scopes", "default", "comma-separated `scopes` this node serves")
 	fs.StringVar(&o.profile, "profile", "lan", "gossip timings: lan, wan or local (one machine, fast failure detection)")
@@ -98,6 +104,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	warnExampleSecrets(logger, token, cfg)
 	if cfg.Insecure {
 		logger.Warn("--gossip-insecure: GOSSIP IS NEITHER ENCRYPTED NOR AUTHENTICATED; anyone who can reach " + o.gossipAddr + " can add, remove or hide any node's members")
 	}
@@ -109,6 +116,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	scfg.MaxConns = o.maxConns
 	cfg.Limits.MaxSessions, cfg.Limits.MaxWatchers = o.maxSessions, o.maxWatchers
 	scfg.ShutdownTimeout = o.shutdownTimeout
+	scfg.Forward = o.forward
 	scfg.Logger = logger.With("component", "http")
 	// Everything that can fail is checked and bound before the node joins
 	// the cluster: a start that failed after joining left a node that
@@ -138,6 +146,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--http-addr: %w", err)
 	}
 	defer ln.Close() // after Serve: already closed
+	scheme := "http"
+	if o.tlsCert != "" {
+		scheme = "https"
+	}
+	if cfg.HTTPAddr, err = advertiseHTTP(o, ln.Addr(), scheme); err != nil {
+		return err
+	}
+	if cfg.HTTPAddr == "" {
+		logger.Warn("no HTTP address to advertise (listening on all interfaces, no private IP found): other nodes cannot forward to this one; set --advertise-http")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -158,13 +176,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		_ = closeReg()
 		return err
 	}
-	scheme := "http"
-	if o.tlsCert != "" {
-		scheme = "https"
-	}
-	fmt.Fprintf(stdout, "roster %s: node %q (incarnation %d) serving scopes %s\n  HTTP API: %s://%s\n  gossip:   %s\n  data:     %s\n",
-		version, reg.Name(), reg.Incarnation(), strings.Join(reg.Scopes(), ","), scheme, ln.Addr(), reg.Addr(), o.dataDir)
-	logger.Info("serving", "name", reg.Name(), "incarnation", reg.Incarnation(), "http", ln.Addr().String(), "gossip", reg.Addr(), "seeds", []string(o.join))
+	build := buildinfo.Get()
+	fmt.Fprintf(stdout, "roster %s: node %q (incarnation %d) serving scopes %s\n  HTTP API: %s://%s (advertised: %s)\n  gossip:   %s\n  data:     %s\n",
+		build.Version, reg.Name(), reg.Incarnation(), strings.Join(reg.Scopes(), ","), scheme, ln.Addr(), cmp.Or(cfg.HTTPAddr, "none"), reg.Addr(), o.dataDir)
+	logger.Info("serving", "name", reg.Name(), "incarnation", reg.Incarnation(), "http", ln.Addr().String(), "http_advertised", cfg.HTTPAddr, "gossip", reg.Addr(), "seeds", []string(o.join), "version", build.Version, "commit", build.Commit)
 
 	// Serve returns once ctx ends (SIGINT/SIGTERM) and the HTTP side has
 	// shut down gracefully: no new connections, in-flight requests done,
