@@ -44,6 +44,8 @@ var cases = []struct {
 	{"set/flutter", Valid, nil, Options{}},
 	{"set/duplicate", Invalid, []string{"duplicates"}, Options{}},
 	{"set/resurrected", Invalid, []string{"resurrected"}, Options{}},
+	{"set/restart-catching-up", Valid, nil, Options{}},
+	{"set/restart-cache-resurrected", Invalid, []string{"resurrected"}, Options{}},
 	{"set/left-in-final", Invalid, []string{"resurrected"}, Options{}},
 	{"set/indeterminate", Valid, nil, Options{}},
 	{"set/rejoin", Valid, nil, Options{}},

@@ -2,6 +2,7 @@ package checker
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/roster-io/roster/jepsen/history"
 )
@@ -21,9 +22,10 @@ import (
 //   - lost: certainly joined at the end, its owner live, and missing from
 //     the last final read of some live node;
 //   - resurrected: after an ok leave, a node showed the member, then
-//     stopped showing it while reporting the owner alive (or in a quiet
-//     spell, without peers), then showed it again before any join of it
-//     was invoked; or a certainly left member is in a last final read;
+//     (without stopping in between) stopped showing it while reporting
+//     the owner alive (or in a quiet spell, without peers), then showed
+//     it again before any join of it was invoked, restarts included; or a
+//     certainly left member is in a last final read;
 //   - phantoms: a read showed a member no join of which (save failed
 //     ones) had been invoked before the read completed, or with
 //     metadata no such join wrote (when the joins record metadata);
@@ -265,26 +267,46 @@ func (m *model) resurrections(b *builder, k key) {
 		// completed without the member. Only a read invoked after that
 		// completion and showing it again is a resurrection: two reads of
 		// one node that overlap in time may be served in either order.
-		had, learned := map[string]bool{}, map[string]int64{}
+		//
+		// A node that stopped (killed, or left) since it last showed the
+		// member has to show it again before a read without it counts: a
+		// restarted node hides what it cached of an owner until it has
+		// caught up with it (registry.Config.ConfirmGrace), so its first
+		// reads may lack the member with the owner alive, and then show it
+		// while the leave is still on its way. What it learned before it
+		// stopped still counts: its cache must not bring the member back.
+		hadAt, learned := map[string]int64{}, map[string]int64{}
 		for _, r := range m.reads {
 			if r.inv <= since || r.cmp >= end || !r.covers(k.group) {
 				continue
 			}
 			has := r.has(k)
 			t, gone := learned[r.node]
+			shown, had := hadAt[r.node]
 			switch {
 			case has && gone && r.inv > t:
 				b.flag("resurrected", fmt.Sprintf("%s left (ok at %s), gone from %s, back in its read at %s", k, at(l.cmp), r.node, at(r.inv)))
 				delete(learned, r.node)
 			case has:
-				had[r.node] = true
-			case r.inv > l.cmp && had[r.node] && m.ownerAlive(r, k.owner):
+				hadAt[r.node] = r.cmp
+			case r.inv > l.cmp && had && !m.stoppedBetween(r.node, shown, r.inv) && m.ownerAlive(r, k.owner):
 				if !gone || r.cmp < t {
 					learned[r.node] = r.cmp
 				}
 			}
 		}
 	}
+}
+
+// stoppedBetween reports whether node was killed or left (a fault that
+// ends its process) between from and to.
+func (m *model) stoppedBetween(node string, from, to int64) bool {
+	for _, f := range m.faults {
+		if f.time > from && f.time < to && (f.kind == "kill" || f.kind == "leave") && slices.Contains(f.nodes, node) {
+			return true
+		}
+	}
+	return false
 }
 
 // ownerAlive reports whether, at read r, its node certainly saw owner o
