@@ -49,6 +49,7 @@ func newMetrics(s *Server) *metrics {
 	for _, sc := range s.reg.Scopes() {
 		m.watchers.WithLabelValues(sc)
 	}
+	m.reg.MustRegister(&observer{s: s}) // observe.go
 	return m
 }
 
