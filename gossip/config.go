@@ -169,7 +169,11 @@ type Config struct {
 	// ChunkBytes bounds one anti-entropy chunk (an encoded delta).
 	ChunkBytes int
 
-	// Logger receives structured logs; nil discards them.
+	// Logger receives structured logs; nil discards them. Records carry
+	// "component" ("gossip", or "memberlist" for memberlist's own lines)
+	// and "node": give a logger without those keys, or its records repeat
+	// them. Peers joining, restarting, failing and leaving are logged at
+	// info level.
 	Logger *slog.Logger
 
 	// Crdt tunes the scope states.

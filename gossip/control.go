@@ -150,6 +150,7 @@ const maxBusyTicks = 4
 
 // antiEntropy sends, for each scope, our digest to one random alive peer.
 func (n *Node) antiEntropy() {
+	n.stats.antiEntropyRounds.Add(1)
 	now := time.Now()
 	n.flushHeld(now)
 	for _, s := range n.order {
@@ -211,7 +212,7 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 	restarted := p.meta.inc != 0 && meta.inc > p.meta.inc
 	p.node = &c
 	p.meta = meta
-	e := peerEvent{replica: p.replica(), scopes: meta.scopes, node: &c, alive: alive, wasAlive: p.state == PeerAlive && !restarted}
+	e := peerEvent{replica: p.replica(), scopes: meta.scopes, node: &c, alive: alive, wasAlive: p.state == PeerAlive && !restarted, restarted: restarted}
 	switch {
 	case alive:
 		p.state, p.downSince, p.forgotten = PeerAlive, time.Time{}, false
@@ -221,6 +222,7 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 		// memberlist's NotifyLeave does not say whether a node left or
 		// died; the peer said it was leaving just before.
 		p.state, p.downSince = PeerLeft, time.Now()
+		e.left = true
 	default:
 		p.state, p.downSince = PeerDead, time.Now()
 	}
@@ -257,7 +259,11 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 	n.forgetUnsynced(r)
 	switch {
 	case e.alive && !e.wasAlive:
-		n.log.Debug("peer up", "peer", r)
+		msg := "peer joined"
+		if e.restarted {
+			msg = "peer restarted"
+		}
+		n.log.Info(msg, "peer", r.Name, "incarnation", r.Incarnation, "addr", e.node.Address(), "scopes", e.scopes)
 		n.servedMu.Lock()
 		for k, j := range n.pendingSync {
 			if k[1] == r.Name {
@@ -292,8 +298,10 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 				}
 			}
 		}
+	case !e.alive && e.left:
+		n.log.Info("peer left", "peer", r.Name, "incarnation", r.Incarnation, "addr", e.node.Address())
 	case !e.alive:
-		n.log.Debug("peer down", "peer", r)
+		n.log.Info("peer failed", "peer", r.Name, "incarnation", r.Incarnation, "addr", e.node.Address())
 	}
 }
 

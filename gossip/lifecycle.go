@@ -41,7 +41,9 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.mu.Unlock()
 	for _, p := range peers {
-		_ = n.ml.SendBestEffort(p, bye)
+		if n.ml.SendBestEffort(p, bye) == nil {
+			n.stats.sentMsg(KindLeaving, len(bye))
+		}
 	}
 	if err := n.ml.Leave(timeout); err != nil {
 		// Best effort: peers that missed it detect the failure instead.
@@ -133,7 +135,8 @@ func (n *Node) queuePeerEvent(nd *memberlist.Node, alive bool) {
 	}
 }
 
-// logWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog.
+// logWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog,
+// on a logger of their own (component=memberlist).
 type logWriter struct{ log *slog.Logger }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -145,6 +148,6 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	case strings.HasPrefix(line, "[WARN]"):
 		level = slog.LevelWarn
 	}
-	w.log.Log(context.Background(), level, line, "component", "memberlist")
+	w.log.Log(context.Background(), level, line)
 	return len(p), nil
 }

@@ -76,7 +76,92 @@ type Stats struct {
 	// dropped because their bounds (by bytes and per replica) were
 	// reached; anti-entropy repairs what they carried.
 	Overflow int64
+	// Sent and Received count roster's own gossip messages, and their
+	// bytes, by kind (index with a MessageKind): sent, as handed to
+	// memberlist (best-effort and reliable alike, one per peer; packets
+	// queued on memberlist's gossip are counted in Piggybacked instead);
+	// received, as decoded (whichever path brought them). Messages that
+	// do not decode count in DecodeErrors alone.
+	Sent, Received [NumMessageKinds]Traffic
+	// AntiEntropyRounds counts the anti-entropy ticks: each sends at most
+	// one digest per scope (SyncsSent), fewer while a transfer is flowing
+	// in or no peer serves the scope.
+	AntiEntropyRounds int64
+	// Transport counts every packet and stream of the node's own
+	// NetTransport, memberlist's probes, membership gossip and push/pull
+	// included; all zero with Config.Transport.
+	Transport TransportStats
 }
+
+// Traffic counts messages and their bytes.
+type Traffic struct{ Messages, Bytes int64 }
+
+// MessageKind is a kind of roster gossip message (Stats.Sent and
+// Stats.Received are indexed by it).
+type MessageKind uint8
+
+const (
+	// KindDeltas: deltas pushed to peers (local operations, repairs).
+	KindDeltas MessageKind = iota
+	// KindRelay: deltas with the names of the nodes to pass them on to
+	// (Config.FanOut).
+	KindRelay
+	// KindSync: anti-entropy digests.
+	KindSync
+	// KindLeaving: a node's announcement that it is leaving.
+	KindLeaving
+	// NumMessageKinds is the number of kinds.
+	NumMessageKinds
+)
+
+// String returns the kind's name, as in metric labels.
+func (k MessageKind) String() string {
+	switch k {
+	case KindDeltas:
+		return "deltas"
+	case KindRelay:
+		return "relay"
+	case KindSync:
+		return "sync"
+	case KindLeaving:
+		return "leaving"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// kindOf maps a wire message type to its kind.
+func kindOf(msg int) (MessageKind, bool) {
+	switch msg {
+	case msgDeltas:
+		return KindDeltas, true
+	case msgRelay:
+		return KindRelay, true
+	case msgSync:
+		return KindSync, true
+	case msgLeaving:
+		return KindLeaving, true
+	}
+	return 0, false
+}
+
+// TransportStats count what a NetTransport sent and received.
+type TransportStats struct {
+	PacketsSent, PacketBytesSent         int64
+	PacketsReceived, PacketBytesReceived int64
+	// StreamsOpened counts the streams dialled to peers, StreamsAccepted
+	// those accepted and handed to memberlist, StreamsRefused those
+	// closed unscreened (see NetTransport.Refused).
+	StreamsOpened, StreamsAccepted, StreamsRefused int64
+}
+
+type traffic struct{ messages, bytes atomic.Int64 }
+
+func (t *traffic) add(b int) {
+	t.messages.Add(1)
+	t.bytes.Add(int64(b))
+}
+
+func (t *traffic) load() Traffic { return Traffic{t.messages.Load(), t.bytes.Load()} }
 
 type stats struct {
 	deltasSent, deltasReceived, packetsSent, reliableSent atomic.Int64
@@ -85,7 +170,12 @@ type stats struct {
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
 	piggybacked, heldBack, relayed, packetsDropped        atomic.Int64
 	unvouched, forged, overflow                           atomic.Int64
+	antiEntropyRounds                                     atomic.Int64
+	sent, received                                        [NumMessageKinds]traffic
 }
+
+// sentMsg counts a message of kind handed to memberlist.
+func (s *stats) sentMsg(kind MessageKind, size int) { s.sent[kind].add(size) }
 
 type peer struct {
 	name      string
@@ -109,6 +199,9 @@ type peerEvent struct {
 	scopes          []string
 	node            *memberlist.Node
 	alive, wasAlive bool
+	// restarted: a new incarnation of a peer known before; left: down
+	// after announcing its leave (else a down peer failed). For the log.
+	restarted, left bool
 }
 
 type syncJob struct {
@@ -251,7 +344,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	}
 	n := &Node{
 		cfg:    cfg,
-		log:    lg.With("node", cfg.Name),
+		log:    lg.With("component", "gossip", "node", cfg.Name),
 		self:   crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
 		scopes: map[string]*Scope{},
 		peers:  map[string]*peer{},
@@ -310,7 +403,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 	mc.Delegate = (*delegate)(n)
 	mc.Events = (*events)(n)
 	mc.LogOutput = nil
-	mc.Logger = log.New(&logWriter{log: n.log}, "", 0)
+	mc.Logger = log.New(&logWriter{log: lg.With("component", "memberlist", "node", cfg.Name)}, "", 0)
 	var own *NetTransport // the transport New made, if it made one
 	if cfg.Transport != nil {
 		mc.Transport = cfg.Transport
@@ -441,7 +534,7 @@ func (n *Node) Scopes() []string { return slices.Clone(n.order) }
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	s := &n.stats
-	return Stats{
+	out := Stats{
 		DeltasSent: s.deltasSent.Load(), DeltasReceived: s.deltasReceived.Load(),
 		PacketsSent: s.packetsSent.Load(), ReliableSent: s.reliableSent.Load(),
 		SyncsSent: s.syncsSent.Load(), SyncsServed: s.syncsServed.Load(),
@@ -452,7 +545,15 @@ func (n *Node) Stats() Stats {
 		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(), HeldBack: s.heldBack.Load(),
 		Relayed: s.relayed.Load(), PacketsDropped: s.packetsDropped.Load(),
 		Unvouched: s.unvouched.Load(), Forged: s.forged.Load(), Overflow: s.overflow.Load(),
+		AntiEntropyRounds: s.antiEntropyRounds.Load(),
 	}
+	for k := range NumMessageKinds {
+		out.Sent[k], out.Received[k] = s.sent[k].load(), s.received[k].load()
+	}
+	if n.net != nil {
+		out.Transport = n.net.Stats()
+	}
+	return out
 }
 
 // --- Local operations -------------------------------------------------------

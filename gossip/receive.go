@@ -23,6 +23,9 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 		n.log.Debug("dropping malformed message", "err", err)
 		return
 	}
+	if k, ok := kindOf(m.kind); ok {
+		n.stats.received[k].add(len(b))
+	}
 	switch m.kind {
 	case msgDeltas, msgRelay:
 		n.mergeDeltas(m.scope, m.payloads, m.relayTo)
@@ -81,6 +84,7 @@ func (n *Node) peerLeaving(name string, inc uint64, src net.Addr) {
 	p.leavingAt, p.leavingInc = now, inc
 	if p.state == PeerDead && now.Sub(p.downSince) < leaveWindow {
 		p.state = PeerLeft // memberlist's down event came first
+		n.log.Info("peer left (its leave announcement came after its down event)", "peer", name, "incarnation", inc, "addr", p.node.Address())
 	}
 }
 

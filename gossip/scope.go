@@ -330,6 +330,18 @@ func (s *Scope) nextHeld(st *crdt.State, replica string, force bool) *crdt.Delta
 	return h.d
 }
 
+// Held returns how many deltas the scope holds back (waiting for a gap
+// in their owner's counters to fill, see Config.HoldBack) and their
+// approximate bytes (crdt.Delta.Footprint).
+func (s *Scope) Held() (deltas, bytes int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, q := range s.held {
+		deltas += len(q)
+	}
+	return deltas, s.heldBytes
+}
+
 // overdue lists the replicas with a delta held longer than wait.
 func (s *Scope) overdue(now time.Time, wait time.Duration) []string {
 	s.mu.RLock()

@@ -59,11 +59,15 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, r
 	if len(peers) == 0 || len(ds) == 0 {
 		return
 	}
+	kind := KindDeltas
+	if len(relayTo) > 0 { // as encodeDeltas
+		kind = KindRelay
+	}
 	packets := n.packets(scope, ds, relayTo)
 	if packets == nil {
 		for _, msg := range n.pack(scope, ds, 8<<20, relayTo) {
 			for _, p := range peers {
-				n.sendReliable(p, msg)
+				n.sendReliable(p, kind, msg)
 			}
 		}
 		return
@@ -79,6 +83,7 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, r
 			}
 			n.stats.packetsSent.Add(1)
 			n.stats.bytesSent.Add(int64(len(msg)))
+			n.stats.sentMsg(kind, len(msg))
 		}
 	}
 }
@@ -118,13 +123,14 @@ func (n *Node) pack(scope string, ds [][]byte, limit int, relayTo []string) [][]
 	return out
 }
 
-func (n *Node) sendReliable(p *memberlist.Node, msg []byte) {
+func (n *Node) sendReliable(p *memberlist.Node, kind MessageKind, msg []byte) {
 	if err := n.ml.SendReliable(p, msg); err != nil {
 		n.log.Debug("reliable send failed", "to", p.Name, "err", err)
 		return
 	}
 	n.stats.reliableSent.Add(1)
 	n.stats.bytesSent.Add(int64(len(msg)))
+	n.stats.sentMsg(kind, len(msg))
 }
 
 // sendSync sends our digest of scope to a peer.
@@ -144,10 +150,11 @@ func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
 		if err := n.ml.SendBestEffort(to, msg); err == nil {
 			n.stats.packetsSent.Add(1)
 			n.stats.bytesSent.Add(int64(len(msg)))
+			n.stats.sentMsg(KindSync, len(msg))
 		}
 		return
 	}
-	n.sendReliable(to, msg)
+	n.sendReliable(to, KindSync, msg)
 }
 
 // inboxDepth bounds the roster packets waiting for the inbox loop, as

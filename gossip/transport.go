@@ -47,6 +47,9 @@ type NetTransport struct {
 	// screened, a claim too large or not fitting the budget, framing
 	// that did not arrive in time).
 	refused atomic.Int64
+	// Counters of Stats.
+	packetsOut, bytesOut, packetsIn, bytesIn atomic.Int64
+	streamsOut, streamsIn                    atomic.Int64
 }
 
 var _ memberlist.NodeAwareTransport = (*NetTransport)(nil)
@@ -145,6 +148,10 @@ func (t *NetTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 		return time.Time{}, err
 	}
 	_, err = t.udp.WriteTo(b, to)
+	if err == nil {
+		t.packetsOut.Add(1)
+		t.bytesOut.Add(int64(len(b)))
+	}
 	return time.Now(), err
 }
 
@@ -159,7 +166,11 @@ func (t *NetTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 // DialAddressTimeout opens a stream to a.Addr.
 func (t *NetTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
-	return d.Dial("tcp", a.Addr)
+	c, err := d.Dial("tcp", a.Addr)
+	if err == nil {
+		t.streamsOut.Add(1)
+	}
+	return c, err
 }
 
 // StreamCh delivers accepted streams.
@@ -231,6 +242,7 @@ func (t *NetTransport) handOver(conn *net.TCPConn) {
 	}
 	select {
 	case t.streamCh <- sc:
+		t.streamsIn.Add(1)
 	case <-t.done:
 		_ = sc.Close()
 	}
@@ -238,6 +250,16 @@ func (t *NetTransport) handOver(conn *net.TCPConn) {
 
 // Refused returns how many incoming streams were closed unscreened.
 func (t *NetTransport) Refused() int64 { return t.refused.Load() }
+
+// Stats returns the transport's counters.
+func (t *NetTransport) Stats() TransportStats {
+	return TransportStats{
+		PacketsSent: t.packetsOut.Load(), PacketBytesSent: t.bytesOut.Load(),
+		PacketsReceived: t.packetsIn.Load(), PacketBytesReceived: t.bytesIn.Load(),
+		StreamsOpened: t.streamsOut.Load(), StreamsAccepted: t.streamsIn.Load(),
+		StreamsRefused: t.refused.Load(),
+	}
+}
 
 func (t *NetTransport) readLoop() {
 	defer t.wg.Done()
@@ -252,6 +274,8 @@ func (t *NetTransport) readLoop() {
 			t.log.Error("gossip: reading a UDP packet", "err", err)
 			continue
 		}
+		t.packetsIn.Add(1)
+		t.bytesIn.Add(int64(n))
 		if n < 1 {
 			continue // memberlist needs at least the message type
 		}

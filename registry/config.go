@@ -29,7 +29,9 @@ var (
 // LocalConfig (tests, one machine) and change what you need; Open validates
 // it. The embedded gossip.Config documents the cluster fields: Name, Scopes,
 // Seeds, bind and advertise addresses, SecretKey, timings, Retention and
-// Logger.
+// Logger. The registry's records carry component=registry; those of the
+// layers under it component=gossip, memberlist, storage or pebble (give a
+// Logger without a "component" key, or records repeat it).
 type Config struct {
 	gossip.Config
 

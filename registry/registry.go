@@ -253,7 +253,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{cfg: cfg, log: lg, hubs: map[string]*hub{}, handles: map[handleKey]*Membership{}, limits: limits}
+	r := &Registry{cfg: cfg, log: lg.With("component", "registry"), hubs: map[string]*hub{}, handles: map[handleKey]*Membership{}, limits: limits}
 	r.census.groups = map[scopeGroup]int{}
 	r.sess.byID = map[string]*session{}
 	r.sess.owned = map[handleKey]Lifetime{}
@@ -269,7 +269,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 			return nil, err
 		}
 		r.disk, r.store = st, diskStore{st}
-		lg.Info("opened data directory", "dir", st.Dir(), "incarnation", r.cfg.Incarnation, "seeds", r.cfg.Seeds)
+		r.log.Info("opened data directory", "dir", st.Dir(), "incarnation", r.cfg.Incarnation, "seeds", r.cfg.Seeds)
 	}
 	var opts []gossip.Option
 	if r.disk != nil {

@@ -133,6 +133,9 @@ type Watch struct {
 	// events in queue and of the batch run is delivering (under mu): the
 	// backlog bounded by Limits.WatchBacklogBytes.
 	queued, inHand int
+	// handing counts the events of the batch run is delivering that are
+	// not in C yet (for ScopeStats).
+	handing atomic.Int64
 	// stall tells run that the watch fell behind while it was blocked
 	// handing a batch to a consumer that does not read: it drops the
 	// batch and resyncs instead of keeping it.
@@ -549,6 +552,7 @@ func (w *Watch) run() {
 		w.idle = false
 		w.h.total.Add(-int64(w.inHand))
 		w.inHand = 0
+		w.handing.Store(0)
 		w.mu.Unlock()
 		close(w.out)
 	}()
@@ -564,6 +568,7 @@ func (w *Watch) run() {
 		for {
 			select {
 			case w.out <- e:
+				w.handing.Add(-1)
 				return true
 			case <-w.done:
 				return false
@@ -587,6 +592,7 @@ func (w *Watch) run() {
 		if !behind {
 			q, w.queue = w.queue, q
 			w.inHand, w.queued = w.queued, 0
+			w.handing.Store(int64(q.len()))
 		}
 		// Idle: nothing in hand, so publish may hand events to C itself
 		// without overtaking any.
@@ -618,6 +624,7 @@ func (w *Watch) run() {
 			w.mu.Lock()
 			w.h.total.Add(-int64(w.inHand))
 			w.inHand = 0
+			w.handing.Store(0)
 			w.mu.Unlock()
 			if !ok && !dropped {
 				return

@@ -51,6 +51,7 @@ func newMetrics(s *Server) *metrics {
 		m.watchers.WithLabelValues(sc)
 	}
 	m.reg.MustRegister(buildInfoGauge())
+	m.reg.MustRegister(&observer{s: s}) // observe.go
 	return m
 }
 

@@ -15,6 +15,9 @@ import (
 // return an error or finish the commit right after, and Store.apply turns
 // such a commit into ErrIO; the other calls report broken invariants, that
 // is, Pebble bugs. The failed Store admits no further work.
+//
+// log is the store's logger for Pebble (component=pebble), not the
+// store's own: adding the key to each record would repeat it.
 type pebbleLogger struct {
 	log   *slog.Logger
 	fatal func(msg string)
@@ -24,18 +27,18 @@ type pebbleLogger struct {
 // table creation, compactions) are Debug-level for an application.
 func (l pebbleLogger) Infof(format string, args ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+		l.log.Debug(fmt.Sprintf(format, args...))
 	}
 }
 
 // Errorf implements pebble.Logger.
 func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	l.log.Error(fmt.Sprintf(format, args...))
 }
 
 // Fatalf implements pebble.Logger; see the type comment.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.log.Error("fatal: "+msg, "component", "pebble")
+	l.log.Error("fatal: " + msg)
 	l.fatal(msg)
 }

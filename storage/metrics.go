@@ -3,6 +3,8 @@ package storage
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // SyncLatencyBounds are the upper bounds of the buckets of
@@ -104,6 +106,72 @@ func (m *metrics) snapshot() Metrics {
 	}
 	for i := range m.syncLatency {
 		out.SyncLatency[i] = m.syncLatency[i].Load()
+	}
+	return out
+}
+
+// PebbleMetrics are Pebble's own figures for the store, read at the time
+// of the call (pebble.DB.Metrics): gauges of the LSM's shape and size, and
+// cumulative counters since the store (or its last Recover) opened Pebble.
+type PebbleMetrics struct {
+	// DiskBytes is the space the store's files take (tables, logs,
+	// MANIFEST, obsolete files not yet deleted).
+	DiskBytes uint64
+	// ReadAmp is the read amplification: the sublevels of L0 plus the
+	// other non-empty levels a read may consult.
+	ReadAmp int
+	// LevelTables and LevelBytes are the sstables of each level, L0 to L6,
+	// and their bytes.
+	LevelTables [7]int64
+	LevelBytes  [7]int64
+	// MemTables and MemTableBytes are the memtables in memory and their
+	// allocated bytes.
+	MemTables     int64
+	MemTableBytes uint64
+	// WALFiles and WALBytes are the live write-ahead-log files and the
+	// live data in them; WALBytesWritten counts the bytes written to them.
+	WALFiles        int64
+	WALBytes        uint64
+	WALBytesWritten uint64
+	// Flushes and Compactions count completed memtable flushes and
+	// compactions; CompactionsInProgress are running now.
+	// CompactionDebtBytes estimates the bytes compactions must still
+	// rewrite for the LSM to reach its stable shape.
+	Flushes               int64
+	Compactions           int64
+	CompactionsInProgress int64
+	CompactionDebtBytes   uint64
+	// BlockCacheBytes and BlockCacheHits/Misses describe the block cache
+	// (Options.CacheBytes).
+	BlockCacheBytes  int64
+	BlockCacheHits   int64
+	BlockCacheMisses int64
+	// TableIterators counts the open sstable iterators.
+	TableIterators int64
+}
+
+// pebbleMetrics picks the figures PebbleMetrics exports out of Pebble's.
+func pebbleMetrics(m *pebble.Metrics) PebbleMetrics {
+	out := PebbleMetrics{
+		DiskBytes:             m.DiskSpaceUsage(),
+		ReadAmp:               m.ReadAmp(),
+		MemTables:             m.MemTable.Count,
+		MemTableBytes:         m.MemTable.Size,
+		WALFiles:              m.WAL.Files,
+		WALBytes:              m.WAL.Size,
+		WALBytesWritten:       m.WAL.BytesWritten,
+		Flushes:               m.Flush.Count,
+		Compactions:           m.Compact.Count,
+		CompactionsInProgress: m.Compact.NumInProgress,
+		CompactionDebtBytes:   m.Compact.EstimatedDebt,
+		BlockCacheBytes:       m.BlockCache.Size,
+		BlockCacheHits:        m.BlockCache.Hits,
+		BlockCacheMisses:      m.BlockCache.Misses,
+		TableIterators:        m.TableIters,
+	}
+	for i := range min(len(out.LevelTables), len(m.Levels)) {
+		out.LevelTables[i] = m.Levels[i].TablesCount
+		out.LevelBytes[i] = m.Levels[i].TablesSize
 	}
 	return out
 }

@@ -70,8 +70,10 @@ type Options struct {
 	// DefaultSyncInterval. Ignored in SyncAlways mode.
 	SyncInterval time.Duration
 	// Logger receives Pebble's log lines (informational lines at Debug,
-	// errors at Error) and this package's own. Nil discards them: Pebble
-	// never writes to stderr on its own.
+	// errors at Error; component=pebble) and this package's own
+	// (component=storage); both carry "dir", so give a logger without
+	// those keys. Nil discards them: Pebble never writes to stderr on its
+	// own.
 	Logger *slog.Logger
 	// CacheBytes is the size of Pebble's block cache; zero means
 	// DefaultCacheBytes. Keep it above the store's working set (about 100

@@ -61,6 +61,8 @@ func TestRecoverAfterDiskFull(t *testing.T) {
 	require.ErrorIs(t, err, syscall.ENOSPC)
 	requireKind(t, s.Err(), ErrIO, "/db")
 	require.True(t, s.Metrics().Failed)
+	_, ok := s.PebbleMetrics()
+	require.False(t, ok, "a failed store's Pebble is not the store's")
 
 	// Still full: Recover fails and changes nothing.
 	err = s.Recover()
@@ -76,6 +78,8 @@ func TestRecoverAfterDiskFull(t *testing.T) {
 	m := s.Metrics()
 	require.False(t, m.Failed)
 	require.Equal(t, uint64(1), m.Recoveries)
+	_, ok = s.PebbleMetrics()
+	require.True(t, ok, "the reopened Pebble reports again")
 	got := snapshot(t, s)
 	require.Contains(t, []state{before, applied(t, before, failed)}, got,
 		"after recovery: every acknowledged write, the failed one entirely or not at all")

@@ -39,6 +39,9 @@ type Store struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
+	// plog carries Pebble's own lines (component=pebble): a logger of
+	// its own rather than log with the key repeated.
+	plog *slog.Logger
 	db   *pebble.DB
 	lock *pebble.Lock
 	m    metrics
@@ -100,6 +103,7 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		dir:    dir,
 		opts:   opts,
 		log:    opts.Logger.With("component", "storage", "dir", dir),
+		plog:   opts.Logger.With("component", "pebble", "dir", dir),
 		wedged: make(chan struct{}),
 	}
 	s.idle = sync.NewCond(&s.mu)
@@ -159,7 +163,7 @@ func (s *Store) openPebble(fs *instrumentedFS) (*pebble.DB, error) {
 		CacheSize:          s.opts.CacheBytes,
 		MemTableSize:       s.opts.memTableSize,
 		FormatMajorVersion: pebbleFormat,
-		Logger:             pebbleLogger{log: s.log, fatal: s.pebbleFatal},
+		Logger:             pebbleLogger{log: s.plog, fatal: s.pebbleFatal},
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) {
 				s.log.Error("pebble background error", "err", err)
@@ -277,6 +281,21 @@ func (s *Store) Metrics() Metrics {
 	out := s.m.snapshot()
 	out.Failed = s.failure.Load() != nil
 	return out
+}
+
+// PebbleMetrics returns Pebble's own figures for the store. It reports
+// false, and nothing, while the store is closed, failed or being
+// recovered: Pebble's state is then not the store's.
+func (s *Store) PebbleMetrics() (PebbleMetrics, bool) {
+	s.mu.Lock()
+	if s.closed || s.reopening || s.failErr() != nil || s.db == nil {
+		s.mu.Unlock()
+		return PebbleMetrics{}, false
+	}
+	s.inflight++
+	s.mu.Unlock()
+	defer s.exit()
+	return pebbleMetrics(s.db.Metrics()), true
 }
 
 // Close stops the store and releases the directory. Writes acknowledged in

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/roster-io/roster/internal/jsonkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -663,12 +665,16 @@ func TestNotARosterStore(t *testing.T) {
 	requireKind(t, err, ErrCorrupt, "/db")
 }
 
+// TestLoggerRouted: Pebble's lines reach the slog logger, as JSON records
+// that name their component and directory once (Pebble's lines used to
+// add component=pebble to the store's component=storage logger).
 func TestLoggerRouted(t *testing.T) {
 	var buf syncBuffer
 	s := openMem(t, nil, func(o *Options) {
-		o.Logger = slogTo(&buf)
+		o.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	require.NoError(t, s.PutMember(Member{Scope: "s", Group: "g", ID: "x"}))
 	require.NoError(t, s.db.Flush())
-	require.Contains(t, buf.String(), "component=pebble", "pebble's log lines go to the slog logger")
+	require.Contains(t, buf.String(), `"component":"pebble"`, "pebble's log lines go to the slog logger")
+	require.Empty(t, jsonkeys.Lines([]byte(buf.String())))
 }

@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,65 +17,14 @@ import (
 
 	"github.com/roster-io/roster/client"
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/internal/jsonkeys"
 	"github.com/stretchr/testify/require"
 )
 
-// duplicateKeys returns the keys that occur twice in one object of a JSON
-// document (encoding/json keeps the last silently).
-func duplicateKeys(doc []byte) ([]string, error) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	var dups []string
-	type frame struct {
-		obj    bool
-		keys   map[string]bool
-		expect bool // the next string token is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return dups, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if k, ok := tok.(string); ok && top != nil && top.obj && top.expect {
-			if top.keys[k] {
-				dups = append(dups, k)
-			}
-			top.keys[k] = true
-			top.expect = false
-			continue
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{obj: true, keys: map[string]bool{}, expect: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, &frame{})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		if len(stack) > 0 && stack[len(stack)-1].obj {
-			stack[len(stack)-1].expect = true // a value ended
-		}
-	}
-}
-
-func TestDuplicateKeysDetector(t *testing.T) {
-	dups, err := duplicateKeys([]byte(`{"a":1,"b":{"a":2,"c":[{"a":1},{"a":2}]},"a":3}`))
-	require.NoError(t, err)
-	require.Equal(t, []string{"a"}, dups)
-}
-
-// TestLogKeysUnique derives loggers as roster serve does (component set by
-// serve, then again by storage) and checks each JSON record has each key
-// once, the innermost value winning.
+// TestLogKeysUnique derives loggers that repeat a key (as an embedding
+// program might: the layers name their own component) and checks that
+// roster serve's handler writes each key of a JSON record once, the
+// innermost value winning.
 func TestLogKeysUnique(t *testing.T) {
 	var buf bytes.Buffer
 	lg, err := newLogger("debug", "json", &buf)
@@ -87,7 +34,7 @@ func TestLogKeysUnique(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	require.Len(t, lines, 2)
 	for _, l := range lines {
-		dups, err := duplicateKeys([]byte(l))
+		dups, err := jsonkeys.Duplicates([]byte(l))
 		require.NoError(t, err)
 		require.Empty(t, dups, l)
 	}
@@ -100,30 +47,49 @@ func TestLogKeysUnique(t *testing.T) {
 	require.Equal(t, map[string]any{"component": "call"}, rec["g"])
 }
 
-// TestServeJSONLogs runs roster serve --log-format json at debug level
-// (where storage and Pebble log with component=storage and
-// component=pebble under the registry's component=registry logger) and decodes every record with a decoder that
-// detects duplicate keys: it used to write both.
+// TestServeJSONLogs runs two roster serve --log-format json at debug
+// level, the second joining the first and leaving again, and decodes
+// every record with a decoder that detects repeated keys: the registry,
+// gossip, memberlist, storage and Pebble each name their component once
+// (serve used to set component=registry on the logger they all added
+// theirs to), and the first node logs the peer joining and leaving at
+// info level.
 func TestServeJSONLogs(t *testing.T) {
 	p := newProc(t, "jl", "")
 	p.extra = []string{"--log-format", "json", "--log-level", "debug"}
 	p.start()
+	q := newProc(t, "jl2", "", p.gossipAddr())
+	q.start()
 	_, err := p.c.Join(ctxT(t), "default", "g", "m", nil, "")
 	require.NoError(t, err)
+	eventually(t, "m replicated", func() bool { return membersOn(t, q, "g") == "m@jl" })
+	require.Equal(t, 0, q.signal(syscall.SIGTERM))
+	eventually(t, "jl2's leave logged", func() bool { return strings.Contains(p.out.String(), `"msg":"peer left"`) })
 	require.Equal(t, 0, p.signal(syscall.SIGTERM))
-	storageLines := 0
+	components := map[string]int{}
+	var peerLines []string
 	for _, line := range strings.Split(p.out.String(), "\n") {
 		if !strings.HasPrefix(line, "{") {
 			continue // the startup banner on stdout
 		}
-		dups, err := duplicateKeys([]byte(line))
+		dups, err := jsonkeys.Duplicates([]byte(line))
 		require.NoError(t, err, line)
 		require.Empty(t, dups, "duplicate keys in %s", line)
-		if strings.Contains(line, `"component":"storage"`) || strings.Contains(line, `"component":"pebble"`) {
-			storageLines++
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec))
+		if c, ok := rec["component"].(string); ok {
+			components[c]++
+		}
+		if msg := rec["msg"]; msg == "peer joined" || msg == "peer left" {
+			require.Equal(t, "INFO", rec["level"], line)
+			require.Equal(t, "jl2", rec["peer"], line)
+			peerLines = append(peerLines, msg.(string))
 		}
 	}
-	require.Positive(t, storageLines, "storage logged under the registry's logger")
+	for _, c := range []string{"registry", "gossip", "memberlist", "pebble", "http"} {
+		require.Positive(t, components[c], "component %s logged: %v", c, components)
+	}
+	require.Equal(t, []string{"peer joined", "peer left"}, peerLines)
 }
 
 // TestServeChecksBeforeJoining starts a node whose HTTP port is taken, or

@@ -264,7 +264,9 @@ func registryConfig(o serveOptions, logger *slog.Logger) (registry.Config, error
 	cfg.Name = o.name
 	cfg.FanOut = o.fanOut
 	cfg.Cluster = o.cluster
-	cfg.Logger = logger.With("component", "registry")
+	// The registry names itself (component=registry), and the layers
+	// under it theirs (gossip, memberlist, storage, pebble).
+	cfg.Logger = logger
 	cfg.Scopes = nil
 	for _, s := range strings.Split(o.scopes, ",") {
 		if s = strings.TrimSpace(s); s != "" {
