@@ -1,6 +1,6 @@
 // Command roster runs a roster node (roster serve) and talks to one over
-// its HTTP API (join, leave, members, groups, watch, nodes, session, wait,
-// keyring).
+// its HTTP API (join, leave, members, groups, watch, nodes, status,
+// session, wait, keyring).
 //
 // Every flag can also be set with an environment variable ROSTER_<FLAG>
 // (upper case, dashes as underscores: --http-addr is ROSTER_HTTP_ADDR);
@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 )
 
@@ -25,19 +26,22 @@ const usage = `roster: an eventually consistent process-group registry
 
 Usage:
   roster serve [flags]                       run a node
-  roster join [flags] GROUP ID [KEY=VALUE...] join (or update) a member on the node
+  roster join [flags] GROUP ID [KEY=VALUE...]  join (or update) a member on the node
   roster leave [flags] GROUP ID              remove a member owned by the node
   roster members [flags] GROUP               list a group's members
   roster groups [flags]                      list a scope's groups
   roster watch [flags]                       stream a scope's, group's or prefix's changes
   roster nodes [flags]                       show the cluster as the node sees it
-  roster session create|keepalive|close      manage sessions (member leases)
+  roster status [flags]                      this node and the cluster at a glance
+  roster session create|keepalive|close|list|get  manage sessions (member leases)
   roster wait --ready [--timeout 30s]        wait until the node is ready (scripts)
   roster keyring list|install|use|remove     rotate the node's gossip keys
   roster version                             print the version
 
-Run "roster <command> -h" for the flags of a command. Every flag can be set
-with ROSTER_<FLAG> in the environment (e.g. ROSTER_ADDR, ROSTER_TOKEN).
+Run "roster <command> -h" (or "roster help <command>") for the flags of a
+command. Every flag can be set with ROSTER_<FLAG> in the environment (e.g.
+ROSTER_ADDR, ROSTER_TOKEN). --addr takes a URL or host:port (http://
+assumed, https:// with --tls-ca, --tls-cert or --tls-key).
 `
 
 // exitError carries a process exit code.
@@ -63,7 +67,7 @@ func main() {
 		code = ee.code
 	}
 	if !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "roster:", err)
+		fmt.Fprintln(os.Stderr, "roster:", errorText(err))
 	} else {
 		code = 0
 	}
@@ -80,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return runServe(rest, stdout, stderr)
-	case "join", "leave", "members", "groups", "watch", "nodes", "session":
+	case "join", "leave", "members", "groups", "watch", "nodes", "status", "session":
 		return runClient(cmd, rest, stdout, stderr)
 	case "wait":
 		return runWait(rest, stdout, stderr)
@@ -90,11 +94,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	case "help", "-h", "--help", "-help":
+		if cmd == "help" && len(rest) > 0 { // roster help CMD [SUB]
+			return run(append(slices.Clone(rest), "--help"), stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return usageErr("unknown command %q", cmd)
+	return unknownCommand(cmd)
 }
 
 // versionString combines version with what the Go toolchain recorded.
@@ -131,15 +137,21 @@ func versionString() string {
 
 // parseArgs parses flags interspersed with positional arguments (a "--"
 // ends the flags), then fills every flag not given on the command line from
-// its ROSTER_<FLAG> environment variable.
+// its ROSTER_<FLAG> environment variable. -h prints the command's help
+// (fs.Usage) and returns flag.ErrHelp; a bad flag is one error line.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	help, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard) // the flag package's own error and usage lines
+	defer func() { fs.Usage = help; fs.SetOutput(out) }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				help()
 				return nil, err
 			}
-			return nil, &exitError{2, err}
+			return nil, flagError(fs, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -178,13 +190,17 @@ func envName(flagName string) string {
 	return "ROSTER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// newFlagSet returns a FlagSet whose usage names the command.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns a FlagSet whose usage (the command's help, asked
+// for with -h) names the command and goes to w, normally stdout.
+func newFlagSet(name, synopsis string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(w)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: roster %s\n\nFlags (each also ROSTER_<FLAG>):\n", synopsis)
+		fmt.Fprintf(w, "Usage: roster %s\n\nFlags (each also ROSTER_<FLAG>):\n", synopsis)
+		out := fs.Output()
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(out)
 	}
 	return fs
 }
