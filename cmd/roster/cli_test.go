@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -61,7 +62,7 @@ func commandPaths() [][]string {
 // read, lists every command the dispatcher knows, with its subcommands.
 func TestCommandsFromUsage(t *testing.T) {
 	names := commandNames()
-	for _, want := range []string{"help", "serve", "join", "leave", "members", "groups", "watch", "nodes", "status", "session", "wait", "keyring"} {
+	for _, want := range []string{"help", "serve", "join", "leave", "members", "groups", "watch", "nodes", "status", "session", "wait", "keyring", "completion"} {
 		require.Contains(t, names, want)
 	}
 	for _, c := range commands() {
@@ -73,6 +74,7 @@ func TestCommandsFromUsage(t *testing.T) {
 	}
 	require.Equal(t, []string{"create", "keepalive", "close", "list", "get"}, subcommands("session"))
 	require.Equal(t, []string{"list", "install", "use", "remove"}, subcommands("keyring"))
+	require.Equal(t, []string{"bash", "zsh", "fish"}, subcommands("completion"))
 	require.Nil(t, subcommands("join"))
 }
 
@@ -154,6 +156,7 @@ func TestDidYouMean(t *testing.T) {
 		{[]string{"session", "lsit"}, `unknown session command "lsit"; did you mean "list"?`},
 		{[]string{"session", "ls"}, `unknown session command "ls"; did you mean "list"?`},
 		{[]string{"keyring", "instal"}, `unknown keyring command "instal"; did you mean "install"?`},
+		{[]string{"completion", "bahs"}, `unknown completion command "bahs"; did you mean "bash"?`},
 	} {
 		err := run(tc.args, io.Discard, io.Discard)
 		var ee *exitError
@@ -222,4 +225,89 @@ func TestEscaping(t *testing.T) {
 	require.Equal(t, `x \x1b[2J y\nz \u202e`, errorText(errors.New("x \x1b[2J y\nz \u202e")))
 	require.Equal(t, "usage: a\n       b \\x1b", errorText(usageErr("usage: a\n       b \x1b")), "usage errors keep their lines")
 	require.Equal(t, "k="+`"v\n2"`+" z=1", metaString(map[string]string{"z": "1", "k": "v\n2"}, ""))
+}
+
+// TestCompletionScripts: each script is valid for its shell, names every
+// command and subcommand, and completes commands, subcommands, flags and
+// file arguments when run (bash always; zsh and fish where installed).
+func TestCompletionScripts(t *testing.T) {
+	scripts := map[string]string{}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		stdout, stderr, code := cli(t, "completion", sh)
+		require.Equal(t, 0, code, stderr)
+		for _, c := range commands() {
+			require.Contains(t, stdout, c.name, "%s names %s", sh, c.name)
+			for _, s := range c.subs {
+				require.Contains(t, stdout, s, "%s names %s %s", sh, c.name, s)
+			}
+		}
+		require.Contains(t, stdout, "tls-ca", "%s completes flags", sh)
+		f := filepath.Join(t.TempDir(), "roster."+sh)
+		require.NoError(t, os.WriteFile(f, []byte(stdout), 0o600))
+		scripts[sh] = f
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), nil, 0o600))
+	cases := []struct {
+		line string // the words typed, the last one being completed
+		want []string
+	}{
+		{"roster jo", []string{"join"}},
+		{"roster st", []string{"status"}},
+		{"roster session ", []string{"create", "keepalive", "close", "list", "get"}},
+		{"roster completion ", []string{"bash", "zsh", "fish"}},
+		{"roster help ses", []string{"session"}},
+		{"roster session create --t", []string{"--timeout", "--tls-ca", "--tls-cert", "--tls-key", "--token", "--ttl"}},
+		{"roster watch --la", []string{"--last-event-id"}},
+		{"roster status --tls-ca " + dir + "/c", []string{dir + "/ca.pem"}},
+	}
+	shell := func(name string, script string) string {
+		path, err := exec.LookPath(name)
+		if err != nil {
+			t.Logf("%s not installed: only its script's content was checked", name)
+			return ""
+		}
+		out, err := exec.Command(path, "-n", script).CombinedOutput()
+		require.NoError(t, err, "%s -n: %s", name, out)
+		return path
+	}
+	complete := func(path string, script string, line string) []string {
+		out, err := exec.Command(path, "-c", script, "roster-completion-test", line).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if l != "" {
+				got = append(got, strings.SplitN(l, "\t", 2)[0]) // fish: word<TAB>description
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	check := func(sh, path, driver string) {
+		for _, tc := range cases {
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			require.Equal(t, want, complete(path, driver, tc.line), "%s: %q", sh, tc.line)
+		}
+	}
+	if path := shell("bash", scripts["bash"]); path != "" {
+		check("bash", path, `source "`+scripts["bash"]+`"
+read -ra COMP_WORDS <<< "$1"; [[ $1 == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); _roster; printf '%s\n' "${COMPREPLY[@]}"`)
+	}
+	if path := shell("zsh", scripts["zsh"]); path != "" {
+		// Outside a completion widget: the completion system's functions
+		// print what they are given.
+		check("zsh", path, `compdef() { : }
+_describe() { local n=${@[-1]}; local -a arr; arr=("${(@P)n}"); print -rl -- ${arr[@]%%:*} }
+compadd() { print -rl -- ${(P)2} }
+_files() { print -rl -- ${cur}*(N) }
+_message() { : }
+source "`+scripts["zsh"]+`"
+words=(${(z)1}); [[ $1 == *" " ]] && words+=("")
+CURRENT=${#words}; _roster | grep -- "^${words[-1]}"`)
+	}
+	if path := shell("fish", scripts["fish"]); path != "" {
+		check("fish", path, `source "`+scripts["fish"]+`"; complete -C "$argv[-1]"`)
+	}
 }

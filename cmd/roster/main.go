@@ -1,6 +1,6 @@
 // Command roster runs a roster node (roster serve) and talks to one over
 // its HTTP API (join, leave, members, groups, watch, nodes, status,
-// session, wait, keyring).
+// session, wait, keyring), and prints shell completion scripts.
 //
 // Every flag can also be set with an environment variable ROSTER_<FLAG>
 // (upper case, dashes as underscores: --http-addr is ROSTER_HTTP_ADDR);
@@ -36,6 +36,7 @@ Usage:
   roster session create|keepalive|close|list|get  manage sessions (member leases)
   roster wait --ready [--timeout 30s]        wait until the node is ready (scripts)
   roster keyring list|install|use|remove     rotate the node's gossip keys
+  roster completion bash|zsh|fish            print a shell completion script
   roster version                             print the version
 
 Run "roster <command> -h" (or "roster help <command>") for the flags of a
@@ -90,6 +91,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runWait(rest, stdout, stderr)
 	case "keyring":
 		return runKeyring(rest, os.Stdin, stdout, stderr)
+	case "completion":
+		return runCompletion(rest, stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
@@ -191,11 +194,16 @@ func envName(flagName string) string {
 }
 
 // newFlagSet returns a FlagSet whose usage (the command's help, asked
-// for with -h) names the command and goes to w, normally stdout.
+// for with -h) names the command and goes to w, normally stdout. Given a
+// *flagSink, it records the FlagSet there instead (for completion).
 func newFlagSet(name, synopsis string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.Usage = func() {
+		if sink, ok := w.(*flagSink); ok {
+			sink.fs = fs
+			return
+		}
 		fmt.Fprintf(w, "Usage: roster %s\n\nFlags (each also ROSTER_<FLAG>):\n", synopsis)
 		out := fs.Output()
 		fs.SetOutput(w)
