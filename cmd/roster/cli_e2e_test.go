@@ -406,3 +406,62 @@ func testCert(t *testing.T, serial int64, parent *x509.Certificate, parentKey *e
 	require.NoError(t, err)
 	return cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
+
+// TestREADMERecipeRuns runs the README's 3-node recipe as written, with
+// free ports, this test's binary and a cluster name of its own: roster
+// wait --ready returns for each node, and roster nodes and roster status
+// then show the three alive.
+func TestREADMERecipeRuns(t *testing.T) {
+	recipe := readmeRecipe(t)
+	var lines []string
+	for _, l := range strings.Split(recipe, "\n") {
+		if !strings.HasPrefix(l, "go build") {
+			lines = append(lines, l)
+		}
+	}
+	script := strings.Join(lines, "\n")
+	ports := map[string]string{}
+	portRE := regexp.MustCompile(`\b(7946|7947|7948|8081|8082|8083)\b`)
+	for _, m := range portRE.FindAllString(script, -1) {
+		if ports[m] == "" {
+			ports[m] = strconv.Itoa(freePort(t))
+		}
+	}
+	script = portRE.ReplaceAllStringFunc(script, func(m string) string { return ports[m] })
+	script = strings.ReplaceAll(script, "./roster serve", "./roster serve --log-level warn --cluster readme-"+strconv.Itoa(os.Getpid()))
+	// The nodes the recipe starts in the background are stopped when it
+	// ends.
+	script = regexp.MustCompile(`(?m) &$`).ReplaceAllLiteralString(script, " &\npids=\"$pids $!\"")
+	script = "set -e\npids=\ntrap 'kill $pids 2>/dev/null; wait' EXIT\n" + script
+	dir := t.TempDir()
+	require.NoError(t, os.Symlink(binary(t), filepath.Join(dir, "roster")))
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir, cmd.Env = dir, cleanEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var buf syncBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the shell and its nodes
+		<-done
+		t.Fatalf("the recipe did not finish:\n%s", buf.String())
+	}
+	out := buf.String()
+	require.NoError(t, err, "%s", out)
+	text := string(out)
+	for _, p := range []string{ports["8081"], ports["8082"], ports["8083"]} {
+		require.Contains(t, text, "http://127.0.0.1:"+p+" is ready\n")
+	}
+	for _, n := range []string{"n1 ", "n2 ", "n3 (self) "} {
+		require.Regexp(t, `(?m)^`+regexp.QuoteMeta(n)+` *alive `, text)
+	}
+	require.Regexp(t, `(?m)^node +n3 \(incarnation \d+\)$`, text)
+	require.Regexp(t, `(?m)^health +ok, ready$`, text)
+	require.Regexp(t, `(?m)^cluster +3 nodes: 3 alive$`, text)
+	require.Regexp(t, `(?m)^default +3 +0 +0$`, text)
+}

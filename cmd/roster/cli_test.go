@@ -311,3 +311,28 @@ CURRENT=${#words}; _roster | grep -- "^${words[-1]}"`)
 		check("fish", path, `source "`+scripts["fish"]+`"; complete -C "$argv[-1]"`)
 	}
 }
+
+// TestREADMERecipeWaits: the README's 3-node recipe waits for every node
+// with roster wait --ready before it uses the cluster.
+func TestREADMERecipeWaits(t *testing.T) {
+	recipe := readmeRecipe(t)
+	waitAt := strings.Index(recipe, "roster wait --ready")
+	require.Positive(t, waitAt, "the recipe waits:\n%s", recipe)
+	require.Contains(t, recipe, "for p in 8081 8082 8083; do ./roster wait --ready")
+	require.Greater(t, strings.Index(recipe, "./roster nodes"), waitAt, "nodes runs after the wait")
+	require.Greater(t, strings.Index(recipe, "./roster status"), waitAt, "status runs after the wait")
+}
+
+// readmeRecipe returns the shell block of the README's "A 3-node cluster
+// on one machine" section.
+func readmeRecipe(t *testing.T) string {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(b), "## A 3-node cluster on one machine")
+	require.True(t, ok)
+	_, block, ok := strings.Cut(section, "```sh\n")
+	require.True(t, ok)
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok)
+	return block
+}
