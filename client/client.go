@@ -33,11 +33,12 @@ import (
 
 // Client talks to one roster node. It is safe for concurrent use.
 type Client struct {
-	base    *url.URL
-	token   string
-	hc      *http.Client
-	timeout time.Duration // of every call but Watch
-	maxLine int           // of a watch stream's event
+	base       *url.URL
+	token      string
+	hc         *http.Client
+	timeout    time.Duration // of every call but Watch
+	maxLine    int           // of a watch stream's event
+	watchState func(WatchState)
 }
 
 // Defaults of the options.
@@ -104,9 +105,12 @@ type Member struct {
 	// a restart and whose owner it has not seen alive yet (shown only when
 	// the node runs with a positive registry.Config.ConfirmGrace).
 	Confirmed bool `json:"confirmed"`
-	// Durable and Session are set only in the answer to Join.
+	// Durable, Session and Created are set only in the answer to Join;
+	// Created is true when the join created the member, false when it
+	// updated one the node already owned.
 	Durable bool   `json:"durable,omitempty"`
 	Session string `json:"session,omitempty"`
+	Created bool   `json:"created,omitempty"`
 }
 
 // Session is a lease that keeps its members alive while it is kept alive.
@@ -150,9 +154,10 @@ type Node struct {
 	Self        bool     `json:"self"`
 }
 
-// Join adds the member (group, id) on this node, or updates its metadata.
-// With session == "" the member is durable (it lives until Leave);
-// otherwise it lives while that session does.
+// Join adds the member (group, id) on this node, or updates its metadata
+// (the answer's Created says which). With session == "" the member is
+// durable (it lives until Leave); otherwise it lives while that session
+// does.
 func (c *Client) Join(ctx context.Context, scope, group, id string, meta map[string]string, session string) (Member, error) {
 	body := struct {
 		Meta    map[string]string `json:"meta,omitempty"`
@@ -264,12 +269,19 @@ func (c *Client) Health(ctx context.Context) error {
 // (/readyz answers 200). A node that answers 503 is not ready; err is set
 // only when the node could not be asked.
 func (c *Client) Ready(ctx context.Context) (bool, error) {
-	err := c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)
+	err := c.Readiness(ctx)
 	var e *Error
 	if errors.As(err, &e) && e.Status == http.StatusServiceUnavailable {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// Readiness returns nil when the node is ready (/readyz answers 200),
+// else why not: an *Error with status 503 and the node's reason (code
+// not_ready or storage_failed), or the failure to ask it.
+func (c *Client) Readiness(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)
 }
 
 // Metrics returns the node's Prometheus metrics in text format.
@@ -431,6 +443,7 @@ var (
 	ErrMethodNotAllowed = &Error{Code: "method_not_allowed"}
 	ErrStorageFailed    = &Error{Code: "storage_failed"}
 	ErrUnavailable      = &Error{Code: "unavailable"}
+	ErrNotReady         = &Error{Code: "not_ready"}
 	ErrInternal         = &Error{Code: "internal"}
 	ErrBadRequest       = &Error{Code: "bad_request"}
 	ErrRequestTimeout   = &Error{Code: "request_timeout"}

@@ -131,3 +131,47 @@ func TestSessionsHideIDs(t *testing.T) {
 	require.Equal(t, []client.Session{{Fingerprint: s.Fingerprint, TTL: time.Minute, Expires: ss[0].Expires}}, ss)
 	require.True(t, errors.Is(&client.Error{Status: 429, Code: "too_many_sessions"}, client.ErrTooManySessions))
 }
+
+// TestWatchStateReported: a cut stream is reported as a disconnection
+// (with why) and its re-establishment as a reconnection resuming after
+// the last event delivered, in that order, once each per cut.
+func TestWatchStateReported(t *testing.T) {
+	ctx := context.Background()
+	_, ts, _ := start(t, "")
+	states := make(chan client.WatchState, 16)
+	c, err := client.New(ts.URL, client.WithWatchState(func(s client.WatchState) { states <- s }))
+	require.NoError(t, err)
+	defer c.CloseIdleConnections()
+	w, err := c.Watch(ctx, "default", "room", "", "")
+	require.NoError(t, err)
+	defer w.Close()
+	snap := <-w.C
+	require.Equal(t, client.EventSnapshot, snap.Type)
+	next := func() client.WatchState {
+		t.Helper()
+		select {
+		case s := <-states:
+			return s
+		case <-time.After(wait):
+			t.Fatal("no state reported")
+		}
+		return client.WatchState{}
+	}
+	for range 2 {
+		ts.CloseClientConnections()
+		down := next()
+		require.False(t, down.Connected)
+		require.Error(t, down.Err)
+		require.Equal(t, snap.ID, down.LastEventID)
+		up := next()
+		require.True(t, up.Connected, "%+v", up)
+		require.NoError(t, up.Err)
+		require.Equal(t, snap.ID, up.LastEventID)
+	}
+	require.Equal(t, 2, w.Reconnects())
+	select {
+	case s := <-states:
+		t.Fatalf("unexpected state %+v", s)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

@@ -48,6 +48,28 @@ type Event struct {
 	Incarnation uint64 `json:"incarnation"`
 }
 
+// WatchState is a change of a watch's connection, reported to the
+// function given with WithWatchState.
+type WatchState struct {
+	// Connected is false when the stream broke (the watch then retries
+	// with backoff until it is re-established, or a retry is refused for
+	// good), true when it is re-established.
+	Connected bool
+	// Err is why the stream broke (with Connected false).
+	Err error
+	// LastEventID is the id of the last event delivered: the watch
+	// resumes after it (sent as Last-Event-ID). Empty if none was.
+	LastEventID string
+}
+
+// WithWatchState calls f from a watch's goroutine each time its stream
+// breaks and each time it is re-established, so that a program can say
+// it is disconnected. f must return promptly: events wait meanwhile.
+func WithWatchState(f func(WatchState)) Option { return func(c *Client) { c.watchState = f } }
+
+// errStreamEnded is why a watch broke when the node closed its stream.
+var errStreamEnded = errors.New("client: watch: the node ended the stream")
+
 // Watch reconnect backoff.
 const (
 	watchRetryMin = 50 * time.Millisecond
@@ -172,7 +194,7 @@ func (w *Watch) run(ctx context.Context, body io.ReadCloser, out chan<- Event) {
 	defer close(out)
 	delay := watchRetryMin
 	for {
-		delivered, err := w.read(ctx, body, out)
+		delivered, broke, err := w.read(ctx, body, out)
 		body.Close()
 		if ctx.Err() != nil {
 			return
@@ -186,6 +208,7 @@ func (w *Watch) run(ctx context.Context, body io.ReadCloser, out chan<- Event) {
 		if delivered {
 			delay = watchRetryMin
 		}
+		w.report(WatchState{Err: broke})
 		for {
 			t := time.NewTimer(delay)
 			select {
@@ -201,6 +224,7 @@ func (w *Watch) run(ctx context.Context, body io.ReadCloser, out chan<- Event) {
 				w.mu.Lock()
 				w.reconns++
 				w.mu.Unlock()
+				w.report(WatchState{Connected: true})
 				break
 			}
 			if ctx.Err() != nil {
@@ -216,10 +240,21 @@ func (w *Watch) run(ctx context.Context, body io.ReadCloser, out chan<- Event) {
 	}
 }
 
+// report passes a change of the connection to the client's WatchState
+// function, if any.
+func (w *Watch) report(s WatchState) {
+	if w.c.watchState == nil {
+		return
+	}
+	s.LastEventID = w.LastEventID()
+	w.c.watchState(s)
+}
+
 // read parses one SSE stream and delivers its events until it ends. It
-// reports whether any event was delivered, and ErrEventTooLarge for an
-// event over the client's bound (its lines are not kept beyond it).
-func (w *Watch) read(ctx context.Context, body io.Reader, out chan<- Event) (delivered bool, err error) {
+// reports whether any event was delivered, why the stream broke, and
+// ErrEventTooLarge for an event over the client's bound (its lines are not
+// kept beyond it).
+func (w *Watch) read(ctx context.Context, body io.Reader, out chan<- Event) (delivered bool, broke, err error) {
 	br := bufio.NewReaderSize(body, 64<<10)
 	var id, typ string
 	var data strings.Builder
@@ -229,22 +264,27 @@ func (w *Watch) read(ctx context.Context, body io.Reader, out chan<- Event) (del
 		for {
 			chunk, err := br.ReadSlice('\n')
 			if len(buf)+len(chunk)+data.Len() > w.c.maxLine {
-				return delivered, fmt.Errorf("client: watch: %w (limit %d bytes)", ErrEventTooLarge, w.c.maxLine)
+				return delivered, nil, fmt.Errorf("client: watch: %w (limit %d bytes)", ErrEventTooLarge, w.c.maxLine)
 			}
 			buf = append(buf, chunk...)
 			if err == nil {
 				break
 			}
 			if err != bufio.ErrBufferFull {
-				return delivered, nil // a partial last event is dropped, as SSE says
+				// A partial last event is dropped, as SSE says.
+				if errors.Is(err, io.EOF) {
+					return delivered, errStreamEnded, nil
+				}
+				return delivered, fmt.Errorf("client: watch: %w", err), nil
 			}
 		}
 		line := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
 		if line == "" {
 			if data.Len() > 0 {
 				var e Event
-				if json.Unmarshal([]byte(data.String()), &e) != nil {
-					return delivered, nil // not our protocol: reconnect
+				if err := json.Unmarshal([]byte(data.String()), &e); err != nil {
+					// Not our protocol: reconnect.
+					return delivered, fmt.Errorf("client: watch: not a roster event: %w", err), nil
 				}
 				e.ID = id
 				if typ != "" {
@@ -259,7 +299,7 @@ func (w *Watch) read(ctx context.Context, body io.Reader, out chan<- Event) (del
 				select {
 				case out <- e:
 				case <-ctx.Done():
-					return delivered, nil
+					return delivered, nil, nil
 				}
 				delivered = true
 			}

@@ -13,7 +13,10 @@ import (
 )
 
 // join: PUT /v1/scopes/{scope}/groups/{group}/members/{id}. Without a
-// session the member is durable.
+// session the member is durable. The answer says whether the join created
+// the member ("created": true) or updated one the node already owned
+// (false); `roster join` prints "joined" or "updated" from it. Two
+// concurrent first joins of one member may both say created.
 func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
 	var req joinRequest
 	if err := s.decodeBody(w, r, &req); err != nil {
@@ -24,6 +27,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
 	if req.Session != "" {
 		opt = registry.InSession(req.Session)
 	}
+	_, existed := s.reg.Lifetime(scope, group, id)
 	if _, err := s.reg.Join(r.Context(), scope, group, id, req.Meta, opt); err != nil {
 		if req.Session != "" && errors.Is(err, registry.ErrNoSession) {
 			return s.toOwner(w, r, err, s.sessionOwners(req.Session))
@@ -31,7 +35,8 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	m := toMember(registry.Member{Group: group, ID: id, Meta: req.Meta, Owner: s.reg.Name(), Incarnation: s.reg.Incarnation(), Confirmed: true})
-	m.Durable, m.Session = req.Session == "", req.Session
+	created := !existed
+	m.Durable, m.Session, m.Created = req.Session == "", req.Session, &created
 	writeJSON(w, http.StatusOK, m)
 	return nil
 }

@@ -14,7 +14,9 @@
 //
 // A join without a session creates a durable member (it lives until it is
 // left); a join with a session binds the member to it (it leaves when the
-// session expires or is closed). Every member in a response carries id,
+// session expires or is closed). The answer to a join carries "created":
+// true when it created the member, false when it updated one the node
+// already owned. Every member in a response carries id,
 // group, meta, owner and incarnation. Errors are
 // {"error":{"code":"...","message":"..."}} with a fitting status, including
 // the answers net/http would give by itself (400 bad_request, 431

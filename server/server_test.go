@@ -22,6 +22,8 @@ func TestEndpoints(t *testing.T) {
 
 	r := a.call(t, "PUT", member+"alice", map[string]any{"meta": map[string]string{"addr": "10.0.0.1:1"}})
 	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, true, r.body["created"], "a new member: %s", r.raw)
+	delete(r.body, "created")
 	require.Equal(t, map[string]any{
 		"id": "alice", "group": "room", "meta": map[string]any{"addr": "10.0.0.1:1"}, "owner": "n0",
 		"incarnation": float64(a.reg.Incarnation()), "confirmed": true, "durable": true,
@@ -49,8 +51,10 @@ func TestEndpoints(t *testing.T) {
 	require.Equal(t, []any{"room"}, r.body["groups"])
 	require.Equal(t, []any{}, c.call(t, "GET", "/v1/scopes/chat/groups", nil).body["groups"])
 
-	// Metadata update.
-	require.Equal(t, http.StatusOK, a.call(t, "PUT", member+"alice", `{"meta":{"status":"away"}}`).status)
+	// Metadata update: the answer says it created nothing.
+	r = a.call(t, "PUT", member+"alice", `{"meta":{"status":"away"}}`)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, false, r.body["created"], "an update: %s", r.raw)
 	require.Eventually(t, func() bool {
 		ms, _ := c.reg.Members("default", "room")
 		return len(ms) == 3 && ms[0].Meta["status"] == "away"

@@ -23,6 +23,9 @@ type memberJSON struct {
 	// Lifetime, only in the answer to a join.
 	Durable bool   `json:"durable,omitempty"`
 	Session string `json:"session,omitempty"`
+	// Created, only in the answer to a join: true when the join created
+	// the member, false when it updated one this node already owned.
+	Created *bool `json:"created,omitempty"`
 }
 
 func toMember(m registry.Member) memberJSON {

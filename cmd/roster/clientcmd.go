@@ -3,12 +3,15 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/signal"
 	"slices"
 	"strings"
@@ -21,14 +24,23 @@ import (
 
 // clientOptions are the flags shared by the client commands.
 type clientOptions struct {
-	addr, token, scope string
-	json               bool
-	timeout            time.Duration
+	addr, token, scope     string
+	tlsCA, tlsCert, tlsKey string
+	json                   bool
+	timeout                time.Duration
+}
+
+// registerConn defines the flags that say how to reach the node.
+func (o *clientOptions) registerConn(fs *flag.FlagSet) {
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "node's HTTP API: `host:port` (http:// assumed, https:// with a --tls-* flag) or a URL")
+	fs.StringVar(&o.token, "token", "", "API bearer `token`")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM `file` of the CAs that signed the node's HTTPS certificate (default: the system's)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM client certificate `file` for a node that requires one (mutual TLS; with --tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM client key `file` (with --tls-cert)")
 }
 
 func (o *clientOptions) register(fs *flag.FlagSet, withScope bool) {
-	fs.StringVar(&o.addr, "addr", "http://127.0.0.1:8080", "node's HTTP API `URL`")
-	fs.StringVar(&o.token, "token", "", "API bearer `token`")
+	o.registerConn(fs)
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout")
 	if withScope {
@@ -38,12 +50,12 @@ func (o *clientOptions) register(fs *flag.FlagSet, withScope bool) {
 
 // prepare parses a client command's arguments and returns its positional
 // arguments, the API client and a context ended by SIGINT or SIGTERM.
-func (o *clientOptions) prepare(fs *flag.FlagSet, args []string) ([]string, *client.Client, context.Context, context.CancelFunc, error) {
+func (o *clientOptions) prepare(fs *flag.FlagSet, args []string, extra ...client.Option) ([]string, *client.Client, context.Context, context.CancelFunc, error) {
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	c, err := o.client()
+	c, err := o.client(extra...)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -51,16 +63,76 @@ func (o *clientOptions) prepare(fs *flag.FlagSet, args []string) ([]string, *cli
 	return pos, c, ctx, stop, nil
 }
 
-func (o *clientOptions) client() (*client.Client, error) {
-	var opts []client.Option
+func (o *clientOptions) client(extra ...client.Option) (*client.Client, error) {
+	base, err := o.baseURL()
+	if err != nil {
+		return nil, err
+	}
+	hc, err := o.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Option{client.WithHTTPClient(hc)}
 	if o.token != "" {
 		opts = append(opts, client.WithToken(o.token))
 	}
-	c, err := client.New(o.addr, opts...)
+	c, err := client.New(base, append(opts, extra...)...)
 	if err != nil {
 		return nil, usageErr("--addr: %v", err)
 	}
 	return c, nil
+}
+
+// useTLS reports whether a TLS flag was given.
+func (o *clientOptions) useTLS() bool { return o.tlsCA != "" || o.tlsCert != "" || o.tlsKey != "" }
+
+// baseURL is --addr as a URL: host:port gets http://, or https:// when a
+// TLS flag is given.
+func (o *clientOptions) baseURL() (string, error) {
+	switch {
+	case o.addr == "":
+		return "", usageErr("--addr is empty: want host:port or a URL")
+	case !strings.Contains(o.addr, "://"):
+		if o.useTLS() {
+			return "https://" + o.addr, nil
+		}
+		return "http://" + o.addr, nil
+	case o.useTLS() && strings.HasPrefix(strings.ToLower(o.addr), "http://"):
+		return "", usageErr("--addr %s is plain HTTP but a --tls-* flag is given: use https:// or host:port", o.addr)
+	}
+	return o.addr, nil
+}
+
+// httpClient returns the HTTP client of the commands, with the TLS
+// settings of the --tls-* flags.
+func (o *clientOptions) httpClient() (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if !o.useTLS() {
+		return &http.Client{Transport: tr}, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.tlsCA != "" {
+		pem, err := os.ReadFile(o.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, usageErr("--tls-ca: %s holds no PEM certificate", o.tlsCA)
+		}
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, usageErr("--tls-cert and --tls-key must be given together")
+	}
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	tr.TLSClientConfig = cfg
+	return &http.Client{Transport: tr}, nil
 }
 
 // runClient runs the client commands.
@@ -81,10 +153,12 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 		synopsis = "watch [flags]"
 	case "nodes":
 		synopsis, withScope = "nodes [flags]", false
+	case "status":
+		return runStatus(args, stdout)
 	case "session":
 		return runSession(args, stdout, stderr)
 	}
-	fs := newFlagSet(cmd, synopsis, stderr)
+	fs := newFlagSet(cmd, synopsis, stdout)
 	o.register(fs, withScope)
 	var session, group, prefix, lastID string
 	var local bool
@@ -98,11 +172,16 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&prefix, "prefix", "", "watch the groups whose names start with `prefix`")
 		fs.StringVar(&lastID, "last-event-id", "", "resume after this event `id` instead of starting with a snapshot")
 	}
-	pos, c, ctx, stop, err := o.prepare(fs, args)
+	var extra []client.Option
+	if cmd == "watch" {
+		extra = append(extra, client.WithWatchState(func(s client.WatchState) { watchState(stderr, s) }))
+	}
+	pos, c, ctx, stop, err := o.prepare(fs, args, extra...)
 	if err != nil {
 		return err
 	}
 	defer stop()
+	defer c.CloseIdleConnections()
 	if cmd != "watch" {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
@@ -128,10 +207,18 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 		}
 		life := "durable"
 		if m.Session != "" {
-			life = "session " + m.Session
+			life = "session " + esc(m.Session)
 		}
-		return out.print(m, func(w io.Writer) {
-			fmt.Fprintf(w, "joined %s/%s on %s (%s)%s\n", m.Group, m.ID, m.Owner, life, metaString(m.Meta, " "))
+		verb := "updated"
+		if m.Created {
+			verb = "joined"
+		}
+		answer := struct {
+			client.Member
+			Created bool `json:"created"`
+		}{m, m.Created}
+		return out.print(answer, func(w io.Writer) {
+			fmt.Fprintf(w, "%s %s/%s on %s (%s)%s\n", verb, esc(m.Group), esc(m.ID), esc(m.Owner), life, metaString(m.Meta, " "))
 		})
 	case "leave":
 		if len(pos) != 2 {
@@ -141,7 +228,7 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return out.print(map[string]string{"left": pos[1], "group": pos[0]}, func(w io.Writer) {
-			fmt.Fprintf(w, "left %s/%s\n", pos[0], pos[1])
+			fmt.Fprintf(w, "left %s/%s\n", esc(pos[0]), esc(pos[1]))
 		})
 	case "members":
 		if len(pos) != 1 {
@@ -155,7 +242,7 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tOWNER\tMETA")
 			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", m.ID, m.Owner, metaString(m.Meta, ""))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", esc(m.ID), esc(m.Owner), metaString(m.Meta, ""))
 			}
 			tw.Flush()
 		})
@@ -169,7 +256,7 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 		}
 		return out.print(map[string]any{"groups": orEmpty(gs)}, func(w io.Writer) {
 			for _, g := range gs {
-				fmt.Fprintln(w, g)
+				fmt.Fprintln(w, esc(g))
 			}
 		})
 	case "nodes":
@@ -184,11 +271,11 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tSTATE\tINCARNATION\tADDR\tHTTP\tSCOPES")
 			for _, n := range ns {
-				name := n.Name
+				name := esc(n.Name)
 				if n.Self {
 					name += " (self)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", name, n.State, n.Incarnation, n.Addr, cmp.Or(n.HTTPAddr, "-"), strings.Join(n.Scopes, ","))
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", name, esc(n.State), n.Incarnation, esc(n.Addr), esc(cmp.Or(n.HTTPAddr, "-")), escList(n.Scopes, ","))
 			}
 			tw.Flush()
 		})
@@ -233,13 +320,13 @@ func watch(ctx context.Context, c *client.Client, o clientOptions, group, prefix
 		}
 		switch e.Type {
 		case client.EventSnapshot, client.EventResync:
-			fmt.Fprintf(stdout, "%s %s: %d members\n", e.ID, e.Type, len(e.Members))
+			fmt.Fprintf(stdout, "%s %s: %d members\n", esc(e.ID), esc(string(e.Type)), len(e.Members))
 			for _, m := range e.Members {
-				fmt.Fprintf(stdout, "  %s/%s@%s%s\n", m.Group, m.ID, m.Owner, metaString(m.Meta, " "))
+				fmt.Fprintf(stdout, "  %s/%s@%s%s\n", esc(m.Group), esc(m.ID), esc(m.Owner), metaString(m.Meta, " "))
 			}
 		default:
 			m := e.Member
-			fmt.Fprintf(stdout, "%s %s %s/%s@%s (%s)%s\n", e.ID, e.Type, m.Group, m.ID, m.Owner, e.Reason, metaString(m.Meta, " "))
+			fmt.Fprintf(stdout, "%s %s %s/%s@%s (%s)%s\n", esc(e.ID), esc(string(e.Type)), esc(m.Group), esc(m.ID), esc(m.Owner), esc(e.Reason), metaString(m.Meta, " "))
 		}
 	}
 	if err := w.Err(); err != nil {
@@ -248,14 +335,53 @@ func watch(ctx context.Context, c *client.Client, o clientOptions, group, prefix
 	return nil
 }
 
-// runSession runs roster session create|keepalive|close.
+// watchState says on stderr that a watch lost its stream and is
+// reconnecting, and when it is back.
+func watchState(stderr io.Writer, s client.WatchState) {
+	if !s.Connected {
+		fmt.Fprintf(stderr, "roster: watch disconnected (%s); reconnecting\n", escapeText(s.Err.Error(), false))
+		return
+	}
+	if s.LastEventID == "" {
+		fmt.Fprintln(stderr, "roster: watch reconnected, starting again with a snapshot")
+		return
+	}
+	fmt.Fprintf(stderr, "roster: watch reconnected, resuming after event %s\n", esc(s.LastEventID))
+}
+
+const sessionUsage = `usage: roster session create [--ttl 15s]      start a session; prints its id
+       roster session keepalive [--every D] ID  refresh it (once, or every D until interrupted)
+       roster session close ID                  end it now; its members leave
+       roster session list                      the node's live sessions, by fingerprint
+       roster session get ID                    one session's TTL and expiry
+Run "roster session <command> -h" for the flags of a command.
+`
+
+// sessionSynopses are the synopses of roster session's commands.
+var sessionSynopses = map[string]string{
+	"create":    "session create [--ttl 15s] [flags]",
+	"keepalive": "session keepalive [--every D] [flags] ID",
+	"close":     "session close [flags] ID",
+	"list":      "session list [flags]",
+	"get":       "session get [flags] ID",
+}
+
+// runSession runs roster session create|keepalive|close|list|get.
 func runSession(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usageErr("usage: roster session create [--ttl 15s] | keepalive [--every D] ID | close ID")
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprint(stdout, sessionUsage)
+		return nil
+	case len(args) == 0 || strings.HasPrefix(args[0], "-"):
+		return usageErr("%s", strings.TrimSuffix(sessionUsage, "\n"))
 	}
 	sub, args := args[0], args[1:]
+	synopsis, ok := sessionSynopses[sub]
+	if !ok {
+		return unknownSub("session", sub)
+	}
 	var o clientOptions
-	fs := newFlagSet("session "+sub, "session "+sub+" [flags]", stderr)
+	fs := newFlagSet("session "+sub, synopsis, stdout)
 	o.register(fs, false)
 	var ttl, every time.Duration
 	switch sub {
@@ -263,50 +389,78 @@ func runSession(args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&ttl, "ttl", 15*time.Second, "session time to live without keep-alive")
 	case "keepalive":
 		fs.DurationVar(&every, "every", 0, "keep refreshing at this `interval` until interrupted (0: once)")
-	case "close":
-	default:
-		return usageErr("unknown session command %q: want create, keepalive or close", sub)
 	}
 	pos, c, ctx, stop, err := o.prepare(fs, args)
 	if err != nil {
 		return err
 	}
 	defer stop()
+	defer c.CloseIdleConnections()
+	wantID := sub == "keepalive" || sub == "close" || sub == "get"
+	if wantID && len(pos) != 1 || !wantID && len(pos) != 0 {
+		return usageErr("usage: roster %s", synopsis)
+	}
 	call := func(f func(ctx context.Context) error) error {
 		cctx, cancel := context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 		return f(cctx)
 	}
 	out := printer{w: stdout, json: o.json}
-	printSession := func(s client.Session) error {
-		return out.print(map[string]any{"id": s.ID, "ttl": s.TTL.String(), "expires": s.Expires}, func(w io.Writer) {
-			fmt.Fprintln(w, s.ID)
-		})
-	}
 	switch sub {
 	case "create":
-		if len(pos) != 0 {
-			return usageErr("usage: roster session create [--ttl 15s]")
-		}
 		var s client.Session
 		if err := call(func(ctx context.Context) (err error) { s, err = c.CreateSession(ctx, ttl); return }); err != nil {
 			return err
 		}
-		return printSession(s)
+		return out.print(sessionJSON(s), func(w io.Writer) { fmt.Fprintln(w, esc(s.ID)) })
 	case "keepalive":
-		if len(pos) != 1 {
-			return usageErr("usage: roster session keepalive [--every D] ID")
-		}
 		return keepAlive(ctx, c, pos[0], every, o.timeout, out, stderr)
-	default: // close
-		if len(pos) != 1 {
-			return usageErr("usage: roster session close ID")
+	case "get":
+		var s client.Session
+		if err := call(func(ctx context.Context) (err error) { s, err = c.GetSession(ctx, pos[0]); return }); err != nil {
+			return err
 		}
+		return out.print(sessionJSON(s), func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "id\t%s\n", esc(s.ID))
+			fmt.Fprintf(tw, "fingerprint\t%s\n", esc(s.Fingerprint))
+			fmt.Fprintf(tw, "ttl\t%v\n", s.TTL)
+			fmt.Fprintf(tw, "expires\t%s (in %v)\n", s.Expires.Local().Format(time.RFC3339), time.Until(s.Expires).Round(time.Second))
+			tw.Flush()
+		})
+	case "list":
+		var ss []client.Session
+		if err := call(func(ctx context.Context) (err error) { ss, err = c.Sessions(ctx); return }); err != nil {
+			return err
+		}
+		list := make([]map[string]any, len(ss))
+		for i, s := range ss {
+			list[i] = sessionJSON(s)
+		}
+		return out.print(map[string]any{"sessions": list}, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "FINGERPRINT\tTTL\tEXPIRES")
+			for _, s := range ss {
+				fmt.Fprintf(tw, "%s\t%v\t%s\n", esc(s.Fingerprint), s.TTL, s.Expires.Local().Format(time.RFC3339))
+			}
+			tw.Flush()
+		})
+	default: // close
 		if err := call(func(ctx context.Context) error { return c.CloseSession(ctx, pos[0]) }); err != nil {
 			return err
 		}
-		return out.print(map[string]string{"closed": pos[0]}, func(w io.Writer) { fmt.Fprintf(w, "closed %s\n", pos[0]) })
+		return out.print(map[string]string{"closed": pos[0]}, func(w io.Writer) { fmt.Fprintf(w, "closed %s\n", esc(pos[0])) })
 	}
+}
+
+// sessionJSON is a session as --json prints it; the id only where the
+// node answered it (a listing names sessions by fingerprint).
+func sessionJSON(s client.Session) map[string]any {
+	m := map[string]any{"fingerprint": s.Fingerprint, "ttl": s.TTL.String(), "expires": s.Expires}
+	if s.ID != "" {
+		m["id"] = s.ID
+	}
+	return m
 }
 
 // keepAlive refreshes session id once (every 0) or every interval until
@@ -331,7 +485,7 @@ func keepAlive(ctx context.Context, c *client.Client, id string, every, timeout 
 		case err != nil && (every <= 0 || !transient(err)):
 			return err
 		case err != nil:
-			fmt.Fprintf(stderr, "roster: keep-alive of %s failed, retrying in %v: %v\n", id, backoff, err)
+			fmt.Fprintf(stderr, "roster: keep-alive of %s failed, retrying in %v: %s\n", esc(id), backoff, escapeText(err.Error(), false))
 			if !sleep(ctx, backoff) {
 				return nil
 			}
@@ -339,8 +493,8 @@ func keepAlive(ctx context.Context, c *client.Client, id string, every, timeout 
 			continue
 		}
 		backoff = first
-		if err := out.print(map[string]any{"id": s.ID, "ttl": s.TTL.String(), "expires": s.Expires}, func(w io.Writer) {
-			fmt.Fprintf(w, "%s expires %s\n", s.ID, s.Expires.Local().Format(time.RFC3339))
+		if err := out.print(sessionJSON(s), func(w io.Writer) {
+			fmt.Fprintf(w, "%s expires %s\n", esc(s.ID), s.Expires.Local().Format(time.RFC3339))
 		}); err != nil {
 			return err
 		}
@@ -381,9 +535,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // nodes and then use them.
 func runWait(args []string, stdout, stderr io.Writer) error {
 	var o clientOptions
-	fs := newFlagSet("wait", "wait --ready [--timeout 30s] [flags]", stderr)
-	fs.StringVar(&o.addr, "addr", "http://127.0.0.1:8080", "node's HTTP API `URL`")
-	fs.StringVar(&o.token, "token", "", "API bearer `token` (not needed for /readyz)")
+	fs := newFlagSet("wait", "wait --ready [--timeout 30s] [flags]", stdout)
+	o.registerConn(fs)
 	var ready bool
 	var interval time.Duration
 	fs.BoolVar(&ready, "ready", false, "wait until the node is ready (/readyz answers 200: joined, caught up, storage healthy)")
@@ -395,7 +548,7 @@ func runWait(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stop()
 	if len(pos) != 0 || !ready {
-		return usageErr("usage: roster wait --ready [--timeout 30s] [--addr URL]")
+		return usageErr("usage: roster wait --ready [--timeout 30s] [--addr host:port]")
 	}
 	if interval <= 0 || o.timeout <= 0 {
 		return usageErr("--interval and --timeout must be positive")
@@ -403,23 +556,16 @@ func runWait(args []string, stdout, stderr io.Writer) error {
 	defer c.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	var last error
 	for {
 		rctx, rcancel := context.WithTimeout(ctx, max(interval, time.Second))
-		ok, err := c.Ready(rctx)
+		err := c.Readiness(rctx)
 		rcancel()
-		if ok {
-			fmt.Fprintf(stdout, "%s is ready\n", o.addr)
+		if err == nil {
+			fmt.Fprintf(stdout, "%s is ready\n", c.BaseURL())
 			return nil
 		}
-		switch {
-		case err != nil:
-			last = err
-		default:
-			last = errors.New("answers 503 (not joined, not caught up or storage failing)")
-		}
 		if !sleep(ctx, interval) {
-			return fmt.Errorf("%s not ready after %v: %v", o.addr, o.timeout, last)
+			return fmt.Errorf("%s not ready after %v: %w", c.BaseURL(), o.timeout, err)
 		}
 	}
 }
@@ -452,9 +598,18 @@ func metaString(m map[string]string, lead string) string {
 	slices.Sort(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
+		parts[i] = esc(k) + "=" + esc(m[k])
 	}
 	return lead + strings.Join(parts, " ")
+}
+
+// escList escapes each of names and joins them with sep.
+func escList(names []string, sep string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = esc(n)
+	}
+	return strings.Join(out, sep)
 }
 
 func orEmpty[T any](s []T) []T {

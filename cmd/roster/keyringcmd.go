@@ -30,17 +30,21 @@ type keyringKey struct {
 
 // runKeyring runs roster keyring list|install|use|remove.
 func runKeyring(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprintln(stdout, keyringUsage)
+		return nil
+	case len(args) == 0 || strings.HasPrefix(args[0], "-"):
 		return usageErr("%s", keyringUsage)
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
 	case "list", "install", "use", "remove":
 	default:
-		return usageErr("unknown keyring command %q\n%s", sub, keyringUsage)
+		return unknownSub("keyring", sub)
 	}
 	var o clientOptions
-	fs := newFlagSet("keyring "+sub, "keyring "+sub+" [flags]", stderr)
+	fs := newFlagSet("keyring "+sub, "keyring "+sub+" [flags]", stdout)
 	o.register(fs, false)
 	var keyFile string
 	if sub != "list" {
@@ -124,7 +128,16 @@ func keyringCall(ctx context.Context, o clientOptions, method string, body any) 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(o.addr, "/")+"/v1/keyring", rd)
+	base, err := o.baseURL()
+	if err != nil {
+		return nil, err
+	}
+	hc, err := o.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+"/v1/keyring", rd)
 	if err != nil {
 		return nil, usageErr("--addr: %v", err)
 	}
@@ -134,7 +147,7 @@ func keyringCall(ctx context.Context, o clientOptions, method string, body any) 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

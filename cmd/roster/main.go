@@ -1,6 +1,6 @@
 // Command roster runs a roster node (roster serve) and talks to one over
-// its HTTP API (join, leave, members, groups, watch, nodes, session, wait,
-// keyring).
+// its HTTP API (join, leave, members, groups, watch, nodes, status,
+// session, wait, keyring), and prints shell completion scripts.
 //
 // Every flag can also be set with an environment variable ROSTER_<FLAG>
 // (upper case, dashes as underscores: --http-addr is ROSTER_HTTP_ADDR);
@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/roster-io/roster/internal/buildinfo"
@@ -23,19 +24,23 @@ const usage = `roster: an eventually consistent process-group registry
 
 Usage:
   roster serve [flags]                       run a node
-  roster join [flags] GROUP ID [KEY=VALUE...] join (or update) a member on the node
+  roster join [flags] GROUP ID [KEY=VALUE...]  join (or update) a member on the node
   roster leave [flags] GROUP ID              remove a member owned by the node
   roster members [flags] GROUP               list a group's members
   roster groups [flags]                      list a scope's groups
   roster watch [flags]                       stream a scope's, group's or prefix's changes
   roster nodes [flags]                       show the cluster as the node sees it
-  roster session create|keepalive|close      manage sessions (member leases)
+  roster status [flags]                      this node and the cluster at a glance
+  roster session create|keepalive|close|list|get  manage sessions (member leases)
   roster wait --ready [--timeout 30s]        wait until the node is ready (scripts)
   roster keyring list|install|use|remove     rotate the node's gossip keys
+  roster completion bash|zsh|fish            print a shell completion script
   roster version (or --version)              print the version, commit and Go version
 
-Run "roster <command> -h" for the flags of a command. Every flag can be set
-with ROSTER_<FLAG> in the environment (e.g. ROSTER_ADDR, ROSTER_TOKEN).
+Run "roster <command> -h" (or "roster help <command>") for the flags of a
+command. Every flag can be set with ROSTER_<FLAG> in the environment (e.g.
+ROSTER_ADDR, ROSTER_TOKEN). --addr takes a URL or host:port (http://
+assumed, https:// with --tls-ca, --tls-cert or --tls-key).
 `
 
 // exitError carries a process exit code.
@@ -61,7 +66,7 @@ func main() {
 		code = ee.code
 	}
 	if !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "roster:", err)
+		fmt.Fprintln(os.Stderr, "roster:", errorText(err))
 	} else {
 		code = 0
 	}
@@ -78,34 +83,44 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return runServe(rest, stdout, stderr)
-	case "join", "leave", "members", "groups", "watch", "nodes", "session":
+	case "join", "leave", "members", "groups", "watch", "nodes", "status", "session":
 		return runClient(cmd, rest, stdout, stderr)
 	case "wait":
 		return runWait(rest, stdout, stderr)
 	case "keyring":
 		return runKeyring(rest, os.Stdin, stdout, stderr)
+	case "completion":
+		return runCompletion(rest, stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, buildinfo.Get())
 		return nil
 	case "help", "-h", "--help", "-help":
+		if cmd == "help" && len(rest) > 0 { // roster help CMD [SUB]
+			return run(append(slices.Clone(rest), "--help"), stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return usageErr("unknown command %q", cmd)
+	return unknownCommand(cmd)
 }
 
 // parseArgs parses flags interspersed with positional arguments (a "--"
 // ends the flags), then fills every flag not given on the command line from
-// its ROSTER_<FLAG> environment variable.
+// its ROSTER_<FLAG> environment variable. -h prints the command's help
+// (fs.Usage) and returns flag.ErrHelp; a bad flag is one error line.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	help, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard) // the flag package's own error and usage lines
+	defer func() { fs.Usage = help; fs.SetOutput(out) }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				help()
 				return nil, err
 			}
-			return nil, &exitError{2, err}
+			return nil, flagError(fs, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -144,13 +159,22 @@ func envName(flagName string) string {
 	return "ROSTER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// newFlagSet returns a FlagSet whose usage names the command.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns a FlagSet whose usage (the command's help, asked
+// for with -h) names the command and goes to w, normally stdout. Given a
+// *flagSink, it records the FlagSet there instead (for completion).
+func newFlagSet(name, synopsis string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(w)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: roster %s\n\nFlags (each also ROSTER_<FLAG>):\n", synopsis)
+		if sink, ok := w.(*flagSink); ok {
+			sink.fs = fs
+			return
+		}
+		fmt.Fprintf(w, "Usage: roster %s\n\nFlags (each also ROSTER_<FLAG>):\n", synopsis)
+		out := fs.Output()
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(out)
 	}
 	return fs
 }

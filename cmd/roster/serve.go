@@ -44,9 +44,10 @@ type serveOptions struct {
 	fanOut                                             int
 }
 
-// serveFlags defines the flags of roster serve into o.
-func serveFlags(o *serveOptions, host string, stderr io.Writer) *flag.FlagSet {
-	fs := newFlagSet("serve", "serve [flags]", stderr)
+// serveFlags defines the flags of roster serve into o; their help goes to
+// w.
+func serveFlags(o *serveOptions, host string, w io.Writer) *flag.FlagSet {
+	fs := newFlagSet("serve", "serve [flags]", w)
 	fs.StringVar(&o.name, "name", host, "node `name`, unique in the cluster and stable across restarts")
 	fs.StringVar(&o.dataDir, "data-dir", "./roster-data", "`directory` for durable members, sessions and the node's identity")
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip (memberlist) bind `host:port`, UDP and TCP")
@@ -84,7 +85,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		host = "roster"
 	}
 	var o serveOptions
-	fs := serveFlags(&o, host, stderr)
+	fs := serveFlags(&o, host, stdout)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
