@@ -47,7 +47,7 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 				lacking := false
 				sc.Read(func(st *crdt.State) { lacking = behind(d, st) })
 				if lacking {
-					sc.expect(time.Now(), 5*n.cfg.AntiEntropyInterval)
+					sc.expect(time.Now(), n.repairWait())
 				} else {
 					sc.expectTo.Store(0) // answered: nothing is coming
 				}

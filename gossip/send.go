@@ -253,7 +253,7 @@ func (n *Node) serveSync(j syncJob) {
 		if ahead {
 			// The peer answers our digest with a repair: wait for it rather
 			// than ask another peer for the same state meanwhile.
-			sc.expect(time.Now(), 5*n.cfg.AntiEntropyInterval)
+			sc.expect(time.Now(), n.repairWait())
 		}
 		n.sendSync(j.scope, to, false)
 	}
