@@ -95,11 +95,14 @@ func (c *Client) BaseURL() string { return c.base.String() }
 
 // Member is a member of a group as a node reports it.
 type Member struct {
-	ID          string            `json:"id"`
-	Group       string            `json:"group"`
-	Meta        map[string]string `json:"meta"`
-	Owner       string            `json:"owner"`
-	Incarnation uint64            `json:"incarnation"`
+	ID    string            `json:"id"`
+	Group string            `json:"group"`
+	Meta  map[string]string `json:"meta"`
+	Owner string            `json:"owner"`
+	// Incarnation is the owner's run. The API sends it as a decimal
+	// string (it exceeds what JavaScript numbers hold exactly); decoding
+	// also takes a number, as older nodes sent it.
+	Incarnation uint64 `json:"incarnation,string"`
 	// Confirmed is false for a member the node loaded from its cache after
 	// a restart and whose owner it has not seen alive yet (shown only when
 	// the node runs with a positive registry.Config.ConfirmGrace).
@@ -139,14 +142,64 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// UnmarshalJSON decodes a member, its incarnation given as a string or a
+// number.
+func (m *Member) UnmarshalJSON(b []byte) error {
+	type plain Member
+	raw := struct {
+		*plain
+		Incarnation incarnation `json:"incarnation"`
+	}{plain: (*plain)(m)}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	m.Incarnation = uint64(raw.Incarnation)
+	return nil
+}
+
+// incarnation decodes a node run given as a decimal string (the API's
+// form) or, from older nodes, as a JSON number.
+type incarnation uint64
+
+func (i *incarnation) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("client: incarnation %s: want a decimal string", b)
+	}
+	*i = incarnation(v)
+	return nil
+}
+
 // Node is one node of the cluster as the queried node sees it.
 type Node struct {
 	Name        string   `json:"name"`
-	Incarnation uint64   `json:"incarnation"`
-	State       string   `json:"state"` // alive, dead, left, unknown
+	Incarnation uint64   `json:"incarnation,string"` // sent as a string; see Member
+	State       string   `json:"state"`              // alive, dead, left, unknown
 	Scopes      []string `json:"scopes"`
 	Addr        string   `json:"addr"`
 	Self        bool     `json:"self"`
+}
+
+// UnmarshalJSON decodes a node, its incarnation given as a string or a
+// number.
+func (n *Node) UnmarshalJSON(b []byte) error {
+	type plain Node
+	raw := struct {
+		*plain
+		Incarnation incarnation `json:"incarnation"`
+	}{plain: (*plain)(n)}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	n.Incarnation = uint64(raw.Incarnation)
+	return nil
 }
 
 // Join adds the member (group, id) on this node, or updates its metadata.

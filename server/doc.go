@@ -14,7 +14,9 @@
 // A join without a session creates a durable member (it lives until it is
 // left); a join with a session binds the member to it (it leaves when the
 // session expires or is closed). Every member in a response carries id,
-// group, meta, owner and incarnation. Errors are
+// group, meta, owner and incarnation. Incarnations (of members, nodes and
+// snapshots) are decimal strings: they exceed 2^53, which JavaScript
+// numbers cannot hold exactly. Errors are
 // {"error":{"code":"...","message":"..."}} with a fitting status, including
 // the answers net/http would give by itself (400 bad_request, 431
 // headers_too_large, 501 not_implemented) and paths that are not canonical

@@ -24,7 +24,8 @@ func TestEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	require.Equal(t, map[string]any{
 		"id": "alice", "group": "room", "meta": map[string]any{"addr": "10.0.0.1:1"}, "owner": "n0",
-		"incarnation": float64(a.reg.Incarnation()), "confirmed": true, "durable": true,
+		// A string: incarnations exceed 2^53, beyond exact JSON numbers.
+		"incarnation": strconv.FormatUint(a.reg.Incarnation(), 10), "confirmed": true, "durable": true,
 	}, r.body)
 	life, ok := a.reg.Lifetime("default", "room", "alice")
 	require.True(t, ok)
@@ -82,7 +83,7 @@ func TestEndpoints(t *testing.T) {
 		require.Equal(t, i == 1, n["self"])
 		require.Equal(t, []any{"chat", "default"}, n["scopes"])
 		require.NotEmpty(t, n["addr"])
-		require.NotZero(t, n["incarnation"])
+		require.Equal(t, strconv.FormatUint(ns[i].reg.Incarnation(), 10), n["incarnation"])
 	}
 
 	// Health, readiness, unknown endpoints and methods.
@@ -269,6 +270,8 @@ func TestWatch(t *testing.T) {
 	require.Equal(t, "snapshot", snap.event)
 	require.Equal(t, []string{"early"}, snap.snapshotIDs())
 	require.Equal(t, "n1", snap.data["node"])
+	require.Equal(t, strconv.FormatUint(b.reg.Incarnation(), 10), snap.data["incarnation"])
+	require.Equal(t, strconv.FormatUint(a.reg.Incarnation(), 10), snap.data["members"].([]any)[0].(map[string]any)["incarnation"])
 	snapID := b.seqOf(t, snap.id)
 	pw := b.watch(t, "/v1/scopes/default/watch?prefix=ro")
 	require.Equal(t, "snapshot", pw.next(t).event)
