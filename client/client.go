@@ -38,6 +38,8 @@ type Client struct {
 	hc      *http.Client
 	timeout time.Duration // of every call but Watch
 	maxLine int           // of a watch stream's event
+	// batchOps and batchBytes bound one batch request (Batch).
+	batchOps, batchBytes int
 }
 
 // Defaults of the options.
@@ -78,9 +80,12 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("client: base URL %q: want http(s)://host:port", baseURL)
 	}
-	c := &Client{base: u, timeout: DefaultTimeout, maxLine: DefaultMaxEventBytes}
+	c := &Client{base: u, timeout: DefaultTimeout, maxLine: DefaultMaxEventBytes, batchOps: DefaultBatchOps, batchBytes: DefaultBatchBytes}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.batchOps < 1 || c.batchBytes < 1 {
+		return nil, fmt.Errorf("client: WithBatchLimits(%d, %d): want positive limits", c.batchOps, c.batchBytes)
 	}
 	if c.hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -368,7 +373,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		defer cancel()
 	}
 	var body io.Reader
-	if in != nil {
+	switch v := in.(type) {
+	case nil:
+	case json.RawMessage: // encoded by the caller
+		body = bytes.NewReader(v)
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("client: encoding request: %w", err)
@@ -478,6 +487,8 @@ var (
 	ErrTooManyMembers   = &Error{Code: "too_many_members"}
 	ErrTooManyGroups    = &Error{Code: "too_many_groups"}
 	ErrTooManyWatchers  = &Error{Code: "too_many_watchers"}
+	ErrInvalidBatch     = &Error{Code: "invalid_batch"}
+	ErrBatchTooLarge    = &Error{Code: "batch_too_large"}
 )
 
 // ErrEventTooLarge ends a watch whose node sent an event larger than the

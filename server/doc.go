@@ -6,6 +6,7 @@
 //	GET    /v1/scopes/{scope}/groups/{group}/members        ?local=true
 //	GET    /v1/scopes/{scope}/groups
 //	GET    /v1/scopes/{scope}/watch                         ?group=g | ?prefix=p (Server-Sent Events)
+//	POST   /v1/scopes/{scope}/batch                         {"ops":[{"op":"join"|"leave","group","id","meta","session"},...]}
 //	POST   /v1/sessions {"ttl":"15s"} · GET|PUT|DELETE /v1/sessions/{id}
 //	GET    /v1/sessions                                     ?limit=N&after=F (a page, by fingerprint, without ids)
 //	GET    /v1/nodes
@@ -24,6 +25,22 @@
 // anything changes. Bodies are strict JSON: valid UTF-8, no duplicate keys,
 // field names exactly as documented. Storage errors answer a generic
 // message; the detail (file names) goes to the log.
+//
+// # Batches
+//
+// POST /v1/scopes/{scope}/batch joins and leaves many members in one
+// request (a restarting gateway re-registers its connections in a few):
+// {"ops":[...]} answers {"results":[...]}, one result per op in order,
+// each {"status":200,"member":{...}} for a join, {"status":204} for a
+// leave, or {"status":S,"error":{...}} with what the single request would
+// have answered. A bad op fails alone; the durable and session members of
+// the batch are persisted with one fsync before any is applied
+// (registry.Apply), and a member named twice takes its ops in order. The
+// request fails as a whole, changing nothing, only when it cannot be read
+// (400 bad_json or invalid_batch, 413 body_too_large past
+// Config.MaxBatchBytes or batch_too_large past Config.MaxBatchOps, an
+// unknown scope). Config.MaxBatchesInFlight batches are read and applied
+// at a time; more wait.
 //
 // # Sessions
 //

@@ -408,6 +408,9 @@ func TestConfigValidation(t *testing.T) {
 	for _, edit := range []func(*server.Config){
 		func(c *server.Config) { c.MaxBodyBytes = 0 },
 		func(c *server.Config) { c.WatchHistory = 0 },
+		func(c *server.Config) { c.MaxBatchOps = 0 },
+		func(c *server.Config) { c.MaxBatchBytes = 100 },
+		func(c *server.Config) { c.MaxBatchesInFlight = 0 },
 		func(c *server.Config) { c.HeartbeatInterval = 0 },
 		func(c *server.Config) { c.TLSCertFile = "cert.pem" },
 		func(c *server.Config) { c.TLSCertFile, c.TLSKeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem" },
