@@ -10,7 +10,14 @@
 //	POST   /v1/sessions {"ttl":"15s"} · GET|PUT|DELETE /v1/sessions/{id}
 //	GET    /v1/sessions                                     ?limit=N&after=F (a page, by fingerprint, without ids)
 //	GET    /v1/nodes
+//	GET    /v1/keyring · POST /v1/keyring                   gossip keys (server/keyring.go)
+//	GET    /v1/openapi.json                                 this API as an OpenAPI 3 document (openapi.json)
 //	GET    /healthz · /readyz · /metrics
+//
+// openapi.json documents every route, parameter, schema and error code;
+// its tests fail when a route of apiRoutes, a query parameter a handler
+// reads or an error code the server answers is missing from it, and check
+// real answers against it.
 //
 // A join without a session creates a durable member (it lives until it is
 // left); a join with a session binds the member to it (it leaves when the

@@ -221,6 +221,7 @@ func (s *Server) apiRoutes() []route {
 		api("GET", "/v1/nodes", "nodes", s.nodes),
 		api("GET", "/v1/keyring", "keyring", s.keyring), // server/keyring.go
 		api("POST", "/v1/keyring", "keyring", s.keyring),
+		api("GET", "/v1/openapi.json", "openapi", s.openAPI),
 		// Liveness fails only on a storage failure a restart must fix (a
 		// full disk is not one: restarting frees nothing and the node
 		// recovers by itself); readiness fails while storage is failing
