@@ -8,6 +8,7 @@
 //	ms, err := c.Members(ctx, "default", "room:42", false)
 //	w, err := c.Watch(ctx, "default", "room:42", "", "")
 //	for e := range w.C { ... }
+//	rs, err := c.Batch(ctx, "default", []client.BatchOp{{Group: "room:42", ID: "conn-2", Session: s.ID}, {Leave: true, Group: "room:42", ID: "conn-1"}})
 //
 // API errors are *Error values carrying the HTTP status and the API's error
 // code; they match the sentinels of this package with errors.Is
