@@ -115,6 +115,11 @@ func TestBatchRejected(t *testing.T) {
 		{"leave with meta", batchPath, `{"ops":[` + join + `,{"op":"leave","group":"room","id":"b","meta":{}}]}`, 400, "invalid_batch"},
 		{"leave with session", batchPath, `{"ops":[{"op":"leave","group":"room","id":"b","session":"s"}]}`, 400, "invalid_batch"},
 		{"too many ops", batchPath, `{"ops":[` + strings.Repeat(join+",", 3) + join + `]}`, 413, "batch_too_large"},
+		// Refused at the first op too many: what follows is not read.
+		{"too many ops, then anything", batchPath, `{"ops":[` + strings.Repeat(join+",", 3) + join + `,garbage`, 413, "batch_too_large"},
+		{"ops not an array", batchPath, `{"ops":{}}`, 400, "bad_json"},
+		{"ops twice", batchPath, `{"ops":[` + join + `],"ops":[` + join + `]}`, 400, "bad_json"},
+		{"truncated", batchPath, `{"ops":[` + join, 400, "bad_json"},
 		{"body too large", batchPath, `{"ops":[{"op":"join","group":"room","id":"a","meta":{"k":"` + strings.Repeat("v", 2048) + `"}}]}`, 413, "body_too_large"},
 		{"unknown field in an op", batchPath, `{"ops":[{"op":"join","group":"room","id":"a","ttl":"1s"}]}`, 400, "bad_json"},
 		{"field in another case", batchPath, `{"ops":[{"op":"join","group":"room","ID":"a"}]}`, 400, "bad_json"},
