@@ -8,6 +8,7 @@
 //	ms, err := c.Members(ctx, "default", "room:42", false)
 //	w, err := c.Watch(ctx, "default", "room:42", "", "")
 //	for e := range w.C { ... }
+//	rs, err := c.Batch(ctx, "default", []client.BatchOp{{Group: "room:42", ID: "conn-2", Session: s.ID}, {Leave: true, Group: "room:42", ID: "conn-1"}})
 //
 // API errors are *Error values carrying the HTTP status and the API's error
 // code; they match the sentinels of this package with errors.Is
@@ -39,6 +40,8 @@ type Client struct {
 	timeout    time.Duration // of every call but Watch
 	maxLine    int           // of a watch stream's event
 	watchState func(WatchState)
+	// batchOps and batchBytes bound one batch request (Batch).
+	batchOps, batchBytes int
 }
 
 // Defaults of the options.
@@ -79,9 +82,12 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("client: base URL %q: want http(s)://host:port", baseURL)
 	}
-	c := &Client{base: u, timeout: DefaultTimeout, maxLine: DefaultMaxEventBytes}
+	c := &Client{base: u, timeout: DefaultTimeout, maxLine: DefaultMaxEventBytes, batchOps: DefaultBatchOps, batchBytes: DefaultBatchBytes}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.batchOps < 1 || c.batchBytes < 1 {
+		return nil, fmt.Errorf("client: WithBatchLimits(%d, %d): want positive limits", c.batchOps, c.batchBytes)
 	}
 	if c.hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -96,11 +102,14 @@ func (c *Client) BaseURL() string { return c.base.String() }
 
 // Member is a member of a group as a node reports it.
 type Member struct {
-	ID          string            `json:"id"`
-	Group       string            `json:"group"`
-	Meta        map[string]string `json:"meta"`
-	Owner       string            `json:"owner"`
-	Incarnation uint64            `json:"incarnation"`
+	ID    string            `json:"id"`
+	Group string            `json:"group"`
+	Meta  map[string]string `json:"meta"`
+	Owner string            `json:"owner"`
+	// Incarnation is the owner's run. The API sends it as a decimal
+	// string (it exceeds what JavaScript numbers hold exactly); decoding
+	// also takes a number, as older nodes sent it.
+	Incarnation uint64 `json:"incarnation,string"`
 	// Confirmed is false for a member the node loaded from its cache after
 	// a restart and whose owner it has not seen alive yet (shown only when
 	// the node runs with a positive registry.Config.ConfirmGrace).
@@ -143,15 +152,65 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// UnmarshalJSON decodes a member, its incarnation given as a string or a
+// number.
+func (m *Member) UnmarshalJSON(b []byte) error {
+	type plain Member
+	raw := struct {
+		*plain
+		Incarnation incarnation `json:"incarnation"`
+	}{plain: (*plain)(m)}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	m.Incarnation = uint64(raw.Incarnation)
+	return nil
+}
+
+// incarnation decodes a node run given as a decimal string (the API's
+// form) or, from older nodes, as a JSON number.
+type incarnation uint64
+
+func (i *incarnation) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("client: incarnation %s: want a decimal string", b)
+	}
+	*i = incarnation(v)
+	return nil
+}
+
 // Node is one node of the cluster as the queried node sees it.
 type Node struct {
 	Name        string   `json:"name"`
-	Incarnation uint64   `json:"incarnation"`
-	State       string   `json:"state"` // alive, dead, left, unknown
+	Incarnation uint64   `json:"incarnation,string"` // sent as a string; see Member
+	State       string   `json:"state"`              // alive, dead, left, unknown
 	Scopes      []string `json:"scopes"`
 	Addr        string   `json:"addr"`
 	HTTPAddr    string   `json:"http_addr"` // base URL of its API; "" when it advertises none
 	Self        bool     `json:"self"`
+}
+
+// UnmarshalJSON decodes a node, its incarnation given as a string or a
+// number.
+func (n *Node) UnmarshalJSON(b []byte) error {
+	type plain Node
+	raw := struct {
+		*plain
+		Incarnation incarnation `json:"incarnation"`
+	}{plain: (*plain)(n)}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	n.Incarnation = uint64(raw.Incarnation)
+	return nil
 }
 
 // Join adds the member (group, id) on this node, or updates its metadata
@@ -328,7 +387,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		defer cancel()
 	}
 	var body io.Reader
-	if in != nil {
+	switch v := in.(type) {
+	case nil:
+	case json.RawMessage: // encoded by the caller
+		body = bytes.NewReader(v)
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("client: encoding request: %w", err)
@@ -452,6 +515,8 @@ var (
 	ErrTooManyMembers   = &Error{Code: "too_many_members"}
 	ErrTooManyGroups    = &Error{Code: "too_many_groups"}
 	ErrTooManyWatchers  = &Error{Code: "too_many_watchers"}
+	ErrInvalidBatch     = &Error{Code: "invalid_batch"}
+	ErrBatchTooLarge    = &Error{Code: "batch_too_large"}
 )
 
 // ErrEventTooLarge ends a watch whose node sent an event larger than the

@@ -45,7 +45,22 @@ type Event struct {
 	Members []Member `json:"members"`
 	// Node and Incarnation name the node serving a snapshot or resync.
 	Node        string `json:"node"`
-	Incarnation uint64 `json:"incarnation"`
+	Incarnation uint64 `json:"incarnation,string"` // sent as a string; see Member
+}
+
+// UnmarshalJSON decodes an event's data, incarnations given as strings or
+// numbers.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type plain Event
+	raw := struct {
+		*plain
+		Incarnation incarnation `json:"incarnation"`
+	}{plain: (*plain)(e)}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	e.Incarnation = uint64(raw.Incarnation)
+	return nil
 }
 
 // WatchState is a change of a watch's connection, reported to the

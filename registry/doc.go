@@ -7,6 +7,7 @@
 //	ms, err := r.Members("chat", "room:42")   // reachable members, all nodes
 //	w, err := r.Watch(ctx, "chat", registry.Group("room:42"))
 //	err = m.Leave(ctx)
+//	errs, err := r.Apply(ctx, "chat", ops) // many joins and leaves, answered each, one fsync
 //
 // Join, Leave and every read are served from the local replica and succeed
 // on both sides of a partition. A member is identified by (scope, group, id,

@@ -326,6 +326,12 @@ func (r *Registry) Lifetime(scope, group, id string) (Lifetime, bool) {
 // end) without a registry-wide lock, so concurrent durable joins of
 // different members share fsyncs.
 func (r *Registry) keyLock(k handleKey) *sync.Mutex {
+	return &r.keyLocks[r.keyStripe(k)]
+}
+
+// keyStripe is the index of k's lock in keyLocks. A batch (Apply) takes
+// its keys' stripes in increasing order.
+func (r *Registry) keyStripe(k handleKey) int {
 	h := uint32(2166136261)
 	for _, s := range [3]string{k.scope, k.group, k.id} {
 		for i := 0; i < len(s); i++ {
@@ -333,7 +339,7 @@ func (r *Registry) keyLock(k handleKey) *sync.Mutex {
 		}
 		h = (h ^ 0xff) * 16777619
 	}
-	return &r.keyLocks[h%uint32(len(r.keyLocks))]
+	return int(h % uint32(len(r.keyLocks)))
 }
 
 // recordJoin persists a member's lifetime before the join is applied

@@ -33,6 +33,27 @@ func (d diskStore) deleteMember(k handleKey) error {
 	return storageErr(err)
 }
 
+func (d diskStore) writeMembers(ws []memberWrite) ([]error, error) {
+	sws := make([]storage.MemberWrite, len(ws))
+	for i, w := range ws {
+		sws[i] = storage.MemberWrite{Member: storage.Member{Scope: w.k.scope, Group: w.k.group, ID: w.k.id, Meta: w.meta, Session: w.session}, Delete: w.del}
+	}
+	errs, err := d.st.WriteMembers(sws)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	for i, e := range errs {
+		switch {
+		case e == nil:
+		case ws[i].session != "" && !ws[i].del && errors.Is(e, storage.ErrInvalid):
+			errs[i] = fmt.Errorf("%w: %q: %w", ErrNoSession, truncate(ws[i].session), e)
+		default:
+			errs[i] = storageErr(e)
+		}
+	}
+	return errs, nil
+}
+
 func (d diskStore) putSession(s Session) error {
 	return storageErr(d.st.PutSession(storage.Session{ID: s.ID, TTL: s.TTL, Expires: s.Expires}))
 }

@@ -638,12 +638,7 @@ func (r *Registry) Owners(scope, group, id string) ([]string, error) {
 func (r *Registry) leaveLocked(sc *gossip.Scope, k handleKey) error {
 	scope, group, id := k.scope, k.group, k.id
 	if !r.ownsLocal(scope, group, id) {
-		owned := false // by another node, possibly one that is down
-		sc.Read(func(st *crdt.State) { owned = len(st.Holders(group, id)) > 0 })
-		if owned {
-			return fmt.Errorf("%w: %q in %s/%s", ErrNotOwner, id, scope, group)
-		}
-		return fmt.Errorf("%w: %q in %s/%s", ErrNotMember, id, scope, group)
+		return r.notLocal(k)
 	}
 	if err := r.recordLeave(k); err != nil {
 		return err
@@ -657,6 +652,20 @@ func (r *Registry) leaveLocked(sc *gossip.Scope, k handleKey) error {
 	r.census.release(scope, group)
 	r.dropHandle(k)
 	return nil
+}
+
+// notLocal is the error of a leave of k, which this node does not own:
+// ErrNotOwner if other nodes own such a member (possibly one that is
+// down), ErrNotMember if none does.
+func (r *Registry) notLocal(k handleKey) error {
+	owned := false
+	if sc, ok := r.node.Scope(k.scope); ok {
+		sc.Read(func(st *crdt.State) { owned = len(st.Holders(k.group, k.id)) > 0 })
+	}
+	if owned {
+		return fmt.Errorf("%w: %q in %s/%s", ErrNotOwner, k.id, k.scope, k.group)
+	}
+	return fmt.Errorf("%w: %q in %s/%s", ErrNotMember, k.id, k.scope, k.group)
 }
 
 func (r *Registry) dropHandle(k handleKey) {

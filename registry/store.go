@@ -9,6 +9,20 @@ type store interface {
 	deleteMember(k handleKey) error
 	putSession(s Session) error
 	deleteSession(id string) error
+	// writeMembers applies many puts and deletes with one sync: errs[i]
+	// is the error of ws[i] alone (as putMember's: ErrNoSession for a
+	// session that is gone), left out while the others are written; err
+	// means nothing was written. Keys are distinct.
+	writeMembers(ws []memberWrite) (errs []error, err error)
+}
+
+// memberWrite is one write of store.writeMembers: a put of k's record
+// (bound to session, or durable), or with del its removal.
+type memberWrite struct {
+	k       handleKey
+	session string
+	meta    []byte
+	del     bool
 }
 
 // memStore is the store without Config.DataDir: nothing survives the
@@ -19,3 +33,6 @@ func (memStore) putMember(handleKey, string, []byte) error { return nil }
 func (memStore) deleteMember(handleKey) error              { return nil }
 func (memStore) putSession(Session) error                  { return nil }
 func (memStore) deleteSession(string) error                { return nil }
+func (memStore) writeMembers(ws []memberWrite) ([]error, error) {
+	return make([]error, len(ws)), nil
+}

@@ -108,8 +108,7 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) error {
 // matching prefix (total) and, when more follow, the after= of the next
 // page (next).
 func (s *Server) groups(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	prefix, after := q.Get("prefix"), q.Get("after")
+	prefix, after := queryParam(r, "prefix"), queryParam(r, "after")
 	counts, err := boolParam(r, "counts")
 	if err != nil {
 		return err
@@ -218,16 +217,15 @@ const (
 // are listed by fingerprint, without their ids (an id is the session's
 // credential), a page at a time.
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
 	limit := defaultSessionsPage
-	if v := q.Get("limit"); v != "" {
+	if v := queryParam(r, "limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxSessionsPage {
 			return errorf(http.StatusBadRequest, CodeInvalidQuery, "limit=%q: want a number in [1, %d]", v, maxSessionsPage)
 		}
 		limit = n
 	}
-	after := q.Get("after")
+	after := queryParam(r, "after")
 	ss := s.reg.Sessions()
 	page := make([]sessionJSON, 0, min(limit, len(ss)))
 	all := make([]sessionJSON, 0, len(ss))
@@ -312,9 +310,13 @@ func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readyz: 200 once the registry has joined and caught up, 503 before that
-// and while shutting down.
+// readyz: 200 once the registry has joined and caught up, 503 before that,
+// while storage is failing and while shutting down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.reg.StorageHealth(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage is failing: " + err.Error()}})
+		return
+	}
 	if s.draining.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeNotReady, Message: "shutting down"}})
 		return
@@ -329,7 +331,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // intParam parses an optional integer query parameter in [lo, hi]; set is
 // false when it is absent.
 func intParam(r *http.Request, name string, lo, hi int) (v int, set bool, err error) {
-	q := r.URL.Query().Get(name)
+	q := queryParam(r, name)
 	if q == "" {
 		return 0, false, nil
 	}
@@ -343,9 +345,16 @@ func intParam(r *http.Request, name string, lo, hi int) (v int, set bool, err er
 	return n, true, nil
 }
 
+// queryParam returns the query parameter name of r ("" when absent).
+// Handlers read query parameters only through it (and boolParam, intParam), with a
+// literal name, so that the OpenAPI test can list them.
+func queryParam(r *http.Request, name string) string {
+	return r.URL.Query().Get(name)
+}
+
 // boolParam parses an optional boolean query parameter.
 func boolParam(r *http.Request, name string) (bool, error) {
-	v := r.URL.Query().Get(name)
+	v := queryParam(r, name)
 	if v == "" {
 		return false, nil
 	}

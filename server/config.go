@@ -51,6 +51,18 @@ type Config struct {
 	// 431 headers_too_large.
 	MaxHeaderBytes int
 
+	// MaxBatchOps bounds the ops of one batch (POST
+	// /v1/scopes/{scope}/batch; more are answered 413 batch_too_large),
+	// and MaxBatchBytes its body (instead of MaxBodyBytes; larger ones
+	// are answered 413 body_too_large). MaxBatchesInFlight bounds the
+	// batches read and applied at a time, so that the memory batches
+	// hold stays bounded (about MaxBatchesInFlight times a few times
+	// MaxBatchBytes) whatever the number of clients: the others wait,
+	// their bodies unread, until one is done or their request ends.
+	MaxBatchOps        int
+	MaxBatchBytes      int64
+	MaxBatchesInFlight int
+
 	// WatchHistory is how many recent events per scope are kept so that a
 	// watch reconnecting with Last-Event-ID can be resumed exactly.
 	WatchHistory int
@@ -104,25 +116,29 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: listen on 127.0.0.1:8080, no token,
-// no TLS, 64 KiB bodies and headers, 10 000 events of watch history per
-// scope, a heartbeat every 15 s, watch writes bounded to 10 s, 10 s to
-// read headers, 30 s to read a request or write an answer, 2 min idle,
-// 4,096 connections, forwarding to owners on.
+// no TLS, 64 KiB bodies and headers, batches of up to 10,000 ops and
+// 8 MiB (4 at a time), 10 000 events of watch history per scope, a
+// heartbeat every 15 s, watch writes bounded to 10 s, 10 s to read
+// headers, 30 s to read a request or write an answer, 2 min idle, 4,096
+// connections, forwarding to owners on.
 func DefaultConfig() Config {
 	return Config{
-		Addr:              "127.0.0.1:8080",
-		MaxBodyBytes:      64 << 10,
-		MaxHeaderBytes:    64 << 10,
-		WatchHistory:      10_000,
-		HeartbeatInterval: 15 * time.Second,
-		WatchWriteTimeout: 10 * time.Second,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxConns:          4096,
-		ShutdownTimeout:   10 * time.Second,
-		Forward:           true,
+		Addr:               "127.0.0.1:8080",
+		MaxBodyBytes:       64 << 10,
+		MaxHeaderBytes:     64 << 10,
+		MaxBatchOps:        10_000,
+		MaxBatchBytes:      8 << 20,
+		MaxBatchesInFlight: 4,
+		WatchHistory:       10_000,
+		HeartbeatInterval:  15 * time.Second,
+		WatchWriteTimeout:  10 * time.Second,
+		ReadHeaderTimeout:  10 * time.Second,
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		IdleTimeout:        2 * time.Minute,
+		MaxConns:           4096,
+		ShutdownTimeout:    10 * time.Second,
+		Forward:            true,
 	}
 }
 
@@ -136,6 +152,12 @@ func (c *Config) validate(log *slog.Logger) (*tls.Config, error) {
 		return nil, bad("MaxBodyBytes %d out of range [1 KiB, 64 MiB]", c.MaxBodyBytes)
 	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20:
 		return nil, bad("MaxHeaderBytes %d out of range [1 KiB, 1 MiB]", c.MaxHeaderBytes)
+	case c.MaxBatchOps < 1 || c.MaxBatchOps > 1_000_000:
+		return nil, bad("MaxBatchOps %d out of range [1, 1,000,000]", c.MaxBatchOps)
+	case c.MaxBatchBytes < 1024 || c.MaxBatchBytes > 256<<20:
+		return nil, bad("MaxBatchBytes %d out of range [1 KiB, 256 MiB]", c.MaxBatchBytes)
+	case c.MaxBatchesInFlight < 1 || c.MaxBatchesInFlight > 1024:
+		return nil, bad("MaxBatchesInFlight %d out of range [1, 1024]", c.MaxBatchesInFlight)
 	case c.WatchHistory < 1 || c.WatchHistory > 1<<24:
 		return nil, bad("WatchHistory %d out of range [1, 2^24]", c.WatchHistory)
 	case c.HeartbeatInterval <= 0:

@@ -6,18 +6,28 @@
 //	GET    /v1/scopes/{scope}/groups/{group}/members        ?local=true &limit=N&offset=K (a page, with total)
 //	GET    /v1/scopes/{scope}/groups                        ?prefix=p &counts=true &limit=N&after=g (a page, with total and next)
 //	GET    /v1/scopes/{scope}/watch                         ?group=g | ?prefix=p, &snapshot=false (Server-Sent Events)
+//	POST   /v1/scopes/{scope}/batch                         {"ops":[{"op":"join"|"leave","group","id","meta","session"},...]}
 //	POST   /v1/sessions {"ttl":"15s"} · GET|PUT|DELETE /v1/sessions/{id}
 //	GET    /v1/sessions                                     ?limit=N&after=F (a page, by fingerprint, without ids)
-//	GET    /v1/nodes                                        with each peer's divergence
+//	GET    /v1/nodes                                        with each node's http_addr and each peer's divergence
+//	GET    /v1/keyring · POST /v1/keyring                   gossip keys (server/keyring.go)
+//	GET    /v1/openapi.json                                 this API as an OpenAPI 3 document (openapi.json)
 //	GET    /healthz · /readyz · /metrics
 //	GET    /ui                                              the dashboard (package ui; its files need no token)
+//
+// openapi.json documents every route, parameter, schema and error code;
+// its tests fail when a route of apiRoutes, a query parameter a handler
+// reads or an error code the server answers is missing from it, and check
+// real answers against it.
 //
 // A join without a session creates a durable member (it lives until it is
 // left); a join with a session binds the member to it (it leaves when the
 // session expires or is closed). The answer to a join carries "created":
 // true when it created the member, false when it updated one the node
-// already owned. Every member in a response carries id,
-// group, meta, owner and incarnation. Errors are
+// already owned. Every member in a response carries id, group, meta,
+// owner and incarnation. Incarnations (of members, nodes and snapshots)
+// are decimal strings: they exceed 2^53, which JavaScript numbers cannot
+// hold exactly. Errors are
 // {"error":{"code":"...","message":"..."}} with a fitting status, including
 // the answers net/http would give by itself (400 bad_request, 431
 // headers_too_large, 501 not_implemented) and paths that are not canonical
@@ -25,6 +35,22 @@
 // anything changes. Bodies are strict JSON: valid UTF-8, no duplicate keys,
 // field names exactly as documented. Storage errors answer a generic
 // message; the detail (file names) goes to the log.
+//
+// # Batches
+//
+// POST /v1/scopes/{scope}/batch joins and leaves many members in one
+// request (a restarting gateway re-registers its connections in a few):
+// {"ops":[...]} answers {"results":[...]}, one result per op in order,
+// each {"status":200,"member":{...}} for a join, {"status":204} for a
+// leave, or {"status":S,"error":{...}} with what the single request would
+// have answered. A bad op fails alone; the durable and session members of
+// the batch are persisted with one fsync before any is applied
+// (registry.Apply), and a member named twice takes its ops in order. The
+// request fails as a whole, changing nothing, only when it cannot be read
+// (400 bad_json or invalid_batch, 413 body_too_large past
+// Config.MaxBatchBytes or batch_too_large past Config.MaxBatchOps, an
+// unknown scope). Config.MaxBatchesInFlight batches are read and applied
+// at a time; more wait.
 //
 // # Sessions
 //

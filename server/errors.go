@@ -26,6 +26,7 @@ const (
 	CodeInvalidQuery     = "invalid_query"     // 400
 	CodeBadJSON          = "bad_json"          // 400
 	CodeBadRequest       = "bad_request"       // 400: a request net/http could not parse
+	CodeInvalidBatch     = "invalid_batch"     // 400: a batch without ops, or with an op that is neither join nor leave
 	CodeRequestTimeout   = "request_timeout"   // 408: the body did not arrive within ReadTimeout
 	CodeUnauthorized     = "unauthorized"      // 401
 	CodeNotFound         = "not_found"         // 404: no such endpoint
@@ -35,6 +36,7 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeNotOwner         = "not_owner"         // 409
 	CodeBodyTooLarge     = "body_too_large"    // 413
+	CodeBatchTooLarge    = "batch_too_large"   // 413: more ops than Config.MaxBatchOps
 	CodeHeadersTooLarge  = "headers_too_large" // 431
 	CodeTooManySessions  = "too_many_sessions" // 429: registry.Limits.MaxSessions
 	CodeTooManyMembers   = "too_many_members"  // 429: registry.Limits.MaxMembers

@@ -34,6 +34,9 @@ type Server struct {
 	httpSrv *http.Server
 	fwd     http.RoundTripper // forwarded requests (forward.go)
 	ownFwd  *http.Transport   // fwd when New made it: its idle connections close at Shutdown
+	// batchSlots holds a token per batch being read or applied
+	// (Config.MaxBatchesInFlight).
+	batchSlots chan struct{}
 
 	conns    atomic.Int64 // open connections of Serve (MaxConns)
 	serving  atomic.Bool
@@ -58,7 +61,8 @@ func New(reg *registry.Registry, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{reg: reg, cfg: cfg, log: lg, tls: tlsCfg, feeds: map[string]*feed{}, stopping: make(chan struct{})}
+	s := &Server{reg: reg, cfg: cfg, log: lg, tls: tlsCfg, feeds: map[string]*feed{}, stopping: make(chan struct{}),
+		batchSlots: make(chan struct{}, cfg.MaxBatchesInFlight)}
 	for _, sc := range reg.Scopes() {
 		w, err := reg.Watch(context.Background(), sc, registry.All())
 		if err != nil {
@@ -189,76 +193,116 @@ func (s *Server) stopFeeds() {
 	}
 }
 
+// route is one endpoint of the API. routes builds the mux from the table
+// apiRoutes returns, and the OpenAPI test holds the document
+// (openapi.json) to the same table: an endpoint added here and not
+// documented there fails it.
+type route struct {
+	method  string // GET (which also answers HEAD unless noHead), POST, PUT or DELETE
+	pattern string // the path pattern, as http.ServeMux takes it
+	// op names the operation in roster_operations_total; "" for the
+	// probes (/healthz, /readyz, /metrics), which are not counted.
+	op string
+	// query lists the query parameters the handler reads (queryParam).
+	query  []string
+	noHead bool // GET only: HEAD on a watch would open a stream with no end
+	h      http.Handler
+}
+
+// apiRoutes is the API's table of endpoints.
+func (s *Server) apiRoutes() []route {
+	const member = "/v1/scopes/{scope}/groups/{group}/members/{id}"
+	api := func(method, pattern, op string, h func(http.ResponseWriter, *http.Request) error, query ...string) route {
+		return route{method: method, pattern: pattern, op: op, query: query, h: s.op(op, h)}
+	}
+	watch := api("GET", "/v1/scopes/{scope}/watch", "watch", s.watch, "group", "prefix", "last_event_id", "snapshot")
+	watch.noHead = true
+	return []route{
+		api("PUT", member, "join", s.join),
+		api("DELETE", member, "leave", s.leave),
+		api("GET", "/v1/scopes/{scope}/groups/{group}/members", "members", s.members, "local", "limit", "offset"),
+		api("GET", "/v1/scopes/{scope}/groups", "groups", s.groups, "prefix", "counts", "limit", "after"),
+		watch,
+		api("POST", "/v1/scopes/{scope}/batch", "batch", s.batch),
+		api("POST", "/v1/sessions", "session_create", s.createSession),
+		api("GET", "/v1/sessions", "sessions", s.listSessions, "limit", "after"),
+		api("GET", "/v1/sessions/{id}", "session_get", s.getSession),
+		api("PUT", "/v1/sessions/{id}", "session_keepalive", s.keepAlive),
+		api("DELETE", "/v1/sessions/{id}", "session_close", s.closeSession),
+		api("GET", "/v1/nodes", "nodes", s.nodes),
+		api("GET", "/v1/keyring", "keyring", s.keyring), // server/keyring.go
+		api("POST", "/v1/keyring", "keyring", s.keyring),
+		api("GET", "/v1/openapi.json", "openapi", s.openAPI),
+		// Liveness fails only on a storage failure a restart must fix (a
+		// full disk is not one: restarting frees nothing and the node
+		// recovers by itself); readiness fails while storage is failing
+		// at all.
+		{method: "GET", pattern: "/healthz", h: http.HandlerFunc(s.healthz)},
+		{method: "GET", pattern: "/readyz", h: http.HandlerFunc(s.readyz)},
+		{method: "GET", pattern: "/metrics", h: promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})},
+	}
+}
+
+// allowed lists the methods of a path's routes, as an Allow header: GET,
+// HEAD, POST, PUT, DELETE in that order.
+func allowed(rs []route) string {
+	var ms []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "DELETE"} {
+		for _, r := range rs {
+			if r.method == m || m == "HEAD" && r.method == "GET" && !r.noHead {
+				ms = append(ms, m)
+				break
+			}
+		}
+	}
+	return strings.Join(ms, ", ")
+}
+
 // routes builds the mux and wraps it in the middleware.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern, op string, h func(http.ResponseWriter, *http.Request) error) {
-		mux.Handle(pattern, s.op(op, h))
+	byPath := map[string][]route{}
+	var paths []string
+	for _, rt := range s.apiRoutes() {
+		mux.Handle(rt.method+" "+rt.pattern, rt.h)
+		if byPath[rt.pattern] == nil {
+			paths = append(paths, rt.pattern)
+		}
+		byPath[rt.pattern] = append(byPath[rt.pattern], rt)
 	}
-	const member = "/v1/scopes/{scope}/groups/{group}/members/{id}"
-	handle("PUT "+member, "join", s.join)
-	handle("DELETE "+member, "leave", s.leave)
-	handle("GET /v1/scopes/{scope}/groups/{group}/members", "members", s.members)
-	handle("GET /v1/scopes/{scope}/groups", "groups", s.groups)
-	handle("GET /v1/scopes/{scope}/watch", "watch", s.watch)
-	handle("POST /v1/sessions", "session_create", s.createSession)
-	handle("GET /v1/sessions", "sessions", s.listSessions)
-	handle("GET /v1/sessions/{id}", "session_get", s.getSession)
-	handle("PUT /v1/sessions/{id}", "session_keepalive", s.keepAlive)
-	handle("DELETE /v1/sessions/{id}", "session_close", s.closeSession)
-	handle("GET /v1/nodes", "nodes", s.nodes)
-	mux.Handle("/v1/keyring", s.op("keyring", s.keyring)) // GET, HEAD, POST: server/keyring.go
-	// Liveness fails only on a storage failure a restart must fix (a full
-	// disk is not one: restarting frees nothing and the node recovers by
-	// itself); readiness fails while storage is failing at all.
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.reg.StorageHealth(); errors.Is(err, registry.ErrRestartRequired) {
-			writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage failed, restart required: " + err.Error()}})
-			return
-		}
-		writeJSON(w, http.StatusOK, statusJSON{Status: "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.reg.StorageHealth(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage is failing: " + err.Error()}})
-			return
-		}
-		s.readyz(w, r)
-	})
 	// The dashboard: public static files that hold no data; everything it
-	// shows comes from /v1, with the token (package ui).
+	// shows comes from /v1, with the token (package ui). Not an API
+	// route: it answers HTML, and the OpenAPI document leaves it out.
 	dashboard := ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	}))
-	mux.Handle("GET "+ui.Prefix, dashboard)
-	mux.Handle("GET "+ui.Prefix+"/", dashboard)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
-
-	// The same paths without a method answer 405 in JSON; anything else 404.
-	allow := map[string]string{
-		member: "PUT, DELETE",
-		"/v1/scopes/{scope}/groups/{group}/members": "GET, HEAD",
-		"/v1/scopes/{scope}/groups":                 "GET, HEAD",
-		"/v1/scopes/{scope}/watch":                  "GET",
-		"/v1/sessions":                              "GET, HEAD, POST",
-		"/v1/sessions/{id}":                         "GET, HEAD, PUT, DELETE",
-		"/v1/nodes":                                 "GET, HEAD",
-		"/healthz":                                  "GET, HEAD",
-		"/readyz":                                   "GET, HEAD",
-		"/metrics":                                  "GET, HEAD",
-		ui.Prefix:                                   "GET, HEAD",
-		ui.Prefix + "/":                             "GET, HEAD",
+	for _, p := range []string{ui.Prefix, ui.Prefix + "/"} {
+		mux.Handle("GET "+p, dashboard)
+		paths = append(paths, p)
+		byPath[p] = []route{{method: "GET", pattern: p}}
 	}
-	for path, methods := range allow {
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+	// The same paths with another method answer 405 in JSON; anything
+	// else 404.
+	for _, p := range paths {
+		methods := allowed(byPath[p])
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", methods)
-			s.writeError(w, r, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s not allowed on %s; allowed: %s", r.Method, path, methods))
+			s.writeError(w, r, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s not allowed on %s; allowed: %s", r.Method, p, methods))
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return s.instrument(s.recoverPanics(s.canonical(s.authenticate(mux))))
+}
+
+// healthz: 200 unless storage failed in a way only a restart fixes.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := s.reg.StorageHealth(); errors.Is(err, registry.ErrRestartRequired) {
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage failed, restart required: " + err.Error()}})
+		return
+	}
+	writeJSON(w, http.StatusOK, statusJSON{Status: "ok"})
 }
 
 // canonical answers a path that is not in canonical form (// . ..) with a

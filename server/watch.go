@@ -29,8 +29,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s not allowed on a watch; allowed: GET", r.Method)
 	}
 	scope := r.PathValue("scope")
-	q := r.URL.Query()
-	group, prefix := q.Get("group"), q.Get("prefix")
+	group, prefix := queryParam(r, "group"), queryParam(r, "prefix")
 	sel, match := registry.All(), func(string) bool { return true }
 	switch {
 	case group != "" && prefix != "":
@@ -41,7 +40,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 		sel, match = registry.Prefix(prefix), func(g string) bool { return strings.HasPrefix(g, prefix) }
 	}
 	withSnapshot := true
-	if v := q.Get("snapshot"); v != "" {
+	if v := queryParam(r, "snapshot"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return errorf(http.StatusBadRequest, CodeInvalidQuery, "snapshot=%q is not a boolean", v)
@@ -153,7 +152,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 func lastEventID(r *http.Request, inc uint64) (resume bool, after uint64, foreign string) {
 	v := r.Header.Get("Last-Event-ID")
 	if v == "" {
-		v = r.URL.Query().Get("last_event_id")
+		v = queryParam(r, "last_event_id")
 	}
 	if v = strings.TrimSpace(v); v == "" {
 		return false, 0, ""

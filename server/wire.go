@@ -11,11 +11,13 @@ import (
 // The JSON shapes of the API. Field names are the public contract.
 
 type memberJSON struct {
-	ID          string            `json:"id"`
-	Group       string            `json:"group"`
-	Meta        map[string]string `json:"meta"`
-	Owner       string            `json:"owner"`
-	Incarnation uint64            `json:"incarnation"`
+	ID    string            `json:"id"`
+	Group string            `json:"group"`
+	Meta  map[string]string `json:"meta"`
+	Owner string            `json:"owner"`
+	// Incarnation is the owner's run, a decimal string: it exceeds 2^53,
+	// which JavaScript numbers (and many JSON decoders) cannot hold exactly.
+	Incarnation uint64 `json:"incarnation,string"`
 	// Confirmed is false for a member loaded from the node's cache after a
 	// restart whose owner has not been seen alive yet (shown only when the
 	// node runs with a positive registry.Config.ConfirmGrace).
@@ -104,7 +106,7 @@ type sessionsJSON struct {
 
 type nodeJSON struct {
 	Name        string   `json:"name"`
-	Incarnation uint64   `json:"incarnation"`
+	Incarnation uint64   `json:"incarnation,string"` // a decimal string, as in memberJSON
 	State       string   `json:"state"`
 	Scopes      []string `json:"scopes"`
 	Addr        string   `json:"addr"`
@@ -149,7 +151,7 @@ type snapshotJSON struct {
 	Seq         uint64       `json:"seq"`
 	Members     []memberJSON `json:"members"`
 	Node        string       `json:"node"`
-	Incarnation uint64       `json:"incarnation"`
+	Incarnation uint64       `json:"incarnation,string"` // a decimal string, as in memberJSON
 }
 
 type errorJSON struct {

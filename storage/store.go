@@ -650,9 +650,13 @@ func (s *Store) memberLock(key []byte) int {
 }
 
 func (s *Store) sessionLock(id string) *sync.RWMutex {
+	return &s.sessionLocks[s.sessionStripe(id)]
+}
+
+func (s *Store) sessionStripe(id string) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	return &s.sessionLocks[h.Sum32()%sessionStripes]
+	return int(h.Sum32() % sessionStripes)
 }
 
 // classify wraps a Pebble error in ErrCorrupt or ErrIO.

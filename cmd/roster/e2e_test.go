@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -372,9 +373,24 @@ func TestEndToEnd(t *testing.T) {
 		for i, p := range ps {
 			require.Equal(t, p.url(), ns[i].HTTPAddr, "derived from --http-addr")
 		}
+
+		// --json prints incarnations as the API sends them: exact
+		// decimal strings (they exceed 2^53), and so does the table.
 		var out bytes.Buffer
+		require.NoError(t, run([]string{"nodes", "--json", "--addr", n2.url()}, &out, &out))
+		var printed struct {
+			Nodes []map[string]any `json:"nodes"`
+		}
+		require.NoError(t, json.Unmarshal(out.Bytes(), &printed), out.String())
+		require.Len(t, printed.Nodes, 3)
+		for i, n := range ns {
+			require.Greater(t, n.Incarnation, uint64(1)<<53)
+			require.Equal(t, strconv.FormatUint(n.Incarnation, 10), printed.Nodes[i]["incarnation"])
+		}
+		out.Reset()
 		require.NoError(t, run([]string{"nodes", "--addr", n2.url()}, &out, &out))
-		require.Contains(t, out.String(), n3.url(), "roster nodes shows it")
+		require.Contains(t, out.String(), strconv.FormatUint(ns[1].Incarnation, 10))
+		require.Contains(t, out.String(), n3.url(), "roster nodes shows each node's HTTP address")
 	})
 
 	t.Run("metrics", func(t *testing.T) {
