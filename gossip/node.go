@@ -57,6 +57,9 @@ type Stats struct {
 	// HeldBack counts deltas that arrived after a gap in their owner's
 	// counters and waited for it (see Config.HoldBack).
 	HeldBack int64
+	// GapSyncs counts digests sent to an owner for a gap in its
+	// operations that its held-back deltas revealed (see HoldBack).
+	GapSyncs int64
 	// Relayed counts received deltas passed on to other peers (FanOut).
 	Relayed int64
 	// PacketsDropped counts received packets dropped because inboxDepth
@@ -169,6 +172,7 @@ type stats struct {
 	decodeErrors, outOfOrder                              atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
 	piggybacked, heldBack, relayed, packetsDropped        atomic.Int64
+	gapSyncs                                              atomic.Int64
 	unvouched, forged, overflow                           atomic.Int64
 	antiEntropyRounds                                     atomic.Int64
 	sent, received                                        [NumMessageKinds]traffic
@@ -258,6 +262,8 @@ type Node struct {
 	served   map[[2]string]served
 	catchUp  map[string]time.Time    // scope -> last digest sent
 	greeted  map[[2]string]time.Time // (scope, peer) -> last greeting sent
+	// askedOwner: (scope, owner) -> last digest sent to it for a gap.
+	askedOwner map[[2]string]time.Time
 	// pendingSync: digests from peers not yet alive here, by (scope, peer).
 	pendingSync map[[2]string]syncJob
 
@@ -358,6 +364,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		served:         map[[2]string]served{},
 		catchUp:        map[string]time.Time{},
 		greeted:        map[[2]string]time.Time{},
+		askedOwner:     map[[2]string]time.Time{},
 
 		pendingSync: map[[2]string]syncJob{},
 
@@ -542,7 +549,7 @@ func (n *Node) Stats() Stats {
 		DecodeErrors:     s.decodeErrors.Load(),
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),
-		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(), HeldBack: s.heldBack.Load(),
+		BytesSent: s.bytesSent.Load(), Piggybacked: s.piggybacked.Load(), HeldBack: s.heldBack.Load(), GapSyncs: s.gapSyncs.Load(),
 		Relayed: s.relayed.Load(), PacketsDropped: s.packetsDropped.Load(),
 		Unvouched: s.unvouched.Load(), Forged: s.forged.Load(), Overflow: s.overflow.Load(),
 		AntiEntropyRounds: s.antiEntropyRounds.Load(),

@@ -356,6 +356,12 @@ func (n *Node) drainHeld(sc *Scope, st *crdt.State, replica string, emit crdt.Em
 
 // flushHeld merges deltas held back longer than the hold-back time: the
 // gap before them was a lost packet, which anti-entropy repairs anyway.
+//
+// The gap is then known, and so is who can fill it: the node asks the
+// owner at once, with its digest, rather than wait for anti-entropy to
+// pair them (one peer in N-1 per round, and rounds are skipped while
+// deltas stream in). After a cut heals under a steady stream of writes,
+// every node holds such gaps for every owner that wrote meanwhile.
 func (n *Node) flushHeld(now time.Time) {
 	for _, name := range n.order {
 		sc := n.scopes[name]
@@ -364,8 +370,25 @@ func (n *Node) flushHeld(now time.Time) {
 				n.drainHeld(sc, st, r, emit, true)
 				return nil
 			})
+			if to := n.peerNode(r); to != nil && n.mayAskOwner(name, r, now) {
+				n.stats.gapSyncs.Add(1)
+				n.sendSyncExcept(name, to, true, r)
+			}
 		}
 	}
+}
+
+// mayAskOwner decides whether this node sends its digest of scope to
+// owner for a gap in owner's operations: once per anti-entropy interval
+// per owner, so that a gap the owner cannot fill (it no longer holds those
+// operations: another incarnation came) costs one digest a round.
+func (n *Node) mayAskOwner(scope, owner string, now time.Time) bool {
+	n.servedMu.Lock()
+	defer n.servedMu.Unlock()
+	if len(n.askedOwner) >= 4096 {
+		clear(n.askedOwner) // bounded: forgetting only allows an extra digest
+	}
+	return onceEvery(n.askedOwner, [2]string{scope, owner}, now, n.cfg.AntiEntropyInterval)
 }
 
 // stashChunk keeps a chunk that came before its predecessor, within the

@@ -3,6 +3,7 @@ package gossip
 import (
 	"net"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -135,13 +136,21 @@ func (n *Node) sendReliable(p *memberlist.Node, kind MessageKind, msg []byte) {
 
 // sendSync sends our digest of scope to a peer.
 func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
+	n.sendSyncExcept(scope, to, wantReply, "")
+}
+
+// sendSyncExcept is sendSync with replica left out of the replicas named
+// as streaming (their deltas arriving): a digest sent to fill a known gap
+// in replica's operations must get them repaired, not skipped as in
+// flight.
+func (n *Node) sendSyncExcept(scope string, to *memberlist.Node, wantReply bool, replica string) {
 	sc := n.scopes[scope]
 	var dig []byte
 	var streaming []string
 	sc.Read(func(st *crdt.State) {
 		d := st.Digest()
 		dig = crdt.EncodeDigest(d)
-		streaming = sc.streaming(d)
+		streaming = slices.DeleteFunc(sc.streaming(d), func(r string) bool { return r == replica })
 	})
 	msg := encodeSync(scope, n.self.Name, wantReply, dig, streaming)
 	n.stats.syncsSent.Add(1)
