@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,10 +19,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
@@ -225,6 +229,8 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"PUT", m + "a", `{"meta":{"addr":"10.0.0.1:1"}}`, 200, false},
 		{"PUT", m + "b", `{"session":"` + sess + `"}`, 200, false},
 		{"PUT", m + "c", ``, 200, false},
+		{"PUT", m + "c", `{"meta":{"k":"v"}}`, 200, false}, // an update: created false
+		{"PUT", "/v1/scopes/default/groups/room2/members/a", ``, 200, false},
 		{"PUT", m + "x", `{"meta":{"k":1}}`, 400, false},
 		{"PUT", m + "x", `{"meta":`, 400, false},
 		{"PUT", m + "x", `{"session":"nope"}`, 404, false},
@@ -237,9 +243,19 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"GET", "/v1/scopes/default/groups/room/members", ``, 200, false},
 		{"GET", "/v1/scopes/default/groups/room/members?local=true", ``, 200, false},
 		{"GET", "/v1/scopes/default/groups/room/members?local=maybe", ``, 400, false},
+		{"GET", "/v1/scopes/default/groups/room/members?limit=2&offset=1", ``, 200, false},
+		{"GET", "/v1/scopes/default/groups/room/members?local=true&limit=1", ``, 200, false},
+		{"GET", "/v1/scopes/default/groups/room/members?limit=1001", ``, 400, false},
+		{"GET", "/v1/scopes/default/groups/room/members?offset=1", ``, 400, false},
 		{"GET", "/v1/scopes/default/groups", ``, 200, false},
+		{"GET", "/v1/scopes/default/groups?prefix=ro&counts=true&limit=1", ``, 200, false},
+		{"GET", "/v1/scopes/default/groups?counts=true&limit=1&after=room", ``, 200, false},
+		{"GET", "/v1/scopes/default/groups?counts=maybe", ``, 400, false},
+		{"GET", "/v1/scopes/default/groups?after=room", ``, 400, false},
 		{"GET", "/v1/scopes/nope/groups", ``, 404, false},
 		{"GET", "/v1/scopes/default/watch?group=room", ``, 200, false},
+		{"GET", "/v1/scopes/default/watch?snapshot=false", ``, 200, false},
+		{"GET", "/v1/scopes/default/watch?snapshot=maybe", ``, 400, false},
 		{"GET", "/v1/scopes/default/watch?group=a&prefix=b", ``, 400, false},
 		{"GET", "/v1/scopes/nope/watch", ``, 404, false},
 		{"POST", "/v1/scopes/default/batch", `{"ops":[{"op":"join","group":"room","id":"d","meta":{"k":"v"}},{"op":"join","group":"room","id":"e","session":"` + sess + `"},` +
@@ -272,9 +288,28 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"GET", "/metrics", ``, 200, false},
 		{"GET", "/metrics", ``, 401, true},
 	}
+	// The optional fields of some answers, which they must hold for the
+	// document to be checked against them (by case name).
+	holds := map[string][]string{
+		"PUT " + m + "a 200": {"created"},
+		"PUT " + m + "b 200": {"created", "session"},
+		"PUT " + m + "c 200": {"created"},
+		"GET /v1/scopes/default/groups/room/members?limit=2&offset=1 200":   {"total"},
+		"GET /v1/scopes/default/groups/room/members?local=true&limit=1 200": {"total"},
+		"GET /v1/scopes/default/groups?prefix=ro&counts=true&limit=1 200":   {"counts", "total", "next"},
+		"GET /v1/scopes/default/groups?counts=true&limit=1&after=room 200":  {"counts", "total"},
+	}
+	names := map[string]bool{}
+	for _, tc := range cases {
+		names[tc.method+" "+tc.path+" "+strconv.Itoa(tc.status)] = true
+	}
+	for name := range holds {
+		require.True(t, names[name], "holds names no case: %s", name)
+	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
-		t.Run(tc.method+" "+tc.path+" "+strconv.Itoa(tc.status), func(t *testing.T) {
+		name := tc.method + " " + tc.path + " " + strconv.Itoa(tc.status)
+		t.Run(name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, nd.url+tc.path, strings.NewReader(tc.body))
 			require.NoError(t, err)
 			if !tc.noAuth {
@@ -292,15 +327,14 @@ func TestOpenAPIConformance(t *testing.T) {
 				body, err = io.ReadAll(resp.Body)
 				require.NoError(t, err)
 			}
-			route, params, err := router.FindRoute(req)
-			require.NoError(t, err)
-			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-				Options: &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: stream, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-			err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
-				RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(body)),
-				Options: in.Options,
-			})
-			require.NoError(t, err, "answer %s", body)
+			route := conforms(t, router, req, resp, body, stream)
+			if keys := holds[name]; keys != nil {
+				var got map[string]any
+				require.NoError(t, json.Unmarshal(body, &got))
+				for _, k := range keys {
+					require.Contains(t, got, k, "answer %s", body)
+				}
+			}
 			if resp.StatusCode < 300 {
 				covered[route.Method+" "+route.Path] = true
 			}
@@ -349,6 +383,141 @@ func TestOpenAPIConformance(t *testing.T) {
 		var v any = body
 		require.NoError(t, schema.VisitJSON(v), "%s: %v", line, body)
 	}
+}
+
+// conforms checks the answer resp (its body read, unless it is a
+// stream) to req against the document: its status is one the operation
+// documents, its headers and body are valid against their schemas. It
+// returns the operation's route.
+func conforms(t *testing.T, router routers.Router, req *http.Request, resp *http.Response, body []byte, stream bool) *routers.Route {
+	t.Helper()
+	route, params, err := router.FindRoute(req)
+	require.NoError(t, err)
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: stream, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(body)),
+		Options: in.Options,
+	})
+	require.NoError(t, err, "%s %s: answer %d %s", req.Method, req.URL.Path, resp.StatusCode, body)
+	return route
+}
+
+// TestOpenAPIConformanceRouted: the answers of nodes that route requests
+// to their owners match the document too: /v1/nodes with every node's
+// http_addr and each peer's divergence, forwarded answers (success and
+// error) with Roster-Forwarded-To, errors naming the owners (404
+// session_not_found, 409 not_owner) and 502 owner_unreachable.
+func TestOpenAPIConformanceRouted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there: n2 advertises an address that does not answer
+	nodes := startRouted(t, 3, func(i int, c *registry.Config) {
+		if i == 2 {
+			c.HTTPAddr = dead
+		}
+	}, nil)
+	n0, n1, n2 := nodes[0], nodes[1], nodes[2]
+	router, err := legacy.NewRouter(loadOpenAPI(t))
+	require.NoError(t, err)
+	// do sends a request to nd, checks the answer against the document
+	// and returns it with its decoded body.
+	do := func(nd *node, method, path, body string, status int, headers ...string) (http.Header, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, nd.url+path, strings.NewReader(body))
+		require.NoError(t, err)
+		for _, h := range headers {
+			k, v, _ := strings.Cut(h, ": ")
+			req.Header.Set(k, v)
+		}
+		resp, err := nd.hc.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, status, resp.StatusCode, "%s %s: %s", method, path, raw)
+		conforms(t, router, req, resp, raw, false)
+		var out map[string]any
+		if len(raw) > 0 {
+			require.NoError(t, json.Unmarshal(raw, &out))
+		}
+		return resp.Header, out
+	}
+	errOwners := func(body map[string]any) []string {
+		return owners(response{body: body})
+	}
+
+	// Every node's http_addr; every peer's divergence, once digests came.
+	require.Eventually(t, func() bool {
+		var got struct{ Nodes []struct{ Divergence []any } }
+		r := n0.call(t, "GET", "/v1/nodes", nil)
+		if json.Unmarshal([]byte(r.raw), &got) != nil {
+			return false
+		}
+		with := 0
+		for _, n := range got.Nodes {
+			if len(n.Divergence) > 0 {
+				with++
+			}
+		}
+		return with == 2
+	}, wait, 20*time.Millisecond, "both peers of n0 carry their divergence")
+	_, body := do(n0, "GET", "/v1/nodes", "", 200)
+	addrs, divs := map[string]any{}, map[string]int{}
+	for _, x := range body["nodes"].([]any) {
+		n := x.(map[string]any)
+		addrs[n["name"].(string)] = n["http_addr"]
+		d, _ := n["divergence"].([]any)
+		divs[n["name"].(string)] = len(d)
+	}
+	require.Equal(t, map[string]any{"n0": n0.url, "n1": n1.url, "n2": dead}, addrs)
+	require.Equal(t, map[string]int{"n0": 0, "n1": 2, "n2": 2}, divs, "per scope for each peer, none for self")
+
+	// Forwarded to the owner: the owner's answers, marked.
+	_, body = do(n0, "POST", "/v1/sessions", `{"ttl":"1m"}`, 201)
+	sid := body["id"].(string)
+	h, _ := do(n1, "PUT", "/v1/sessions/"+sid, "", 200)
+	require.Equal(t, "n0", h.Get(server.HeaderForwardedTo))
+	h, _ = do(n1, "GET", "/v1/sessions/"+sid, "", 200)
+	require.Equal(t, "n0", h.Get(server.HeaderForwardedTo))
+	const m = "/v1/scopes/default/groups/room/members/"
+	h, body = do(n1, "PUT", m+"s", `{"session":"`+sid+`"}`, 200)
+	require.Equal(t, "n0", h.Get(server.HeaderForwardedTo))
+	require.Equal(t, true, body["created"])
+	require.Equal(t, "n0", body["owner"])
+
+	// Not forwarded (marked by a client): the errors name the owner.
+	do(n0, "PUT", m+"mine", "", 200)
+	require.Eventually(t, func() bool {
+		os, err := n1.reg.Owners("default", "room", "mine")
+		return err == nil && len(os) == 1
+	}, wait, 5*time.Millisecond, "n1 knows n0 holds mine")
+	h, body = do(n1, "DELETE", m+"mine", "", 409, server.HeaderForwardedBy+": client")
+	require.Empty(t, h.Get(server.HeaderForwardedTo))
+	require.Equal(t, []string{"n0@" + n0.url + "(alive)"}, errOwners(body))
+	h, body = do(n1, "GET", "/v1/sessions/"+sid, "", 404, server.HeaderForwardedBy+": client")
+	require.Empty(t, h.Get(server.HeaderForwardedTo))
+	require.Equal(t, []string{"n0@" + n0.url + "(alive)"}, errOwners(body))
+	h, _ = do(n1, "DELETE", m+"mine", "", 204)
+	require.Equal(t, "n0", h.Get(server.HeaderForwardedTo))
+
+	// An owner that does not answer: 502, naming it.
+	do(n2, "PUT", m+"far", "", 200)
+	require.Eventually(t, func() bool {
+		os, err := n1.reg.Owners("default", "room", "far")
+		return err == nil && len(os) == 1
+	}, wait, 5*time.Millisecond, "n1 knows n2 holds far")
+	h, body = do(n1, "DELETE", m+"far", "", 502)
+	require.Empty(t, h.Get(server.HeaderForwardedTo))
+	require.Equal(t, []string{"n2@" + dead + "(alive)"}, errOwners(body))
+
+	// A forwarded error: the owner's own, marked.
+	h, _ = do(n1, "DELETE", "/v1/sessions/"+sid, "", 204)
+	require.Equal(t, "n0", h.Get(server.HeaderForwardedTo))
+	h, body = do(n1, "PUT", "/v1/sessions/"+sid, "", 404)
+	require.Equal(t, "n0", h.Get(server.HeaderForwardedTo))
+	require.Empty(t, errOwners(body), "n0 does not point at itself")
 }
 
 func orNone(s []string) []string {
