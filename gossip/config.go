@@ -160,10 +160,11 @@ type Config struct {
 	// counters (an earlier packet lost or overtaken) waits for the gap to
 	// fill before it is merged anyway. While it waits, watchers see each
 	// owner's operations in the order the owner made them, as pg delivers
-	// a sender's messages in order; past it, a lost packet is left to
-	// anti-entropy and later operations are shown first. 0 merges at once.
-	// Checked at each anti-entropy tick, so the wait is up to HoldBack plus
-	// one AntiEntropyInterval.
+	// a sender's messages in order; past it, later operations are shown
+	// first and the node sends its digest to the owner, which repairs the
+	// gap (Stats.GapSyncs). 0 merges at once (and leaves gaps to
+	// anti-entropy). Checked at each anti-entropy tick, so the wait is up
+	// to HoldBack plus one AntiEntropyInterval.
 	HoldBack time.Duration
 
 	// ChunkBytes bounds one anti-entropy chunk (an encoded delta).
