@@ -1,13 +1,13 @@
 package gossip
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/internal/syncbuf"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
@@ -130,28 +130,10 @@ func TestStatsHeld(t *testing.T) {
 	require.Equal(t, int64(2), n.Stats().Received[KindDeltas].Messages)
 }
 
-// syncBuffer is a bytes.Buffer safe for the node's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestPeerLogs: peers joining, failing and leaving are logged at info
 // level, once each, with the peer's name.
 func TestPeerLogs(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	lg := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	nodes := startNodes(t, 3, func(c *Config) {
 		if c.Name == "n0" {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/internal/syncbuf"
+
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/roster-io/roster/internal/jsonkeys"
@@ -669,7 +671,7 @@ func TestNotARosterStore(t *testing.T) {
 // that name their component and directory once (Pebble's lines used to
 // add component=pebble to the store's component=storage logger).
 func TestLoggerRouted(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	s := openMem(t, nil, func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/internal/syncbuf"
+
 	"github.com/roster-io/roster/client"
 	"github.com/stretchr/testify/require"
 )
@@ -267,13 +269,13 @@ func TestOutputEscapesControlCharacters(t *testing.T) {
 // cliProc is a roster client command running in the background.
 type cliProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 	exited         chan struct{}
 }
 
 func startCLI(t *testing.T, args ...string) *cliProc {
 	t.Helper()
-	c := &cliProc{cmd: exec.Command(binary(t), args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	c := &cliProc{cmd: exec.Command(binary(t), args...), stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	c.cmd.Env = cleanEnv()
 	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr
 	require.NoError(t, c.cmd.Start())
@@ -438,7 +440,7 @@ func TestREADMERecipeRuns(t *testing.T) {
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Dir, cmd.Env = dir, cleanEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)

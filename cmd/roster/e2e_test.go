@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/internal/syncbuf"
+
 	"github.com/roster-io/roster/client"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -106,26 +108,9 @@ type proc struct {
 	seeds                []string
 	extra                []string // more serve flags
 	cmd                  *exec.Cmd
-	out                  *syncBuffer
+	out                  *syncbuf.Buffer
 	exited               chan struct{}
 	c                    *client.Client
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newProc(t *testing.T, name, token string, seeds ...string) *proc {
@@ -173,7 +158,7 @@ func (p *proc) start() {
 	}
 	p.cmd.Env = env
 	if p.out == nil {
-		p.out = &syncBuffer{}
+		p.out = &syncbuf.Buffer{}
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(t, p.cmd.Start())

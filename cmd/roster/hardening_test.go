@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/internal/syncbuf"
+
 	"github.com/roster-io/roster/client"
 	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/internal/jsonkeys"
@@ -139,7 +141,7 @@ func TestKeepAliveSurvivesRestart(t *testing.T) {
 	s, err := p.c.CreateSession(ctx, 15*time.Second)
 	require.NoError(t, err)
 
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run([]string{"session", "keepalive", s.ID, "--every", "200ms", "--timeout", "1s", "--addr", p.url()}, &out, &errOut)
@@ -181,7 +183,7 @@ func TestWaitReady(t *testing.T) {
 	require.Equal(t, 2, ee.code)
 
 	done := make(chan error, 1)
-	var wout syncBuffer
+	var wout syncbuf.Buffer
 	go func() { done <- run([]string{"wait", "--ready", "--timeout", "20s", "--addr", p.url()}, &wout, &wout) }()
 	p.start()
 	select {

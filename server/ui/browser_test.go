@@ -12,7 +12,6 @@ package ui_test
 // page it ends on there (README's docs/ui.png).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,6 +27,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/internal/syncbuf"
 
 	"github.com/chromedp/chromedp"
 )
@@ -301,30 +302,13 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // node is one `roster serve` process.
 type node struct {
 	t                    *testing.T
 	name, token          string
 	httpPort, gossipPort int
 	cmd                  *exec.Cmd
-	out                  *syncBuffer
+	out                  *syncbuf.Buffer
 	exited               chan struct{}
 }
 
@@ -334,7 +318,7 @@ func (n *node) gossipAddr() string { return "127.0.0.1:" + strconv.Itoa(n.gossip
 // startNode starts roster serve and waits until it answers /healthz.
 func startNode(t *testing.T, cluster, name, token string, seeds ...string) *node {
 	t.Helper()
-	n := &node{t: t, name: name, token: token, httpPort: freePort(t), gossipPort: freePort(t), out: &syncBuffer{}, exited: make(chan struct{})}
+	n := &node{t: t, name: name, token: token, httpPort: freePort(t), gossipPort: freePort(t), out: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	args := []string{"serve", "--name", name, "--data-dir", filepath.Join(t.TempDir(), name), "--profile", "local",
 		"--gossip-addr", n.gossipAddr(), "--http-addr", "127.0.0.1:" + strconv.Itoa(n.httpPort),
 		"--scopes", "default,jobs", "--log-level", "warn", "--cluster", cluster}
