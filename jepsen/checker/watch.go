@@ -221,12 +221,6 @@ func (m *model) version(k key, meta map[string]string) int64 {
 // follows reports whether stream s follows group g.
 func (s *stream) follows(g string) bool { return s.group == "" || s.group == g }
 
-// connected reports whether s was connected throughout [a, b].
-func (s *stream) connected(a, b int64) bool {
-	_, ok := s.periodOf(a, b)
-	return ok
-}
-
 // periodOf returns the start of the connected period holding [a, b].
 func (s *stream) periodOf(a, b int64) (int64, bool) {
 	for _, p := range s.periods {
