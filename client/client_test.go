@@ -30,7 +30,9 @@ const wait = 10 * time.Second
 func start(t *testing.T, token string) (*client.Client, *httptest.Server, *registry.Registry) {
 	t.Helper()
 	ctx := context.Background()
-	reg, err := registry.Open(ctx, registry.LocalConfig("n0"))
+	rcfg := registry.LocalConfig("n0")
+	rcfg.DataDir = t.TempDir()
+	reg, err := registry.Open(ctx, rcfg)
 	require.NoError(t, err)
 	cfg := server.DefaultConfig()
 	cfg.Token = token

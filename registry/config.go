@@ -23,6 +23,12 @@ var (
 	ErrInvalidTTL   = errors.New("registry: invalid session TTL")
 	ErrInvalidPage  = errors.New("registry: invalid page (offset must not be negative, limit must be positive)")
 	ErrStorage      = errors.New("registry: storage failed")
+	// ErrWatchClosed is Watch.Err after Watch.Close.
+	ErrWatchClosed = errors.New("registry: watch closed")
+	// ErrNotDurable: a durable member (Durable(), Lifetime{Durable:
+	// true}) was asked of a registry without Config.DataDir, where it
+	// could not outlive a restart as promised.
+	ErrNotDurable = errors.New("registry: durable member needs Config.DataDir")
 )
 
 // Config configures a Registry. Start from DefaultConfig (LAN) or

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip"
@@ -368,6 +369,34 @@ func (r *Registry) Scopes() []string { return r.node.Scopes() }
 // see gossip.Node.Ready. Reads are served before that, possibly stale.
 func (r *Registry) Ready() bool { return !r.closed.Load() && r.node.Ready() }
 
+// Persistent reports whether this node keeps what must outlive the process
+// (Config.DataDir is set): only then can it hold durable members.
+func (r *Registry) Persistent() bool { return r.disk != nil }
+
+// readyPoll is how often WaitReady looks at Ready.
+const readyPoll = 10 * time.Millisecond
+
+// WaitReady waits until Ready reports true, and returns nil then. It
+// returns ctx's error, wrapped, if ctx ends first, and ErrClosed if the
+// registry is (or gets) closed: a closed registry is never ready.
+func (r *Registry) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		if r.closed.Load() {
+			return ErrClosed
+		}
+		if r.node.Ready() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("registry: waiting for the node to be ready: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // Stats returns the gossip layer's counters.
 func (r *Registry) Stats() gossip.Stats { return r.node.Stats() }
 
@@ -429,6 +458,9 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	var o joinOptions
 	if len(opts) > 0 {
 		o = applyJoinOptions(opts) // a plain join allocates no options
+		if err := r.checkDurable(o.durable && o.session == ""); err != nil {
+			return nil, err
+		}
 	}
 	k := handleKey{scope, group, id}
 	kl := r.keyLock(k)

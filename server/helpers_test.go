@@ -59,6 +59,7 @@ func startClusterWith(t testing.TB, n int, editReg func(*registry.Config), edit 
 	for i := range n {
 		cfg := registry.LocalConfig(fmt.Sprintf("n%d", i))
 		cfg.Scopes = []string{"default", "chat"}
+		cfg.DataDir = t.TempDir() // the API's members are durable
 		// No test here crashes a node: relax LocalConfig's failure
 		// detector so that a loaded machine (-race, parallel packages)
 		// does not suspect live nodes and hide their members.

@@ -53,6 +53,11 @@ func New(reg *registry.Registry, cfg Config) (*Server, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("%w: nil registry", ErrConfig)
 	}
+	if !reg.Persistent() {
+		// The API's members are durable or session-bound: they must
+		// survive a restart, which needs the registry's store.
+		return nil, fmt.Errorf("%w: the registry has no DataDir, so members joined over the API would not survive a restart", ErrConfig)
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
