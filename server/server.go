@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"log/slog"
 	"net"
 	"net/http"
@@ -304,10 +305,10 @@ func (s *Server) routes() http.Handler {
 // healthz: 200 unless storage failed in a way only a restart fixes.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if err := s.reg.StorageHealth(); errors.Is(err, registry.ErrRestartRequired) {
-		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage failed, restart required: " + err.Error()}})
+		writeJSON(w, http.StatusServiceUnavailable, apitype.Error{Error: apitype.ErrorBody{Code: CodeStorageFailed, Message: "storage failed, restart required: " + err.Error()}})
 		return
 	}
-	writeJSON(w, http.StatusOK, statusJSON{Status: "ok"})
+	writeJSON(w, http.StatusOK, apitype.Status{Status: "ok"})
 }
 
 // canonical answers a path that is not in canonical form (// . ..) with a
