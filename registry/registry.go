@@ -34,9 +34,6 @@ type Member struct {
 	Confirmed bool
 }
 
-// NodeInfo describes one node of the cluster as seen from here.
-type NodeInfo = gossip.NodeInfo
-
 // Sentinel errors of the per-node limits (see Limits). Each matches
 // ErrLimit too: errors.Is(err, ErrLimit) catches all of them.
 var (
@@ -398,11 +395,18 @@ func (r *Registry) WaitReady(ctx context.Context) error {
 }
 
 // Stats returns the gossip layer's counters.
-func (r *Registry) Stats() gossip.Stats { return r.node.Stats() }
+func (r *Registry) Stats() Stats { return statsOf(r.node.Stats()) }
 
 // Nodes returns the cluster as this node sees it (itself included): name,
 // incarnation, address, state (alive, dead, left, unknown) and scopes.
-func (r *Registry) Nodes() []NodeInfo { return r.node.Nodes() }
+func (r *Registry) Nodes() []NodeInfo {
+	ns := r.node.Nodes()
+	out := make([]NodeInfo, len(ns))
+	for i, n := range ns {
+		out[i] = nodeInfo(n)
+	}
+	return out
+}
 
 func (r *Registry) check(scope string) (*gossip.Scope, error) {
 	if r.closed.Load() {
@@ -812,13 +816,20 @@ func (r *Registry) GroupSizes(scope string) ([]GroupSize, error) {
 	return out, nil
 }
 
-// Divergence describes how far a peer was from agreeing with this node on
-// a scope, by its last anti-entropy digest; see gossip.Divergence.
-type Divergence = gossip.Divergence
-
 // Divergence returns, by peer name, how far each peer that has sent this
 // node a digest was from agreeing with it, per scope.
-func (r *Registry) Divergence() map[string][]Divergence { return r.node.Divergence() }
+func (r *Registry) Divergence() map[string][]Divergence {
+	in := r.node.Divergence()
+	out := make(map[string][]Divergence, len(in))
+	for peer, ds := range in {
+		conv := make([]Divergence, len(ds))
+		for i, d := range ds {
+			conv[i] = Divergence{Scope: d.Scope, Behind: d.Behind, Ahead: d.Ahead, Age: d.Age}
+		}
+		out[peer] = conv
+	}
+	return out
+}
 
 // Count returns how many members are visible in scope, over all its
 // groups: as many as Members of every group would return together, at the

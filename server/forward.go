@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 )
 
@@ -133,12 +132,12 @@ func (s *Server) toOwner(w http.ResponseWriter, r *http.Request, err error, owne
 		oe.why = "forwarding is off"
 	case by != "":
 		oe.why = fmt.Sprintf("already forwarded once (by %q)", by)
-	case o.State != gossip.PeerAlive:
+	case o.State != registry.PeerAlive:
 		oe.why = "the owner is " + string(o.State)
 	case o.HTTPAddr == "":
 		oe.why = "the owner advertises no HTTP address"
 	default:
-		target, perr := url.Parse(o.HTTPAddr) // checked by gossip.ValidHTTPAddr
+		target, perr := url.Parse(o.HTTPAddr) // checked by registry.ValidHTTPAddr
 		if perr != nil {
 			oe.why = "the owner's HTTP address does not parse"
 			return oe

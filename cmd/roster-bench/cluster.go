@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 )
 
@@ -179,7 +178,7 @@ func (c *cluster) meshAlive() bool {
 	for _, r := range c.nodes {
 		alive := 0
 		for _, ni := range r.Nodes() {
-			if ni.State == gossip.PeerAlive {
+			if ni.State == registry.PeerAlive {
 				alive++
 			}
 		}
@@ -195,7 +194,7 @@ func (c *cluster) meshAlive() bool {
 func (c *cluster) meshView() string {
 	var parts []string
 	for _, r := range c.nodes {
-		seen := map[string]gossip.PeerState{}
+		seen := map[string]registry.PeerState{}
 		var self string
 		for _, ni := range r.Nodes() {
 			seen[ni.Name] = ni.State
@@ -208,7 +207,7 @@ func (c *cluster) meshView() string {
 			switch st, ok := seen[name]; {
 			case !ok:
 				parts = append(parts, fmt.Sprintf("%s does not know %s", c.short(self), c.short(name)))
-			case st != gossip.PeerAlive:
+			case st != registry.PeerAlive:
 				parts = append(parts, fmt.Sprintf("%s sees %s %s", c.short(self), c.short(name), st))
 			}
 		}
