@@ -36,8 +36,8 @@ func keyErr(err error) error {
 // Gossip key rotation acts on this node's keyring only (memberlist
 // broadcasts nothing about keys): install the new key on every node, then
 // use it on every node, then remove the old one from every node. It needs
-// a keyring set at Open (Config.Memberlist.Keyring, e.g. from
-// gossip.NewKeyring; roster serve sets one from --gossip-key-file);
+// a keyring set at Open (Config.GossipKeys; roster serve sets one from
+// --gossip-key-file);
 // otherwise the calls fail with ErrNoKeyring. Other errors: ErrInvalidKey,
 // ErrUnknownKey, ErrPrimaryKey.
 

@@ -278,7 +278,14 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 		}
 		opts = append(opts, gossip.Preload(warm, r.cfg.ConfirmGrace))
 	}
-	node, err := gossip.New(r.cfg.Config, func(scope string, evs []crdt.Event) {
+	gcfg, err := r.cfg.gossipConfig()
+	if err != nil {
+		if r.disk != nil {
+			_ = r.disk.Close()
+		}
+		return nil, err
+	}
+	node, err := gossip.New(gcfg, func(scope string, evs []crdt.Event) {
 		if h := r.hubs[scope]; h != nil {
 			h.publish(evs)
 		}

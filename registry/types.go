@@ -133,7 +133,7 @@ type Stats struct {
 	// AntiEntropyRounds counts the anti-entropy ticks.
 	AntiEntropyRounds int64
 	// Transport counts every packet and stream of the node's own network
-	// transport; all zero with a transport of an expert's (gossip.Config).
+	// transport; all zero with a transport set through Config.Tuning.
 	Transport TransportStats
 }
 

@@ -29,9 +29,7 @@ func startRouted(t *testing.T, n int, editReg func(i int, c *registry.Config), e
 		cfg := registry.LocalConfig(fmt.Sprintf("n%d", i))
 		cfg.Scopes = []string{"default", "chat"}
 		cfg.DataDir = t.TempDir()
-		ml := *cfg.Memberlist // relaxed as in startClusterWith
-		ml.ProbeInterval, ml.ProbeTimeout, ml.SuspicionMult = 500*time.Millisecond, 400*time.Millisecond, 6
-		cfg.Memberlist = &ml
+		cfg.Tune(relaxFailureDetector) // as in startClusterWith
 		ts := httptest.NewUnstartedServer(nil)
 		cfg.HTTPAddr = "http://" + ts.Listener.Addr().String()
 		if editReg != nil {

@@ -192,9 +192,7 @@ func TestOpenAPICoversErrorCodes(t *testing.T) {
 func TestOpenAPIConformance(t *testing.T) {
 	key, other := newKey(t), newKey(t)
 	nd := startClusterWith(t, 1, func(c *registry.Config) {
-		kr, err := gossip.NewKeyring([][]byte{key})
-		require.NoError(t, err)
-		c.Memberlist.Keyring = kr
+		c.GossipKeys = [][]byte{key}
 	}, func(c *server.Config) { c.Token = "tok" })[0]
 	auth := "Authorization: Bearer tok"
 	r := nd.call(t, "GET", "/v1/openapi.json", nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/gossip"
 	"io"
 	"log/slog"
 	"os"
@@ -100,7 +101,7 @@ func (c *cluster) openNode(ctx context.Context, name string, seeds []string, sid
 			return nil, nil, fmt.Errorf("transport for %s: %w", name, err)
 		}
 		c.opts.faults.assign(tr.Addr(), side)
-		cfg.Transport = tr
+		cfg.Tune(func(g *gossip.Config) { g.Transport = tr })
 	}
 	r, err := registry.Open(ctx, cfg)
 	if err != nil {
@@ -127,9 +128,11 @@ func nodeConfig(o nodeOpts, name string, seeds []string) registry.Config {
 	cfg.FanOut = o.fanOut
 	cfg.Cluster = o.cluster
 	if o.compression {
-		ml := *cfg.Memberlist
-		ml.EnableCompression = true
-		cfg.Memberlist = &ml
+		cfg.Tune(func(g *gossip.Config) {
+			ml := *g.Memberlist
+			ml.EnableCompression = true
+			g.Memberlist = &ml
+		})
 	}
 	cfg.Logger = o.logger
 	return cfg
