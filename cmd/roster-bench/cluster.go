@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/gossip/faultnet"
 	"io"
 	"log/slog"
 	"os"
@@ -21,8 +22,8 @@ const benchScope = "bench"
 
 // nodeOpts says how to configure the nodes of a cluster.
 type nodeOpts struct {
-	lan    bool      // registry.DefaultConfig (LAN timings) instead of LocalConfig
-	faults *faultNet // non-nil: nodes use cutTransports registered here
+	lan    bool          // registry.DefaultConfig (LAN timings) instead of LocalConfig
+	faults *faultnet.Net // non-nil: nodes use faultnet.Transports registered here
 	logger *slog.Logger
 	logOut io.Writer // memberlist transport log output
 	// compression turns memberlist's LZW compression of every packet and
@@ -41,8 +42,8 @@ type cluster struct {
 	nodes []*registry.Registry
 	// trackers[i] follows nodes[i]'s scope (nil if not tracked).
 	trackers []*tracker
-	// transports[i] is nodes[i]'s cutTransport (nil without faults).
-	transports []*cutTransport
+	// transports[i] is nodes[i]'s faultnet.Transport (nil without faults).
+	transports []*faultnet.Transport
 	// fd counts the nodes' failure-detector events.
 	fd *fdCounter
 	// prefix makes node names unique on this machine.
@@ -91,16 +92,16 @@ func (c *cluster) foreign() int {
 }
 
 // openNode opens node name, seeded with seeds, on its own transport.
-func (c *cluster) openNode(ctx context.Context, name string, seeds []string, side int) (*registry.Registry, *cutTransport, error) {
+func (c *cluster) openNode(ctx context.Context, name string, seeds []string, side int) (*registry.Registry, *faultnet.Transport, error) {
 	cfg := nodeConfig(c.opts, name, seeds)
-	var tr *cutTransport
+	var tr *faultnet.Transport
 	if c.opts.faults != nil {
 		var err error
-		tr, err = newCutTransport(c.opts.faults, c.opts.logOut)
+		tr, err = faultnet.NewTransport(c.opts.faults, c.opts.logOut)
 		if err != nil {
 			return nil, nil, fmt.Errorf("transport for %s: %w", name, err)
 		}
-		c.opts.faults.assign(tr.Addr(), side)
+		c.opts.faults.Assign(tr.Addr(), side)
 		cfg.Tune(func(g *gossip.Config) { g.Transport = tr })
 	}
 	r, err := registry.Open(ctx, cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/roster-io/roster/gossip/faultnet"
 	"io"
 	"log/slog"
 	"runtime"
@@ -575,7 +576,7 @@ func runPartition(ctx context.Context, o *options, lan bool) (*PartitionResult, 
 	if o.nodes < 2 {
 		return nil, fmt.Errorf("partition needs at least 2 nodes")
 	}
-	fn := newFaultNet()
+	fn := faultnet.New()
 	no := o.nodeOpts()
 	no.lan, no.faults = lan, fn
 	half := o.nodes / 2
@@ -609,7 +610,7 @@ func runPartition(ctx context.Context, o *options, lan bool) (*PartitionResult, 
 
 	// Cut, and wait until each side has declared the other not alive.
 	tCut := time.Now()
-	fn.partition()
+	fn.Partition()
 	err = waitFor(ctx, 60*time.Second, func() bool {
 		for i, r := range c.nodes {
 			for _, ni := range r.Nodes() {
@@ -654,7 +655,7 @@ func runPartition(ctx context.Context, o *options, lan bool) (*PartitionResult, 
 		t.setTarget(2 * o.partJoins)
 	}
 	t0 := time.Now()
-	fn.heal()
+	fn.Heal()
 	var tAlive time.Time
 	err = waitFor(ctx, 120*time.Second, func() bool {
 		if tAlive.IsZero() && c.meshAlive() {
