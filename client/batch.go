@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"net/http"
 )
 
@@ -39,13 +40,7 @@ func (o BatchOp) MarshalJSON() ([]byte, error) {
 	if o.Leave {
 		op = "leave"
 	}
-	return json.Marshal(struct {
-		Op      string            `json:"op"`
-		Group   string            `json:"group"`
-		ID      string            `json:"id"`
-		Meta    map[string]string `json:"meta,omitempty"`
-		Session string            `json:"session,omitempty"`
-	}{op, o.Group, o.ID, o.Meta, o.Session})
+	return json.Marshal(apitype.BatchOp{Op: op, Group: o.Group, ID: o.ID, Meta: o.Meta, Session: o.Session})
 }
 
 // BatchResult answers one op of Batch: Err is nil when it was applied
@@ -88,16 +83,7 @@ func (c *Client) Batch(ctx context.Context, scope string, ops []BatchOp) ([]Batc
 			body.Write(b)
 		}
 		body.WriteString(`]}`)
-		var out struct {
-			Results []struct {
-				Status int     `json:"status"`
-				Member *Member `json:"member"`
-				Error  *struct {
-					Code    string `json:"code"`
-					Message string `json:"message"`
-				} `json:"error"`
-			} `json:"results"`
-		}
+		var out apitype.BatchResponse
 		if err := c.do(ctx, http.MethodPost, scopePath(scope)+"/batch", nil, json.RawMessage(body.Bytes()), &out); err != nil {
 			return results, err
 		}
@@ -108,7 +94,7 @@ func (c *Client) Batch(ctx context.Context, scope string, ops []BatchOp) ([]Batc
 			var res BatchResult
 			switch {
 			case r.Error != nil:
-				res.Err = &Error{Status: r.Status, Code: r.Error.Code, Message: r.Error.Message}
+				res.Err = &Error{Status: r.Status, Code: r.Error.Code, Message: r.Error.Message, Owners: r.Error.Owners}
 			case r.Member != nil:
 				res.Member = *r.Member
 			}

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"io"
 	"net/http"
 	"net/url"
@@ -100,27 +101,13 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 // BaseURL returns the node's base URL.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// Member is a member of a group as a node reports it.
-type Member struct {
-	ID    string            `json:"id"`
-	Group string            `json:"group"`
-	Meta  map[string]string `json:"meta"`
-	Owner string            `json:"owner"`
-	// Incarnation is the owner's run. The API sends it as a decimal
-	// string (it exceeds what JavaScript numbers hold exactly); decoding
-	// also takes a number, as older nodes sent it.
-	Incarnation uint64 `json:"incarnation,string"`
-	// Confirmed is false for a member the node loaded from its cache after
-	// a restart and whose owner it has not seen alive yet (shown only when
-	// the node runs with a positive registry.Config.ConfirmGrace).
-	Confirmed bool `json:"confirmed"`
-	// Durable, Session and Created are set only in the answer to Join;
-	// Created is true when the join created the member, false when it
-	// updated one the node already owned.
-	Durable bool   `json:"durable,omitempty"`
-	Session string `json:"session,omitempty"`
-	Created bool   `json:"created,omitempty"`
-}
+// Member is a member of a group as a node reports it (the API's shape,
+// shared with the server). Its Incarnation, the owner's run, is sent as a
+// decimal string; decoding also takes a number, as older nodes sent it.
+// Durable, Session and Created are set only in the answer to Join:
+// *Created is true when the join created the member, false when it
+// updated one the node already owned.
+type Member = apitype.Member
 
 // Session is a lease that keeps its members alive while it is kept alive.
 type Session struct {
@@ -133,95 +120,37 @@ type Session struct {
 	Expires     time.Time
 }
 
-// UnmarshalJSON decodes {"id","fingerprint","ttl":"15s","expires"}.
+// UnmarshalJSON decodes the API's session, {"id","fingerprint","ttl":"15s","expires"}.
 func (s *Session) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		ID          string    `json:"id"`
-		Fingerprint string    `json:"fingerprint"`
-		TTL         string    `json:"ttl"`
-		Expires     time.Time `json:"expires"`
-	}
+	var raw apitype.Session
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
+	v, err := sessionFrom(raw)
+	*s = v
+	return err
+}
+
+// sessionFrom converts the API's session, whose TTL is a Go duration
+// string.
+func sessionFrom(raw apitype.Session) (Session, error) {
 	ttl, err := time.ParseDuration(raw.TTL)
 	if err != nil {
-		return fmt.Errorf("session ttl: %w", err)
+		return Session{}, fmt.Errorf("session ttl: %w", err)
 	}
-	*s = Session{ID: raw.ID, Fingerprint: raw.Fingerprint, TTL: ttl, Expires: raw.Expires}
-	return nil
+	return Session{ID: raw.ID, Fingerprint: raw.Fingerprint, TTL: ttl, Expires: raw.Expires}, nil
 }
 
-// UnmarshalJSON decodes a member, its incarnation given as a string or a
-// number.
-func (m *Member) UnmarshalJSON(b []byte) error {
-	type plain Member
-	raw := struct {
-		*plain
-		Incarnation incarnation `json:"incarnation"`
-	}{plain: (*plain)(m)}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	m.Incarnation = uint64(raw.Incarnation)
-	return nil
-}
-
-// incarnation decodes a node run given as a decimal string (the API's
-// form) or, from older nodes, as a JSON number.
-type incarnation uint64
-
-func (i *incarnation) UnmarshalJSON(b []byte) error {
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		s = s[1 : len(s)-1]
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("client: incarnation %s: want a decimal string", b)
-	}
-	*i = incarnation(v)
-	return nil
-}
-
-// Node is one node of the cluster as the queried node sees it.
-type Node struct {
-	Name        string   `json:"name"`
-	Incarnation uint64   `json:"incarnation,string"` // sent as a string; see Member
-	State       string   `json:"state"`              // alive, dead, left, unknown
-	Scopes      []string `json:"scopes"`
-	Addr        string   `json:"addr"`
-	HTTPAddr    string   `json:"http_addr"` // base URL of its API; "" when it advertises none
-	Self        bool     `json:"self"`
-}
-
-// UnmarshalJSON decodes a node, its incarnation given as a string or a
-// number.
-func (n *Node) UnmarshalJSON(b []byte) error {
-	type plain Node
-	raw := struct {
-		*plain
-		Incarnation incarnation `json:"incarnation"`
-	}{plain: (*plain)(n)}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	n.Incarnation = uint64(raw.Incarnation)
-	return nil
-}
+// Node is one node of the cluster as the queried node sees it (the API's
+// shape; Incarnation decoded as Member's is).
+type Node = apitype.Node
 
 // Join adds the member (group, id) on this node, or updates its metadata
 // (the answer's Created says which). With session == "" the member is
 // durable (it lives until Leave); otherwise it lives while that session
 // does.
 func (c *Client) Join(ctx context.Context, scope, group, id string, meta map[string]string, session string) (Member, error) {
-	body := struct {
-		Meta    map[string]string `json:"meta,omitempty"`
-		Session string            `json:"session,omitempty"`
-	}{meta, session}
+	body := apitype.JoinRequest{Meta: meta, Session: session}
 	var m Member
 	err := c.do(ctx, http.MethodPut, memberPath(scope, group, id), nil, body, &m)
 	return m, err
@@ -239,27 +168,21 @@ func (c *Client) Members(ctx context.Context, scope, group string, local bool) (
 	if local {
 		q = url.Values{"local": {"true"}}
 	}
-	var out struct {
-		Members []Member `json:"members"`
-	}
+	var out apitype.Members
 	err := c.do(ctx, http.MethodGet, scopePath(scope)+"/groups/"+url.PathEscape(group)+"/members", q, nil, &out)
 	return out.Members, err
 }
 
 // Groups lists the scope's groups that have reachable members.
 func (c *Client) Groups(ctx context.Context, scope string) ([]string, error) {
-	var out struct {
-		Groups []string `json:"groups"`
-	}
+	var out apitype.Groups
 	err := c.do(ctx, http.MethodGet, scopePath(scope)+"/groups", nil, nil, &out)
 	return out.Groups, err
 }
 
 // Nodes returns the cluster as the node sees it, itself included.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
-	var out struct {
-		Nodes []Node `json:"nodes"`
-	}
+	var out apitype.Nodes
 	err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, nil, &out)
 	return out.Nodes, err
 }
@@ -267,7 +190,7 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 // CreateSession starts a session on this node.
 func (c *Client) CreateSession(ctx context.Context, ttl time.Duration) (Session, error) {
 	var s Session
-	err := c.do(ctx, http.MethodPost, "/v1/sessions", nil, map[string]string{"ttl": ttl.String()}, &s)
+	err := c.do(ctx, http.MethodPost, "/v1/sessions", nil, apitype.SessionRequest{TTL: ttl.String()}, &s)
 	return s, err
 }
 
@@ -291,10 +214,7 @@ func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
 	var all []Session
 	after := ""
 	for {
-		var out struct {
-			Sessions []Session `json:"sessions"`
-			Next     string    `json:"next"`
-		}
+		var out apitype.Sessions
 		q := url.Values{"limit": {"1000"}}
 		if after != "" {
 			q.Set("after", after)
@@ -302,7 +222,13 @@ func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
 		if err := c.do(ctx, http.MethodGet, "/v1/sessions", q, nil, &out); err != nil {
 			return all, err
 		}
-		all = append(all, out.Sessions...)
+		for _, raw := range out.Sessions {
+			v, err := sessionFrom(raw)
+			if err != nil {
+				return all, fmt.Errorf("client: GET /v1/sessions: %w", err)
+			}
+			all = append(all, v)
+		}
 		if out.Next == "" || out.Next <= after {
 			return all, nil
 		}
@@ -431,13 +357,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 // readError turns a non-2xx answer into an *Error.
 func readError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var body struct {
-		Error struct {
-			Code    string  `json:"code"`
-			Message string  `json:"message"`
-			Owners  []Owner `json:"owners"`
-		} `json:"error"`
-	}
+	var body apitype.Error
 	e := &Error{Status: resp.StatusCode}
 	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message, e.Owners = body.Error.Code, body.Error.Message, body.Error.Owners
@@ -461,12 +381,8 @@ type Error struct {
 	Owners []Owner
 }
 
-// Owner names a node that holds a member or a session.
-type Owner struct {
-	Name     string `json:"name"`
-	HTTPAddr string `json:"http_addr"` // base URL of its API; "" when it advertises none
-	State    string `json:"state"`     // alive, dead, left, unknown
-}
+// Owner names a node that holds a member or a session (the API's shape).
+type Owner = apitype.Owner
 
 func (e *Error) Error() string {
 	if e.Code == "" {

@@ -30,7 +30,9 @@ const wait = 10 * time.Second
 func start(t *testing.T, token string) (*client.Client, *httptest.Server, *registry.Registry) {
 	t.Helper()
 	ctx := context.Background()
-	reg, err := registry.Open(ctx, registry.LocalConfig("n0"))
+	rcfg := registry.LocalConfig("n0")
+	rcfg.DataDir = t.TempDir()
+	reg, err := registry.Open(ctx, rcfg)
 	require.NoError(t, err)
 	cfg := server.DefaultConfig()
 	cfg.Token = token
@@ -59,10 +61,11 @@ func TestClient(t *testing.T) {
 
 	m, err := c.Join(ctx, "default", "room/1", "conn 1", map[string]string{"addr": "x"}, "")
 	require.NoError(t, err)
-	require.Equal(t, client.Member{ID: "conn 1", Group: "room/1", Meta: map[string]string{"addr": "x"}, Owner: "n0", Incarnation: reg.Incarnation(), Confirmed: true, Durable: true, Created: true}, m)
+	require.Equal(t, client.Member{ID: "conn 1", Group: "room/1", Meta: map[string]string{"addr": "x"}, Owner: "n0", Incarnation: reg.Incarnation(), Confirmed: true, Durable: true, Created: new(true)}, m)
 	m, err = c.Join(ctx, "default", "room/1", "conn 1", map[string]string{"addr": "y"}, "")
 	require.NoError(t, err)
-	require.False(t, m.Created, "an update")
+	require.NotNil(t, m.Created)
+	require.False(t, *m.Created, "an update")
 	require.Equal(t, "y", m.Meta["addr"])
 	require.NoError(t, c.Readiness(ctx))
 	s, err := c.CreateSession(ctx, 2*time.Second)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"io"
 	"net/http"
 	"net/url"
@@ -54,7 +55,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	type plain Event
 	raw := struct {
 		*plain
-		Incarnation incarnation `json:"incarnation"`
+		Incarnation apitype.Incarnation `json:"incarnation"`
 	}{plain: (*plain)(e)}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err

@@ -196,94 +196,22 @@ func EncodeDigest(d Digest) []byte {
 	return buf.Bytes()
 }
 
-// reader wraps a msgpack decoder over a byte slice with bounds checks: every
-// array length is checked against the bytes left, so hostile lengths cannot
-// make it allocate more than the message itself.
-type reader struct {
-	b   []byte
-	r   *bytes.Reader
-	dec *msgpack.Decoder
-	err error
-}
+// reader is the bounded msgpack reader (internal/bounded) with crdt's
+// failures (ErrDecode) and header check.
+type reader struct{ bounded.Reader }
 
 func newReader(b []byte) *reader {
-	r := bytes.NewReader(b)
-	dec := msgpack.GetDecoder()
-	dec.Reset(r) // also clears options a previous user of the pool set
-	return &reader{b: b, r: r, dec: dec}
-}
-
-// release returns the reader's decoder to msgpack's pool (which detaches
-// it from the input); the reader must not be used afterwards. Decoded
-// strings are copies; byte slices (bytesOrNil) alias the input and are
-// used up before the decoding function returns, so nothing it returns
-// refers to the input or the decoder's buffers. A decoder that failed is
-// not pooled: whatever it was reading may have grown its buffers.
-func (r *reader) release() {
-	if r.err == nil {
-		msgpack.PutDecoder(r.dec)
-	}
-}
-
-func (r *reader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s", ErrDecode, fmt.Sprintf(format, args...))
-	}
-}
-
-func (r *reader) arrayLen(what string, minItemBytes int) int {
-	if r.err != nil {
-		return 0
-	}
-	n, err := r.dec.DecodeArrayLen()
-	switch {
-	case err != nil:
-		r.fail("%s: %v", what, err)
-		return 0
-	case n < 0:
-		r.fail("%s: nil array", what)
-		return 0
-	case n*minItemBytes > r.r.Len():
-		r.fail("%s: length %d exceeds the %d bytes left", what, n, r.r.Len())
-		return 0
-	}
-	return n
-}
-
-func (r *reader) uint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, err := r.dec.DecodeUint64()
-	if err != nil {
-		r.fail("%s: %v", what, err)
-	}
-	return v
-}
-
-func (r *reader) str(what string) string {
-	if r.err != nil {
-		return ""
-	}
-	v, err := bounded.String(r.dec, r.r, r.b)
-	if err != nil {
-		r.fail("%s: %v", what, err)
-	}
-	return v
+	r := new(reader)
+	r.Reset(b, ErrDecode)
+	return r
 }
 
 // bytesOrNil returns the next byte string, nil if empty, as a slice of
 // the input (not a copy): callers convert or parse it at once.
 func (r *reader) bytesOrNil(what string, limit int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	v, err := bounded.Bytes(r.dec, r.r, r.b)
-	if err == nil && len(v) > limit {
-		err = fmt.Errorf("%d bytes, limit %d", len(v), limit)
-	}
-	if err != nil {
-		r.fail("%s: %v", what, err)
+	v := r.Bytes(what)
+	if r.OK() && len(v) > limit {
+		r.Failf("%s: %d bytes, limit %d", what, len(v), limit)
 		return nil
 	}
 	if len(v) == 0 {
@@ -293,41 +221,34 @@ func (r *reader) bytesOrNil(what string, limit int) []byte {
 }
 
 func (r *reader) header(want Kind, fields int) {
-	if n := r.arrayLen("message", 1); r.err == nil && n != fields {
-		r.fail("message has %d fields, want %d", n, fields)
+	if n := r.ArrayLen("message", 1); r.OK() && n != fields {
+		r.Failf("message has %d fields, want %d", n, fields)
 	}
-	v := r.uint("version")
-	if r.err == nil && v != WireVersion {
-		r.err = fmt.Errorf("%w: version %d (this build reads %d)", ErrUnsupported, v, WireVersion)
+	v := r.Uint("version")
+	if r.OK() && v != WireVersion {
+		r.SetErr(fmt.Errorf("%w: version %d (this build reads %d)", ErrUnsupported, v, WireVersion))
 	}
-	if k := r.uint("kind"); r.err == nil && Kind(k) != want {
-		r.fail("kind %d, want %d", k, want)
+	if k := r.Uint("kind"); r.OK() && Kind(k) != want {
+		r.Failf("kind %d, want %d", k, want)
 	}
-}
-
-func (r *reader) done() error {
-	if r.err == nil && r.r.Len() != 0 {
-		r.fail("%d trailing bytes", r.r.Len())
-	}
-	return r.err
 }
 
 // MessageKind returns the kind of an encoded message without decoding it.
 func MessageKind(b []byte) (Kind, error) {
 	r := newReader(b)
-	defer r.release()
-	if n := r.arrayLen("message", 1); r.err == nil && n < 2 {
-		r.fail("message has %d fields", n)
+	defer r.Release()
+	if n := r.ArrayLen("message", 1); r.OK() && n < 2 {
+		r.Failf("message has %d fields", n)
 	}
-	v := r.uint("version")
-	if r.err == nil && v != WireVersion {
+	v := r.Uint("version")
+	if r.OK() && v != WireVersion {
 		return 0, fmt.Errorf("%w: version %d (this build reads %d)", ErrUnsupported, v, WireVersion)
 	}
-	k := Kind(r.uint("kind"))
-	if r.err == nil && k != KindDelta && k != KindDigest {
-		r.fail("unknown kind %d", k)
+	k := Kind(r.Uint("kind"))
+	if r.OK() && k != KindDelta && k != KindDigest {
+		r.Failf("unknown kind %d", k)
 	}
-	return k, r.err
+	return k, r.Err()
 }
 
 // growAdds makes room for need more adds, and for as many as the rest of
@@ -362,49 +283,43 @@ func DecodeDelta(b []byte) (*Delta, error) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
 	}
 	r := newReader(b)
-	defer r.release()
+	defer r.Release()
 	r.header(KindDelta, 12)
 	d := &Delta{}
-	d.Replica.Name = r.str("replica name")
-	d.Replica.Incarnation = r.uint("incarnation")
-	n := r.arrayLen("context", 1)
-	if r.err == nil && n%2 != 0 {
-		r.fail("context has odd length %d", n)
+	d.Replica.Name = r.String("replica name")
+	d.Replica.Incarnation = r.Uint("incarnation")
+	n := r.ArrayLen("context", 1)
+	if r.OK() && n%2 != 0 {
+		r.Failf("context has odd length %d", n)
 	}
 	if n > 0 {
 		d.Ctx = make([]Range, 0, n/2)
 	}
-	for i := 0; i < n/2 && r.err == nil; i++ {
-		d.Ctx = append(d.Ctx, Range{Lo: r.uint("context lo"), Hi: r.uint("context hi")})
+	for i := 0; i < n/2 && r.OK(); i++ {
+		d.Ctx = append(d.Ctx, Range{Lo: r.Uint("context lo"), Hi: r.Uint("context hi")})
 	}
-	d.Floor = r.uint("floor")
-	if r.err == nil {
-		auth, err := r.dec.DecodeBool()
-		if err != nil {
-			r.fail("auth: %v", err)
-		}
-		d.Auth = auth
-	}
+	d.Floor = r.Uint("floor")
+	d.Auth = r.Bool("auth")
 	// The adds' count is only known run by run: the slice is sized from
 	// the bytes the adds read so far take per add, which predicts the
 	// rest of a uniform message (a batch, a transfer's chunk) closely, so
 	// it is allocated about once rather than grown through every doubling
 	// (garbage twice its size) or built in a scratch slice and copied.
 	adds, pooled := pooledAdds()
-	runs := r.arrayLen("adds", 2)
-	addsAt := r.r.Len()
-	for i := 0; i < runs && r.err == nil; i++ {
-		m := r.arrayLen("add run", 1)
-		if r.err == nil && (m < 4 || (m-1)%3 != 0) {
-			r.fail("add run %d has length %d", i, m)
+	runs := r.ArrayLen("adds", 2)
+	addsAt := r.Left()
+	for i := 0; i < runs && r.OK(); i++ {
+		m := r.ArrayLen("add run", 1)
+		if r.OK() && (m < 4 || (m-1)%3 != 0) {
+			r.Failf("add run %d has length %d", i, m)
 		}
 		k := (m - 1) / 3
-		if r.err == nil && cap(adds)-len(adds) < k {
-			adds = growAdds(adds, k, addsAt-r.r.Len(), r.r.Len())
+		if r.OK() && cap(adds)-len(adds) < k {
+			adds = growAdds(adds, k, addsAt-r.Left(), r.Left())
 		}
-		g := r.str("add group")
-		for j := 0; j < k && r.err == nil; j++ {
-			a := Add{Group: g, ID: r.str("add id"), Counter: r.uint("add counter")}
+		g := r.String("add group")
+		for j := 0; j < k && r.OK(); j++ {
+			a := Add{Group: g, ID: r.String("add id"), Counter: r.Uint("add counter")}
 			a.Meta = RawMeta(r.bytesOrNil("add meta", MaxMetaBytes))
 			adds = append(adds, a)
 		}
@@ -427,23 +342,23 @@ func DecodeDelta(b []byte) (*Delta, error) {
 	} else if pooled {
 		putAdds(adds)
 	}
-	runs = r.arrayLen("removes", 2)
-	for i := 0; i < runs && r.err == nil; i++ {
-		m := r.arrayLen("remove run", 1)
-		if r.err == nil && (m < 3 || (m-1)%2 != 0) {
-			r.fail("remove run %d has length %d", i, m)
+	runs = r.ArrayLen("removes", 2)
+	for i := 0; i < runs && r.OK(); i++ {
+		m := r.ArrayLen("remove run", 1)
+		if r.OK() && (m < 3 || (m-1)%2 != 0) {
+			r.Failf("remove run %d has length %d", i, m)
 		}
-		g := r.str("remove group")
-		for j := 0; j < (m-1)/2 && r.err == nil; j++ {
-			d.Removes = append(d.Removes, Remove{Group: g, ID: r.str("remove id"), Counter: r.uint("remove counter")})
+		g := r.String("remove group")
+		for j := 0; j < (m-1)/2 && r.OK(); j++ {
+			d.Removes = append(d.Removes, Remove{Group: g, ID: r.String("remove id"), Counter: r.Uint("remove counter")})
 		}
 	}
 	if kb := r.bytesOrNil("keep", MaxMessageBytes); len(kb) > 0 {
 		prev := uint64(0)
-		for len(kb) > 0 && r.err == nil {
+		for len(kb) > 0 && r.OK() {
 			gap, k := binary.Uvarint(kb)
 			if k <= 0 || (gap == 0 && len(d.Keep) > 0) || gap >= MaxCounter || prev+gap >= MaxCounter {
-				r.fail("keep list malformed at %d", len(d.Keep))
+				r.Failf("keep list malformed at %d", len(d.Keep))
 				break
 			}
 			prev += gap
@@ -451,13 +366,13 @@ func DecodeDelta(b []byte) (*Delta, error) {
 			kb = kb[k:]
 		}
 	}
-	d.Xfer = r.uint("xfer")
-	if seq := r.uint("seq"); seq > 1<<31 {
-		r.fail("seq %d out of range", seq)
+	d.Xfer = r.Uint("xfer")
+	if seq := r.Uint("seq"); seq > 1<<31 {
+		r.Failf("seq %d out of range", seq)
 	} else {
 		d.Seq = uint32(seq)
 	}
-	if err := r.done(); err != nil {
+	if err := r.End(); err != nil {
 		return nil, err
 	}
 	if err := d.Validate(); err != nil {
@@ -511,33 +426,33 @@ func DecodeDigest(b []byte) (Digest, error) {
 		return Digest{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
 	}
 	r := newReader(b)
-	defer r.release()
+	defer r.Release()
 	r.header(KindDigest, 3)
-	n := r.arrayLen("entries", 1)
-	if r.err == nil && n%3 != 0 {
-		r.fail("entries length %d not a multiple of 3", n)
+	n := r.ArrayLen("entries", 1)
+	if r.OK() && n%3 != 0 {
+		r.Failf("entries length %d not a multiple of 3", n)
 	}
 	var d Digest
 	if n > 0 {
 		d.Entries = make([]DigestEntry, 0, n/3)
 	}
-	for i := 0; i < n/3 && r.err == nil; i++ {
-		e := DigestEntry{Name: r.str("name"), Incarnation: r.uint("incarnation"), Top: r.uint("top")}
-		if r.err != nil {
+	for i := 0; i < n/3 && r.OK(); i++ {
+		e := DigestEntry{Name: r.String("name"), Incarnation: r.Uint("incarnation"), Top: r.Uint("top")}
+		if !r.OK() {
 			break
 		}
 		if err := validReplica(ReplicaID{e.Name, e.Incarnation}); err != nil {
 			return Digest{}, fmt.Errorf("%w: entry %d: %w", ErrDecode, i, err)
 		}
 		if e.Top >= MaxCounter {
-			r.fail("entry %d top %d out of bounds", i, e.Top)
+			r.Failf("entry %d top %d out of bounds", i, e.Top)
 		}
 		if i > 0 && e.Name <= d.Entries[i-1].Name {
-			r.fail("entries not sorted by name at %d", i)
+			r.Failf("entries not sorted by name at %d", i)
 		}
 		d.Entries = append(d.Entries, e)
 	}
-	if err := r.done(); err != nil {
+	if err := r.End(); err != nil {
 		return Digest{}, err
 	}
 	return d, nil

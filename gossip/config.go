@@ -221,6 +221,18 @@ func DefaultLANConfig(name string) Config {
 	}
 }
 
+// DefaultWANConfig is DefaultLANConfig with memberlist's WAN timings
+// (slower probes and gossip, more tolerant of latency), for nodes across
+// data centres; a dead node's name is reclaimable as quickly as on a LAN.
+func DefaultWANConfig(name string) Config {
+	c := DefaultLANConfig(name)
+	ml := memberlist.DefaultWANConfig()
+	ml.DeadNodeReclaimTime = c.Memberlist.DeadNodeReclaimTime
+	c.Memberlist = ml
+	c.MaxPacketBytes = ml.UDPBufferSize - 128
+	return c
+}
+
 // DefaultLocalConfig returns short timings for tests and single-machine
 // clusters: failures detected in about a second, anti-entropy every
 // 200 ms, rejoin from 100 ms backing off to 1 s, retention 1 minute. It

@@ -80,143 +80,64 @@ func (m nodeMeta) serves(scope string) bool {
 	return false
 }
 
-// reader decodes positional msgpack with bounds: every array length is
-// checked against the bytes left.
-type reader struct {
-	b   []byte
-	r   *bytes.Reader
-	dec *msgpack.Decoder
-	err error
-}
+// reader is the bounded msgpack reader (internal/bounded) with gossip's
+// failures (ErrMessage); its strings are names, checked as such.
+type reader struct{ bounded.Reader }
 
 func newReader(b []byte) *reader {
-	r := bytes.NewReader(b)
-	dec := msgpack.GetDecoder()
-	dec.Reset(r) // also clears options a previous user of the pool set
-	return &reader{b: b, r: r, dec: dec}
+	r := new(reader)
+	r.Reset(b, ErrMessage)
+	return r
 }
 
-// release returns the reader's decoder to msgpack's pool (which detaches
-// it from the input); the reader must not be used afterwards. Decoded
-// strings are copies; byte slices (bytes) alias the input. A decoder that
-// failed is not pooled.
-func (r *reader) release() {
-	if r.err == nil {
-		msgpack.PutDecoder(r.dec)
-	}
-}
-
-func (r *reader) fail(what string, err error) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s: %v", ErrMessage, what, err)
-	}
-}
-
-func (r *reader) arrayLen(what string) int {
-	if r.err != nil {
-		return 0
-	}
-	n, err := r.dec.DecodeArrayLen()
-	if err == nil && (n < 0 || n > r.r.Len()) {
-		err = fmt.Errorf("length %d with %d bytes left", n, r.r.Len())
-	}
-	if err != nil {
-		r.fail(what, err)
-		return 0
-	}
-	return n
-}
-
-func (r *reader) uint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, err := r.dec.DecodeUint64()
-	if err != nil {
-		r.fail(what, err)
-	}
-	return v
-}
-
+// str reads a string that must be a valid name (crdt.ValidName).
 func (r *reader) str(what string) string {
-	if r.err != nil {
-		return ""
-	}
-	v, err := bounded.String(r.dec, r.r, r.b)
-	if err == nil {
-		err = crdt.ValidName(v)
-	}
-	if err != nil {
-		r.fail(what, err)
+	v := r.String(what)
+	if r.OK() {
+		if err := crdt.ValidName(v); err != nil {
+			r.Fail(what, err)
+		}
 	}
 	return v
 }
 
 // bytes returns the next byte string as a slice of the input, not a copy:
 // a message's payloads are decoded while the message is handled, and
-// whatever keeps one longer copies it.
+// whatever keeps one longer copies it. A nil is a failure.
 func (r *reader) bytes(what string) []byte {
-	if r.err != nil {
-		return nil
-	}
-	v, err := bounded.Bytes(r.dec, r.r, r.b)
-	if err == nil && v == nil {
-		err = errors.New("nil where bytes belong")
-	}
-	if err != nil {
-		r.fail(what, err)
-		return nil
+	v := r.Bytes(what)
+	if r.OK() && v == nil {
+		r.Fail(what, errors.New("nil where bytes belong"))
 	}
 	return v
-}
-
-func (r *reader) boolean(what string) bool {
-	if r.err != nil {
-		return false
-	}
-	v, err := r.dec.DecodeBool()
-	if err != nil {
-		r.fail(what, err)
-	}
-	return v
-}
-
-func (r *reader) end() error {
-	if r.err == nil && r.r.Len() != 0 {
-		r.fail("message", fmt.Errorf("%d trailing bytes", r.r.Len()))
-	}
-	return r.err
 }
 
 func decodeNodeMeta(b []byte) (nodeMeta, error) {
 	r := newReader(b)
-	defer r.release()
-	fields := r.arrayLen("meta")
-	if r.err == nil && fields != 3 && fields != 4 {
-		r.fail("meta", fmt.Errorf("%d fields", fields))
+	defer r.Release()
+	fields := r.ArrayLen("meta", 1)
+	if r.OK() && fields != 3 && fields != 4 {
+		r.Fail("meta", fmt.Errorf("%d fields", fields))
 	}
-	if v := r.uint("version"); r.err == nil && v != wireVersion {
-		r.fail("meta", fmt.Errorf("version %d", v))
+	if v := r.Uint("version"); r.OK() && v != wireVersion {
+		r.Fail("meta", fmt.Errorf("version %d", v))
 	}
-	m := nodeMeta{inc: r.uint("incarnation")}
-	n := r.arrayLen("scopes")
-	for i := 0; i < n && r.err == nil; i++ {
+	m := nodeMeta{inc: r.Uint("incarnation")}
+	n := r.ArrayLen("scopes", 1)
+	for i := 0; i < n && r.OK(); i++ {
 		m.scopes = append(m.scopes, r.str("scope"))
 	}
-	if fields == 4 && r.err == nil {
-		v, err := bounded.String(r.dec, r.r, r.b)
-		if err == nil {
-			err = ValidHTTPAddr(v)
-		}
-		if err != nil {
-			r.fail("HTTP address", err)
+	if fields == 4 && r.OK() {
+		v := r.String("HTTP address")
+		if err := ValidHTTPAddr(v); r.OK() && err != nil {
+			r.Fail("HTTP address", err)
 		}
 		m.httpAddr = v
 	}
-	if r.err == nil && (m.inc == 0 || m.inc >= crdt.MaxCounter) {
-		r.fail("meta", fmt.Errorf("incarnation %d", m.inc))
+	if r.OK() && (m.inc == 0 || m.inc >= crdt.MaxCounter) {
+		r.Fail("meta", fmt.Errorf("incarnation %d", m.inc))
 	}
-	if err := r.end(); err != nil {
+	if err := r.End(); err != nil {
 		return nodeMeta{}, err
 	}
 	return m, nil
@@ -352,15 +273,15 @@ func encodeLeaving(from string, inc uint64) []byte {
 // names reads a list of at least least and at most maxRelayNames valid node
 // or replica names (what says which list, for errors).
 func (r *reader) names(what string, least int) []string {
-	k := r.arrayLen(what + " names")
-	if r.err == nil && (k < least || k > maxRelayNames) {
-		r.fail("message", fmt.Errorf("%d %s names, want %d to %d", k, what, least, maxRelayNames))
+	k := r.ArrayLen(what+" names", 1)
+	if r.OK() && (k < least || k > maxRelayNames) {
+		r.Fail("message", fmt.Errorf("%d %s names, want %d to %d", k, what, least, maxRelayNames))
 	}
 	var out []string
-	for i := 0; i < k && r.err == nil; i++ {
+	for i := 0; i < k && r.OK(); i++ {
 		name := r.str(what + " name")
-		if err := crdt.ValidName(name); r.err == nil && err != nil {
-			r.fail(what+" name", err)
+		if err := crdt.ValidName(name); r.OK() && err != nil {
+			r.Fail(what+" name", err)
 		}
 		out = append(out, name)
 	}
@@ -374,12 +295,12 @@ func decodeMessage(b []byte) (message, error) {
 		return message{}, fmt.Errorf("%w: %d bytes", ErrMessage, len(b))
 	}
 	r := newReader(b)
-	defer r.release()
-	fields := r.arrayLen("message")
-	if v := r.uint("version"); r.err == nil && v != wireVersion {
-		r.fail("message", fmt.Errorf("unsupported version %d", v))
+	defer r.Release()
+	fields := r.ArrayLen("message", 1)
+	if v := r.Uint("version"); r.OK() && v != wireVersion {
+		r.Fail("message", fmt.Errorf("unsupported version %d", v))
 	}
-	m := message{kind: int(r.uint("kind"))}
+	m := message{kind: int(r.Uint("kind"))}
 	want := 0
 	switch m.kind {
 	case msgDeltas, msgLeaving:
@@ -392,8 +313,8 @@ func decodeMessage(b []byte) (message, error) {
 			want = 6 // without the streaming list
 		}
 	}
-	if r.err == nil && (want == 0 || fields != want) {
-		r.fail("message", fmt.Errorf("kind %d with %d fields", m.kind, fields))
+	if r.OK() && (want == 0 || fields != want) {
+		r.Fail("message", fmt.Errorf("kind %d with %d fields", m.kind, fields))
 	}
 	switch m.kind {
 	case msgDeltas, msgRelay:
@@ -401,21 +322,21 @@ func decodeMessage(b []byte) (message, error) {
 		if m.kind == msgRelay {
 			m.relayTo = r.names("relay", 1)
 		}
-		n := r.arrayLen("deltas")
-		for i := 0; i < n && r.err == nil; i++ {
+		n := r.ArrayLen("deltas", 1)
+		for i := 0; i < n && r.OK(); i++ {
 			m.payloads = append(m.payloads, r.bytes("delta"))
 		}
 	case msgSync:
 		m.scope = r.str("scope")
 		m.from = r.str("from")
-		m.wantReply = r.boolean("wantReply")
+		m.wantReply = r.Bool("wantReply")
 		m.payloads = [][]byte{r.bytes("digest")}
 		if fields == 7 {
 			m.streaming = r.names("streaming", 0)
 		}
 	case msgLeaving:
 		m.from = r.str("from")
-		m.inc = r.uint("incarnation")
+		m.inc = r.Uint("incarnation")
 	}
-	return m, r.end()
+	return m, r.End()
 }

@@ -222,6 +222,9 @@ func (b *batch) plan(i int) (opPlan, *memberWrite, error) {
 		}
 		p.life = Lifetime{Session: op.Lifetime.Session}
 	case op.Lifetime.Durable:
+		if err := r.checkDurable(true); err != nil {
+			return p, nil, err
+		}
 		p.life = Lifetime{Durable: true}
 	}
 	p.exact = p.life.Session != "" || r.census.near(&r.limits)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/roster-io/roster/gossip"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -125,7 +126,7 @@ func (c *simCluster) start(name string, inc uint64) *Registry {
 	cfg := LocalConfig(name)
 	cfg.Scopes = []string{"chat"}
 	cfg.Incarnation = inc
-	cfg.Transport = tr
+	cfg.Tune(func(g *gossip.Config) { g.Transport = tr })
 	cfg.WatchBuffer = 1 << 16
 	for _, other := range c.names {
 		if a := c.net.Addr(other); other != name && a != "" {
@@ -374,8 +375,12 @@ func TestClusterLongPartitionHeals(t *testing.T) {
 	const seed = 77
 	t.Logf("seed %d", seed)
 	c := newSimCluster(t, seed, 5, memnet.Config{}, func(cfg *Config) {
-		cfg.Memberlist.GossipToTheDeadTime = 300 * time.Millisecond
-		cfg.RejoinMaxInterval = 500 * time.Millisecond
+		cfg.Tune(func(g *gossip.Config) {
+			ml := *g.Memberlist
+			ml.GossipToTheDeadTime = 300 * time.Millisecond
+			g.Memberlist = &ml
+			g.RejoinMaxInterval = 500 * time.Millisecond
+		})
 	})
 	defer c.close()
 	ctx := context.Background()
@@ -464,7 +469,7 @@ func TestClusterOwnerLiveness(t *testing.T) {
 	})
 	require.True(t, ok, "n4's members hidden on the others")
 	t.Logf("n4 hidden on all four others %v after the cut (probe %v, suspicion mult %d)",
-		time.Since(cut).Round(time.Millisecond), c.regs["n0"].cfg.Memberlist.ProbeInterval, c.regs["n0"].cfg.Memberlist.SuspicionMult)
+		time.Since(cut).Round(time.Millisecond), gossip.DefaultLocalConfig("").Memberlist.ProbeInterval, gossip.DefaultLocalConfig("").Memberlist.SuspicionMult)
 
 	c.net.HealAll()
 	c.converge("same incarnation back", want, 15*time.Second)
@@ -536,7 +541,7 @@ func TestClusterOwnerOrder(t *testing.T) {
 func ownerOrderRun(t *testing.T, hold time.Duration) bool {
 	c := newSimCluster(t, 31, 3, memnet.Config{MaxDelay: 4 * time.Millisecond}, func(cfg *Config) {
 		cfg.HoldBack = hold
-		cfg.PiggybackQueue = 0
+		cfg.Tune(func(g *gossip.Config) { g.PiggybackQueue = 0 })
 	})
 	defer c.close()
 	w, err := c.regs["n1"].Watch(context.Background(), "chat", Group("seq"))

@@ -1,25 +1,60 @@
 package registry
 
-import "github.com/roster-io/roster/gossip"
+import (
+	"errors"
+	"fmt"
 
-// KeyInfo describes one gossip key without its material: its fingerprint
-// (first 8 hex digits of its SHA-256) and whether it is the primary key.
-type KeyInfo = gossip.KeyInfo
+	"github.com/roster-io/roster/gossip"
+)
+
+// Sentinel errors of gossip key rotation.
+var (
+	// ErrNoKeyring: this node's gossip has no keyring to rotate.
+	ErrNoKeyring = errors.New("registry: no gossip keyring to rotate")
+	// ErrInvalidKey: a key that is not 16, 24 or 32 bytes.
+	ErrInvalidKey = errors.New("registry: invalid gossip key")
+	// ErrUnknownKey: a key (or fingerprint) the keyring does not hold.
+	ErrUnknownKey = errors.New("registry: no such gossip key")
+	// ErrPrimaryKey: an attempt to remove the primary key.
+	ErrPrimaryKey = errors.New("registry: the primary gossip key cannot be removed")
+)
+
+// keyErr wraps a keyring error of the gossip layer with the registry's
+// sentinel for it.
+func keyErr(err error) error {
+	for _, m := range []struct{ from, to error }{
+		{gossip.ErrNoKeyring, ErrNoKeyring}, {gossip.ErrInvalidKey, ErrInvalidKey},
+		{gossip.ErrUnknownKey, ErrUnknownKey}, {gossip.ErrPrimaryKey, ErrPrimaryKey},
+	} {
+		if errors.Is(err, m.from) {
+			return fmt.Errorf("%w: %w", m.to, err)
+		}
+	}
+	return err
+}
 
 // Gossip key rotation acts on this node's keyring only (memberlist
 // broadcasts nothing about keys): install the new key on every node, then
 // use it on every node, then remove the old one from every node. It needs
-// a keyring set at Open (Config.Memberlist.Keyring, e.g. from
-// gossip.NewKeyring; roster serve sets one from --gossip-key-file);
-// otherwise the calls fail with gossip.ErrNoKeyring. Other errors:
-// gossip.ErrInvalidKey, gossip.ErrUnknownKey, gossip.ErrPrimaryKey.
+// a keyring set at Open (Config.GossipKeys; roster serve sets one from
+// --gossip-key-file);
+// otherwise the calls fail with ErrNoKeyring. Other errors: ErrInvalidKey,
+// ErrUnknownKey, ErrPrimaryKey.
 
 // GossipKeys lists the gossip keyring, the primary key first.
 func (r *Registry) GossipKeys() ([]KeyInfo, error) {
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
-	return r.node.Keys()
+	ks, err := r.node.Keys()
+	if err != nil {
+		return nil, keyErr(err)
+	}
+	out := make([]KeyInfo, len(ks))
+	for i, k := range ks {
+		out[i] = KeyInfo{Fingerprint: k.Fingerprint, Primary: k.Primary}
+	}
+	return out, nil
 }
 
 // InstallGossipKey adds a key (16, 24 or 32 bytes) that incoming gossip
@@ -28,7 +63,7 @@ func (r *Registry) InstallGossipKey(key []byte) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	return r.node.InstallKey(key)
+	return keyErr(r.node.InstallKey(key))
 }
 
 // UseGossipKey makes an installed key, given by its material or its
@@ -37,7 +72,7 @@ func (r *Registry) UseGossipKey(key []byte, fingerprint string) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	return r.node.UseKey(key, fingerprint)
+	return keyErr(r.node.UseKey(key, fingerprint))
 }
 
 // RemoveGossipKey removes an installed key other than the primary one,
@@ -46,5 +81,5 @@ func (r *Registry) RemoveGossipKey(key []byte, fingerprint string) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	return r.node.RemoveKey(key, fingerprint)
+	return keyErr(r.node.RemoveKey(key, fingerprint))
 }

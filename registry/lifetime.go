@@ -21,15 +21,18 @@ import (
 //   - no option: in-process. It lives until Leave, the end of its context
 //     (JoinWhile), Close or the end of the process; a restart drops it.
 //   - Durable(): it lives until Leave, across restarts of this node
-//     (persisted before Join returns when Config.DataDir is set).
+//     (persisted before Join returns). It needs Config.DataDir: without
+//     one, Join fails with ErrNotDurable rather than promise what a
+//     restart would break.
 //   - InSession(id): it lives while the session does; when the session
 //     expires (no KeepAlive within its TTL) or is closed, it leaves. Its
 //     watchers on this node see reason session-expired (or left for an
 //     explicit CloseSession); other nodes see left. Session members and
 //     their sessions are persisted like durable ones.
 //
-// Without Config.DataDir, durable and session members work the same but
-// are kept in memory only, so they do not survive a restart.
+// Without Config.DataDir, session members and their sessions work the same
+// but are kept in memory only, so they do not survive a restart; durable
+// members are refused (ErrNotDurable).
 
 // JoinOption chooses a member's lifetime; see Durable and InSession.
 type JoinOption func(*joinOptions)
@@ -50,6 +53,7 @@ func applyJoinOptions(opts []JoinOption) joinOptions {
 }
 
 // Durable makes the member outlive restarts of this node until it is left.
+// It needs Config.DataDir; without one the join fails with ErrNotDurable.
 func Durable() JoinOption { return func(o *joinOptions) { o.durable, o.session = true, "" } }
 
 // InSession binds the member to a session (see CreateSession): it leaves
@@ -431,4 +435,13 @@ func (r *Registry) ownsLocal(scope, group, id string) bool {
 	owned := false // without listing (and sorting) the group's members
 	sc.Read(func(st *crdt.State) { owned = slices.Contains(st.Holders(group, id), st.Local()) })
 	return owned
+}
+
+// checkDurable fails with ErrNotDurable when a durable member is asked of a
+// registry that persists nothing.
+func (r *Registry) checkDurable(durable bool) error {
+	if durable && r.disk == nil {
+		return fmt.Errorf("%w: this node has no data directory, so the member would not survive a restart (join it without Durable, or set DataDir)", ErrNotDurable)
+	}
+	return nil
 }

@@ -8,9 +8,60 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// openStored opens a local node named name with its data in dir.
+func openStored(t *testing.T, name, dir string, seeds ...string) *Registry {
+	t.Helper()
+	cfg := LocalConfig(name)
+	cfg.Scopes = []string{"chat", "games"}
+	cfg.Seeds = seeds
+	cfg.DataDir = dir
+	r, err := Open(context.Background(), cfg)
+	require.NoError(t, err)
+	return r
+}
+
+// TestDurableNeedsDataDir: without a DataDir a durable member, by Join or
+// in a batch, is refused with ErrNotDurable and changes nothing (no member,
+// no event, nothing counted), while in-process and session members, which
+// promise nothing across a restart, still work.
+func TestDurableNeedsDataDir(t *testing.T) {
+	ctx := context.Background()
+	r := openLimited(t, Limits{MaxMembers: 2}, nil)
+	w, err := r.Watch(ctx, "chat", Group("room"))
+	require.NoError(t, err)
+	defer w.Close()
+
+	_, err = r.Join(ctx, "chat", "room", "d", nil, Durable())
+	require.ErrorIs(t, err, ErrNotDurable)
+	require.Contains(t, err.Error(), "no data directory")
+	_, ok := r.Lifetime("chat", "room", "d")
+	require.False(t, ok, "a refused durable join adds nothing")
+	require.Empty(t, membersOf(r, "room"))
+
+	errs, err := r.Apply(ctx, "chat", []Op{
+		{Group: "room", ID: "bd", Lifetime: Lifetime{Durable: true}},
+		{Group: "room", ID: "p"},
+	})
+	require.NoError(t, err)
+	require.ErrorIs(t, errs[0], ErrNotDurable)
+	require.NoError(t, errs[1])
+
+	s, err := r.CreateSession(ctx, time.Minute)
+	require.NoError(t, err)
+	_, err = r.Join(ctx, "chat", "room", "s", nil, InSession(s.ID))
+	require.NoError(t, err, "a session member needs no DataDir")
+	// Two members held, the limit: the refused durable ones were not counted.
+	require.Equal(t, "p@lim,s@lim", membersOf(r, "room"))
+	for _, want := range []string{"p", "s"} {
+		e := next(t, w)
+		require.Equal(t, EventJoin, e.Type)
+		require.Equal(t, want, e.Member.ID, "no event for a refused durable member")
+	}
+}
+
 func TestSessions(t *testing.T) {
 	ctx := context.Background()
-	a := openLocal(t, "a", 1)
+	a := openStored(t, "a", t.TempDir())
 	b := openLocal(t, "b", 1, a.Addr())
 	defer func() {
 		require.NoError(t, b.Close(ctx))

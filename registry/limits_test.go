@@ -30,7 +30,7 @@ func openLimited(t *testing.T, l Limits, edit func(*Config)) *Registry {
 // when something is removed.
 func TestLimits(t *testing.T) {
 	ctx := context.Background()
-	r := openLimited(t, Limits{MaxSessions: 2, MaxMembers: 3, MaxGroups: 2, MaxWatchers: 2}, nil)
+	r := openLimited(t, Limits{MaxSessions: 2, MaxMembers: 3, MaxGroups: 2, MaxWatchers: 2}, func(c *Config) { c.DataDir = t.TempDir() })
 
 	// Sessions.
 	s1, err := r.CreateSession(ctx, time.Minute)

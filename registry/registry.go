@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip"
@@ -32,9 +33,6 @@ type Member struct {
 	// only with a positive Config.ConfirmGrace; true otherwise.
 	Confirmed bool
 }
-
-// NodeInfo describes one node of the cluster as seen from here.
-type NodeInfo = gossip.NodeInfo
 
 // Sentinel errors of the per-node limits (see Limits). Each matches
 // ErrLimit too: errors.Is(err, ErrLimit) catches all of them.
@@ -280,7 +278,14 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 		}
 		opts = append(opts, gossip.Preload(warm, r.cfg.ConfirmGrace))
 	}
-	node, err := gossip.New(r.cfg.Config, func(scope string, evs []crdt.Event) {
+	gcfg, err := r.cfg.gossipConfig()
+	if err != nil {
+		if r.disk != nil {
+			_ = r.disk.Close()
+		}
+		return nil, err
+	}
+	node, err := gossip.New(gcfg, func(scope string, evs []crdt.Event) {
 		if h := r.hubs[scope]; h != nil {
 			h.publish(evs)
 		}
@@ -368,12 +373,47 @@ func (r *Registry) Scopes() []string { return r.node.Scopes() }
 // see gossip.Node.Ready. Reads are served before that, possibly stale.
 func (r *Registry) Ready() bool { return !r.closed.Load() && r.node.Ready() }
 
+// Persistent reports whether this node keeps what must outlive the process
+// (Config.DataDir is set): only then can it hold durable members.
+func (r *Registry) Persistent() bool { return r.disk != nil }
+
+// readyPoll is how often WaitReady looks at Ready.
+const readyPoll = 10 * time.Millisecond
+
+// WaitReady waits until Ready reports true, and returns nil then. It
+// returns ctx's error, wrapped, if ctx ends first, and ErrClosed if the
+// registry is (or gets) closed: a closed registry is never ready.
+func (r *Registry) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		if r.closed.Load() {
+			return ErrClosed
+		}
+		if r.node.Ready() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("registry: waiting for the node to be ready: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // Stats returns the gossip layer's counters.
-func (r *Registry) Stats() gossip.Stats { return r.node.Stats() }
+func (r *Registry) Stats() Stats { return statsOf(r.node.Stats()) }
 
 // Nodes returns the cluster as this node sees it (itself included): name,
 // incarnation, address, state (alive, dead, left, unknown) and scopes.
-func (r *Registry) Nodes() []NodeInfo { return r.node.Nodes() }
+func (r *Registry) Nodes() []NodeInfo {
+	ns := r.node.Nodes()
+	out := make([]NodeInfo, len(ns))
+	for i, n := range ns {
+		out[i] = nodeInfo(n)
+	}
+	return out
+}
 
 func (r *Registry) check(scope string) (*gossip.Scope, error) {
 	if r.closed.Load() {
@@ -429,6 +469,9 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	var o joinOptions
 	if len(opts) > 0 {
 		o = applyJoinOptions(opts) // a plain join allocates no options
+		if err := r.checkDurable(o.durable && o.session == ""); err != nil {
+			return nil, err
+		}
 	}
 	k := handleKey{scope, group, id}
 	kl := r.keyLock(k)
@@ -780,13 +823,20 @@ func (r *Registry) GroupSizes(scope string) ([]GroupSize, error) {
 	return out, nil
 }
 
-// Divergence describes how far a peer was from agreeing with this node on
-// a scope, by its last anti-entropy digest; see gossip.Divergence.
-type Divergence = gossip.Divergence
-
 // Divergence returns, by peer name, how far each peer that has sent this
 // node a digest was from agreeing with it, per scope.
-func (r *Registry) Divergence() map[string][]Divergence { return r.node.Divergence() }
+func (r *Registry) Divergence() map[string][]Divergence {
+	in := r.node.Divergence()
+	out := make(map[string][]Divergence, len(in))
+	for peer, ds := range in {
+		conv := make([]Divergence, len(ds))
+		for i, d := range ds {
+			conv[i] = Divergence{Scope: d.Scope, Behind: d.Behind, Ahead: d.Ahead, Age: d.Age}
+		}
+		out[peer] = conv
+	}
+	return out
+}
 
 // Count returns how many members are visible in scope, over all its
 // groups: as many as Members of every group would return together, at the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/gossip"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -246,9 +247,11 @@ func TestOpenValidates(t *testing.T) {
 	require.ErrorContains(t, err, "Cluster must be at most 255 bytes")
 	cfg = LocalConfig("x")
 	cfg.Cluster = "blue"
-	ml := *cfg.Memberlist
-	ml.Label = "green"
-	cfg.Memberlist = &ml
+	cfg.Tune(func(g *gossip.Config) {
+		ml := *g.Memberlist
+		ml.Label = "green"
+		g.Memberlist = &ml
+	})
 	_, err = Open(context.Background(), cfg)
 	require.ErrorIs(t, err, ErrConfig)
 	require.ErrorContains(t, err, "differ")

@@ -6,7 +6,7 @@ import "github.com/roster-io/roster/storage"
 // node, for metrics. They are read at the time of the call.
 type ScopeStats struct {
 	// HeldDeltas are peers' deltas held back until a gap in their owner's
-	// operations fills (gossip.Config.HoldBack), and HeldBytes their
+	// operations fills (Config.HoldBack), and HeldBytes their
 	// approximate size.
 	HeldDeltas, HeldBytes int
 	// Watches counts the scope's open watches (a server's watch history

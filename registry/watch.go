@@ -114,8 +114,8 @@ const watchChanBuffer = 256
 // Watch is a stream of one scope's membership changes: Snapshot is the
 // membership when the watch started, then C delivers every change after it,
 // in order, exactly once, until the watch is closed or its context ends (C
-// is then closed). A consumer that falls behind gets an EventResync, never a
-// silent gap.
+// is then closed, and Err says why). A consumer that falls behind gets an
+// EventResync, never a silent gap.
 type Watch struct {
 	Snapshot []Member
 	// Seq is the Seq of the last change the snapshot includes; the first
@@ -149,11 +149,33 @@ type Watch struct {
 	sig  chan struct{}
 	done chan struct{}
 	once sync.Once
+	// why is the reason the watch ended (see Err), set once, before done
+	// is closed.
+	why atomic.Pointer[error]
 }
 
-// Close ends the watch and closes C.
-func (w *Watch) Close() {
+// Close ends the watch and closes C; Err then returns ErrWatchClosed.
+func (w *Watch) Close() { w.end(ErrWatchClosed) }
+
+// Err reports why the watch ended: nil while it runs, ErrWatchClosed after
+// Close, the context's error (context.Canceled or DeadlineExceeded) when
+// the context given to Watch ended, and ErrClosed when the registry
+// closed. Once C is closed, Err is not nil. A consumer that reads C until
+// it is closed learns the reason here:
+//
+//	for e := range w.C { ... }
+//	if err := w.Err(); !errors.Is(err, context.Canceled) { ... }
+func (w *Watch) Err() error {
+	if p := w.why.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// end ends the watch for the reason why (the first reason wins).
+func (w *Watch) end(why error) {
 	w.once.Do(func() {
+		w.why.Store(&why)
 		close(w.done)
 		w.h.remove(w)
 		w.h.watchers.Add(-1)
@@ -398,7 +420,7 @@ func (h *hub) closeAll() {
 	}
 	h.mu.Unlock()
 	for _, w := range ws {
-		w.Close()
+		w.end(ErrClosed)
 	}
 }
 
@@ -486,7 +508,8 @@ func snapshotParallel(st *crdt.State, node *gossip.Node, groups []string, ends [
 const snapshotPart = 8192
 
 // Watch starts a watch on scope: a snapshot of what sel follows, then its
-// changes. It ends when ctx is done, Close is called, or the registry closes.
+// changes. It ends when ctx is done, Close is called, or the registry
+// closes; Watch.Err then tells which.
 func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watch, error) {
 	if _, err := r.check(scope); err != nil {
 		return nil, err
@@ -518,7 +541,7 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 		h.scope.SetQuiet(false)
 		h.mu.Unlock()
 	})
-	stop := context.AfterFunc(ctx, w.Close)
+	stop := context.AfterFunc(ctx, func() { w.end(ctx.Err()) })
 	go func() {
 		defer stop()
 		w.run()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"github.com/roster-io/roster/apitype"
 	"math"
 	"net/http"
 	"slices"
@@ -18,7 +19,7 @@ import (
 // (false); `roster join` prints "joined" or "updated" from it. Two
 // concurrent first joins of one member may both say created.
 func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
-	var req joinRequest
+	var req apitype.JoinRequest
 	if err := s.decodeBody(w, r, &req); err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, membersJSON{Members: toMembers(ms), Total: &total})
+		writeJSON(w, http.StatusOK, apitype.Members{Members: toMembers(ms), Total: &total})
 		return nil
 	}
 	read := s.reg.Members
@@ -97,7 +98,7 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, membersJSON{Members: toMembers(ms)})
+	writeJSON(w, http.StatusOK, apitype.Members{Members: toMembers(ms)})
 	return nil
 }
 
@@ -132,7 +133,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) error {
 		}
 		sizes = sizes[lo:hi]
 	}
-	out := groupsJSON{Groups: []string{}}
+	out := apitype.Groups{Groups: []string{}}
 	if paged {
 		total := len(sizes)
 		out.Total = &total
@@ -161,7 +162,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) error {
 
 // createSession: POST /v1/sessions {"ttl":"15s"}.
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
-	var req sessionRequest
+	var req apitype.SessionRequest
 	if err := s.decodeBody(w, r, &req); err != nil {
 		return err
 	}
@@ -227,16 +228,16 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	}
 	after := queryParam(r, "after")
 	ss := s.reg.Sessions()
-	page := make([]sessionJSON, 0, min(limit, len(ss)))
-	all := make([]sessionJSON, 0, len(ss))
+	page := make([]apitype.Session, 0, min(limit, len(ss)))
+	all := make([]apitype.Session, 0, len(ss))
 	for _, x := range ss {
 		if j := toSession(x); j.Fingerprint > after {
 			j.ID = ""
 			all = append(all, j)
 		}
 	}
-	slices.SortFunc(all, func(a, b sessionJSON) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
-	out := sessionsJSON{}
+	slices.SortFunc(all, func(a, b apitype.Session) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
+	out := apitype.Sessions{}
 	if len(all) > limit {
 		all = all[:limit]
 		out.Next = all[limit-1].Fingerprint
@@ -292,18 +293,18 @@ func (s *Server) sessionElsewhere(w http.ResponseWriter, r *http.Request, err er
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
 	ns := s.reg.Nodes()
 	div := s.reg.Divergence()
-	out := nodesJSON{Nodes: make([]nodeJSON, len(ns))}
+	out := apitype.Nodes{Nodes: make([]apitype.Node, len(ns))}
 	for i, n := range ns {
 		scopes := n.Scopes
 		if scopes == nil {
 			scopes = []string{}
 		}
-		out.Nodes[i] = nodeJSON{Name: n.Name, Incarnation: n.Incarnation, State: string(n.State), Scopes: scopes, Addr: n.Addr, HTTPAddr: n.HTTPAddr, Self: n.Self}
+		out.Nodes[i] = apitype.Node{Name: n.Name, Incarnation: n.Incarnation, State: string(n.State), Scopes: scopes, Addr: n.Addr, HTTPAddr: n.HTTPAddr, Self: n.Self}
 		if n.Self {
 			continue
 		}
 		for _, d := range div[n.Name] {
-			out.Nodes[i].Divergence = append(out.Nodes[i].Divergence, divergenceJSON{Scope: d.Scope, Behind: d.Behind, Ahead: d.Ahead, AgeMS: d.Age.Milliseconds()})
+			out.Nodes[i].Divergence = append(out.Nodes[i].Divergence, apitype.Divergence{Scope: d.Scope, Behind: d.Behind, Ahead: d.Ahead, AgeMS: d.Age.Milliseconds()})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -314,18 +315,18 @@ func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
 // while storage is failing and while shutting down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.reg.StorageHealth(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage is failing: " + err.Error()}})
+		writeJSON(w, http.StatusServiceUnavailable, apitype.Error{Error: apitype.ErrorBody{Code: CodeStorageFailed, Message: "storage is failing: " + err.Error()}})
 		return
 	}
 	if s.draining.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeNotReady, Message: "shutting down"}})
+		writeJSON(w, http.StatusServiceUnavailable, apitype.Error{Error: apitype.ErrorBody{Code: CodeNotReady, Message: "shutting down"}})
 		return
 	}
 	if !s.reg.Ready() {
-		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeNotReady, Message: "not joined or not caught up yet"}})
+		writeJSON(w, http.StatusServiceUnavailable, apitype.Error{Error: apitype.ErrorBody{Code: CodeNotReady, Message: "not joined or not caught up yet"}})
 		return
 	}
-	writeJSON(w, http.StatusOK, statusJSON{Status: "ready"})
+	writeJSON(w, http.StatusOK, apitype.Status{Status: "ready"})
 }
 
 // intParam parses an optional integer query parameter in [lo, hi]; set is

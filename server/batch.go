@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"io"
 	"net/http"
 	"strings"
@@ -12,35 +13,6 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/roster-io/roster/registry"
 )
-
-// batchRequest is the body of POST /v1/scopes/{scope}/batch.
-type batchRequest struct {
-	Ops []batchOp `json:"ops"`
-}
-
-// batchOp is one operation of a batch: {"op":"join","group":...,"id":...,
-// "meta":{...},"session":"..."} (durable without a session, as PUT on a
-// member) or {"op":"leave","group":...,"id":...}.
-type batchOp struct {
-	Op      string            `json:"op"`
-	Group   string            `json:"group"`
-	ID      string            `json:"id"`
-	Meta    map[string]string `json:"meta"`
-	Session string            `json:"session"`
-}
-
-// batchResult answers one op, as the single request would have been
-// answered: status 200 and the member for a join, 204 for a leave, or the
-// error's status and body.
-type batchResult struct {
-	Status int         `json:"status"`
-	Member *memberJSON `json:"member,omitempty"`
-	Error  *errorBody  `json:"error,omitempty"`
-}
-
-type batchResponse struct {
-	Results []batchResult `json:"results"`
-}
 
 // batch: POST /v1/scopes/{scope}/batch {"ops":[...]}: joins and leaves in
 // one request, each answered in results (in the order of ops), durable
@@ -88,8 +60,8 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := batchResponse{Results: make([]batchResult, len(ops))}
-	members := make([]memberJSON, 0, len(ops))
+	out := apitype.BatchResponse{Results: make([]apitype.BatchResult, len(ops))}
+	members := make([]apitype.Member, 0, len(ops))
 	name, inc := s.reg.Name(), s.reg.Incarnation()
 	counts := map[[2]string]float64{}
 	var logged bool
@@ -100,7 +72,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 		}
 		if err := errs[i]; err != nil {
 			ae := classify(err)
-			out.Results[i] = batchResult{Status: ae.status, Error: &errorBody{Code: ae.code, Message: ae.msg}}
+			out.Results[i] = apitype.BatchResult{Status: ae.status, Error: &apitype.ErrorBody{Code: ae.code, Message: ae.msg}}
 			counts[[2]string{kind, ae.code}]++
 			if (ae.code == CodeInternal || ae.code == CodeStorageFailed) && !logged {
 				logged = true // once per batch: the ops of a round fail together
@@ -110,13 +82,13 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 		}
 		counts[[2]string{kind, "ok"}]++
 		if op.Leave {
-			out.Results[i] = batchResult{Status: http.StatusNoContent}
+			out.Results[i] = apitype.BatchResult{Status: http.StatusNoContent}
 			continue
 		}
 		m := toMember(registry.Member{Group: op.Group, ID: op.ID, Meta: op.Meta, Owner: name, Incarnation: inc, Confirmed: true})
 		m.Durable, m.Session = op.Lifetime.Durable, op.Lifetime.Session
 		members = append(members, m)
-		out.Results[i] = batchResult{Status: http.StatusOK, Member: &members[len(members)-1]}
+		out.Results[i] = apitype.BatchResult{Status: http.StatusOK, Member: &members[len(members)-1]}
 	}
 	for k, n := range counts {
 		s.metrics.ops.WithLabelValues(k[0], k[1]).Add(n)
@@ -133,8 +105,8 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 // ops is about a megabyte), one op at a time: a batch of more than
 // Config.MaxBatchOps ops is refused at the first op too many, before it
 // costs more memory.
-func (s *Server) decodeBatch(w http.ResponseWriter, r *http.Request) (batchRequest, error) {
-	var req batchRequest
+func (s *Server) decodeBatch(w http.ResponseWriter, r *http.Request) (apitype.BatchRequest, error) {
+	var req apitype.BatchRequest
 	limit := s.cfg.MaxBatchBytes
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	var buf bytes.Buffer
@@ -164,7 +136,7 @@ func (s *Server) decodeBatch(w http.ResponseWriter, r *http.Request) (batchReque
 }
 
 // parseBatch parses {"ops":[...]} an op at a time.
-func (s *Server) parseBatch(body []byte) ([]batchOp, error) {
+func (s *Server) parseBatch(body []byte) ([]apitype.BatchOp, error) {
 	malformed := func(err error) error {
 		var se *jsonv2.SemanticError
 		if errors.As(err, &se) && isMetaPointer(string(se.JSONPointer)) {
@@ -181,7 +153,7 @@ func (s *Server) parseBatch(body []byte) ([]batchOp, error) {
 	if tok.Kind() != '{' {
 		return nil, malformed(errors.New(`want an object {"ops":[...]}`))
 	}
-	var ops []batchOp
+	var ops []apitype.BatchOp
 	for dec.PeekKind() == '"' {
 		name, err := dec.ReadToken()
 		if err != nil {
@@ -210,7 +182,7 @@ func (s *Server) parseBatch(body []byte) ([]batchOp, error) {
 			if len(ops) == s.cfg.MaxBatchOps {
 				return nil, errorf(http.StatusRequestEntityTooLarge, CodeBatchTooLarge, "more than %d ops (Config.MaxBatchOps): split the batch", s.cfg.MaxBatchOps)
 			}
-			var op batchOp
+			var op apitype.BatchOp
 			if err := jsonv2.UnmarshalDecode(dec, &op); err != nil {
 				return nil, malformed(err)
 			}

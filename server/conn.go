@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"log/slog"
 	"net"
 	"net/http"
@@ -106,7 +107,7 @@ func (c *jsonErrorConn) Write(p []byte) (int, error) {
 	case http.StatusNotImplemented:
 		code = CodeNotImplemented
 	}
-	body, _ := json.Marshal(errorJSON{Error: errorBody{Code: code, Message: string(rest)}})
+	body, _ := json.Marshal(apitype.Error{Error: apitype.ErrorBody{Code: code, Message: string(rest)}})
 	body = append(body, '\n')
 	head := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
 		status, http.StatusText(status), len(body))

@@ -393,6 +393,7 @@ func TestPrometheusScrapeExample(t *testing.T) {
 	reg, err := registry.Open(context.Background(), func() registry.Config {
 		c := registry.LocalConfig("prom")
 		c.Scopes = []string{"default"}
+		c.DataDir = t.TempDir()
 		return c
 	}())
 	require.NoError(t, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"io"
 	"net"
 	"net/http"
@@ -148,11 +149,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) s
 	if ae.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="roster"`)
 	}
-	body := errorBody{Code: ae.code, Message: ae.msg}
+	body := apitype.ErrorBody{Code: ae.code, Message: ae.msg}
 	if oe := (*ownerError)(nil); errors.As(err, &oe) {
 		body.Owners = oe.owners // who holds what the request is about
 	}
-	writeJSON(w, ae.status, errorJSON{Error: body})
+	writeJSON(w, ae.status, apitype.Error{Error: body})
 	return ae.code
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 )
 
@@ -50,18 +50,11 @@ const CodeOwnerUnreachable = "owner_unreachable" // 502
 // answer is written): op counts it as code "forwarded".
 var errForwarded = errors.New("server: forwarded to the owner")
 
-// ownerJSON names a node that holds what a request is about.
-type ownerJSON struct {
-	Name     string `json:"name"`
-	HTTPAddr string `json:"http_addr"`
-	State    string `json:"state"`
-}
-
 // ownerError is a not_owner or session_not_found error together with the
 // owners this node knows of and why it did not forward.
 type ownerError struct {
 	err    error
-	owners []ownerJSON
+	owners []apitype.Owner
 	why    string
 }
 
@@ -88,10 +81,10 @@ func (e *ownerError) Error() string {
 
 func (e *ownerError) Unwrap() error { return e.err }
 
-func toOwners(ns []registry.NodeInfo) []ownerJSON {
-	out := make([]ownerJSON, len(ns))
+func toOwners(ns []registry.NodeInfo) []apitype.Owner {
+	out := make([]apitype.Owner, len(ns))
 	for i, n := range ns {
-		out[i] = ownerJSON{Name: n.Name, HTTPAddr: n.HTTPAddr, State: string(n.State)}
+		out[i] = apitype.Owner{Name: n.Name, HTTPAddr: n.HTTPAddr, State: string(n.State)}
 	}
 	return out
 }
@@ -139,12 +132,12 @@ func (s *Server) toOwner(w http.ResponseWriter, r *http.Request, err error, owne
 		oe.why = "forwarding is off"
 	case by != "":
 		oe.why = fmt.Sprintf("already forwarded once (by %q)", by)
-	case o.State != gossip.PeerAlive:
+	case o.State != registry.PeerAlive:
 		oe.why = "the owner is " + string(o.State)
 	case o.HTTPAddr == "":
 		oe.why = "the owner advertises no HTTP address"
 	default:
-		target, perr := url.Parse(o.HTTPAddr) // checked by gossip.ValidHTTPAddr
+		target, perr := url.Parse(o.HTTPAddr) // checked by registry.ValidHTTPAddr
 		if perr != nil {
 			oe.why = "the owner's HTTP address does not parse"
 			return oe
@@ -171,7 +164,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, o registry.Node
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Warn("forwarding to the owner failed", "owner", o.Name, "owner_http", o.HTTPAddr, "method", r.Method, "path", r.URL.Path, "err", err)
 			msg := fmt.Sprintf("forwarding %s %s to its owner, node %q at %s, failed: %v", r.Method, r.URL.Path, o.Name, o.HTTPAddr, err)
-			writeJSON(w, http.StatusBadGateway, errorJSON{Error: errorBody{Code: CodeOwnerUnreachable, Message: msg, Owners: owners}})
+			writeJSON(w, http.StatusBadGateway, apitype.Error{Error: apitype.ErrorBody{Code: CodeOwnerUnreachable, Message: msg, Owners: owners}})
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -28,9 +28,8 @@ func startRouted(t *testing.T, n int, editReg func(i int, c *registry.Config), e
 	for i := range n {
 		cfg := registry.LocalConfig(fmt.Sprintf("n%d", i))
 		cfg.Scopes = []string{"default", "chat"}
-		ml := *cfg.Memberlist // relaxed as in startClusterWith
-		ml.ProbeInterval, ml.ProbeTimeout, ml.SuspicionMult = 500*time.Millisecond, 400*time.Millisecond, 6
-		cfg.Memberlist = &ml
+		cfg.DataDir = t.TempDir()
+		cfg.Tune(relaxFailureDetector) // as in startClusterWith
 		ts := httptest.NewUnstartedServer(nil)
 		cfg.HTTPAddr = "http://" + ts.Listener.Addr().String()
 		if editReg != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/roster-io/roster/gossip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -59,12 +60,11 @@ func startClusterWith(t testing.TB, n int, editReg func(*registry.Config), edit 
 	for i := range n {
 		cfg := registry.LocalConfig(fmt.Sprintf("n%d", i))
 		cfg.Scopes = []string{"default", "chat"}
+		cfg.DataDir = t.TempDir() // the API's members are durable
 		// No test here crashes a node: relax LocalConfig's failure
 		// detector so that a loaded machine (-race, parallel packages)
 		// does not suspect live nodes and hide their members.
-		ml := *cfg.Memberlist
-		ml.ProbeInterval, ml.ProbeTimeout, ml.SuspicionMult = 500*time.Millisecond, 400*time.Millisecond, 6
-		cfg.Memberlist = &ml
+		cfg.Tune(relaxFailureDetector)
 		if editReg != nil {
 			editReg(&cfg)
 		}
@@ -275,4 +275,12 @@ func (e sseEvent) snapshotIDs() []string {
 		out = append(out, m.(map[string]any)["id"].(string))
 	}
 	return out
+}
+
+// relaxFailureDetector lengthens LocalConfig's probe timings (see
+// startClusterWith).
+func relaxFailureDetector(g *gossip.Config) {
+	ml := *g.Memberlist
+	ml.ProbeInterval, ml.ProbeTimeout, ml.SuspicionMult = 500*time.Millisecond, 400*time.Millisecond, 6
+	g.Memberlist = &ml
 }

@@ -3,9 +3,8 @@ package server
 import (
 	"encoding/base64"
 	"errors"
+	"github.com/roster-io/roster/registry"
 	"net/http"
-
-	"github.com/roster-io/roster/gossip"
 )
 
 // Keyring error codes.
@@ -99,13 +98,13 @@ func (s *Server) keyring(w http.ResponseWriter, r *http.Request) error {
 // fingerprint only.
 func keyringError(err error) error {
 	switch {
-	case errors.Is(err, gossip.ErrNoKeyring):
+	case errors.Is(err, registry.ErrNoKeyring):
 		return errorf(http.StatusConflict, CodeNoKeyring, "%v", err)
-	case errors.Is(err, gossip.ErrInvalidKey):
+	case errors.Is(err, registry.ErrInvalidKey):
 		return errorf(http.StatusBadRequest, CodeInvalidKey, "%v", err)
-	case errors.Is(err, gossip.ErrUnknownKey):
+	case errors.Is(err, registry.ErrUnknownKey):
 		return errorf(http.StatusNotFound, CodeUnknownKey, "%v", err)
-	case errors.Is(err, gossip.ErrPrimaryKey):
+	case errors.Is(err, registry.ErrPrimaryKey):
 		return errorf(http.StatusConflict, CodePrimaryKey, "%v", err)
 	}
 	return err

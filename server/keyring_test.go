@@ -3,11 +3,11 @@ package server_test
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"github.com/roster-io/roster/gossip"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
 	"github.com/stretchr/testify/require"
@@ -29,9 +29,7 @@ func TestKeyringRotation(t *testing.T) {
 	k1, k2 := newKey(t), newKey(t)
 	const token = "Authorization: Bearer s3cret"
 	ns := startClusterWith(t, 2, func(c *registry.Config) {
-		kr, err := gossip.NewKeyring([][]byte{k1})
-		require.NoError(t, err)
-		c.Memberlist.Keyring = kr
+		c.GossipKeys = [][]byte{k1}
 	}, func(c *server.Config) { c.Token = "s3cret" })
 
 	r := ns[0].call(t, "GET", "/v1/keyring", nil)
@@ -81,9 +79,7 @@ func TestKeyringRotation(t *testing.T) {
 func TestKeyringNeedsTokenAndKeyring(t *testing.T) {
 	k := newKey(t)
 	nd := startClusterWith(t, 1, func(c *registry.Config) {
-		kr, err := gossip.NewKeyring([][]byte{k})
-		require.NoError(t, err)
-		c.Memberlist.Keyring = kr
+		c.GossipKeys = [][]byte{k}
 	}, nil)[0]
 	r := nd.call(t, "POST", "/v1/keyring", map[string]any{"op": "install", "key": base64.StdEncoding.EncodeToString(newKey(t))})
 	require.Equal(t, http.StatusForbidden, r.status, r.raw)

@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/storage"
 )
@@ -20,7 +19,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	// Gossip, by message kind (gossip.MessageKind) and transport.
+	// Gossip, by message kind (registry.MessageKind) and transport.
 	descMsgsSent      = desc("roster_gossip_messages_sent_total", "Roster gossip messages handed to memberlist, by kind (deltas, relay, sync, leaving); one per peer.", "kind")
 	descMsgBytesSent  = desc("roster_gossip_message_bytes_sent_total", "Bytes of roster gossip messages handed to memberlist, by kind.", "kind")
 	descMsgsRecv      = desc("roster_gossip_messages_received_total", "Roster gossip messages received and decoded, by kind (deltas, relay, sync, leaving).", "kind")
@@ -120,8 +119,8 @@ func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels 
 	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 }
 
-func collectGossip(ch chan<- prometheus.Metric, s gossip.Stats) {
-	for k := range gossip.NumMessageKinds {
+func collectGossip(ch chan<- prometheus.Metric, s registry.Stats) {
+	for k := range registry.NumMessageKinds {
 		kind := k.String()
 		counter(ch, descMsgsSent, float64(s.Sent[k].Messages), kind)
 		counter(ch, descMsgBytesSent, float64(s.Sent[k].Bytes), kind)

@@ -10,7 +10,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
 	"github.com/roster-io/roster/storage"
@@ -97,7 +96,7 @@ func TestMetricsFamilies(t *testing.T) {
 	require.Eventually(t, func() bool {
 		sa, sb := a.reg.Stats(), b.reg.Stats()
 		hall, err := b.reg.Members("default", "hall")
-		return err == nil && len(hall) == 3 && sa.Received[gossip.KindSync].Messages > 0 && sb.Received[gossip.KindSync].Messages > 0 &&
+		return err == nil && len(hall) == 3 && sa.Received[registry.KindSync].Messages > 0 && sb.Received[registry.KindSync].Messages > 0 &&
 			sa.AntiEntropyRounds > 0 && sa.SyncsServed > 0
 	}, wait, 10*time.Millisecond)
 	require.Eventually(t, func() bool {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/roster-io/roster/gossip"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -26,7 +27,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
 	"github.com/stretchr/testify/require"
@@ -192,9 +192,7 @@ func TestOpenAPICoversErrorCodes(t *testing.T) {
 func TestOpenAPIConformance(t *testing.T) {
 	key, other := newKey(t), newKey(t)
 	nd := startClusterWith(t, 1, func(c *registry.Config) {
-		kr, err := gossip.NewKeyring([][]byte{key})
-		require.NoError(t, err)
-		c.Memberlist.Keyring = kr
+		c.GossipKeys = [][]byte{key}
 	}, func(c *server.Config) { c.Token = "tok" })[0]
 	auth := "Authorization: Bearer tok"
 	r := nd.call(t, "GET", "/v1/openapi.json", nil)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/apitype"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,6 +53,11 @@ type Server struct {
 func New(reg *registry.Registry, cfg Config) (*Server, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("%w: nil registry", ErrConfig)
+	}
+	if !reg.Persistent() {
+		// The API's members are durable or session-bound: they must
+		// survive a restart, which needs the registry's store.
+		return nil, fmt.Errorf("%w: the registry has no DataDir, so members joined over the API would not survive a restart", ErrConfig)
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -299,10 +305,10 @@ func (s *Server) routes() http.Handler {
 // healthz: 200 unless storage failed in a way only a restart fixes.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if err := s.reg.StorageHealth(); errors.Is(err, registry.ErrRestartRequired) {
-		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: CodeStorageFailed, Message: "storage failed, restart required: " + err.Error()}})
+		writeJSON(w, http.StatusServiceUnavailable, apitype.Error{Error: apitype.ErrorBody{Code: CodeStorageFailed, Message: "storage failed, restart required: " + err.Error()}})
 		return
 	}
-	writeJSON(w, http.StatusOK, statusJSON{Status: "ok"})
+	writeJSON(w, http.StatusOK, apitype.Status{Status: "ok"})
 }
 
 // canonical answers a path that is not in canonical form (// . ..) with a

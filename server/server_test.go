@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
 	"github.com/stretchr/testify/require"
 )
@@ -426,6 +427,16 @@ func TestConfigValidation(t *testing.T) {
 	}
 	_, err := server.New(nil, server.DefaultConfig())
 	require.True(t, errors.Is(err, server.ErrConfig))
+
+	// The API's members are durable: a registry that persists nothing is
+	// refused rather than silently losing them at a restart.
+	cfg := registry.LocalConfig("volatile")
+	volatile, err := registry.Open(context.Background(), cfg)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, volatile.Close(context.Background())) }()
+	_, err = server.New(volatile, server.DefaultConfig())
+	require.ErrorIs(t, err, server.ErrConfig)
+	require.ErrorContains(t, err, "no DataDir")
 }
 
 func TestMetrics(t *testing.T) {

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"github.com/roster-io/roster/apitype"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,7 +89,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 	}()
 	sse.retry(time.Second)
 	snapshot := func(typ, reason string, seq uint64, ms []registry.Member) {
-		sse.event(seq, typ, snapshotJSON{Type: typ, Reason: reason, Seq: seq, Members: toMembers(ms), Node: s.reg.Name(), Incarnation: inc})
+		sse.event(seq, typ, apitype.Snapshot{Type: typ, Reason: reason, Seq: seq, Members: toMembers(ms), Node: s.reg.Name(), Incarnation: inc})
 	}
 	switch {
 	case !resume && !withSnapshot:
@@ -201,7 +202,7 @@ func (s *sseWriter) comment(text string) {
 }
 
 func (s *sseWriter) change(e registry.Event) {
-	s.event(e.Seq, string(e.Type), eventJSON{Type: string(e.Type), Reason: string(e.Reason), Seq: e.Seq, Member: toMember(e.Member)})
+	s.event(e.Seq, string(e.Type), apitype.Event{Type: string(e.Type), Reason: string(e.Reason), Seq: e.Seq, Member: toMember(e.Member)})
 }
 
 // event appends one event; data is JSON (one line, so one data field).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/gossip/faultnet"
 	"io"
 	"log/slog"
 	"os"
@@ -13,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 )
 
@@ -21,8 +22,8 @@ const benchScope = "bench"
 
 // nodeOpts says how to configure the nodes of a cluster.
 type nodeOpts struct {
-	lan    bool      // registry.DefaultConfig (LAN timings) instead of LocalConfig
-	faults *faultNet // non-nil: nodes use cutTransports registered here
+	lan    bool          // registry.DefaultConfig (LAN timings) instead of LocalConfig
+	faults *faultnet.Net // non-nil: nodes use faultnet.Transports registered here
 	logger *slog.Logger
 	logOut io.Writer // memberlist transport log output
 	// compression turns memberlist's LZW compression of every packet and
@@ -41,8 +42,8 @@ type cluster struct {
 	nodes []*registry.Registry
 	// trackers[i] follows nodes[i]'s scope (nil if not tracked).
 	trackers []*tracker
-	// transports[i] is nodes[i]'s cutTransport (nil without faults).
-	transports []*cutTransport
+	// transports[i] is nodes[i]'s faultnet.Transport (nil without faults).
+	transports []*faultnet.Transport
 	// fd counts the nodes' failure-detector events.
 	fd *fdCounter
 	// prefix makes node names unique on this machine.
@@ -91,17 +92,17 @@ func (c *cluster) foreign() int {
 }
 
 // openNode opens node name, seeded with seeds, on its own transport.
-func (c *cluster) openNode(ctx context.Context, name string, seeds []string, side int) (*registry.Registry, *cutTransport, error) {
+func (c *cluster) openNode(ctx context.Context, name string, seeds []string, side int) (*registry.Registry, *faultnet.Transport, error) {
 	cfg := nodeConfig(c.opts, name, seeds)
-	var tr *cutTransport
+	var tr *faultnet.Transport
 	if c.opts.faults != nil {
 		var err error
-		tr, err = newCutTransport(c.opts.faults, c.opts.logOut)
+		tr, err = faultnet.NewTransport(c.opts.faults, c.opts.logOut)
 		if err != nil {
 			return nil, nil, fmt.Errorf("transport for %s: %w", name, err)
 		}
-		c.opts.faults.assign(tr.Addr(), side)
-		cfg.Transport = tr
+		c.opts.faults.Assign(tr.Addr(), side)
+		cfg.Tune(func(g *gossip.Config) { g.Transport = tr })
 	}
 	r, err := registry.Open(ctx, cfg)
 	if err != nil {
@@ -128,9 +129,11 @@ func nodeConfig(o nodeOpts, name string, seeds []string) registry.Config {
 	cfg.FanOut = o.fanOut
 	cfg.Cluster = o.cluster
 	if o.compression {
-		ml := *cfg.Memberlist
-		ml.EnableCompression = true
-		cfg.Memberlist = &ml
+		cfg.Tune(func(g *gossip.Config) {
+			ml := *g.Memberlist
+			ml.EnableCompression = true
+			g.Memberlist = &ml
+		})
 	}
 	cfg.Logger = o.logger
 	return cfg
@@ -179,7 +182,7 @@ func (c *cluster) meshAlive() bool {
 	for _, r := range c.nodes {
 		alive := 0
 		for _, ni := range r.Nodes() {
-			if ni.State == gossip.PeerAlive {
+			if ni.State == registry.PeerAlive {
 				alive++
 			}
 		}
@@ -195,7 +198,7 @@ func (c *cluster) meshAlive() bool {
 func (c *cluster) meshView() string {
 	var parts []string
 	for _, r := range c.nodes {
-		seen := map[string]gossip.PeerState{}
+		seen := map[string]registry.PeerState{}
 		var self string
 		for _, ni := range r.Nodes() {
 			seen[ni.Name] = ni.State
@@ -208,7 +211,7 @@ func (c *cluster) meshView() string {
 			switch st, ok := seen[name]; {
 			case !ok:
 				parts = append(parts, fmt.Sprintf("%s does not know %s", c.short(self), c.short(name)))
-			case st != gossip.PeerAlive:
+			case st != registry.PeerAlive:
 				parts = append(parts, fmt.Sprintf("%s sees %s %s", c.short(self), c.short(name), st))
 			}
 		}

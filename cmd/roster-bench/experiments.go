@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/roster-io/roster/gossip/faultnet"
 	"io"
 	"log/slog"
 	"runtime"
@@ -14,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/registry"
 )
 
@@ -281,7 +281,7 @@ type ThroughputResult struct {
 	// collector took meanwhile (runtime/metrics /cpu/classes/gc/total).
 	GCCPU Dur `json:"gc_cpu_us"`
 	// Dropped counts packets every node dropped because its inbox was
-	// full (gossip.Stats.PacketsDropped); anti-entropy repairs them.
+	// full (registry.Stats.PacketsDropped); anti-entropy repairs them.
 	Dropped int64 `json:"packets_dropped_all_nodes"`
 }
 
@@ -408,7 +408,7 @@ func waitHeld(ctx context.Context, timeout time.Duration, rs []*registry.Registr
 }
 
 // sumStat sums one counter over every node.
-func sumStat(rs []*registry.Registry, get func(gossip.Stats) int64) int64 {
+func sumStat(rs []*registry.Registry, get func(registry.Stats) int64) int64 {
 	var s int64
 	for _, r := range rs {
 		s += get(r.Stats())
@@ -416,8 +416,8 @@ func sumStat(rs []*registry.Registry, get func(gossip.Stats) int64) int64 {
 	return s
 }
 
-func repairDeltas(s gossip.Stats) int64   { return s.RepairDeltasSent }
-func packetsDropped(s gossip.Stats) int64 { return s.PacketsDropped }
+func repairDeltas(s registry.Stats) int64   { return s.RepairDeltasSent }
+func packetsDropped(s registry.Stats) int64 { return s.PacketsDropped }
 
 // --- transfer ----------------------------------------------------------------
 
@@ -576,7 +576,7 @@ func runPartition(ctx context.Context, o *options, lan bool) (*PartitionResult, 
 	if o.nodes < 2 {
 		return nil, fmt.Errorf("partition needs at least 2 nodes")
 	}
-	fn := newFaultNet()
+	fn := faultnet.New()
 	no := o.nodeOpts()
 	no.lan, no.faults = lan, fn
 	half := o.nodes / 2
@@ -610,12 +610,12 @@ func runPartition(ctx context.Context, o *options, lan bool) (*PartitionResult, 
 
 	// Cut, and wait until each side has declared the other not alive.
 	tCut := time.Now()
-	fn.partition()
+	fn.Partition()
 	err = waitFor(ctx, 60*time.Second, func() bool {
 		for i, r := range c.nodes {
 			for _, ni := range r.Nodes() {
 				j := c.index(ni.Name)
-				if j >= 0 && j < o.nodes && sideOf(j) != sideOf(i) && ni.State == gossip.PeerAlive {
+				if j >= 0 && j < o.nodes && sideOf(j) != sideOf(i) && ni.State == registry.PeerAlive {
 					return false
 				}
 			}
@@ -655,7 +655,7 @@ func runPartition(ctx context.Context, o *options, lan bool) (*PartitionResult, 
 		t.setTarget(2 * o.partJoins)
 	}
 	t0 := time.Now()
-	fn.heal()
+	fn.Heal()
 	var tAlive time.Time
 	err = waitFor(ctx, 120*time.Second, func() bool {
 		if tAlive.IsZero() && c.meshAlive() {

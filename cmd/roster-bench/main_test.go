@@ -136,26 +136,6 @@ func TestParseRun(t *testing.T) {
 	}
 }
 
-// The fault transport blocks both directions between sides and nothing
-// within a side, only while cut.
-func TestFaultNet(t *testing.T) {
-	f := newFaultNet()
-	f.assign("a", 0)
-	f.assign("b", 0)
-	f.assign("c", 1)
-	if f.blocked("a", "c") {
-		t.Fatal("blocked before the cut")
-	}
-	f.partition()
-	if !f.blocked("a", "c") || !f.blocked("c", "b") || f.blocked("a", "b") || f.blocked("a", "unknown") {
-		t.Fatal("wrong cut")
-	}
-	f.heal()
-	if f.blocked("a", "c") {
-		t.Fatal("blocked after heal")
-	}
-}
-
 // TestMeshView: a formed cluster is "all alive"; a node that never joined
 // it is reported as unknown to the others (what a "did not form" error
 // then says).

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-sockaddr"
-	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/registry"
 )
 
 // advertiseHTTP returns the base URL of this node's HTTP API that it
@@ -25,7 +25,7 @@ func advertiseHTTP(o serveOptions, ln net.Addr, scheme string) (string, error) {
 			}
 			v = scheme + "://" + net.JoinHostPort(host, port)
 		}
-		if err := gossip.ValidHTTPAddr(v); err != nil {
+		if err := registry.ValidHTTPAddr(v); err != nil {
 			return "", usageErr("--advertise-http: %v", err)
 		}
 		return v, nil
@@ -55,7 +55,7 @@ func advertiseHTTP(o serveOptions, ln net.Addr, scheme string) (string, error) {
 		return "", nil
 	}
 	u := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
-	if gossip.ValidHTTPAddr(u) != nil {
+	if registry.ValidHTTPAddr(u) != nil {
 		return "", nil
 	}
 	return u, nil

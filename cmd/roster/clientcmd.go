@@ -210,14 +210,10 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) error {
 			life = "session " + esc(m.Session)
 		}
 		verb := "updated"
-		if m.Created {
+		if m.Created != nil && *m.Created {
 			verb = "joined"
 		}
-		answer := struct {
-			client.Member
-			Created bool `json:"created"`
-		}{m, m.Created}
-		return out.print(answer, func(w io.Writer) {
+		return out.print(m, func(w io.Writer) {
 			fmt.Fprintf(w, "%s %s/%s on %s (%s)%s\n", verb, esc(m.Group), esc(m.ID), esc(m.Owner), life, metaString(m.Meta, " "))
 		})
 	case "leave":

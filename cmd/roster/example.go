@@ -19,10 +19,7 @@ func warnExampleSecrets(logger *slog.Logger, token string, cfg registry.Config) 
 	if token == exampleAPIToken {
 		logger.Warn("the API token is the public example from deploy/kubernetes/roster.yaml: anyone can use the API; replace the Secret")
 	}
-	if cfg.Memberlist == nil || cfg.Memberlist.Keyring == nil {
-		return
-	}
-	for _, k := range cfg.Memberlist.Keyring.GetKeys() {
+	for _, k := range cfg.GossipKeys {
 		if bytes.Equal(k, []byte(exampleGossipKey)) {
 			logger.Warn("a gossip key is the public example from deploy/kubernetes/roster.yaml: anyone can forge members; replace the Secret")
 			return

@@ -18,8 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/memberlist"
-	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/internal/buildinfo"
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
@@ -254,11 +252,7 @@ func registryConfig(o serveOptions, logger *slog.Logger) (registry.Config, error
 	case "local":
 		cfg = registry.LocalConfig(o.name)
 	case "wan":
-		cfg = registry.DefaultConfig(o.name)
-		ml := memberlist.DefaultWANConfig()
-		ml.DeadNodeReclaimTime = cfg.Memberlist.DeadNodeReclaimTime
-		cfg.Memberlist = ml
-		cfg.MaxPacketBytes = ml.UDPBufferSize - 128
+		cfg = registry.WANConfig(o.name)
 	default:
 		return cfg, usageErr("--profile %q: want lan, wan or local", o.profile)
 	}
@@ -301,14 +295,8 @@ func registryConfig(o serveOptions, logger *slog.Logger) (registry.Config, error
 			return cfg, err
 		}
 		// A keyring rather than SecretKey, so that keys can be rotated at
-		// run time (roster keyring).
-		kr, err := gossip.NewKeyring(keys)
-		if err != nil {
-			return cfg, usageErr("%s: %v", what, err)
-		}
-		ml := *cfg.Memberlist
-		ml.Keyring = kr
-		cfg.Memberlist = &ml
+		// run time (roster keyring). parseKeys checked each key's size.
+		cfg.GossipKeys = keys
 	}
 	cfg.Insecure = o.gossipInsecure
 	if o.dataDir == "" {

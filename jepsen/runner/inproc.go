@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/roster-io/roster/gossip"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -93,7 +94,7 @@ func (c *InProc) start(ctx context.Context, name string) error {
 	}
 	cfg := registry.LocalConfig(name)
 	cfg.Scopes = []string{c.scope}
-	cfg.Transport = tr
+	cfg.Tune(func(g *gossip.Config) { g.Transport = tr })
 	cfg.DataDir = filepath.Join(c.dir, name)
 	cfg.Logger = c.log.With("node", name)
 	for _, other := range c.names {

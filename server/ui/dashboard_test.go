@@ -136,6 +136,7 @@ func TestDashboardLargeGroup(t *testing.T) {
 	ctx := context.Background()
 	cfg := registry.LocalConfig("solo")
 	cfg.Scopes = []string{"default"}
+	cfg.DataDir = t.TempDir()
 	reg, err := registry.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

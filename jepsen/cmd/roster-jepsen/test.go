@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"github.com/roster-io/roster/gossip"
 	"io"
 	"log/slog"
 	"math"
@@ -24,7 +25,6 @@ import (
 	"github.com/roster-io/roster/jepsen/runner"
 	"github.com/roster-io/roster/jepsen/store"
 	"github.com/roster-io/roster/jepsen/workload"
-	"github.com/roster-io/roster/registry"
 )
 
 type testOptions struct {
@@ -243,9 +243,9 @@ func grace(flag time.Duration, profile string) time.Duration {
 // timings are the failure detector's for a profile and cluster size,
 // from the presets the nodes run with.
 func timings(profile string, n int) nemesis.Timings {
-	cfg := registry.DefaultConfig("x")
+	cfg := gossip.DefaultLANConfig("x")
 	if profile == "local" {
-		cfg = registry.LocalConfig("x")
+		cfg = gossip.DefaultLocalConfig("x")
 	}
 	ml := cfg.Memberlist
 	return nemesis.Timings{
