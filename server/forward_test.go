@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,55 +17,10 @@ import (
 )
 
 // startRouted starts n nodes like startClusterWith, each advertising the
-// address of its HTTP API (registry.Config.HTTPAddr) as roster serve
-// does: its listener exists before its registry opens. editReg may
-// change a node's config (i is its index), e.g. the address advertised.
+// address of its HTTP API (startNodes, routed).
 func startRouted(t *testing.T, n int, editReg func(i int, c *registry.Config), edit func(*server.Config)) []*node {
 	t.Helper()
-	ctx := context.Background()
-	var nodes []*node
-	for i := range n {
-		cfg := registry.LocalConfig(fmt.Sprintf("n%d", i))
-		cfg.Scopes = []string{"default", "chat"}
-		cfg.DataDir = t.TempDir()
-		cfg.Tune(relaxFailureDetector) // as in startClusterWith
-		ts := httptest.NewUnstartedServer(nil)
-		cfg.HTTPAddr = "http://" + ts.Listener.Addr().String()
-		if editReg != nil {
-			editReg(i, &cfg)
-		}
-		if i > 0 {
-			cfg.Seeds = []string{nodes[0].reg.Addr()}
-		}
-		reg, err := registry.Open(ctx, cfg)
-		require.NoError(t, err)
-		scfg := server.DefaultConfig()
-		if edit != nil {
-			edit(&scfg)
-		}
-		srv, err := server.New(reg, scfg)
-		require.NoError(t, err)
-		ts.Config.Handler = srv.Handler()
-		ts.Start()
-		nd := &node{reg: reg, srv: srv, ts: ts, url: ts.URL, hc: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
-		nodes = append(nodes, nd)
-		t.Cleanup(func() { nd.stop(t) })
-	}
-	require.Eventually(t, func() bool {
-		for _, nd := range nodes {
-			alive := 0
-			for _, info := range nd.reg.Nodes() {
-				if info.State == "alive" {
-					alive++
-				}
-			}
-			if alive != n || !nd.reg.Ready() {
-				return false
-			}
-		}
-		return true
-	}, wait, 10*time.Millisecond, "cluster formed")
-	return nodes
+	return startNodes(t, n, true, editReg, edit)
 }
 
 // owners returns the "owners" of an error answer as name@http_addr(state).

@@ -6,13 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/roster-io/roster/gossip"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/gossip"
 
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"
@@ -55,6 +56,21 @@ func startCluster(t testing.TB, n int, edit func(*server.Config)) []*node {
 // startClusterWith is startCluster with a hook for each registry config.
 func startClusterWith(t testing.TB, n int, editReg func(*registry.Config), edit func(*server.Config)) []*node {
 	t.Helper()
+	return startNodes(t, n, false, func(_ int, c *registry.Config) {
+		if editReg != nil {
+			editReg(c)
+		}
+	}, edit)
+}
+
+// startNodes starts n nodes serving scopes "default" and "chat", joined
+// through the first one, and waits until every node sees all alive and is
+// ready. With routed, each advertises the address of its HTTP API
+// (registry.Config.HTTPAddr) as roster serve does: its listener exists
+// before its registry opens. editReg may change a node's config (i is its
+// index); edit, each server's.
+func startNodes(t testing.TB, n int, routed bool, editReg func(i int, c *registry.Config), edit func(*server.Config)) []*node {
+	t.Helper()
 	ctx := context.Background()
 	var nodes []*node
 	for i := range n {
@@ -65,8 +81,12 @@ func startClusterWith(t testing.TB, n int, editReg func(*registry.Config), edit 
 		// detector so that a loaded machine (-race, parallel packages)
 		// does not suspect live nodes and hide their members.
 		cfg.Tune(relaxFailureDetector)
+		ts := httptest.NewUnstartedServer(nil)
+		if routed {
+			cfg.HTTPAddr = "http://" + ts.Listener.Addr().String()
+		}
 		if editReg != nil {
-			editReg(&cfg)
+			editReg(i, &cfg)
 		}
 		if i > 0 {
 			cfg.Seeds = []string{nodes[0].reg.Addr()}
@@ -79,7 +99,8 @@ func startClusterWith(t testing.TB, n int, editReg func(*registry.Config), edit 
 		}
 		srv, err := server.New(reg, scfg)
 		require.NoError(t, err)
-		ts := httptest.NewServer(srv.Handler())
+		ts.Config.Handler = srv.Handler()
+		ts.Start()
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
 		nd := &node{reg: reg, srv: srv, ts: ts, url: ts.URL, hc: &http.Client{Transport: tr}}

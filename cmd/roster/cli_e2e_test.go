@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/internal/rostertest"
+
 	"github.com/roster-io/roster/internal/syncbuf"
 
 	"github.com/roster-io/roster/client"
@@ -426,7 +428,7 @@ func TestREADMERecipeRuns(t *testing.T) {
 	portRE := regexp.MustCompile(`\b(7946|7947|7948|8081|8082|8083)\b`)
 	for _, m := range portRE.FindAllString(script, -1) {
 		if ports[m] == "" {
-			ports[m] = strconv.Itoa(freePort(t))
+			ports[m] = strconv.Itoa(rostertest.FreePort(t))
 		}
 	}
 	script = portRE.ReplaceAllStringFunc(script, func(m string) string { return ports[m] })

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roster-io/roster/internal/rostertest"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -196,7 +198,7 @@ func TestAddrWithoutScheme(t *testing.T) {
 
 	// Through the commands: the node's address without a scheme is
 	// reached over HTTP (nothing listens: the error names the URL).
-	port := freePort(t)
+	port := rostertest.FreePort(t)
 	_, stderr, code := cli(t, "nodes", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--timeout", "1s")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, fmt.Sprintf("http://127.0.0.1:%d/v1/nodes", port))

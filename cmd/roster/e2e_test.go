@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/internal/rostertest"
 
 	"github.com/roster-io/roster/internal/syncbuf"
 
@@ -30,21 +31,13 @@ const persistenceReady = true
 
 const wait = 15 * time.Second
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
+// roster is this package's binary, built once per test binary.
+var roster rostertest.Binary
 
 func TestMain(m *testing.M) {
 	code := 0
 	func() {
-		defer func() {
-			if binDir != "" {
-				os.RemoveAll(binDir)
-			}
-		}()
+		defer roster.Remove()
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutines before tests:", err)
 		}
@@ -65,39 +58,7 @@ func binary(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds and runs roster processes; skipped with -short")
 	}
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "roster-e2e-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "roster")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return binPath
-}
-
-// freePort returns a port free for both TCP and UDP on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
+	return roster.Path(t)
 }
 
 // proc is one `roster serve` process.
@@ -115,7 +76,7 @@ type proc struct {
 
 func newProc(t *testing.T, name, token string, seeds ...string) *proc {
 	p := &proc{t: t, name: name, token: token, dataDir: filepath.Join(t.TempDir(), name),
-		httpPort: freePort(t), gossipPort: freePort(t), seeds: seeds}
+		httpPort: rostertest.FreePort(t), gossipPort: rostertest.FreePort(t), seeds: seeds}
 	c, err := client.New(p.url(), client.WithToken(token))
 	require.NoError(t, err)
 	p.c = c

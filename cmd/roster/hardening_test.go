@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-io/roster/internal/rostertest"
+
 	"github.com/roster-io/roster/internal/syncbuf"
 
 	"github.com/roster-io/roster/client"
@@ -115,7 +117,7 @@ func TestServeChecksBeforeJoining(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			args := append(append(base[:len(base):len(base)], extra...),
 				"--data-dir", filepath.Join(dir, strings.ReplaceAll(name, " ", "-")),
-				"--gossip-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+				"--gossip-addr", "127.0.0.1:"+strconv.Itoa(rostertest.FreePort(t)))
 			var out bytes.Buffer
 			err := run(args, &out, &out)
 			require.Error(t, err, "serve must fail")

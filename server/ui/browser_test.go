@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/internal/rostertest"
 
 	"github.com/roster-io/roster/internal/syncbuf"
 
@@ -246,60 +247,16 @@ func rows(sel string) string {
 
 // --- roster serve processes ---------------------------------------------
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// roster is cmd/roster, built once per test binary.
+var roster rostertest.Binary
 
-// rosterBinary builds cmd/roster once per test binary.
-func rosterBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "roster-ui-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "roster")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/roster-io/roster/cmd/roster").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/roster: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// rosterBinary returns roster's path, building it on first use.
+func rosterBinary(t *testing.T) string { return roster.Path(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	roster.Remove()
 	os.Exit(code)
-}
-
-// freePort returns a port free for both TCP and UDP on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // node is one `roster serve` process.
@@ -318,7 +275,7 @@ func (n *node) gossipAddr() string { return "127.0.0.1:" + strconv.Itoa(n.gossip
 // startNode starts roster serve and waits until it answers /healthz.
 func startNode(t *testing.T, cluster, name, token string, seeds ...string) *node {
 	t.Helper()
-	n := &node{t: t, name: name, token: token, httpPort: freePort(t), gossipPort: freePort(t), out: &syncbuf.Buffer{}, exited: make(chan struct{})}
+	n := &node{t: t, name: name, token: token, httpPort: rostertest.FreePort(t), gossipPort: rostertest.FreePort(t), out: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	args := []string{"serve", "--name", name, "--data-dir", filepath.Join(t.TempDir(), name), "--profile", "local",
 		"--gossip-addr", n.gossipAddr(), "--http-addr", "127.0.0.1:" + strconv.Itoa(n.httpPort),
 		"--scopes", "default,jobs", "--log-level", "warn", "--cluster", cluster}
