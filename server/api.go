@@ -2,13 +2,14 @@ package server
 
 import (
 	"errors"
-	"github.com/roster-io/roster/apitype"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/roster-io/roster/apitype"
 
 	"github.com/roster-io/roster/registry"
 )
@@ -218,13 +219,12 @@ const (
 // are listed by fingerprint, without their ids (an id is the session's
 // credential), a page at a time.
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
-	limit := defaultSessionsPage
-	if v := queryParam(r, "limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxSessionsPage {
-			return errorf(http.StatusBadRequest, CodeInvalidQuery, "limit=%q: want a number in [1, %d]", v, maxSessionsPage)
-		}
-		limit = n
+	limit, set, err := intParam(r, "limit", 1, maxSessionsPage)
+	if err != nil {
+		return err
+	}
+	if !set {
+		limit = defaultSessionsPage
 	}
 	after := queryParam(r, "after")
 	ss := s.reg.Sessions()

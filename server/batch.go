@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/roster-io/roster/apitype"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/roster-io/roster/apitype"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -107,20 +108,10 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 // costs more memory.
 func (s *Server) decodeBatch(w http.ResponseWriter, r *http.Request) (apitype.BatchRequest, error) {
 	var req apitype.BatchRequest
-	limit := s.cfg.MaxBatchBytes
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	var buf bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= limit {
-		buf.Grow(int(n) + 1)
+	body, err := readBody(w, r, s.cfg.MaxBatchBytes)
+	if err != nil {
+		return req, err
 	}
-	if _, err := buf.ReadFrom(r.Body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) || isTimeout(err) {
-			return req, err
-		}
-		return req, errorf(http.StatusBadRequest, CodeBadJSON, "reading the body failed")
-	}
-	body := buf.Bytes()
 	if len(bytes.TrimSpace(body)) == 0 {
 		return req, errorf(http.StatusBadRequest, CodeInvalidBatch, `empty body: want {"ops":[...]}`)
 	}

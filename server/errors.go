@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/roster-io/roster/apitype"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/roster-io/roster/apitype"
 
 	"github.com/roster-io/roster/registry"
 )
@@ -163,6 +164,25 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// readBody reads r's body, of at most limit bytes (413 past it, as
+// writeError answers an *http.MaxBytesError; a timeout is passed on as
+// well; any other failure is 400 bad_json).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= limit {
+		buf.Grow(int(n) + 1)
+	}
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || isTimeout(err) {
+			return nil, err
+		}
+		return nil, errorf(http.StatusBadRequest, CodeBadJSON, "reading the body failed")
+	}
+	return buf.Bytes(), nil
+}
+
 // decodeBody reads a JSON body of at most the configured size into v, a
 // pointer to a struct. An empty body leaves v unchanged. The JSON must be
 // strict: valid UTF-8 (no lone surrogate escapes either), no duplicate
@@ -170,14 +190,9 @@ func isTimeout(err error) bool {
 // would match them regardless of case), no unknown fields, no trailing
 // data.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) || isTimeout(err) {
-			return err
-		}
-		return errorf(http.StatusBadRequest, CodeBadJSON, "reading the body failed")
+		return err
 	}
 	// Readable again, for a request forwarded to its owner (forward.go).
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -3,14 +3,14 @@ package server
 import (
 	"errors"
 	"fmt"
-	"github.com/roster-io/roster/apitype"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/roster-io/roster/apitype"
 
 	"github.com/roster-io/roster/registry"
 )
@@ -142,15 +142,15 @@ func (s *Server) toOwner(w http.ResponseWriter, r *http.Request, err error, owne
 			oe.why = "the owner's HTTP address does not parse"
 			return oe
 		}
-		s.forward(w, r, o, target)
+		s.forward(w, r, o, oe.owners, target)
 		return errForwarded
 	}
 	return oe
 }
 
-// forward sends r to the owner o at target and copies its answer back.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, o registry.NodeInfo, target *url.URL) {
-	owners := toOwners([]registry.NodeInfo{o})
+// forward sends r to the owner o (owners: o as an error names it) at
+// target and copies its answer back.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, o registry.NodeInfo, owners []apitype.Owner, target *url.URL) {
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -166,7 +166,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, o registry.Node
 			msg := fmt.Sprintf("forwarding %s %s to its owner, node %q at %s, failed: %v", r.Method, r.URL.Path, o.Name, o.HTTPAddr, err)
 			writeJSON(w, http.StatusBadGateway, apitype.Error{Error: apitype.ErrorBody{Code: CodeOwnerUnreachable, Message: msg, Owners: owners}})
 		},
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog: s.errLog,
 	}
 	p.ServeHTTP(w, r)
 }

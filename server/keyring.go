@@ -3,8 +3,9 @@ package server
 import (
 	"encoding/base64"
 	"errors"
-	"github.com/roster-io/roster/registry"
 	"net/http"
+
+	"github.com/roster-io/roster/registry"
 )
 
 // Keyring error codes.

@@ -3,10 +3,11 @@ package server_test
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"github.com/roster-io/roster/gossip"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/gossip"
 
 	"github.com/roster-io/roster/registry"
 	"github.com/roster-io/roster/server"

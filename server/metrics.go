@@ -117,6 +117,9 @@ func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, g := range gossipCounters {
 		ch <- g.desc
 	}
+	for _, d := range gossipDescs {
+		ch <- d
+	}
 }
 
 func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -152,4 +155,5 @@ func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, g := range gossipCounters {
 		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.CounterValue, float64(g.get(st)))
 	}
+	collectGossip(ch, st) // observe.go
 }

@@ -73,9 +73,14 @@ var (
 	descPebbleIters       = desc("roster_pebble_table_iterators", "Open Pebble sstable iterators.")
 )
 
-var observerDescs = []*prometheus.Desc{
+// gossipDescs are collectGossip's, reported by registryCollector with
+// the rest of the gossip counters (one Stats snapshot per scrape).
+var gossipDescs = []*prometheus.Desc{
 	descMsgsSent, descMsgBytesSent, descMsgsRecv, descMsgBytesRecv, descPackets, descPacketBytes, descStreams,
 	descAERounds, descHeldBackTotal, descPiggybacked, descRelayed,
+}
+
+var observerDescs = []*prometheus.Desc{
 	descHeld, descHeldBytes, descBacklog, descBacklogMax, descBacklogBytes, descBehind,
 	descFsync, descWALSyncs, descWALSyncSeconds, descFsyncMax, descCommits, descSyncedCommits,
 	descStorageErrors, descStorageFailed, descRecoveries, descCacheDiscards,
@@ -93,7 +98,6 @@ func (o *observer) Describe(ch chan<- *prometheus.Desc) {
 
 func (o *observer) Collect(ch chan<- prometheus.Metric) {
 	r := o.s.reg
-	collectGossip(ch, r.Stats())
 	for _, scope := range r.Scopes() {
 		st, err := r.ScopeStats(scope)
 		if err != nil { // closed meanwhile

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/roster-io/roster/gossip"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -22,6 +21,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/roster-io/roster/gossip"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"

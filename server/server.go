@@ -6,7 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/roster-io/roster/apitype"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/roster-io/roster/apitype"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/roster-io/roster/registry"
@@ -28,6 +30,7 @@ type Server struct {
 	reg     *registry.Registry
 	cfg     Config
 	log     *slog.Logger
+	errLog  *log.Logger // log at warn, for net/http's and the proxy's own messages
 	tls     *tls.Config
 	feeds   map[string]*feed
 	metrics *metrics
@@ -68,6 +71,7 @@ func New(reg *registry.Registry, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{reg: reg, cfg: cfg, log: lg, tls: tlsCfg, feeds: map[string]*feed{}, stopping: make(chan struct{}),
+		errLog:     slog.NewLogLogger(lg.Handler(), slog.LevelWarn),
 		batchSlots: make(chan struct{}, cfg.MaxBatchesInFlight)}
 	for _, sc := range reg.Scopes() {
 		w, err := reg.Watch(context.Background(), sc, registry.All())
@@ -94,7 +98,7 @@ func New(reg *registry.Registry, cfg Config) (*Server, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		// OPTIONS * reaches the handler (and gets a JSON 404).
 		DisableGeneralOptionsHandler: true,
-		ErrorLog:                     slog.NewLogLogger(lg.Handler(), slog.LevelWarn),
+		ErrorLog:                     s.errLog,
 	}
 	return s, nil
 }
@@ -245,7 +249,7 @@ func (s *Server) apiRoutes() []route {
 		// at all.
 		{method: "GET", pattern: "/healthz", h: http.HandlerFunc(s.healthz)},
 		{method: "GET", pattern: "/readyz", h: http.HandlerFunc(s.readyz)},
-		{method: "GET", pattern: "/metrics", h: promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})},
+		{method: "GET", pattern: "/metrics", h: promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: s.errLog})},
 	}
 }
 

@@ -3,11 +3,12 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"github.com/roster-io/roster/apitype"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/roster-io/roster/apitype"
 
 	"github.com/roster-io/roster/registry"
 )
