@@ -181,6 +181,18 @@ type stats struct {
 // sentMsg counts a message of kind handed to memberlist.
 func (s *stats) sentMsg(kind MessageKind, size int) { s.sent[kind].add(size) }
 
+// sentVia counts one of roster's messages handed to memberlist: as a
+// packet or a stream (reliable), in BytesSent and by kind.
+func (s *stats) sentVia(kind MessageKind, size int, reliable bool) {
+	if reliable {
+		s.reliableSent.Add(1)
+	} else {
+		s.packetsSent.Add(1)
+	}
+	s.bytesSent.Add(int64(size))
+	s.sentMsg(kind, size)
+}
+
 type peer struct {
 	name      string
 	meta      nodeMeta

@@ -82,9 +82,7 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, r
 				n.log.Debug("send failed", "to", p.Name, "err", err)
 				continue
 			}
-			n.stats.packetsSent.Add(1)
-			n.stats.bytesSent.Add(int64(len(msg)))
-			n.stats.sentMsg(kind, len(msg))
+			n.stats.sentVia(kind, len(msg), false)
 		}
 	}
 }
@@ -129,9 +127,7 @@ func (n *Node) sendReliable(p *memberlist.Node, kind MessageKind, msg []byte) {
 		n.log.Debug("reliable send failed", "to", p.Name, "err", err)
 		return
 	}
-	n.stats.reliableSent.Add(1)
-	n.stats.bytesSent.Add(int64(len(msg)))
-	n.stats.sentMsg(kind, len(msg))
+	n.stats.sentVia(kind, len(msg), true)
 }
 
 // sendSync sends our digest of scope to a peer.
@@ -157,9 +153,7 @@ func (n *Node) sendSyncExcept(scope string, to *memberlist.Node, wantReply bool,
 	sc.askedAt.Store(time.Now().UnixNano())
 	if len(msg) <= n.cfg.MaxPacketBytes {
 		if err := n.ml.SendBestEffort(to, msg); err == nil {
-			n.stats.packetsSent.Add(1)
-			n.stats.bytesSent.Add(int64(len(msg)))
-			n.stats.sentMsg(KindSync, len(msg))
+			n.stats.sentVia(KindSync, len(msg), false)
 		}
 		return
 	}

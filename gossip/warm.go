@@ -168,7 +168,10 @@ func (n *Node) forgetUnsynced(r crdt.ReplicaID) {
 }
 
 // revealSynced shows the hidden cached replicas of scope that have caught
-// up with what their owners' digests reported, if the owners are alive.
+// up with what their owners' digests reported, if the owners are alive:
+// one update of the scope for all of them, and none while no owner's
+// digest has come (it runs after every merged message while any is
+// hidden).
 func (n *Node) revealSynced(scope string) {
 	if n.unsyncedN.Load() == 0 {
 		return
@@ -185,11 +188,12 @@ func (n *Node) revealSynced(scope string) {
 		}
 	}
 	n.unconfirmedMu.Unlock()
-	for _, r := range ready {
-		if !n.isAlive(r) {
-			continue
-		}
-		_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+	ready = slices.DeleteFunc(ready, func(r crdt.ReplicaID) bool { return !n.isAlive(r) })
+	if len(ready) == 0 {
+		return
+	}
+	_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
+		for _, r := range ready {
 			inc, top, ok := st.Top(r.Name)
 			n.unconfirmedMu.Lock()
 			k := syncKey{scope, r}
@@ -202,11 +206,11 @@ func (n *Node) revealSynced(scope string) {
 			n.unconfirmedMu.Unlock()
 			if caught && ok && inc == r.Incarnation {
 				n.log.Info("cached replica caught up; showing it", "scope", scope, "replica", r)
-				return st.Resume(r, emit)
+				_ = st.Resume(r, emit)
 			}
-			return nil
-		})
-	}
+		}
+		return nil
+	})
 }
 
 func (n *Node) isAlive(r crdt.ReplicaID) bool {

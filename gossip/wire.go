@@ -129,8 +129,10 @@ func decodeNodeMeta(b []byte) (nodeMeta, error) {
 	}
 	if fields == 4 && r.OK() {
 		v := r.String("HTTP address")
-		if err := ValidHTTPAddr(v); r.OK() && err != nil {
-			r.Fail("HTTP address", err)
+		if r.OK() {
+			if err := ValidHTTPAddr(v); err != nil {
+				r.Fail("HTTP address", err)
+			}
 		}
 		m.httpAddr = v
 	}
@@ -279,11 +281,7 @@ func (r *reader) names(what string, least int) []string {
 	}
 	var out []string
 	for i := 0; i < k && r.OK(); i++ {
-		name := r.str(what + " name")
-		if err := crdt.ValidName(name); r.OK() && err != nil {
-			r.Fail(what+" name", err)
-		}
-		out = append(out, name)
+		out = append(out, r.str(what+" name")) // str checks crdt.ValidName
 	}
 	return out
 }
