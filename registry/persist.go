@@ -20,12 +20,18 @@ func storageErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrStorage, err)
 }
 
-func (d diskStore) putMember(k handleKey, session string, meta []byte) error {
-	err := d.st.PutMember(storage.Member{Scope: k.scope, Group: k.group, ID: k.id, Meta: meta, Session: session})
-	if session != "" && errors.Is(err, storage.ErrInvalid) {
+// memberErr maps the store's error for a member write: a put bound to a
+// session the store does not hold is ErrNoSession, anything else
+// ErrStorage.
+func memberErr(session string, del bool, err error) error {
+	if session != "" && !del && errors.Is(err, storage.ErrInvalid) {
 		return fmt.Errorf("%w: %q: %w", ErrNoSession, truncate(session), err)
 	}
 	return storageErr(err)
+}
+
+func (d diskStore) putMember(k handleKey, session string, meta []byte) error {
+	return memberErr(session, false, d.st.PutMember(storage.Member{Scope: k.scope, Group: k.group, ID: k.id, Meta: meta, Session: session}))
 }
 
 func (d diskStore) deleteMember(k handleKey) error {
@@ -43,13 +49,7 @@ func (d diskStore) writeMembers(ws []memberWrite) ([]error, error) {
 		return nil, storageErr(err)
 	}
 	for i, e := range errs {
-		switch {
-		case e == nil:
-		case ws[i].session != "" && !ws[i].del && errors.Is(e, storage.ErrInvalid):
-			errs[i] = fmt.Errorf("%w: %q: %w", ErrNoSession, truncate(ws[i].session), e)
-		default:
-			errs[i] = storageErr(e)
-		}
+		errs[i] = memberErr(ws[i].session, ws[i].del, e)
 	}
 	return errs, nil
 }

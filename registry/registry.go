@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -745,18 +746,8 @@ func (r *Registry) LocalMembers(scope, group string) ([]Member, error) {
 }
 
 func (r *Registry) read(scope, group string, list func(*crdt.State, string) []crdt.Member) ([]Member, error) {
-	sc, err := r.check(scope)
-	if err != nil {
-		return nil, err
-	}
-	if err := validName("group", group); err != nil {
-		return nil, err
-	}
-	var out []Member
-	c := &confirmer{node: r.node}
-	// The state lists members sorted by id and owner.
-	sc.Read(func(st *crdt.State) { out = c.convert(nil, list(st, group)) })
-	return out, nil
+	out, _, err := r.readPage(scope, group, 0, math.MaxInt, list)
+	return out, err
 }
 
 // MembersPage returns limit members of a group from position offset of

@@ -154,19 +154,10 @@ func (s *Store) WriteMembers(ws []MemberWrite) (errs []error, err error) {
 			if !existed {
 				continue // nothing to delete: nothing written
 			}
-			_ = b.Delete(key, nil)
-			if old.Session != "" {
-				_ = b.Delete(bindingKey(old.Session, w.Scope, w.Group, w.ID), nil)
-			}
+			stageDelete(b, key, w.Member, old)
 			continue
 		}
-		_ = b.Set(key, encodeMember(memberValue{Session: w.Session, Meta: w.Meta}), nil)
-		if existed && old.Session != "" && old.Session != w.Session {
-			_ = b.Delete(bindingKey(old.Session, w.Scope, w.Group, w.ID), nil)
-		}
-		if w.Session != "" && (!existed || old.Session != w.Session) {
-			_ = b.Set(bindingKey(w.Session, w.Scope, w.Group, w.ID), encodeBytes(kindBinding, nil), nil)
-		}
+		stagePut(b, key, w.Member, old, existed)
 	}
 	if err := it.Close(); err != nil {
 		_ = b.Close()

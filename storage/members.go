@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Member is a group member this node owns that must survive a restart:
@@ -106,13 +108,7 @@ func (s *Store) PutMember(m Member) error {
 		return err
 	}
 	b := s.db.NewBatch()
-	_ = b.Set(key, encodeMember(memberValue{Session: m.Session, Meta: m.Meta}), nil)
-	if existed && old.Session != "" && old.Session != m.Session {
-		_ = b.Delete(bindingKey(old.Session, m.Scope, m.Group, m.ID), nil)
-	}
-	if m.Session != "" && (!existed || old.Session != m.Session) {
-		_ = b.Set(bindingKey(m.Session, m.Scope, m.Group, m.ID), encodeBytes(kindBinding, nil), nil)
-	}
+	stagePut(b, key, m, old, existed)
 	return s.apply("put member", b, s.writeSync())
 }
 
@@ -137,14 +133,33 @@ func (s *Store) DeleteMember(scope, group, id string) (bool, error) {
 		return false, err
 	}
 	b := s.db.NewBatch()
-	_ = b.Delete(key, nil)
-	if old.Session != "" {
-		_ = b.Delete(bindingKey(old.Session, scope, group, id), nil)
-	}
+	stageDelete(b, key, m, old)
 	if err := s.apply("delete member", b, s.writeSync()); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// stagePut adds to b the writes that store m at key, given the record
+// there before (old, if existed): the member, and its session binding
+// moved to m's session.
+func stagePut(b *pebble.Batch, key []byte, m Member, old memberValue, existed bool) {
+	_ = b.Set(key, encodeMember(memberValue{Session: m.Session, Meta: m.Meta}), nil)
+	if existed && old.Session != "" && old.Session != m.Session {
+		_ = b.Delete(bindingKey(old.Session, m.Scope, m.Group, m.ID), nil)
+	}
+	if m.Session != "" && (!existed || old.Session != m.Session) {
+		_ = b.Set(bindingKey(m.Session, m.Scope, m.Group, m.ID), encodeBytes(kindBinding, nil), nil)
+	}
+}
+
+// stageDelete adds to b the writes that remove the member m at key, whose
+// record was old: the member and its session binding.
+func stageDelete(b *pebble.Batch, key []byte, m Member, old memberValue) {
+	_ = b.Delete(key, nil)
+	if old.Session != "" {
+		_ = b.Delete(bindingKey(old.Session, m.Scope, m.Group, m.ID), nil)
+	}
 }
 
 // member reads and decodes one member record.
