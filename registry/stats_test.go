@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/internal/syncbuf"
 
 	"github.com/roster-io/roster/internal/jsonkeys"
 	"github.com/stretchr/testify/require"
@@ -101,31 +102,13 @@ func TestStorageStats(t *testing.T) {
 	require.False(t, ok)
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
 // TestLogKeysUnique runs two nodes with stores on a plain JSON handler at
 // debug level (no deduplicating wrapper): the registry, gossip,
 // memberlist and Pebble lines each name their component once,
 // and a peer joining and leaving is logged at info. Pebble's lines used
 // to carry component twice.
 func TestLogKeysUnique(t *testing.T) {
-	var buf lockedBuffer
+	var buf syncbuf.Buffer
 	lg := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	open := func(name string, seeds ...string) *Registry {
 		cfg := LocalConfig(name)

@@ -248,7 +248,7 @@ func buildImage(bin, license []byte, arch, version, commit string) (v1.Image, er
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching) // gzipped once, for the digest and the archive
 	if err != nil {
 		return nil, fmt.Errorf("%w: layer: %v", ErrImage, err)
 	}

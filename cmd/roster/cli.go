@@ -41,9 +41,12 @@ func commands() []command {
 }
 
 // commandNames lists the commands, "help" included.
-func commandNames() []string {
+func commandNames() []string { return namesOf(commands()) }
+
+// namesOf lists the names of cmds, "help" first.
+func namesOf(cmds []command) []string {
 	names := []string{"help"}
-	for _, c := range commands() {
+	for _, c := range cmds {
 		names = append(names, c.name)
 	}
 	return names

@@ -28,16 +28,17 @@ func runCompletion(args []string, stdout io.Writer) error {
 	case len(args) != 1:
 		return usageErr("usage: roster completion bash|zsh|fish")
 	}
+	if !slices.Contains([]string{"bash", "zsh", "fish"}, args[0]) {
+		return unknownSub("completion", args[0]) // before the spec is built
+	}
 	spec := completionSpec()
 	switch args[0] {
 	case "bash":
 		fmt.Fprint(stdout, spec.bash())
 	case "zsh":
 		fmt.Fprint(stdout, spec.zsh())
-	case "fish":
-		fmt.Fprint(stdout, spec.fish())
 	default:
-		return unknownSub("completion", args[0])
+		fmt.Fprint(stdout, spec.fish())
 	}
 	return nil
 }
@@ -106,15 +107,6 @@ func completionSpec() compSpec {
 	return spec
 }
 
-// names returns the command names, "help" first.
-func (s compSpec) names() []string {
-	out := []string{"help"}
-	for _, c := range s.cmds {
-		out = append(out, c.name)
-	}
-	return out
-}
-
 // flagWords lists the flags of p that satisfy keep, each as -name and
 // --name (Go accepts both).
 func flagWords(p compPath, keep func(compFlag) bool) string {
@@ -141,13 +133,13 @@ _roster() {
     COMPREPLY=()
     if (( COMP_CWORD == 1 )); then
 `)
-	fmt.Fprintf(&b, "        COMPREPLY=($(compgen -W %q -- \"$cur\"))\n", strings.Join(s.names(), " "))
+	fmt.Fprintf(&b, "        COMPREPLY=($(compgen -W %q -- \"$cur\"))\n", strings.Join(namesOf(s.cmds), " "))
 	b.WriteString(`        return
     fi
     local subs=""
     case $cmd in
 `)
-	fmt.Fprintf(&b, "        help) subs=%q ;;\n", strings.Join(s.names()[1:], " "))
+	fmt.Fprintf(&b, "        help) subs=%q ;;\n", strings.Join(namesOf(s.cmds)[1:], " "))
 	for _, c := range s.cmds {
 		if len(c.subs) > 0 {
 			fmt.Fprintf(&b, "        %s) subs=%q ;;\n", c.name, strings.Join(c.subs, " "))
@@ -215,7 +207,7 @@ _roster() {
     fi
     case $cmd in
 `)
-	fmt.Fprintf(&b, "        (help) subs=(%s) ;;\n", strings.Join(s.names()[1:], " "))
+	fmt.Fprintf(&b, "        (help) subs=(%s) ;;\n", strings.Join(namesOf(s.cmds)[1:], " "))
 	for _, c := range s.cmds {
 		if len(c.subs) > 0 {
 			fmt.Fprintf(&b, "        (%s) subs=(%s) ;;\n", c.name, strings.Join(c.subs, " "))
@@ -286,7 +278,7 @@ complete -c roster -n '__roster_nargs 0' -a help -d 'show the help of a command'
 	for _, c := range s.cmds {
 		fmt.Fprintf(&b, "complete -c roster -n '__roster_nargs 0' -a %s -d %s\n", c.name, fishQuote(c.summary))
 	}
-	fmt.Fprintf(&b, "complete -c roster -n '__roster_nargs 1; and __roster_is help' -a %s\n", fishQuote(strings.Join(s.names()[1:], " ")))
+	fmt.Fprintf(&b, "complete -c roster -n '__roster_nargs 1; and __roster_is help' -a %s\n", fishQuote(strings.Join(namesOf(s.cmds)[1:], " ")))
 	for _, c := range s.cmds {
 		if len(c.subs) > 0 {
 			fmt.Fprintf(&b, "complete -c roster -n '__roster_nargs 1; and __roster_is %s' -a %s\n", c.name, fishQuote(strings.Join(c.subs, " ")))

@@ -81,14 +81,23 @@ func runKeyring(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
+	base, err := o.baseURL()
+	if err != nil {
+		return err
+	}
+	hc, err := o.httpClient() // one for every key (it reads the TLS files)
+	if err != nil {
+		return err
+	}
+	defer hc.CloseIdleConnections()
 	var keys []keyringKey
 	if len(reqs) == 0 {
-		if keys, err = keyringCall(ctx, o, http.MethodGet, nil); err != nil {
+		if keys, err = keyringCall(ctx, hc, base, o.token, http.MethodGet, nil); err != nil {
 			return err
 		}
 	}
 	for _, r := range reqs {
-		if keys, err = keyringCall(ctx, o, http.MethodPost, r); err != nil {
+		if keys, err = keyringCall(ctx, hc, base, o.token, http.MethodPost, r); err != nil {
 			return err
 		}
 	}
@@ -119,7 +128,7 @@ func readKeys(file string, stdin io.Reader) ([][]byte, error) {
 
 // keyringCall sends one request to /v1/keyring and returns the keyring
 // the node answers with.
-func keyringCall(ctx context.Context, o clientOptions, method string, body any) ([]keyringKey, error) {
+func keyringCall(ctx context.Context, hc *http.Client, base, token, method string, body any) ([]keyringKey, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -128,21 +137,12 @@ func keyringCall(ctx context.Context, o clientOptions, method string, body any) 
 		}
 		rd = bytes.NewReader(b)
 	}
-	base, err := o.baseURL()
-	if err != nil {
-		return nil, err
-	}
-	hc, err := o.httpClient()
-	if err != nil {
-		return nil, err
-	}
-	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+"/v1/keyring", rd)
 	if err != nil {
 		return nil, usageErr("--addr: %v", err)
 	}
-	if o.token != "" {
-		req.Header.Set("Authorization", "Bearer "+o.token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

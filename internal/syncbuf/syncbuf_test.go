@@ -23,4 +23,7 @@ func TestConcurrentWrites(t *testing.T) {
 	if got := strings.Count(b.String(), "line\n"); got != 800 {
 		t.Fatalf("%d lines, want 800", got)
 	}
+	if got := string(b.Bytes()); got != b.String() {
+		t.Fatalf("Bytes %d bytes, String %d", len(got), len(b.String()))
+	}
 }
