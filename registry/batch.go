@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -252,41 +251,8 @@ func (b *batch) plan(i int) (opPlan, *memberWrite, error) {
 func (b *batch) apply(p opPlan) error {
 	r, op, k := b.r, b.ops[p.i], b.keys[p.i]
 	if op.Leave {
-		r.sess.mu.Lock()
-		if prev, had := r.sess.owned[k]; had {
-			if prev.Session != "" {
-				if s := r.sess.byID[prev.Session]; s != nil {
-					delete(s.members, k)
-				}
-			}
-			delete(r.sess.owned, k)
-		}
-		r.sess.mu.Unlock()
-		if err := r.node.Leave(k.scope, k.group, k.id); err != nil {
-			if errors.Is(err, crdt.ErrNotMember) {
-				return fmt.Errorf("%w: %q in %s/%s", ErrNotMember, k.id, k.scope, k.group)
-			}
-			return r.mapErr(err)
-		}
-		r.census.release(k.scope, k.group)
-		r.dropHandle(k)
-		return nil
+		r.forgetLifetime(k)
+		return r.applyLeave(k)
 	}
-	added, err := r.node.JoinAdded(k.scope, k.group, k.id, b.raws[p.i])
-	if err != nil {
-		if p.reserved {
-			r.census.release(k.scope, k.group)
-		}
-		return r.mapErr(err)
-	}
-	if !p.exact && added {
-		r.census.add(k.scope, k.group)
-	}
-	if err := r.commitJoin(k, p.life); err != nil {
-		// The session ended while the batch was persisted: undo the join
-		// (which uncounts a member it removes).
-		r.undoJoin(k, p.prev)
-		return err
-	}
-	return nil
+	return r.applyJoin(k, b.raws[p.i], p.life, p.prev, p.exact, p.reserved)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/roster-io/roster/gossip"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/gossip"
 
 	"github.com/roster-io/roster/gossip/memnet"
 	"github.com/stretchr/testify/require"

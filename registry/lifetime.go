@@ -3,16 +3,18 @@ package registry
 import (
 	"cmp"
 	"context"
+
 	"github.com/roster-io/roster/internal/bug"
 
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/roster-io/roster/crdt"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/roster-io/roster/crdt"
 )
 
 // A member's lifetime is chosen by the options of the Join that last
@@ -407,7 +409,7 @@ func (r *Registry) commitJoin(k handleKey, next Lifetime) error {
 // recordLeave removes a leaving member's persisted record (keyLock held).
 func (r *Registry) recordLeave(k handleKey) error {
 	r.sess.mu.Lock()
-	prev, had := r.sess.owned[k]
+	_, had := r.sess.owned[k]
 	r.sess.mu.Unlock()
 	if !had {
 		return nil
@@ -415,15 +417,25 @@ func (r *Registry) recordLeave(k handleKey) error {
 	if err := r.store.deleteMember(k); err != nil {
 		return err
 	}
+	r.forgetLifetime(k)
+	return nil
+}
+
+// forgetLifetime drops the lifetime of k, a member that leaves (key lock
+// held): its session binding and its entry among the owned members.
+func (r *Registry) forgetLifetime(k handleKey) {
 	r.sess.mu.Lock()
+	defer r.sess.mu.Unlock()
+	prev, had := r.sess.owned[k]
+	if !had {
+		return
+	}
 	if prev.Session != "" {
 		if s := r.sess.byID[prev.Session]; s != nil {
 			delete(s.members, k)
 		}
 	}
 	delete(r.sess.owned, k)
-	r.sess.mu.Unlock()
-	return nil
 }
 
 // ownsLocal reports whether this node owns the member (group, id).

@@ -495,24 +495,13 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 		}
 	}
 	life, err := r.recordJoin(k, o, raw)
-	added := false
-	if err == nil {
-		if added, err = r.node.JoinAdded(scope, group, id, raw); err != nil {
-			err = r.mapErr(err)
-		}
-	}
 	if err != nil {
 		if exact && !prev.had {
 			r.census.release(scope, group)
 		}
 		return nil, err
 	}
-	if !exact && added {
-		r.census.add(scope, group)
-	}
-	if err := r.commitJoin(k, life); err != nil {
-		// The session ended while the join was persisted: undo it.
-		r.undoJoin(k, prev)
+	if err := r.applyJoin(k, raw, life, prev, exact, exact && !prev.had); err != nil {
 		return nil, err
 	}
 	if tie != nil {
@@ -528,6 +517,31 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 		m = &Membership{r: r, key: k}
 	}
 	return m, nil
+}
+
+// applyJoin adds k, a member whose join is recorded (lifetime life), to
+// the replicated state, counts it, and commits its lifetime; prev is the
+// member before (for undoJoin), exact whether the census counted it
+// before, reserved whether it reserved a member for it, released here if
+// the join fails (key lock held). On an error nothing changed in memory.
+func (r *Registry) applyJoin(k handleKey, raw crdt.RawMeta, life Lifetime, prev prior, exact, reserved bool) error {
+	added, err := r.node.JoinAdded(k.scope, k.group, k.id, raw)
+	if err != nil {
+		if reserved {
+			r.census.release(k.scope, k.group)
+		}
+		return r.mapErr(err)
+	}
+	if !exact && added {
+		r.census.add(k.scope, k.group)
+	}
+	if err := r.commitJoin(k, life); err != nil {
+		// The session ended while the join was persisted: undo it
+		// (which uncounts a member it removes).
+		r.undoJoin(k, prev)
+		return err
+	}
+	return nil
 }
 
 // prior is a local member as it was before a join: whether it existed,
@@ -680,20 +694,25 @@ func (r *Registry) Owners(scope, group, id string) ([]string, error) {
 
 // leaveLocked is Leave with the key's lock held.
 func (r *Registry) leaveLocked(sc *gossip.Scope, k handleKey) error {
-	scope, group, id := k.scope, k.group, k.id
-	if !r.ownsLocal(scope, group, id) {
+	if !r.ownsLocal(k.scope, k.group, k.id) {
 		return r.notLocal(k)
 	}
 	if err := r.recordLeave(k); err != nil {
 		return err
 	}
-	if err := r.node.Leave(scope, group, id); err != nil {
+	return r.applyLeave(k)
+}
+
+// applyLeave removes k, a member this node owns whose leave is recorded,
+// from the replicated state, the census and the handles (key lock held).
+func (r *Registry) applyLeave(k handleKey) error {
+	if err := r.node.Leave(k.scope, k.group, k.id); err != nil {
 		if errors.Is(err, crdt.ErrNotMember) {
-			return fmt.Errorf("%w: %q in %s/%s", ErrNotMember, id, scope, group)
+			return fmt.Errorf("%w: %q in %s/%s", ErrNotMember, k.id, k.scope, k.group)
 		}
 		return r.mapErr(err)
 	}
-	r.census.release(scope, group)
+	r.census.release(k.scope, k.group)
 	r.dropHandle(k)
 	return nil
 }

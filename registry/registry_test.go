@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/roster-io/roster/gossip"
 	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roster-io/roster/gossip"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/stretchr/testify/require"

@@ -3,12 +3,13 @@ package registry
 import (
 	"context"
 	"fmt"
-	"github.com/roster-io/roster/internal/bug"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/roster-io/roster/internal/bug"
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip"
