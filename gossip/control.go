@@ -171,6 +171,12 @@ func (n *Node) antiEntropy() {
 			n.greets.Store(s, true)
 			continue
 		}
+		if _, ok := n.caughtUp.Load(s); !ok && !n.mayCatchUp(s) {
+			// Not caught up yet, and this interval's exchange is under way
+			// (a greeting answered): a second digest now would fetch the
+			// scope twice, from two peers.
+			continue
+		}
 		n.rngMu.Lock()
 		p := peers[n.rng.IntN(len(peers))]
 		n.rngMu.Unlock()

@@ -251,10 +251,13 @@ func (s *Scope) expect(now time.Time, d time.Duration) {
 }
 
 // waiting reports whether a repair this node asked for may still come:
-// nothing merged since it asked, and not timed out.
+// nothing merged since it asked, and either not timed out or a message
+// being merged right now (it may be the repair: a 20k-member transfer
+// takes longer than an interval to decode under -race, and asking a
+// second peer meanwhile fetches it twice). The merge ending ends the wait.
 func (s *Scope) waiting(now time.Time) bool {
 	at, to := s.expectAt.Load(), s.expectTo.Load()
-	return at != 0 && s.lastIn.Load() < at && now.UnixNano() < to
+	return at != 0 && s.lastIn.Load() < at && (now.UnixNano() < to || s.merging.Load() > 0)
 }
 
 type heldDelta struct {
