@@ -22,17 +22,27 @@ type Digest struct {
 }
 
 // Digest returns the state's digest.
-func (s *State) Digest() Digest {
-	d := Digest{Entries: make([]DigestEntry, 0, len(s.slices))}
+func (s *State) Digest() Digest { return s.digest(nil) }
+
+// digest returns the digest of the replicas in the buckets in (all of
+// them when in is nil).
+func (s *State) digest(in *bucketSet) Digest {
+	var d Digest
+	if in == nil {
+		d.Entries = make([]DigestEntry, 0, len(s.slices))
+	}
 	for _, sl := range s.slices {
-		if sl.ctx.top == 0 && len(sl.ctx.cloud) == 0 {
-			continue
+		if sl.listed() && in.holds(sl.key) {
+			d.Entries = append(d.Entries, DigestEntry{Name: sl.id.Name, Incarnation: sl.id.Incarnation, Top: sl.ctx.top})
 		}
-		d.Entries = append(d.Entries, DigestEntry{Name: sl.id.Name, Incarnation: sl.id.Incarnation, Top: sl.ctx.top})
 	}
 	slices.SortFunc(d.Entries, func(a, b DigestEntry) int { return cmp.Compare(a.Name, b.Name) })
 	return d
 }
+
+// listed reports whether a digest lists the slice: whether any counter of
+// it has been seen.
+func (sl *slice) listed() bool { return sl.ctx.top != 0 || len(sl.ctx.cloud) != 0 }
 
 // DefaultChunkBytes is the chunk size Diff and Snapshot aim for when given
 // 0: well under memberlist's 20 MiB push/pull cap and quick to send over TCP.
@@ -51,6 +61,12 @@ const DefaultChunkBytes = 1 << 20
 // the dead ones, and only entries it lacks are sent in full. A peer that
 // holds nothing of a replica gets its live entries only.
 func (s *State) Diff(peer Digest, maxBytes int) []*Delta {
+	return s.diff(peer, nil, maxBytes)
+}
+
+// diff is Diff for the replicas in the buckets in (all of them when in is
+// nil); peer's entries for replicas outside them are ignored.
+func (s *State) diff(peer Digest, in *bucketSet, maxBytes int) []*Delta {
 	if maxBytes <= 0 {
 		maxBytes = DefaultChunkBytes
 	}
@@ -59,7 +75,7 @@ func (s *State) Diff(peer Digest, maxBytes int) []*Delta {
 		known[e.Name] = e
 	}
 	var out []*Delta
-	for _, sl := range s.sortedSlices() {
+	for _, sl := range s.sortedSlices(in) {
 		pe, ok := known[sl.id.Name]
 		switch {
 		case ok && pe.Incarnation > sl.id.Incarnation:
@@ -91,7 +107,7 @@ func (s *State) snapshot(maxBytes int, withLocal bool) []*Delta {
 		maxBytes = DefaultChunkBytes
 	}
 	var out []*Delta
-	for _, sl := range s.sortedSlices() {
+	for _, sl := range s.sortedSlices(nil) {
 		if sl == s.local && !withLocal {
 			continue
 		}
@@ -110,20 +126,24 @@ func (s *State) snapshot(maxBytes int, withLocal bool) []*Delta {
 // name and a per-state sequence number; never 0).
 func (s *State) newXfer() uint64 {
 	s.xfers++
-	h := uint64(14695981039346656037)
-	for _, b := range []byte(s.local.id.Name) {
-		h = (h ^ uint64(b)) * 1099511628211
-	}
+	h := s.local.key
 	for n := s.xfers; n > 0; n >>= 8 {
-		h = (h ^ (n & 0xff)) * 1099511628211
+		h = (h ^ (n & 0xff)) * fnvPrime
 	}
 	return max(h, 1)
 }
 
-func (s *State) sortedSlices() []*slice {
-	out := make([]*slice, 0, len(s.slices))
+// sortedSlices returns the slices of the replicas in the buckets in (all
+// of them when in is nil), by name.
+func (s *State) sortedSlices(in *bucketSet) []*slice {
+	var out []*slice
+	if in == nil {
+		out = make([]*slice, 0, len(s.slices))
+	}
 	for _, sl := range s.slices {
-		out = append(out, sl)
+		if in.holds(sl.key) {
+			out = append(out, sl)
+		}
 	}
 	slices.SortFunc(out, func(a, b *slice) int { return cmp.Compare(a.id.Name, b.id.Name) })
 	return out

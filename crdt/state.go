@@ -120,6 +120,7 @@ type group struct {
 // slice is one origin replica's part of the scope.
 type slice struct {
 	id        ReplicaID
+	key       uint64 // nameKey(id.Name): its range digest bucket and hash
 	ctx       ctxSet
 	groups    map[*group]*memberSet
 	n         int
@@ -185,7 +186,7 @@ func New(local ReplicaID, opts Options) (*State, error) {
 func (s *State) Local() ReplicaID { return s.local.id }
 
 func (s *State) newSlice(id ReplicaID) *slice {
-	sl := &slice{id: id, groups: map[*group]*memberSet{}, suspended: s.suspended[id]}
+	sl := &slice{id: id, key: nameKey(id.Name), groups: map[*group]*memberSet{}, suspended: s.suspended[id]}
 	s.slices[id.Name] = sl
 	return sl
 }
