@@ -22,8 +22,10 @@ const MaxMessageBytes = 64 << 20
 type Kind uint8
 
 const (
-	KindDelta  Kind = 1
-	KindDigest Kind = 2
+	KindDelta       Kind = 1
+	KindDigest      Kind = 2
+	KindRangeRoot   Kind = 3
+	KindRangeDigest Kind = 4
 )
 
 // Layout (msgpack, positional):
@@ -35,6 +37,8 @@ const (
 //	        removes = [[group, id, counter, id, counter, ...], ...]
 //	        keep    = bin: uvarint first counter, then uvarint gaps (nil when empty)
 //	digest: [version, 2, [name, incarnation, top, name, incarnation, top, ...]]
+//	range root:   [version, 3, root, count]
+//	range digest: [version, 4, count, [bucket 0, bucket 1, ..., bucket 255]]
 
 // EncodeDelta returns the wire encoding of d.
 func EncodeDelta(d *Delta) []byte {
@@ -245,7 +249,7 @@ func MessageKind(b []byte) (Kind, error) {
 		return 0, fmt.Errorf("%w: version %d (this build reads %d)", ErrUnsupported, v, WireVersion)
 	}
 	k := Kind(r.Uint("kind"))
-	if r.OK() && k != KindDelta && k != KindDigest {
+	if r.OK() && (k < KindDelta || k > KindRangeDigest) {
 		r.Failf("unknown kind %d", k)
 	}
 	return k, r.Err()
@@ -456,4 +460,100 @@ func DecodeDigest(b []byte) (Digest, error) {
 		return Digest{}, err
 	}
 	return d, nil
+}
+
+// maxRangeCount bounds the replica count a range message may claim: far
+// more replicas than a scope holds, and an int on every platform.
+const maxRangeCount = 1<<31 - 1
+
+// EncodeRangeRoot returns the wire encoding of a range digest's root and
+// replica count (RangeDigest.Root, RangeDigest.Count): what a node sends
+// every anti-entropy round, a few dozen bytes whatever the replicas.
+func EncodeRangeRoot(root uint64, count int) []byte {
+	var buf bytes.Buffer
+	buf.Grow(24)
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(4)
+	_ = enc.EncodeUint(WireVersion)
+	_ = enc.EncodeUint(uint64(KindRangeRoot))
+	_ = enc.EncodeUint(root)
+	_ = enc.EncodeUint(uint64(count))
+	return buf.Bytes()
+}
+
+// DecodeRangeRoot decodes a range root message. Malformed input returns
+// an error wrapping ErrDecode or ErrUnsupported.
+func DecodeRangeRoot(b []byte) (root uint64, count int, err error) {
+	if len(b) > MaxMessageBytes {
+		return 0, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
+	}
+	r := newReader(b)
+	defer r.Release()
+	r.header(KindRangeRoot, 4)
+	root = r.Uint("root")
+	count = r.rangeCount()
+	if err := r.End(); err != nil {
+		return 0, 0, err
+	}
+	return root, count, nil
+}
+
+// EncodeRangeDigest returns the wire encoding of d: its count and its
+// RangeBuckets bucket sums, about 2.3 KB once most buckets are occupied.
+func EncodeRangeDigest(d RangeDigest) []byte {
+	var buf bytes.Buffer
+	buf.Grow(16 + 9*RangeBuckets)
+	enc := msgpack.NewEncoder(&buf)
+	_ = enc.EncodeArrayLen(4)
+	_ = enc.EncodeUint(WireVersion)
+	_ = enc.EncodeUint(uint64(KindRangeDigest))
+	_ = enc.EncodeUint(uint64(d.Count))
+	_ = enc.EncodeArrayLen(RangeBuckets)
+	for _, h := range d.Buckets {
+		_ = enc.EncodeUint(h)
+	}
+	return buf.Bytes()
+}
+
+// DecodeRangeDigest decodes and validates a range digest: exactly
+// RangeBuckets buckets, and no more occupied (non-zero) buckets than the
+// count (an empty bucket sums to 0). Malformed input returns an error
+// wrapping ErrDecode or ErrUnsupported; it allocates nothing for the
+// buckets beyond the returned value.
+func DecodeRangeDigest(b []byte) (RangeDigest, error) {
+	if len(b) > MaxMessageBytes {
+		return RangeDigest{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(b), MaxMessageBytes)
+	}
+	r := newReader(b)
+	defer r.Release()
+	r.header(KindRangeDigest, 4)
+	var d RangeDigest
+	d.Count = r.rangeCount()
+	if n := r.ArrayLen("buckets", 1); r.OK() && n != RangeBuckets {
+		r.Failf("%d buckets, want %d", n, RangeBuckets)
+	}
+	occupied := 0
+	for i := 0; i < RangeBuckets && r.OK(); i++ {
+		d.Buckets[i] = r.Uint("bucket")
+		if d.Buckets[i] != 0 {
+			occupied++
+		}
+	}
+	if r.OK() && occupied > d.Count {
+		r.Failf("%d occupied buckets for %d replicas", occupied, d.Count)
+	}
+	if err := r.End(); err != nil {
+		return RangeDigest{}, err
+	}
+	return d, nil
+}
+
+// rangeCount reads a range message's replica count.
+func (r *reader) rangeCount() int {
+	n := r.Uint("count")
+	if r.OK() && n > maxRangeCount {
+		r.Failf("count %d out of range", n)
+		return 0
+	}
+	return int(n)
 }
