@@ -36,6 +36,31 @@
 // that lists the live counters by reference, never the whole state, unless
 // the peer has nothing.
 //
+// # Range digests
+//
+// A [Digest] costs an entry per replica (13 bytes for a 10-byte name:
+// 130 KB at 10,000), too much to send every anti-entropy round. A
+// [RangeDigest] summarises it in a size that does not grow with the
+// replicas: the replicas fall into [RangeBuckets] (256) buckets by their
+// name's FNV-1a 64 hash mod 256, and a bucket holds the sum, mod 2^64, of
+// its entries' hashes (name, incarnation and top mixed through the
+// splitmix64 finaliser), so one replica's change changes its bucket only.
+// [RangeDigest.Root] hashes the buckets and the count into one number.
+// Only entries a Digest lists count: equal digests give equal summaries,
+// and (up to hash collisions) only they do. [State.RangeDigest] costs 0.1
+// to 0.2 ms at 10,000 replicas, so it is computed when needed, not
+// maintained.
+//
+// The exchange it enables, each step only when the previous one differs:
+// the root and count ([EncodeRangeRoot], 13 to 17 bytes); the 256 bucket
+// sums ([EncodeRangeDigest], about 2.3 KB once most buckets are occupied);
+// the digest entries of the differing buckets ([DifferingBuckets],
+// [State.DigestIn]); and the repair of just those replicas
+// ([State.DiffIn]), the same deltas [State.Diff] sends for them. Like a
+// digest, a range digest says how far each replica is known without a
+// gap, not what is known above one: that is repaired by a peer whose top
+// passes the gap, as the owner's does.
+//
 // # What it must not touch
 //
 // No I/O, no goroutines, no clocks, no randomness: everything here is
