@@ -22,8 +22,8 @@
 //
 // # What it must not touch
 //
-// Any engine: it must not import package registry, gossip or memberlist,
-// and it holds no state.
+// Any engine: it must not import package registry, gossip or memberlist
+// (the test in internal/depcheck fails if it does), and it holds no state.
 // Watch and Membership delegate their Close, Err, Update and Leave to the
 // implementation that made them (NewWatch, NewMembership).
 package regtype
