@@ -10,21 +10,6 @@ import (
 	"github.com/roster-io/roster/internal/bug"
 )
 
-// Op is one operation of a batch (see Apply): the join of the member
-// (Group, ID) with Meta and Lifetime, or, with Leave, its leave.
-type Op struct {
-	Leave bool
-	Group string
-	ID    string
-	// Meta is a join's metadata (ignored by a leave).
-	Meta Meta
-	// Lifetime is a join's lifetime, as the options give it:
-	// Lifetime{Durable: true} is Durable(), Lifetime{Session: id} is
-	// InSession(id) (Durable is then ignored), and the zero Lifetime a
-	// member that lives as long as the process (ignored by a leave).
-	Lifetime Lifetime
-}
-
 // Apply performs many joins and leaves in one scope at once: each as Join
 // (without a context to tie to) or Leave would, answered one by one, but
 // with one write to storage for all of them. With Config.DataDir the

@@ -627,7 +627,7 @@ func TestWatchSnapshotOrder(t *testing.T) {
 		require.NoError(t, err)
 		n := 0
 		for k := range want {
-			if sel.matches(k.group) {
+			if sel.Matches(k.group) {
 				n++
 			}
 		}

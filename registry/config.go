@@ -11,26 +11,9 @@ import (
 	"github.com/roster-io/roster/storage"
 )
 
-// Sentinel errors; test with errors.Is.
-var (
-	ErrConfig       = errors.New("registry: invalid configuration")
-	ErrClosed       = errors.New("registry: closed")
-	ErrInvalidName  = errors.New("registry: invalid name")
-	ErrInvalidMeta  = errors.New("registry: invalid metadata")
-	ErrUnknownScope = errors.New("registry: unknown scope")
-	ErrNotMember    = errors.New("registry: no such member")
-	ErrNotOwner     = errors.New("registry: member is owned by another node")
-	ErrNoSession    = errors.New("registry: no such session (unknown, expired or closed)")
-	ErrInvalidTTL   = errors.New("registry: invalid session TTL")
-	ErrInvalidPage  = errors.New("registry: invalid page (offset must not be negative, limit must be positive)")
-	ErrStorage      = errors.New("registry: storage failed")
-	// ErrWatchClosed is Watch.Err after Watch.Close.
-	ErrWatchClosed = errors.New("registry: watch closed")
-	// ErrNotDurable: a durable member (Durable(), Lifetime{Durable:
-	// true}) was asked of a registry without Config.DataDir, where it
-	// could not outlive a restart as promised.
-	ErrNotDurable = errors.New("registry: durable member needs Config.DataDir")
-)
+// ErrConfig: the Config given to Open is invalid (the other sentinel
+// errors are regtype's, re-exported in aliases.go); test with errors.Is.
+var ErrConfig = errors.New("registry: invalid configuration")
 
 // Profile chooses the failure detector's and gossip's timings.
 type Profile string
@@ -159,7 +142,7 @@ type Config struct {
 
 	// Limits bound what clients can make this node hold (sessions,
 	// members, groups, watchers, a watch's backlog); zero fields take the
-	// defaults of DefaultLimits. See Limits (registry.go).
+	// defaults of DefaultLimits. See Limits (regtype.Limits).
 	Limits Limits
 
 	// DataDir, when set, is the Pebble directory holding what must outlive

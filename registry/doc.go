@@ -18,14 +18,24 @@
 // reason owner-down; they reappear (owner-up) if the same run of that node
 // comes back.
 //
+// The values it hands out (members, handles, lifetimes, sessions, batch
+// ops, selectors, events and watches, the cluster view, figures, limits
+// and sentinel errors) are defined in package regtype and re-exported here
+// under the same names (aliases.go): registry.Member is regtype.Member.
+// Package server uses a registry through an interface written in
+// regtype's terms, so it does not import this package, nor gossip and
+// memberlist through it.
+//
 // # What it owns
 //
 // Configuration and its validation, input validation with sentinel errors,
-// member handles, and watch streams (snapshot, then ordered events, with an
-// explicit resync for a consumer that falls behind).
+// the engine behind member handles and watch streams (snapshot, then
+// ordered events, with an explicit resync for a consumer that falls
+// behind), and the conversion of the gossip layer's values to regtype's.
 //
 // # What it must not touch
 //
 // Networking and replication (package gossip), the CRDT (package crdt),
-// storage and HTTP.
+// storage and HTTP. No signature of a method package server calls may
+// mention a gossip type (server declares them in server.Registry).
 package registry

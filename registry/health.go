@@ -10,11 +10,6 @@ import (
 	"github.com/roster-io/roster/storage"
 )
 
-// ErrRestartRequired marks a StorageHealth error that recovery in process
-// cannot fix (corrupt data, or Pebble's commit pipeline wedged): the node
-// must be restarted. It is always wrapped together with ErrStorage.
-var ErrRestartRequired = errors.New("registry: storage failure needs a restart")
-
 // storageProbeInterval is how often a node whose store has failed (a full
 // disk, an I/O error) tries to recover it (storage.Store.Recover: a probe
 // write, then Pebble reopened in place).

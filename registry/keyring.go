@@ -7,18 +7,6 @@ import (
 	"github.com/roster-io/roster/gossip"
 )
 
-// Sentinel errors of gossip key rotation.
-var (
-	// ErrNoKeyring: this node's gossip has no keyring to rotate.
-	ErrNoKeyring = errors.New("registry: no gossip keyring to rotate")
-	// ErrInvalidKey: a key that is not 16, 24 or 32 bytes.
-	ErrInvalidKey = errors.New("registry: invalid gossip key")
-	// ErrUnknownKey: a key (or fingerprint) the keyring does not hold.
-	ErrUnknownKey = errors.New("registry: no such gossip key")
-	// ErrPrimaryKey: an attempt to remove the primary key.
-	ErrPrimaryKey = errors.New("registry: the primary gossip key cannot be removed")
-)
-
 // keyErr wraps a keyring error of the gossip layer with the registry's
 // sentinel for it.
 func keyErr(err error) error {

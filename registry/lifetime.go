@@ -36,53 +36,6 @@ import (
 // but are kept in memory only, so they do not survive a restart; durable
 // members are refused (ErrNotDurable).
 
-// JoinOption chooses a member's lifetime; see Durable and InSession.
-type JoinOption func(*joinOptions)
-
-type joinOptions struct {
-	durable bool
-	session string
-}
-
-// applyJoinOptions applies opts to zero options. (The options escape to
-// the heap, as opts are arbitrary functions.)
-func applyJoinOptions(opts []JoinOption) joinOptions {
-	o := new(joinOptions)
-	for _, opt := range opts {
-		opt(o)
-	}
-	return *o
-}
-
-// Durable makes the member outlive restarts of this node until it is left.
-// It needs Config.DataDir; without one the join fails with ErrNotDurable.
-func Durable() JoinOption { return func(o *joinOptions) { o.durable, o.session = true, "" } }
-
-// InSession binds the member to a session (see CreateSession): it leaves
-// when the session expires or is closed.
-func InSession(id string) JoinOption {
-	return func(o *joinOptions) { o.durable, o.session = false, id }
-}
-
-// Lifetime says how long a member owned by this node lives.
-type Lifetime struct {
-	Durable bool
-	Session string // "" unless bound to a session
-}
-
-// Session is a lease that keeps its members alive while it is refreshed.
-type Session struct {
-	ID      string
-	TTL     time.Duration
-	Expires time.Time
-}
-
-// Session TTL bounds.
-const (
-	MinSessionTTL = time.Second
-	MaxSessionTTL = 24 * time.Hour
-)
-
 type session struct {
 	Session
 	members map[handleKey]struct{}
@@ -350,15 +303,15 @@ func (r *Registry) keyStripe(k handleKey) int {
 
 // recordJoin persists a member's lifetime before the join is applied
 // (keyLock held). It returns the lifetime to commit after the join.
-func (r *Registry) recordJoin(k handleKey, o joinOptions, meta crdt.RawMeta) (Lifetime, error) {
+func (r *Registry) recordJoin(k handleKey, o Lifetime, meta crdt.RawMeta) (Lifetime, error) {
 	var next Lifetime
 	switch {
-	case o.session != "":
-		if _, err := r.GetSession(o.session); err != nil {
+	case o.Session != "":
+		if _, err := r.GetSession(o.Session); err != nil {
 			return Lifetime{}, err
 		}
-		next = Lifetime{Session: o.session}
-	case o.durable:
+		next = Lifetime{Session: o.Session}
+	case o.Durable:
 		next = Lifetime{Durable: true}
 	}
 	r.sess.mu.Lock()

@@ -122,7 +122,8 @@ func TestStalledWatchersBounded(t *testing.T) {
 		_, err := r.Join(ctx, "chat", fmt.Sprintf("g%d", i%50), fmt.Sprintf("m%d", i%2000), Meta{"pad": meta["pad"], "i": fmt.Sprint(i)})
 		require.NoError(t, err)
 	}
-	for _, w := range ws {
+	for _, pub := range ws {
+		w := watcherOf(t, r, "chat", pub)
 		w.mu.Lock()
 		backlog, n := w.queued+w.inHand, w.queue.len()
 		w.mu.Unlock()

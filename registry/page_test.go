@@ -84,13 +84,13 @@ func TestGroupSizesAndDivergence(t *testing.T) {
 
 	sizes, err := a.GroupSizes("chat")
 	require.NoError(t, err)
-	require.Equal(t, []GroupSize{{"alpha", 3}, {"beta", 2}, {"gamma", 7}}, sizes)
+	require.Equal(t, []GroupSize{{Name: "alpha", Members: 3}, {Name: "beta", Members: 2}, {Name: "gamma", Members: 7}}, sizes)
 	gs, err := a.Groups("chat")
 	require.NoError(t, err)
 	for i, g := range gs {
 		ms, err := a.Members("chat", g)
 		require.NoError(t, err)
-		require.Equal(t, GroupSize{g, len(ms)}, sizes[i])
+		require.Equal(t, GroupSize{Name: g, Members: len(ms)}, sizes[i])
 	}
 	sizes, err = a.GroupSizes("games")
 	require.NoError(t, err)

@@ -13,85 +13,12 @@ import (
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/registry/regtype"
 	"github.com/roster-io/roster/storage"
 )
 
-// Meta is a member's metadata: a small string map (at most
-// crdt.MaxMetaPairs pairs and crdt.MaxMetaBytes encoded).
-type Meta = crdt.Meta
-
-// Member is one member of a group as seen from this node.
-type Member struct {
-	Group string
-	ID    string
-	Meta  Meta
-	// Owner is the node the member joined on; only it can remove it.
-	Owner string
-	// Incarnation is the owner's run that added it.
-	Incarnation uint64
-	// Confirmed is false for a member loaded from this node's cache after
-	// a restart whose owner has not been seen alive yet, which is shown
-	// only with a positive Config.ConfirmGrace; true otherwise.
-	Confirmed bool
-}
-
-// Sentinel errors of the per-node limits (see Limits). Each matches
-// ErrLimit too: errors.Is(err, ErrLimit) catches all of them.
-var (
-	// ErrLimit: a per-node limit was reached; nothing changed.
-	ErrLimit = errors.New("registry: limit reached")
-	// ErrTooManySessions: CreateSession beyond Limits.MaxSessions.
-	ErrTooManySessions = fmt.Errorf("%w: too many sessions", ErrLimit)
-	// ErrTooManyMembers: a Join adding a member beyond Limits.MaxMembers.
-	ErrTooManyMembers = fmt.Errorf("%w: too many members", ErrLimit)
-	// ErrTooManyGroups: a Join creating a group beyond Limits.MaxGroups.
-	ErrTooManyGroups = fmt.Errorf("%w: too many groups", ErrLimit)
-	// ErrTooManyWatchers: a Watch beyond Limits.MaxWatchers.
-	ErrTooManyWatchers = fmt.Errorf("%w: too many watchers", ErrLimit)
-)
-
-// Limits bound what clients can make one node hold, so that no client
-// (embedded caller or, through the server, anyone on the network) can grow
-// its memory without bound. A zero field takes its default (see
-// DefaultLimits); a negative one is invalid. Limits apply to this node's
-// own operations only: members other nodes own arrive by replication and
-// are never refused (convergence must not depend on a limit).
-type Limits struct {
-	// MaxSessions bounds the live sessions of this node (default 10,000).
-	MaxSessions int
-	// MaxMembers bounds the members this node owns, over all scopes
-	// (default 1,000,000). Updating an existing member is always allowed.
-	MaxMembers int
-	// MaxGroups bounds the groups holding at least one member this node
-	// owns, over all scopes (default 250,000).
-	MaxGroups int
-	// MaxWatchers bounds the open watches of this node (default 1,024),
-	// the server's own (one per scope, for its watch history) included.
-	MaxWatchers int
-	// WatchBacklogBytes bounds, approximately, the memory a watch's
-	// undelivered events may hold (default 4 MiB). A consumer that falls
-	// that far behind gets an explicit resync (a fresh snapshot) instead,
-	// built once it has taken the events already in its channel: a
-	// stalled consumer costs at most this and its channel's 256 events,
-	// whatever the churn and the scope's size. It applies on top of
-	// WatchBuffer.
-	WatchBacklogBytes int
-	// WatchBacklogTotalBytes bounds the undelivered events of all the
-	// node's watches together (default 64 MiB): past it, the watch whose
-	// backlog just grew is resynced (a snapshot, built once its consumer
-	// has emptied its channel) instead of queueing. With many stalled
-	// consumers, MaxWatchers times WatchBacklogBytes would be gigabytes;
-	// this is the bound a node's memory actually keeps.
-	WatchBacklogTotalBytes int
-}
-
-// DefaultLimits returns the default per-node limits.
-func DefaultLimits() Limits {
-	return Limits{MaxSessions: 10_000, MaxMembers: 1_000_000, MaxGroups: 250_000, MaxWatchers: 1024, WatchBacklogBytes: 4 << 20, WatchBacklogTotalBytes: 64 << 20}
-}
-
 // withDefaults validates l and fills its zero fields with the defaults.
-func (l Limits) withDefaults() (Limits, error) {
+func withDefaults(l Limits) (Limits, error) {
 	d := DefaultLimits()
 	for _, f := range []struct {
 		name string
@@ -211,7 +138,7 @@ type Registry struct {
 	// handles holds the handles of members tied to a context (JoinWhile),
 	// whose context watchers a Leave must stop.
 	handlesMu sync.Mutex
-	handles   map[handleKey]*Membership
+	handles   map[handleKey]*tied
 
 	keyLocks [256]sync.Mutex
 	sess     sessions
@@ -244,7 +171,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	limits, err := cfg.Limits.withDefaults()
+	limits, err := withDefaults(cfg.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{cfg: cfg, log: lg.With("component", "registry"), hubs: map[string]*hub{}, handles: map[handleKey]*Membership{}, limits: limits}
+	r := &Registry{cfg: cfg, log: lg.With("component", "registry"), hubs: map[string]*hub{}, handles: map[handleKey]*tied{}, limits: limits}
 	r.census.groups = map[scopeGroup]int{}
 	r.sess.byID = map[string]*session{}
 	r.sess.owned = map[handleKey]Lifetime{}
@@ -337,11 +264,11 @@ func (r *Registry) Close(ctx context.Context) error {
 	// Contexts tied to members are no longer watched: the members leave
 	// with the node.
 	r.handlesMu.Lock()
-	tied := r.handles
-	r.handles = map[handleKey]*Membership{}
+	handles := r.handles
+	r.handles = map[handleKey]*tied{}
 	r.handlesMu.Unlock()
-	for _, m := range tied {
-		m.stopAll()
+	for _, t := range handles {
+		t.stopAll()
 	}
 	for _, h := range r.hubs {
 		h.closeAll()
@@ -467,10 +394,10 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMeta, err)
 	}
-	var o joinOptions
+	var o Lifetime
 	if len(opts) > 0 {
-		o = applyJoinOptions(opts) // a plain join allocates no options
-		if err := r.checkDurable(o.durable && o.session == ""); err != nil {
+		o = regtype.LifetimeOf(opts...) // a plain join allocates no options
+		if err := r.checkDurable(o.Durable && o.Session == ""); err != nil {
 			return nil, err
 		}
 	}
@@ -485,7 +412,7 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 	// local join rate about 40% (roster-bench -run=throughput, 10k members
 	// in one group, local only: median 1.67M/s -> 0.97M/s).
 	var prev prior
-	exact := o.session != "" || r.census.near(&r.limits)
+	exact := o.Session != "" || r.census.near(&r.limits)
 	if exact {
 		prev = r.prior(k)
 		if !prev.had {
@@ -505,18 +432,18 @@ func (r *Registry) join(ctx context.Context, scope, group, id string, meta Meta,
 		return nil, err
 	}
 	if tie != nil {
-		return r.tie(k, tie), nil
+		return r.tie(k, tie).pub, nil
 	}
 	// Only handles tied to a context are kept: a map entry per member
 	// would cost every join an insert, and the heap a copy of every
 	// member's key.
 	r.handlesMu.Lock()
-	m := r.handles[k]
+	t := r.handles[k]
 	r.handlesMu.Unlock()
-	if m == nil {
-		m = &Membership{r: r, key: k}
+	if t != nil {
+		return t.pub, nil
 	}
-	return m, nil
+	return regtype.NewMembership(r, scope, group, id), nil
 }
 
 // applyJoin adds k, a member whose join is recorded (lifetime life), to
@@ -600,17 +527,17 @@ func (r *Registry) JoinWhile(ctx context.Context, scope, group, id string, meta 
 	return r.join(ctx, scope, group, id, meta, ctx)
 }
 
-// leaveTied leaves m's member when a context it is tied to ends, unless m
+// leaveTied leaves t's member when a context it is tied to ends, unless t
 // is no longer the key's registered handle: the member was left meanwhile
 // (which stops the ties, but not one already firing), and maybe joined
 // again, which this context must not undo.
-func (r *Registry) leaveTied(m *Membership) {
-	k := m.key
+func (r *Registry) leaveTied(t *tied) {
+	k := t.key
 	kl := r.keyLock(k)
 	kl.Lock()
 	defer kl.Unlock()
 	r.handlesMu.Lock()
-	current := r.handles[k] == m
+	current := r.handles[k] == t
 	r.handlesMu.Unlock()
 	if !current {
 		return
@@ -627,30 +554,30 @@ func (r *Registry) leaveTied(m *Membership) {
 // tie makes the member leave when ctx is done. The key's handle is
 // registered, so that leaving the member any other way stops watching ctx
 // (dropHandle). keyLock is held, so no Leave comes in between.
-func (r *Registry) tie(k handleKey, ctx context.Context) *Membership {
+func (r *Registry) tie(k handleKey, ctx context.Context) *tied {
 	r.handlesMu.Lock()
-	m := r.handles[k]
-	if m == nil {
-		m = &Membership{r: r, key: k}
-		r.handles[k] = m
+	t := r.handles[k]
+	if t == nil {
+		t = &tied{pub: regtype.NewMembership(r, k.scope, k.group, k.id), key: k}
+		r.handles[k] = t
 	}
 	r.handlesMu.Unlock()
 	done := ctx.Done()
 	if done == nil {
-		return m // a context that never ends: nothing to watch
+		return t // a context that never ends: nothing to watch
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, t := range m.ties {
-		if t.done == done {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.ties {
+		if c.done == done {
 			// Already tied to it (a metadata update through JoinWhile
 			// with the connection's context): one watcher is enough.
-			return m
+			return t
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { r.leaveTied(m) })
-	m.ties = append(m.ties, tie{done, stop})
-	return m
+	stop := context.AfterFunc(ctx, func() { r.leaveTied(t) })
+	t.ties = append(t.ties, tie{done, stop})
+	return t
 }
 
 // Leave removes the member (group, id) owned by this node. It fails with
@@ -733,11 +660,11 @@ func (r *Registry) notLocal(k handleKey) error {
 
 func (r *Registry) dropHandle(k handleKey) {
 	r.handlesMu.Lock()
-	m := r.handles[k]
+	t := r.handles[k]
 	delete(r.handles, k)
 	r.handlesMu.Unlock()
-	if m != nil {
-		m.stopAll()
+	if t != nil {
+		t.stopAll()
 	}
 }
 
@@ -806,12 +733,6 @@ func (r *Registry) readPage(scope, group string, offset, limit int, list func(*c
 		}
 	})
 	return out, total, nil
-}
-
-// GroupSize is a group's name and how many reachable members it has.
-type GroupSize struct {
-	Name    string
-	Members int
 }
 
 // GroupSizes returns the scope's groups as Groups does (sorted, none
@@ -916,9 +837,10 @@ func (c *confirmer) convert(out []Member, ms []crdt.Member) []Member {
 	return out
 }
 
-// Membership is the handle of a member owned by this node.
-type Membership struct {
-	r    *Registry
+// tied is a member tied to contexts (JoinWhile): its handle, the one Join
+// and JoinWhile return while it is tied, and its ties.
+type tied struct {
+	pub  *Membership
 	key  handleKey
 	mu   sync.Mutex
 	ties []tie
@@ -931,28 +853,13 @@ type tie struct {
 	stop func() bool
 }
 
-// Scope, Group and ID identify the member.
-func (m *Membership) Scope() string { return m.key.scope }
-func (m *Membership) Group() string { return m.key.group }
-func (m *Membership) ID() string    { return m.key.id }
-
-// Update replaces the member's metadata.
-func (m *Membership) Update(ctx context.Context, meta Meta) error {
-	_, err := m.r.Join(ctx, m.key.scope, m.key.group, m.key.id, meta)
-	return err
-}
-
-// Leave removes the member. Leaving twice returns ErrNotMember.
-func (m *Membership) Leave(ctx context.Context) error {
-	return m.r.Leave(ctx, m.key.scope, m.key.group, m.key.id)
-}
-
-func (m *Membership) stopAll() {
-	m.mu.Lock()
-	ties := m.ties
-	m.ties = nil
-	m.mu.Unlock()
-	for _, t := range ties {
-		t.stop()
+// stopAll stops watching the contexts t is tied to.
+func (t *tied) stopAll() {
+	t.mu.Lock()
+	ties := t.ties
+	t.ties = nil
+	t.mu.Unlock()
+	for _, c := range ties {
+		c.stop()
 	}
 }

@@ -384,7 +384,7 @@ func TestWatchLargeSnapshot(t *testing.T) {
 		groups, err := r.Groups("chat")
 		require.NoError(t, err)
 		for _, g := range groups {
-			if sel.matches(g) {
+			if sel.Matches(g) {
 				ms, err := r.Members("chat", g)
 				require.NoError(t, err)
 				want = append(want, ms...)
@@ -442,8 +442,10 @@ func TestTiedHandles(t *testing.T) {
 	// Close stops watching the contexts of tied members.
 	conn3, hangUp3 := context.WithCancel(ctx)
 	defer hangUp3()
-	v, err := r.JoinWhile(conn3, "chat", "room", "v", nil)
+	_, err = r.JoinWhile(conn3, "chat", "room", "v", nil)
 	require.NoError(t, err)
+	v := tiedOf(r, "chat", "room", "v")
+	require.NotNil(t, v)
 	require.NoError(t, r.Close(ctx))
 	require.Equal(t, 0, handles(), "Close kept the tied handles")
 	v.mu.Lock()
@@ -460,18 +462,19 @@ func TestTieOncePerContext(t *testing.T) {
 	ctx := context.Background()
 	r := openLocal(t, "a", 1)
 	defer func() { require.NoError(t, r.Close(ctx)) }()
-	ties := func(m *Membership) int {
+	ties := func(m *tied) int {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return len(m.ties)
 	}
 	conn, hangUp := context.WithCancel(ctx)
-	var m *Membership
 	for i := range 100 {
-		var err error
-		m, err = r.JoinWhile(conn, "chat", "room", "x", Meta{"v": fmt.Sprint(i)})
+		_, err := r.JoinWhile(conn, "chat", "room", "x", Meta{"v": fmt.Sprint(i)})
 		require.NoError(t, err)
 	}
+	// The ties, held past the leave that unregisters them.
+	m := tiedOf(r, "chat", "room", "x")
+	require.NotNil(t, m)
 	require.Equal(t, 1, ties(m))
 	other, hangUpOther := context.WithCancel(ctx)
 	defer hangUpOther()
@@ -483,9 +486,9 @@ func TestTieOncePerContext(t *testing.T) {
 	// The leave drops the handle, which stops the other tie, just after.
 	eventually(t, "x's ties stopped", func() bool { return ties(m) == 0 })
 
-	forever, err := r.JoinWhile(ctx, "chat", "room", "y", nil)
+	_, err = r.JoinWhile(ctx, "chat", "room", "y", nil)
 	require.NoError(t, err)
-	require.Equal(t, 0, ties(forever), "a context that never ends was watched")
+	require.Equal(t, 0, ties(tiedOf(r, "chat", "room", "y")), "a context that never ends was watched")
 }
 
 // TestWatchOrderAcrossHandOffs: events reach C exactly once and in order
@@ -528,7 +531,7 @@ func TestWatchOrderAcrossHandOffs(t *testing.T) {
 			time.Sleep(100 * time.Microsecond) // C fills up meanwhile
 		}
 	}
-	require.EqualValues(t, total, w.held.Load(), "held counts every join handed over")
+	require.EqualValues(t, total, watcherOf(t, r, "chat", w).held.Load(), "held counts every join handed over")
 }
 
 // TestEndedTieSparesRejoin: a tied member left explicitly just as its
@@ -685,4 +688,27 @@ func TestSeqCountsUnwatchedChanges(t *testing.T) {
 	require.Equal(t, "a@n1,c@n1,d@n1,e@n1,f@n1", ids(w2.Snapshot))
 	join("g")
 	require.EqualValues(t, 8, nextEvent(t, w2).Seq)
+}
+
+// tiedOf returns the registered ties of member (scope, group, id), nil
+// if it has none (a plain join, or left).
+func tiedOf(r *Registry, scope, group, id string) *tied {
+	r.handlesMu.Lock()
+	defer r.handlesMu.Unlock()
+	return r.handles[handleKey{scope, group, id}]
+}
+
+// watcherOf returns the engine behind w, an open watch of scope on r.
+func watcherOf(t *testing.T, r *Registry, scope string, w *Watch) *watcher {
+	t.Helper()
+	h := r.hubs[scope]
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for x := range h.ws {
+		if (<-chan Event)(x.out) == w.C {
+			return x
+		}
+	}
+	t.Fatalf("no open watch of %s has w's channel", scope)
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/registry/regtype"
 	"github.com/stretchr/testify/require"
 )
 
@@ -53,4 +54,38 @@ func TestOwnTypes(t *testing.T) {
 	err = ValidHTTPAddr("http://10.0.0.5:8080/path")
 	require.ErrorIs(t, err, ErrConfig)
 	require.ErrorContains(t, err, "no user, path")
+}
+
+// TestReexports: this package's names for regtype's values are those
+// values, so that a caller holding either name (package server holds
+// regtype's) matches what the registry returns: every sentinel error is
+// regtype's own, and every message kind is named as the gossip layer
+// names it (regtype keeps its own table of names).
+func TestReexports(t *testing.T) {
+	for _, c := range []struct{ ours, theirs error }{
+		{ErrClosed, regtype.ErrClosed}, {ErrInvalidName, regtype.ErrInvalidName},
+		{ErrInvalidMeta, regtype.ErrInvalidMeta}, {ErrUnknownScope, regtype.ErrUnknownScope},
+		{ErrNotMember, regtype.ErrNotMember}, {ErrNotOwner, regtype.ErrNotOwner},
+		{ErrNoSession, regtype.ErrNoSession}, {ErrInvalidTTL, regtype.ErrInvalidTTL},
+		{ErrInvalidPage, regtype.ErrInvalidPage}, {ErrStorage, regtype.ErrStorage},
+		{ErrWatchClosed, regtype.ErrWatchClosed}, {ErrNotDurable, regtype.ErrNotDurable},
+		{ErrRestartRequired, regtype.ErrRestartRequired}, {ErrLimit, regtype.ErrLimit},
+		{ErrTooManySessions, regtype.ErrTooManySessions}, {ErrTooManyMembers, regtype.ErrTooManyMembers},
+		{ErrTooManyGroups, regtype.ErrTooManyGroups}, {ErrTooManyWatchers, regtype.ErrTooManyWatchers},
+		{ErrNoKeyring, regtype.ErrNoKeyring}, {ErrInvalidKey, regtype.ErrInvalidKey},
+		{ErrUnknownKey, regtype.ErrUnknownKey}, {ErrPrimaryKey, regtype.ErrPrimaryKey},
+	} {
+		require.True(t, c.ours == c.theirs, "%v is not regtype's", c.ours)
+	}
+	for k := range NumMessageKinds {
+		require.Equal(t, gossip.MessageKind(k).String(), k.String())
+	}
+
+	// What a method returns matches regtype's sentinel.
+	r := openLocal(t, "a", 1)
+	_, err := r.GetSession("nope")
+	require.ErrorIs(t, err, regtype.ErrNoSession)
+	require.NoError(t, r.Close(context.Background()))
+	_, err = r.Join(context.Background(), "chat", "g", "m", nil)
+	require.ErrorIs(t, err, regtype.ErrClosed)
 }

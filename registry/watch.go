@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,80 +12,8 @@ import (
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip"
+	"github.com/roster-io/roster/registry/regtype"
 )
-
-// Selector chooses the members a watch follows.
-type Selector struct {
-	kind  selKind
-	value string
-}
-
-type selKind uint8
-
-const (
-	selAll selKind = iota
-	selGroup
-	selPrefix
-)
-
-// Group follows one group; Prefix every group whose name starts with p;
-// All the whole scope.
-func Group(g string) Selector  { return Selector{selGroup, g} }
-func Prefix(p string) Selector { return Selector{selPrefix, p} }
-func All() Selector            { return Selector{selAll, ""} }
-
-func (s Selector) matches(group string) bool {
-	switch s.kind {
-	case selGroup:
-		return group == s.value
-	case selPrefix:
-		return strings.HasPrefix(group, s.value)
-	}
-	return true
-}
-
-// EventType is what happened.
-type EventType string
-
-const (
-	EventJoin   EventType = "join"
-	EventLeave  EventType = "leave"
-	EventUpdate EventType = "update"
-	// EventResync replaces everything the consumer knew with Snapshot: the
-	// consumer fell more than Config.WatchBuffer events behind, and more
-	// events than the members it holds.
-	EventResync EventType = "resync"
-)
-
-// Reason says why it happened.
-type Reason string
-
-const (
-	ReasonJoined         Reason = "joined"
-	ReasonLeft           Reason = "left"
-	ReasonUpdated        Reason = "updated"
-	ReasonOwnerDown      Reason = "owner-down"
-	ReasonOwnerUp        Reason = "owner-up"
-	ReasonOwnerRestarted Reason = "owner-restarted"
-	ReasonOwnerForgotten Reason = "owner-forgotten"
-	// ReasonSessionExpired: the member's session was not kept alive. Only
-	// watchers on the owner see it; other nodes see ReasonLeft.
-	ReasonSessionExpired Reason = "session-expired"
-	ReasonResync         Reason = "resync"
-)
-
-// Event is one change seen by a watch.
-type Event struct {
-	// Seq numbers the scope's changes on this node: it grows by one per
-	// change, in the order every watch of the scope sees them, and is
-	// never reused while the registry runs. A resync carries the Seq of the
-	// last change it includes.
-	Seq     uint64
-	Type    EventType
-	Reason  Reason
-	Member  Member   // join, leave, update
-	Members []Member // resync: the full current membership the watch follows
-}
 
 func reasonOf(e crdt.Event) Reason {
 	switch e.Cause {
@@ -112,18 +39,11 @@ func reasonOf(e crdt.Event) Reason {
 // keeps up drains events in runs rather than waking the sender for each.
 const watchChanBuffer = 256
 
-// Watch is a stream of one scope's membership changes: Snapshot is the
-// membership when the watch started, then C delivers every change after it,
-// in order, exactly once, until the watch is closed or its context ends (C
-// is then closed, and Err says why). A consumer that falls behind gets an
-// EventResync, never a silent gap.
-type Watch struct {
-	Snapshot []Member
-	// Seq is the Seq of the last change the snapshot includes; the first
-	// event has a higher one.
-	Seq uint64
-	C   <-chan Event
-
+// watcher is the engine behind a Watch (its regtype.WatchSource): it
+// takes the scope's events from publish, queues them within the watch's
+// limits and hands them to the Watch's C (out, in run), or falls behind
+// and hands over a resync.
+type watcher struct {
 	h      *hub
 	sel    Selector
 	out    chan Event
@@ -155,18 +75,13 @@ type Watch struct {
 	why atomic.Pointer[error]
 }
 
-// Close ends the watch and closes C; Err then returns ErrWatchClosed.
-func (w *Watch) Close() { w.end(ErrWatchClosed) }
+// Close ends the watch and closes its channel; Err then returns
+// ErrWatchClosed (regtype.WatchSource).
+func (w *watcher) Close() { w.end(ErrWatchClosed) }
 
-// Err reports why the watch ended: nil while it runs, ErrWatchClosed after
-// Close, the context's error (context.Canceled or DeadlineExceeded) when
-// the context given to Watch ended, and ErrClosed when the registry
-// closed. Once C is closed, Err is not nil. A consumer that reads C until
-// it is closed learns the reason here:
-//
-//	for e := range w.C { ... }
-//	if err := w.Err(); !errors.Is(err, context.Canceled) { ... }
-func (w *Watch) Err() error {
+// Err reports why the watch ended, nil while it runs (regtype.WatchSource;
+// see Watch.Err).
+func (w *watcher) Err() error {
 	if p := w.why.Load(); p != nil {
 		return *p
 	}
@@ -174,7 +89,7 @@ func (w *Watch) Err() error {
 }
 
 // end ends the watch for the reason why (the first reason wins).
-func (w *Watch) end(why error) {
+func (w *watcher) end(why error) {
 	w.once.Do(func() {
 		w.why.Store(&why)
 		close(w.done)
@@ -198,7 +113,7 @@ type hub struct {
 	total    *atomic.Int64
 	maxTotal int64
 	mu       sync.Mutex
-	ws       map[*Watch]struct{}
+	ws       map[*watcher]struct{}
 	seq      uint64 // last change's Seq; guarded by the scope's lock
 
 	bugCount int // bug.WatchDrop's count of events; guarded by the scope's lock
@@ -279,7 +194,7 @@ func (h *hub) publish(evs []crdt.Event) {
 	for w := range h.ws {
 		w.mu.Lock()
 		limit := w.limit(h.buffer)
-		if !w.behind && w.queue.len()+len(evs) > limit && w.queue.len()+w.sel.count(evs) > limit {
+		if !w.behind && w.queue.len()+len(evs) > limit && w.queue.len()+count(w.sel, evs) > limit {
 			// The batch would take the watch past its limit (a transfer,
 			// a burst): it resyncs, and none of the batch is converted or
 			// queued.
@@ -289,7 +204,7 @@ func (h *hub) publish(evs []crdt.Event) {
 		}
 		if !w.behind {
 			for i, e := range evs {
-				if !w.sel.matches(e.Group) {
+				if !w.sel.Matches(e.Group) {
 					continue
 				}
 				// An idle watch with room in C takes the event at once,
@@ -333,7 +248,7 @@ func (h *hub) publish(evs []crdt.Event) {
 // hold adds sign times e's effect to held. An event is counted before it
 // is handed over, so that a consumer that has received it is known to
 // hold it.
-func (w *Watch) hold(e Event, sign int64) {
+func (w *watcher) hold(e Event, sign int64) {
 	switch e.Type {
 	case EventJoin:
 		w.held.Add(sign)
@@ -343,7 +258,7 @@ func (w *Watch) hold(e Event, sign int64) {
 }
 
 // offer hands e to C if C has room, without waiting. Under mu, while idle.
-func (w *Watch) offer(e Event) bool {
+func (w *watcher) offer(e Event) bool {
 	w.hold(e, 1)
 	select {
 	case w.out <- e:
@@ -362,7 +277,7 @@ func (w *Watch) offer(e Event) bool {
 // snapshot (which it used to get, again and again while the burst
 // lasted); a consumer that stops reading is still resynced once its
 // backlog outgrows what it holds.
-func (w *Watch) limit(buffer int) int {
+func (w *watcher) limit(buffer int) int {
 	return max(buffer, int(min(w.held.Load(), maxWatchBacklog)))
 }
 
@@ -379,20 +294,20 @@ func eventCost(e *crdt.Event) int {
 }
 
 // count returns how many of evs the selector follows.
-func (s Selector) count(evs []crdt.Event) int {
-	if s.kind == selAll {
+func count(s Selector, evs []crdt.Event) int {
+	if s.IsAll() {
 		return len(evs)
 	}
 	n := 0
 	for i := range evs {
-		if s.matches(evs[i].Group) {
+		if s.Matches(evs[i].Group) {
 			n++
 		}
 	}
 	return n
 }
 
-func (h *hub) remove(w *Watch) {
+func (h *hub) remove(w *watcher) {
 	h.mu.Lock()
 	delete(h.ws, w)
 	if len(h.ws) == 0 {
@@ -408,14 +323,14 @@ func (h *hub) remove(w *Watch) {
 }
 
 // dropQueued takes w's queued bytes out of the node's backlog. Under mu.
-func (w *Watch) dropQueued() {
+func (w *watcher) dropQueued() {
 	w.h.total.Add(-int64(w.queued))
 	w.queued = 0
 }
 
 func (h *hub) closeAll() {
 	h.mu.Lock()
-	ws := make([]*Watch, 0, len(h.ws))
+	ws := make([]*watcher, 0, len(h.ws))
 	for w := range h.ws {
 		ws = append(ws, w)
 	}
@@ -428,15 +343,15 @@ func (h *hub) closeAll() {
 // snapshot reads the members a selector follows; st must be locked.
 func (h *hub) snapshot(st *crdt.State, sel Selector) []Member {
 	node := h.node.Load()
-	if sel.kind == selGroup {
+	if g, ok := sel.GroupName(); ok {
 		c := &confirmer{node: node}
-		return c.convert(nil, st.Members(sel.value))
+		return c.convert(nil, st.Members(g))
 	}
 	var groups []string
 	var ends []int // ends[i]: where groups[i]'s members end in out
 	n := 0
 	for _, g := range st.Groups() {
-		if sel.matches(g) {
+		if sel.Matches(g) {
 			groups = append(groups, g)
 			n += st.Visible(g)
 			ends = append(ends, n)
@@ -515,8 +430,8 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 	if _, err := r.check(scope); err != nil {
 		return nil, err
 	}
-	if sel.kind == selGroup {
-		if err := validName("group", sel.value); err != nil {
+	if g, ok := sel.GroupName(); ok {
+		if err := validName("group", g); err != nil {
 			return nil, err
 		}
 	}
@@ -525,18 +440,19 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 		h.watchers.Add(-1)
 		return nil, fmt.Errorf("%w: %d open watches (Limits.MaxWatchers)", ErrTooManyWatchers, n-1)
 	}
-	w := &Watch{h: h, sel: sel, out: make(chan Event, watchChanBuffer), sig: make(chan struct{}, 1), stall: make(chan struct{}, 1), done: make(chan struct{})}
-	w.C = w.out
+	w := &watcher{h: h, sel: sel, out: make(chan Event, watchChanBuffer), sig: make(chan struct{}, 1), stall: make(chan struct{}, 1), done: make(chan struct{})}
+	var snapshot []Member
+	var seq uint64
 	// Register and snapshot atomically with respect to the scope's events.
 	h.scope.Locked(func(st *crdt.State) {
-		w.Snapshot = h.snapshot(st, sel)
-		w.held.Store(int64(len(w.Snapshot)))
+		snapshot = h.snapshot(st, sel)
+		w.held.Store(int64(len(snapshot)))
 		h.mu.Lock()
 		// The changes made while nobody watched were only counted.
 		h.seq += h.scope.TakeSkipped()
-		w.Seq = h.seq
+		seq = h.seq
 		if h.ws == nil {
-			h.ws = map[*Watch]struct{}{}
+			h.ws = map[*watcher]struct{}{}
 		}
 		h.ws[w] = struct{}{}
 		h.scope.SetQuiet(false)
@@ -547,14 +463,14 @@ func (r *Registry) Watch(ctx context.Context, scope string, sel Selector) (*Watc
 		defer stop()
 		w.run()
 	}()
-	return w, nil
+	return regtype.NewWatch(snapshot, seq, w.out, w), nil
 }
 
 // awaitReader waits until the consumer has taken every event in C, so
 // that a resync (a snapshot of everything the watch follows) is built only
 // for a consumer that reads: one that stalls holds C's events and nothing
 // more, however large the scope. It reports false if the watch ended.
-func (w *Watch) awaitReader() bool {
+func (w *watcher) awaitReader() bool {
 	delay := time.Millisecond
 	for len(w.out) > 0 {
 		t := time.NewTimer(delay)
@@ -569,7 +485,7 @@ func (w *Watch) awaitReader() bool {
 	return true
 }
 
-func (w *Watch) run() {
+func (w *watcher) run() {
 	defer func() {
 		// publish sends on out only while idle, under mu.
 		w.mu.Lock()

@@ -11,7 +11,7 @@ import (
 
 	"github.com/roster-io/roster/apitype"
 
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // join: PUT /v1/scopes/{scope}/groups/{group}/members/{id}. Without a
@@ -25,18 +25,18 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	scope, group, id := r.PathValue("scope"), r.PathValue("group"), r.PathValue("id")
-	opt := registry.Durable()
+	opt := regtype.Durable()
 	if req.Session != "" {
-		opt = registry.InSession(req.Session)
+		opt = regtype.InSession(req.Session)
 	}
 	_, existed := s.reg.Lifetime(scope, group, id)
 	if _, err := s.reg.Join(r.Context(), scope, group, id, req.Meta, opt); err != nil {
-		if req.Session != "" && errors.Is(err, registry.ErrNoSession) {
+		if req.Session != "" && errors.Is(err, regtype.ErrNoSession) {
 			return s.toOwner(w, r, err, s.sessionOwners(req.Session))
 		}
 		return err
 	}
-	m := toMember(registry.Member{Group: group, ID: id, Meta: req.Meta, Owner: s.reg.Name(), Incarnation: s.reg.Incarnation(), Confirmed: true})
+	m := toMember(regtype.Member{Group: group, ID: id, Meta: req.Meta, Owner: s.reg.Name(), Incarnation: s.reg.Incarnation(), Confirmed: true})
 	created := !existed
 	m.Durable, m.Session, m.Created = req.Session == "", req.Session, &created
 	writeJSON(w, http.StatusOK, m)
@@ -47,7 +47,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) leave(w http.ResponseWriter, r *http.Request) error {
 	scope, group, id := r.PathValue("scope"), r.PathValue("group"), r.PathValue("id")
 	if err := s.reg.Leave(r.Context(), scope, group, id); err != nil {
-		if errors.Is(err, registry.ErrNotOwner) {
+		if errors.Is(err, regtype.ErrNotOwner) {
 			return s.toOwner(w, r, err, s.memberOwners(scope, group, id))
 		}
 		return err
@@ -127,7 +127,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if prefix != "" {
-		lo, _ := slices.BinarySearchFunc(sizes, prefix, func(g registry.GroupSize, p string) int { return strings.Compare(g.Name, p) })
+		lo, _ := slices.BinarySearchFunc(sizes, prefix, func(g regtype.GroupSize, p string) int { return strings.Compare(g.Name, p) })
 		hi := lo
 		for hi < len(sizes) && strings.HasPrefix(sizes[hi].Name, prefix) {
 			hi++
@@ -138,7 +138,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) error {
 	if paged {
 		total := len(sizes)
 		out.Total = &total
-		from, _ := slices.BinarySearchFunc(sizes, after, func(g registry.GroupSize, a string) int { return strings.Compare(g.Name, a) })
+		from, _ := slices.BinarySearchFunc(sizes, after, func(g regtype.GroupSize, a string) int { return strings.Compare(g.Name, a) })
 		if from < len(sizes) && sizes[from].Name == after {
 			from++
 		}
@@ -184,7 +184,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 func parseTTL(v any) (time.Duration, error) {
 	bad := func(format string, args ...any) error {
 		return errorf(http.StatusBadRequest, CodeInvalidTTL, "ttl: "+format+" (want a duration like \"15s\" between %v and %v)",
-			append(args, registry.MinSessionTTL, registry.MaxSessionTTL)...)
+			append(args, regtype.MinSessionTTL, regtype.MaxSessionTTL)...)
 	}
 	var d time.Duration
 	switch t := v.(type) {
@@ -196,14 +196,14 @@ func parseTTL(v any) (time.Duration, error) {
 			return 0, bad("%q is not a duration", t)
 		}
 	case float64:
-		if t <= 0 || t > registry.MaxSessionTTL.Seconds() {
+		if t <= 0 || t > regtype.MaxSessionTTL.Seconds() {
 			return 0, bad("%v seconds out of range", t)
 		}
 		d = time.Duration(t * float64(time.Second))
 	default:
 		return 0, bad("must be a string or a number of seconds")
 	}
-	if d < registry.MinSessionTTL || d > registry.MaxSessionTTL {
+	if d < regtype.MinSessionTTL || d > regtype.MaxSessionTTL {
 		return 0, bad("%v out of range", d)
 	}
 	return d, nil
@@ -279,7 +279,7 @@ func (s *Server) closeSession(w http.ResponseWriter, r *http.Request) error {
 // sessionElsewhere handles the error of a request for session {id}: a
 // session this node does not hold may be another node's (forward.go).
 func (s *Server) sessionElsewhere(w http.ResponseWriter, r *http.Request, err error) error {
-	if errors.Is(err, registry.ErrNoSession) {
+	if errors.Is(err, regtype.ErrNoSession) {
 		return s.toOwner(w, r, err, s.sessionOwners(r.PathValue("id")))
 	}
 	return err

@@ -12,12 +12,12 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // batch: POST /v1/scopes/{scope}/batch {"ops":[...]}: joins and leaves in
 // one request, each answered in results (in the order of ops), durable
-// and session members persisted with one fsync (registry.Apply). The
+// and session members persisted with one fsync (Registry.Apply). The
 // request as a whole fails (and changes nothing) only when it cannot be
 // read: bad JSON, an unknown op, more than Config.MaxBatchOps ops, a body
 // over Config.MaxBatchBytes, an unknown scope. At most
@@ -37,9 +37,9 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	scope := r.PathValue("scope")
-	ops := make([]registry.Op, len(req.Ops))
+	ops := make([]regtype.Op, len(req.Ops))
 	for i, o := range req.Ops {
-		ops[i] = registry.Op{Group: o.Group, ID: o.ID}
+		ops[i] = regtype.Op{Group: o.Group, ID: o.ID}
 		switch o.Op {
 		case "join":
 			ops[i].Meta = o.Meta
@@ -86,7 +86,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 			out.Results[i] = apitype.BatchResult{Status: http.StatusNoContent}
 			continue
 		}
-		m := toMember(registry.Member{Group: op.Group, ID: op.ID, Meta: op.Meta, Owner: name, Incarnation: inc, Confirmed: true})
+		m := toMember(regtype.Member{Group: op.Group, ID: op.ID, Meta: op.Meta, Owner: name, Incarnation: inc, Confirmed: true})
 		m.Durable, m.Session = op.Lifetime.Durable, op.Lifetime.Session
 		members = append(members, m)
 		out.Results[i] = apitype.BatchResult{Status: http.StatusOK, Member: &members[len(members)-1]}

@@ -1,5 +1,6 @@
 // Package server is roster's HTTP/JSON API: the public contract of
-// `roster serve`, on top of an embedded *registry.Registry.
+// `roster serve`, on top of an embedded registry (package registry's
+// *Registry, which New takes as the interface Registry).
 //
 //	PUT    /v1/scopes/{scope}/groups/{group}/members/{id}   join or update ({"meta":{...},"session":"<id>"})
 //	DELETE /v1/scopes/{scope}/groups/{group}/members/{id}   leave (on the owner)
@@ -126,4 +127,10 @@
 // Replication, CRDTs, gossip and storage: it only calls the registry's
 // public API and never changes replicated state except through it. Closing
 // the registry is the caller's job.
+//
+// It must not import package registry, nor package gossip or memberlist
+// (not even indirectly): it calls the registry through Registry and names
+// the registry's values through package regtype, so that `go list -deps`
+// of this package holds neither. The test in internal/depcheck fails when
+// that changes.
 package server

@@ -17,7 +17,7 @@ import (
 
 	"github.com/roster-io/roster/apitype"
 
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // Error codes of the API, with the status each is answered with.
@@ -40,10 +40,10 @@ const (
 	CodeBodyTooLarge     = "body_too_large"    // 413
 	CodeBatchTooLarge    = "batch_too_large"   // 413: more ops than Config.MaxBatchOps
 	CodeHeadersTooLarge  = "headers_too_large" // 431
-	CodeTooManySessions  = "too_many_sessions" // 429: registry.Limits.MaxSessions
-	CodeTooManyMembers   = "too_many_members"  // 429: registry.Limits.MaxMembers
-	CodeTooManyGroups    = "too_many_groups"   // 429: registry.Limits.MaxGroups
-	CodeTooManyWatchers  = "too_many_watchers" // 429: registry.Limits.MaxWatchers
+	CodeTooManySessions  = "too_many_sessions" // 429: regtype.Limits.MaxSessions
+	CodeTooManyMembers   = "too_many_members"  // 429: regtype.Limits.MaxMembers
+	CodeTooManyGroups    = "too_many_groups"   // 429: regtype.Limits.MaxGroups
+	CodeTooManyWatchers  = "too_many_watchers" // 429: regtype.Limits.MaxWatchers
 	CodeNotImplemented   = "not_implemented"   // 501: e.g. an unsupported transfer encoding
 	CodeInternal         = "internal"          // 500
 	CodeUnavailable      = "unavailable"       // 503: shutting down or closed
@@ -83,37 +83,37 @@ func classify(err error) *apiError {
 	switch {
 	case errors.As(err, &mbe):
 		return &apiError{http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
-	case errors.Is(err, registry.ErrInvalidName):
+	case errors.Is(err, regtype.ErrInvalidName):
 		return st(http.StatusBadRequest, CodeInvalidName)
-	case errors.Is(err, registry.ErrInvalidMeta):
+	case errors.Is(err, regtype.ErrInvalidMeta):
 		return st(http.StatusBadRequest, CodeInvalidMeta)
-	case errors.Is(err, registry.ErrInvalidPage):
+	case errors.Is(err, regtype.ErrInvalidPage):
 		return st(http.StatusBadRequest, CodeInvalidQuery)
-	case errors.Is(err, registry.ErrInvalidTTL):
+	case errors.Is(err, regtype.ErrInvalidTTL):
 		return st(http.StatusBadRequest, CodeInvalidTTL)
-	case errors.Is(err, registry.ErrUnknownScope):
+	case errors.Is(err, regtype.ErrUnknownScope):
 		return st(http.StatusNotFound, CodeUnknownScope)
-	case errors.Is(err, registry.ErrNotMember):
+	case errors.Is(err, regtype.ErrNotMember):
 		return st(http.StatusNotFound, CodeNotMember)
-	case errors.Is(err, registry.ErrNoSession):
+	case errors.Is(err, regtype.ErrNoSession):
 		return st(http.StatusNotFound, CodeSessionNotFound)
-	case errors.Is(err, registry.ErrNotOwner):
+	case errors.Is(err, regtype.ErrNotOwner):
 		return st(http.StatusConflict, CodeNotOwner)
-	case errors.Is(err, registry.ErrTooManySessions):
+	case errors.Is(err, regtype.ErrTooManySessions):
 		return st(http.StatusTooManyRequests, CodeTooManySessions)
-	case errors.Is(err, registry.ErrTooManyMembers):
+	case errors.Is(err, regtype.ErrTooManyMembers):
 		return st(http.StatusTooManyRequests, CodeTooManyMembers)
-	case errors.Is(err, registry.ErrTooManyGroups):
+	case errors.Is(err, regtype.ErrTooManyGroups):
 		return st(http.StatusTooManyRequests, CodeTooManyGroups)
-	case errors.Is(err, registry.ErrTooManyWatchers):
+	case errors.Is(err, regtype.ErrTooManyWatchers):
 		return st(http.StatusTooManyRequests, CodeTooManyWatchers)
 	// Storage errors name files of the data directory: the answer says
 	// only what failed (writeError logs the detail).
-	case errors.Is(err, registry.ErrStorage) && errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, regtype.ErrStorage) && errors.Is(err, syscall.ENOSPC):
 		return &apiError{http.StatusInsufficientStorage, CodeStorageFailed, "storage failed: the disk is full"}
-	case errors.Is(err, registry.ErrStorage):
+	case errors.Is(err, regtype.ErrStorage):
 		return &apiError{http.StatusServiceUnavailable, CodeStorageFailed, "storage failed; details are in the node's log"}
-	case errors.Is(err, registry.ErrClosed):
+	case errors.Is(err, regtype.ErrClosed):
 		return st(http.StatusServiceUnavailable, CodeUnavailable)
 	case errors.Is(err, context.DeadlineExceeded):
 		return st(http.StatusGatewayTimeout, CodeTimeout)

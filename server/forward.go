@@ -12,14 +12,14 @@ import (
 
 	"github.com/roster-io/roster/apitype"
 
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // Routing. A node answers for what it holds: its own members (a leave)
 // and its own sessions (get, keep-alive, close, and a join into one).
 // Behind a load balancer such a request often reaches another node. That
 // node knows the owner: a member's from the replicated state
-// (registry.Owners), a session's from its id (registry.SessionOwner), and
+// (Registry.Owners), a session's from its id (Registry.SessionOwner), and
 // the owner's HTTP address from its gossip metadata. It then
 //
 //   - forwards the request to the owner (Config.Forward, the default) when
@@ -81,7 +81,7 @@ func (e *ownerError) Error() string {
 
 func (e *ownerError) Unwrap() error { return e.err }
 
-func toOwners(ns []registry.NodeInfo) []apitype.Owner {
+func toOwners(ns []regtype.NodeInfo) []apitype.Owner {
 	out := make([]apitype.Owner, len(ns))
 	for i, n := range ns {
 		out[i] = apitype.Owner{Name: n.Name, HTTPAddr: n.HTTPAddr, State: string(n.State)}
@@ -90,12 +90,12 @@ func toOwners(ns []registry.NodeInfo) []apitype.Owner {
 }
 
 // memberOwners returns the other nodes holding member (group, id).
-func (s *Server) memberOwners(scope, group, id string) []registry.NodeInfo {
+func (s *Server) memberOwners(scope, group, id string) []regtype.NodeInfo {
 	names, err := s.reg.Owners(scope, group, id)
 	if err != nil || len(names) == 0 {
 		return nil
 	}
-	var out []registry.NodeInfo
+	var out []regtype.NodeInfo
 	for _, n := range s.reg.Nodes() {
 		for _, name := range names {
 			if n.Name == name && !n.Self {
@@ -108,9 +108,9 @@ func (s *Server) memberOwners(scope, group, id string) []registry.NodeInfo {
 
 // sessionOwners returns the other node that made session id, if its id
 // names one.
-func (s *Server) sessionOwners(id string) []registry.NodeInfo {
+func (s *Server) sessionOwners(id string) []regtype.NodeInfo {
 	if n, ok := s.reg.SessionOwner(id); ok && !n.Self {
-		return []registry.NodeInfo{n}
+		return []regtype.NodeInfo{n}
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (s *Server) sessionOwners(id string) []registry.NodeInfo {
 // does not hold, given the owners it knows of: it forwards the request
 // when it can (returning errForwarded once the answer is written), and
 // otherwise returns err naming the owners.
-func (s *Server) toOwner(w http.ResponseWriter, r *http.Request, err error, owners []registry.NodeInfo) error {
+func (s *Server) toOwner(w http.ResponseWriter, r *http.Request, err error, owners []regtype.NodeInfo) error {
 	if len(owners) == 0 {
 		return err
 	}
@@ -132,12 +132,12 @@ func (s *Server) toOwner(w http.ResponseWriter, r *http.Request, err error, owne
 		oe.why = "forwarding is off"
 	case by != "":
 		oe.why = fmt.Sprintf("already forwarded once (by %q)", by)
-	case o.State != registry.PeerAlive:
+	case o.State != regtype.PeerAlive:
 		oe.why = "the owner is " + string(o.State)
 	case o.HTTPAddr == "":
 		oe.why = "the owner advertises no HTTP address"
 	default:
-		target, perr := url.Parse(o.HTTPAddr) // checked by registry.ValidHTTPAddr
+		target, perr := url.Parse(o.HTTPAddr) // checked by registry.ValidHTTPAddr where it was advertised
 		if perr != nil {
 			oe.why = "the owner's HTTP address does not parse"
 			return oe
@@ -150,7 +150,7 @@ func (s *Server) toOwner(w http.ResponseWriter, r *http.Request, err error, owne
 
 // forward sends r to the owner o (owners: o as an error names it) at
 // target and copies its answer back.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, o registry.NodeInfo, owners []apitype.Owner, target *url.URL) {
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, o regtype.NodeInfo, owners []apitype.Owner, target *url.URL) {
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // feed follows one scope with a registry watch on the whole scope and keeps
@@ -19,24 +19,24 @@ import (
 // the run restarts after the resync's Seq.
 type feed struct {
 	scope string
-	w     *registry.Watch
+	w     *regtype.Watch
 	log   interface{ Warn(string, ...any) }
 	done  chan struct{} // closed when run returns
 
 	mu      sync.Mutex
-	ring    []registry.Event // grows to its capacity, then wraps
-	head    int              // index of the oldest event once wrapped
-	last    uint64           // Seq of the newest change seen
+	ring    []regtype.Event // grows to its capacity, then wraps
+	head    int             // index of the oldest event once wrapped
+	last    uint64          // Seq of the newest change seen
 	closed  bool
 	waiters chan struct{} // closed when last advances; nil if nobody waits
 	members int
 	groups  map[string]int
 }
 
-func newFeed(scope string, w *registry.Watch, capacity int, log interface{ Warn(string, ...any) }) *feed {
+func newFeed(scope string, w *regtype.Watch, capacity int, log interface{ Warn(string, ...any) }) *feed {
 	f := &feed{
 		scope: scope, w: w, log: log, done: make(chan struct{}),
-		ring: make([]registry.Event, 0, min(capacity, 1024)), last: w.Seq,
+		ring: make([]regtype.Event, 0, min(capacity, 1024)), last: w.Seq,
 		groups: map[string]int{},
 	}
 	f.recount(w.Snapshot)
@@ -49,7 +49,7 @@ func (f *feed) run(capacity int) {
 	for ev := range f.w.C {
 		f.mu.Lock()
 		switch ev.Type {
-		case registry.EventResync:
+		case regtype.EventResync:
 			f.log.Warn("watch history fell behind; resumes from before now get a resync", "scope", f.scope, "seq", ev.Seq)
 			f.ring, f.head = f.ring[:0], 0
 			f.recount(ev.Members)
@@ -74,10 +74,10 @@ func (f *feed) wakeLocked() {
 	}
 }
 
-func (f *feed) push(ev registry.Event, capacity int) {
+func (f *feed) push(ev regtype.Event, capacity int) {
 	if len(f.ring) < capacity {
 		if len(f.ring) == cap(f.ring) {
-			grown := make([]registry.Event, len(f.ring), min(2*cap(f.ring), capacity))
+			grown := make([]regtype.Event, len(f.ring), min(2*cap(f.ring), capacity))
 			copy(grown, f.ring)
 			f.ring = grown
 		}
@@ -89,15 +89,15 @@ func (f *feed) push(ev registry.Event, capacity int) {
 }
 
 // at returns the i-th oldest held event.
-func (f *feed) at(i int) *registry.Event { return &f.ring[(f.head+i)%len(f.ring)] }
+func (f *feed) at(i int) *regtype.Event { return &f.ring[(f.head+i)%len(f.ring)] }
 
-func (f *feed) count(ev registry.Event) {
+func (f *feed) count(ev regtype.Event) {
 	g := ev.Member.Group
 	switch ev.Type {
-	case registry.EventJoin:
+	case regtype.EventJoin:
 		f.members++
 		f.groups[g]++
-	case registry.EventLeave:
+	case regtype.EventLeave:
 		f.members--
 		if f.groups[g]--; f.groups[g] <= 0 {
 			delete(f.groups, g)
@@ -105,7 +105,7 @@ func (f *feed) count(ev registry.Event) {
 	}
 }
 
-func (f *feed) recount(ms []registry.Member) {
+func (f *feed) recount(ms []regtype.Member) {
 	f.members = len(ms)
 	clear(f.groups)
 	for _, m := range ms {
@@ -124,7 +124,7 @@ func (f *feed) counts() (members, groups, held int) {
 // order. ok is false when the history no longer reaches back to after+1
 // (the caller must resync). It first waits, at most maxWait, for the feed
 // to have seen upto: the feed runs slightly behind the registry.
-func (f *feed) replay(ctx context.Context, after, upto uint64, match func(group string) bool, maxWait time.Duration) (evs []registry.Event, ok bool) {
+func (f *feed) replay(ctx context.Context, after, upto uint64, match func(group string) bool, maxWait time.Duration) (evs []regtype.Event, ok bool) {
 	if after >= upto {
 		return nil, after == upto
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // Keyring error codes.
@@ -99,13 +99,13 @@ func (s *Server) keyring(w http.ResponseWriter, r *http.Request) error {
 // fingerprint only.
 func keyringError(err error) error {
 	switch {
-	case errors.Is(err, registry.ErrNoKeyring):
+	case errors.Is(err, regtype.ErrNoKeyring):
 		return errorf(http.StatusConflict, CodeNoKeyring, "%v", err)
-	case errors.Is(err, registry.ErrInvalidKey):
+	case errors.Is(err, regtype.ErrInvalidKey):
 		return errorf(http.StatusBadRequest, CodeInvalidKey, "%v", err)
-	case errors.Is(err, registry.ErrUnknownKey):
+	case errors.Is(err, regtype.ErrUnknownKey):
 		return errorf(http.StatusNotFound, CodeUnknownKey, "%v", err)
-	case errors.Is(err, registry.ErrPrimaryKey):
+	case errors.Is(err, regtype.ErrPrimaryKey):
 		return errorf(http.StatusConflict, CodePrimaryKey, "%v", err)
 	}
 	return err

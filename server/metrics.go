@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/roster-io/roster/internal/buildinfo"
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // metrics are the server's Prometheus metrics, in a private registry so
@@ -84,31 +84,31 @@ var (
 
 	gossipCounters = []struct {
 		desc *prometheus.Desc
-		get  func(registry.Stats) int64
+		get  func(regtype.Stats) int64
 	}{
-		{counterDesc("roster_gossip_deltas_sent_total", "Local operations (a join, update, leave or leave-all each) pushed to peers; under load they are batched into fewer deltas on the wire."), func(s registry.Stats) int64 { return s.DeltasSent }},
-		{counterDesc("roster_gossip_deltas_received_total", "Deltas received from peers."), func(s registry.Stats) int64 { return s.DeltasReceived }},
-		{counterDesc("roster_gossip_packets_sent_total", "Best-effort (UDP) gossip packets sent."), func(s registry.Stats) int64 { return s.PacketsSent }},
-		{counterDesc("roster_gossip_reliable_sent_total", "Reliable (TCP) gossip messages sent."), func(s registry.Stats) int64 { return s.ReliableSent }},
-		{counterDesc("roster_gossip_bytes_sent_total", "Gossip bytes sent (deltas and anti-entropy)."), func(s registry.Stats) int64 { return s.BytesSent }},
-		{counterDesc("roster_gossip_decode_errors_total", "Gossip messages and deltas rejected as malformed or invalid."), func(s registry.Stats) int64 { return s.DecodeErrors }},
-		{counterDesc("roster_gossip_packets_dropped_total", "Received gossip packets dropped because the node's packet queue was full (anti-entropy repairs them)."), func(s registry.Stats) int64 { return s.PacketsDropped }},
-		{counterDesc("roster_gossip_unvouched_deltas_total", "Deltas dropped because memberlist does not report their owner at that incarnation (forged, or early: anti-entropy brings those again)."), func(s registry.Stats) int64 { return s.Unvouched }},
-		{counterDesc("roster_gossip_forged_messages_total", "Messages dropped because their claimed sender is not the peer they came from, and relay requests refused."), func(s registry.Stats) int64 { return s.Forged }},
-		{counterDesc("roster_gossip_overflow_total", "Out-of-order chunks and held-back deltas dropped at their memory bounds (anti-entropy repairs them)."), func(s registry.Stats) int64 { return s.Overflow }},
-		{counterDesc("roster_gossip_out_of_order_chunks_total", "Anti-entropy chunks received out of order."), func(s registry.Stats) int64 { return s.OutOfOrderChunks }},
-		{counterDesc("roster_gossip_rejoin_attempts_total", "Attempts to rejoin missing peers and seeds."), func(s registry.Stats) int64 { return s.RejoinAttempts }},
-		{counterDesc("roster_gossip_rejoin_successes_total", "Successful rejoins."), func(s registry.Stats) int64 { return s.RejoinSuccesses }},
-		{counterDesc("roster_anti_entropy_syncs_sent_total", "Anti-entropy digests sent."), func(s registry.Stats) int64 { return s.SyncsSent }},
-		{counterDesc("roster_anti_entropy_syncs_served_total", "Anti-entropy digests answered."), func(s registry.Stats) int64 { return s.SyncsServed }},
-		{counterDesc("roster_anti_entropy_repair_deltas_sent_total", "Repair deltas sent by anti-entropy."), func(s registry.Stats) int64 { return s.RepairDeltasSent }},
-		{counterDesc("roster_anti_entropy_repair_bytes_sent_total", "Repair bytes sent by anti-entropy."), func(s registry.Stats) int64 { return s.RepairBytesSent }},
+		{counterDesc("roster_gossip_deltas_sent_total", "Local operations (a join, update, leave or leave-all each) pushed to peers; under load they are batched into fewer deltas on the wire."), func(s regtype.Stats) int64 { return s.DeltasSent }},
+		{counterDesc("roster_gossip_deltas_received_total", "Deltas received from peers."), func(s regtype.Stats) int64 { return s.DeltasReceived }},
+		{counterDesc("roster_gossip_packets_sent_total", "Best-effort (UDP) gossip packets sent."), func(s regtype.Stats) int64 { return s.PacketsSent }},
+		{counterDesc("roster_gossip_reliable_sent_total", "Reliable (TCP) gossip messages sent."), func(s regtype.Stats) int64 { return s.ReliableSent }},
+		{counterDesc("roster_gossip_bytes_sent_total", "Gossip bytes sent (deltas and anti-entropy)."), func(s regtype.Stats) int64 { return s.BytesSent }},
+		{counterDesc("roster_gossip_decode_errors_total", "Gossip messages and deltas rejected as malformed or invalid."), func(s regtype.Stats) int64 { return s.DecodeErrors }},
+		{counterDesc("roster_gossip_packets_dropped_total", "Received gossip packets dropped because the node's packet queue was full (anti-entropy repairs them)."), func(s regtype.Stats) int64 { return s.PacketsDropped }},
+		{counterDesc("roster_gossip_unvouched_deltas_total", "Deltas dropped because memberlist does not report their owner at that incarnation (forged, or early: anti-entropy brings those again)."), func(s regtype.Stats) int64 { return s.Unvouched }},
+		{counterDesc("roster_gossip_forged_messages_total", "Messages dropped because their claimed sender is not the peer they came from, and relay requests refused."), func(s regtype.Stats) int64 { return s.Forged }},
+		{counterDesc("roster_gossip_overflow_total", "Out-of-order chunks and held-back deltas dropped at their memory bounds (anti-entropy repairs them)."), func(s regtype.Stats) int64 { return s.Overflow }},
+		{counterDesc("roster_gossip_out_of_order_chunks_total", "Anti-entropy chunks received out of order."), func(s regtype.Stats) int64 { return s.OutOfOrderChunks }},
+		{counterDesc("roster_gossip_rejoin_attempts_total", "Attempts to rejoin missing peers and seeds."), func(s regtype.Stats) int64 { return s.RejoinAttempts }},
+		{counterDesc("roster_gossip_rejoin_successes_total", "Successful rejoins."), func(s regtype.Stats) int64 { return s.RejoinSuccesses }},
+		{counterDesc("roster_anti_entropy_syncs_sent_total", "Anti-entropy digests sent."), func(s regtype.Stats) int64 { return s.SyncsSent }},
+		{counterDesc("roster_anti_entropy_syncs_served_total", "Anti-entropy digests answered."), func(s regtype.Stats) int64 { return s.SyncsServed }},
+		{counterDesc("roster_anti_entropy_repair_deltas_sent_total", "Repair deltas sent by anti-entropy."), func(s regtype.Stats) int64 { return s.RepairDeltasSent }},
+		{counterDesc("roster_anti_entropy_repair_bytes_sent_total", "Repair bytes sent by anti-entropy."), func(s regtype.Stats) int64 { return s.RepairBytesSent }},
 	}
 )
 
 func counterDesc(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
 
-var peerStates = []registry.PeerState{registry.PeerAlive, registry.PeerDead, registry.PeerLeft, registry.PeerUnknown}
+var peerStates = []regtype.PeerState{regtype.PeerAlive, regtype.PeerDead, regtype.PeerLeft, regtype.PeerUnknown}
 
 func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMembers, descGroups, descPeers, descSessions, descReady, descInfo, descHistory, descConns} {
@@ -130,7 +130,7 @@ func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(groups), f.scope)
 		ch <- prometheus.MustNewConstMetric(descHistory, prometheus.GaugeValue, float64(held), f.scope)
 	}
-	byState := map[registry.PeerState]int{}
+	byState := map[regtype.PeerState]int{}
 	for _, n := range r.Nodes() {
 		if !n.Self {
 			byState[n.State]++

@@ -4,7 +4,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 	"github.com/roster-io/roster/storage"
 )
 
@@ -19,7 +19,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	// Gossip, by message kind (registry.MessageKind) and transport.
+	// Gossip, by message kind (regtype.MessageKind) and transport.
 	descMsgsSent      = desc("roster_gossip_messages_sent_total", "Roster gossip messages handed to memberlist, by kind (deltas, relay, sync, leaving); one per peer.", "kind")
 	descMsgBytesSent  = desc("roster_gossip_message_bytes_sent_total", "Bytes of roster gossip messages handed to memberlist, by kind.", "kind")
 	descMsgsRecv      = desc("roster_gossip_messages_received_total", "Roster gossip messages received and decoded, by kind (deltas, relay, sync, leaving).", "kind")
@@ -123,8 +123,8 @@ func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels 
 	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 }
 
-func collectGossip(ch chan<- prometheus.Metric, s registry.Stats) {
-	for k := range registry.NumMessageKinds {
+func collectGossip(ch chan<- prometheus.Metric, s regtype.Stats) {
+	for k := range regtype.NumMessageKinds {
 		kind := k.String()
 		counter(ch, descMsgsSent, float64(s.Sent[k].Messages), kind)
 		counter(ch, descMsgBytesSent, float64(s.Sent[k].Bytes), kind)
@@ -145,7 +145,7 @@ func collectGossip(ch chan<- prometheus.Metric, s registry.Stats) {
 	counter(ch, descRelayed, float64(s.Relayed))
 }
 
-func collectStorage(ch chan<- prometheus.Metric, st registry.StorageStats) {
+func collectStorage(ch chan<- prometheus.Metric, st regtype.StorageStats) {
 	m := st.Metrics
 	// Cumulative buckets, counted from the buckets themselves (the
 	// counters are read one by one: Syncs may be one ahead of them).

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,14 +21,14 @@ import (
 	"github.com/roster-io/roster/apitype"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 	"github.com/roster-io/roster/server/ui"
 )
 
 // Server serves the HTTP API of one registry. Create it with New, mount
 // Handler or call Serve/ListenAndServe, and stop it with Shutdown.
 type Server struct {
-	reg     *registry.Registry
+	reg     Registry
 	cfg     Config
 	log     *slog.Logger
 	errLog  *log.Logger // log at warn, for net/http's and the proxy's own messages
@@ -51,10 +52,12 @@ type Server struct {
 	streams  sync.WaitGroup
 }
 
-// New creates a Server for reg. It validates cfg and starts following every
-// scope of reg for watch history; Shutdown stops that.
-func New(reg *registry.Registry, cfg Config) (*Server, error) {
-	if reg == nil {
+// New creates a Server for reg (an open *registry.Registry). It validates
+// cfg and starts following every scope of reg for watch history; Shutdown
+// stops that.
+func New(reg Registry, cfg Config) (*Server, error) {
+	if v := reflect.ValueOf(reg); reg == nil || v.Kind() == reflect.Pointer && v.IsNil() {
+		// A nil *registry.Registry is a non-nil Registry.
 		return nil, fmt.Errorf("%w: nil registry", ErrConfig)
 	}
 	if !reg.Persistent() {
@@ -74,7 +77,7 @@ func New(reg *registry.Registry, cfg Config) (*Server, error) {
 		errLog:     slog.NewLogLogger(lg.Handler(), slog.LevelWarn),
 		batchSlots: make(chan struct{}, cfg.MaxBatchesInFlight)}
 	for _, sc := range reg.Scopes() {
-		w, err := reg.Watch(context.Background(), sc, registry.All())
+		w, err := reg.Watch(context.Background(), sc, regtype.All())
 		if err != nil {
 			s.stopFeeds()
 			return nil, fmt.Errorf("server: following scope %q: %w", sc, err)
@@ -308,7 +311,7 @@ func (s *Server) routes() http.Handler {
 
 // healthz: 200 unless storage failed in a way only a restart fixes.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if err := s.reg.StorageHealth(); errors.Is(err, registry.ErrRestartRequired) {
+	if err := s.reg.StorageHealth(); errors.Is(err, regtype.ErrRestartRequired) {
 		writeJSON(w, http.StatusServiceUnavailable, apitype.Error{Error: apitype.ErrorBody{Code: CodeStorageFailed, Message: "storage failed, restart required: " + err.Error()}})
 		return
 	}

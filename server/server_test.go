@@ -427,6 +427,11 @@ func TestConfigValidation(t *testing.T) {
 	}
 	_, err := server.New(nil, server.DefaultConfig())
 	require.True(t, errors.Is(err, server.ErrConfig))
+	// A nil *registry.Registry is a non-nil server.Registry: refused the
+	// same, not called.
+	_, err = server.New((*registry.Registry)(nil), server.DefaultConfig())
+	require.ErrorIs(t, err, server.ErrConfig)
+	require.ErrorContains(t, err, "nil registry")
 
 	// The API's members are durable: a registry that persists nothing is
 	// refused rather than silently losing them at a restart.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/roster-io/roster/apitype"
 
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // IncarnationHeader names the registry run that numbered a watch stream's
@@ -32,14 +32,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 	}
 	scope := r.PathValue("scope")
 	group, prefix := queryParam(r, "group"), queryParam(r, "prefix")
-	sel, match := registry.All(), func(string) bool { return true }
+	sel, match := regtype.All(), func(string) bool { return true }
 	switch {
 	case group != "" && prefix != "":
 		return errorf(http.StatusBadRequest, CodeInvalidQuery, "give group or prefix, not both")
 	case group != "":
-		sel, match = registry.Group(group), func(g string) bool { return g == group }
+		sel, match = regtype.Group(group), func(g string) bool { return g == group }
 	case prefix != "":
-		sel, match = registry.Prefix(prefix), func(g string) bool { return strings.HasPrefix(g, prefix) }
+		sel, match = regtype.Prefix(prefix), func(g string) bool { return strings.HasPrefix(g, prefix) }
 	}
 	withSnapshot := true
 	if v := queryParam(r, "snapshot"); v != "" {
@@ -89,7 +89,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 		}
 	}()
 	sse.retry(time.Second)
-	snapshot := func(typ, reason string, seq uint64, ms []registry.Member) {
+	snapshot := func(typ, reason string, seq uint64, ms []regtype.Member) {
 		sse.event(seq, typ, apitype.Snapshot{Type: typ, Reason: reason, Seq: seq, Members: toMembers(ms), Node: s.reg.Name(), Incarnation: inc})
 	}
 	switch {
@@ -102,12 +102,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 		// An id of another run (or none we could read): its seqs mean
 		// nothing here.
 		s.metrics.resyncs.WithLabelValues(scope, foreign).Inc()
-		snapshot("resync", string(registry.ReasonResync), rw.Seq, rw.Snapshot)
+		snapshot("resync", string(regtype.ReasonResync), rw.Seq, rw.Snapshot)
 	default:
 		evs, ok := f.replay(r.Context(), after, rw.Seq, match, replayWait)
 		if !ok {
 			s.metrics.resyncs.WithLabelValues(scope, "history").Inc()
-			snapshot("resync", string(registry.ReasonResync), rw.Seq, rw.Snapshot)
+			snapshot("resync", string(regtype.ReasonResync), rw.Seq, rw.Snapshot)
 			break
 		}
 		for _, e := range evs {
@@ -126,7 +126,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) error {
 			if !ok { // the registry is closing
 				return nil
 			}
-			if e.Type == registry.EventResync {
+			if e.Type == regtype.EventResync {
 				s.metrics.resyncs.WithLabelValues(scope, "behind").Inc()
 				snapshot("resync", string(e.Reason), e.Seq, e.Members)
 			} else {
@@ -202,7 +202,7 @@ func (s *sseWriter) comment(text string) {
 	s.buf = append(s.buf, '\n', '\n')
 }
 
-func (s *sseWriter) change(e registry.Event) {
+func (s *sseWriter) change(e regtype.Event) {
 	s.event(e.Seq, string(e.Type), apitype.Event{Type: string(e.Type), Reason: string(e.Reason), Seq: e.Seq, Member: toMember(e.Member)})
 }
 

@@ -5,13 +5,13 @@ import (
 	"encoding/hex"
 
 	"github.com/roster-io/roster/apitype"
-	"github.com/roster-io/roster/registry"
+	"github.com/roster-io/roster/registry/regtype"
 )
 
 // The JSON shapes of the API live in package apitype, shared with the
 // client; here are the conversions from the registry's types.
 
-func toMember(m registry.Member) apitype.Member {
+func toMember(m regtype.Member) apitype.Member {
 	meta := m.Meta
 	if meta == nil {
 		meta = map[string]string{}
@@ -19,7 +19,7 @@ func toMember(m registry.Member) apitype.Member {
 	return apitype.Member{ID: m.ID, Group: m.Group, Meta: meta, Owner: m.Owner, Incarnation: m.Incarnation, Confirmed: m.Confirmed}
 }
 
-func toMembers(ms []registry.Member) []apitype.Member {
+func toMembers(ms []regtype.Member) []apitype.Member {
 	out := make([]apitype.Member, len(ms))
 	for i, m := range ms {
 		out[i] = toMember(m)
@@ -27,7 +27,7 @@ func toMembers(ms []registry.Member) []apitype.Member {
 	return out
 }
 
-func toSession(s registry.Session) apitype.Session {
+func toSession(s regtype.Session) apitype.Session {
 	return apitype.Session{ID: s.ID, Fingerprint: fingerprint(s.ID), TTL: s.TTL.String(), Expires: s.Expires.UTC()}
 }
 

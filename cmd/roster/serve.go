@@ -24,6 +24,12 @@ import (
 	"github.com/roster-io/roster/storage"
 )
 
+// The server takes the registry as server.Registry, an interface in
+// regtype's terms, so that it depends on neither package registry nor the
+// gossip layer; this is where the registry is handed over, and where it
+// must satisfy it.
+var _ server.Registry = (*registry.Registry)(nil)
+
 // serveOptions are the flags of roster serve.
 type serveOptions struct {
 	name, dataDir, gossipAddr, advertiseAddr, httpAddr string
