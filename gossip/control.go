@@ -180,6 +180,9 @@ func (n *Node) antiEntropy() {
 		n.rngMu.Lock()
 		p := peers[n.rng.IntN(len(peers))]
 		n.rngMu.Unlock()
+		if n.sendRoot(s, p) {
+			continue
+		}
 		n.sendSync(s, p, true)
 	}
 	// Taken after this round's digests are sent, so that each names what

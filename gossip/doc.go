@@ -22,7 +22,11 @@
 //   - anti-entropy: each node periodically sends one random scope peer its
 //     digest (one counter per replica); the peer answers with exactly what
 //     is missing (crdt.State.Diff), in bounded chunks, and its own digest so
-//     the exchange is two-way. The same exchange runs whenever a peer
+//     the exchange is two-way. In a scope of Config.RangeRootMin replicas
+//     or more (64), a caught-up node's periodic round sends the 15-byte
+//     root of its range digest (crdt.RangeDigest) instead; a peer with the
+//     same root does nothing, one with another starts the exchange above,
+//     so rounds between nodes in step do not grow with the cluster. The same exchange runs whenever a peer
 //     (re)appears, so a node joining or a partition healing converges at
 //     once rather than at the next tick. What is only missing because it
 //     is on its way is left out of a repair: replicas whose counter rose

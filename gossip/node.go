@@ -49,9 +49,13 @@ type NodeInfo struct {
 type Stats struct {
 	DeltasSent, DeltasReceived, PacketsSent, ReliableSent     int64
 	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
-	DecodeErrors, OutOfOrderChunks                            int64
-	RejoinAttempts, RejoinSuccesses                           int64
-	BytesSent                                                 int64
+	// RootsSent counts periodic rounds that sent a range-digest root
+	// (Config.RangeRootMin) instead of a digest; RootsInStep the roots
+	// received that matched this node's, which cost no more than that.
+	RootsSent, RootsInStep          int64
+	DecodeErrors, OutOfOrderChunks  int64
+	RejoinAttempts, RejoinSuccesses int64
+	BytesSent                       int64
 	// Piggybacked counts delta packets queued on memberlist's gossip.
 	Piggybacked int64
 	// HeldBack counts deltas that arrived after a gap in their owner's
@@ -169,6 +173,7 @@ func (t *traffic) load() Traffic { return Traffic{t.messages.Load(), t.bytes.Loa
 type stats struct {
 	deltasSent, deltasReceived, packetsSent, reliableSent atomic.Int64
 	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
+	rootsSent, rootsInStep                                atomic.Int64
 	decodeErrors, outOfOrder                              atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
 	piggybacked, heldBack, relayed, packetsDropped        atomic.Int64
@@ -227,6 +232,11 @@ type syncJob struct {
 	digest    crdt.Digest
 	sum       uint64   // hash of the encoded digest
 	streaming []string // replicas whose deltas are still arriving at from
+	// root: the message carried the root of from's range digest (over
+	// rootCount replicas) instead of a digest; digest is then empty.
+	root      uint64
+	rootCount int
+	isRoot    bool
 }
 
 // served remembers the last repair sent to a peer for a scope, so that the
@@ -558,6 +568,7 @@ func (n *Node) Stats() Stats {
 		PacketsSent: s.packetsSent.Load(), ReliableSent: s.reliableSent.Load(),
 		SyncsSent: s.syncsSent.Load(), SyncsServed: s.syncsServed.Load(),
 		RepairDeltasSent: s.repairDeltasSent.Load(), RepairBytesSent: s.repairBytes.Load(),
+		RootsSent: s.rootsSent.Load(), RootsInStep: s.rootsInStep.Load(),
 		DecodeErrors:     s.decodeErrors.Load(),
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),

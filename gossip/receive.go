@@ -34,6 +34,15 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 			n.stats.forged.Add(1)
 			return
 		}
+		if k, err := crdt.MessageKind(m.payloads[0]); err == nil && k == crdt.KindRangeRoot {
+			root, count, err := crdt.DecodeRangeRoot(m.payloads[0])
+			if err != nil || !m.wantReply {
+				n.stats.decodeErrors.Add(1)
+				return
+			}
+			n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: true, isRoot: true, root: root, rootCount: count})
+			return
+		}
 		d, err := crdt.DecodeDigest(m.payloads[0])
 		if err != nil {
 			n.stats.decodeErrors.Add(1)

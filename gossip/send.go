@@ -206,6 +206,10 @@ func (n *Node) serveSync(j syncJob) {
 		return
 	}
 	to := n.peerNode(j.from)
+	if j.isRoot {
+		n.serveRoot(sc, j, to)
+		return
+	}
 	if to == nil {
 		// A digest from a node we do not count alive yet (its alive
 		// message is still on its way, as after a partition heals): answer
@@ -261,6 +265,63 @@ func (n *Node) serveSync(j syncJob) {
 		n.sendSync(j.scope, to, false)
 	}
 }
+
+// serveRoot answers the root of a peer's range digest: nothing if ours is
+// the same (the two agree on every replica's counter, up to a 64-bit hash
+// collision), else our full digest asking for its own, which starts
+// today's two-way exchange. A node hiding a cached replica answers every
+// root with its digest: it needs the owners' digests to show it. A root
+// from a node not counted alive here is dropped, as the next round
+// sends another.
+func (n *Node) serveRoot(sc *Scope, j syncJob, to *memberlist.Node) {
+	if to == nil {
+		return
+	}
+	var root uint64
+	var count int
+	sc.Read(func(st *crdt.State) {
+		rd := st.RangeDigest()
+		root, count = rd.Root(), rd.Count
+	})
+	if root == j.root && count == j.rootCount && n.unsyncedN.Load() == 0 {
+		n.stats.rootsInStep.Add(1)
+		return
+	}
+	if n.mayReply(j.scope) {
+		n.sendSync(j.scope, to, true)
+	}
+}
+
+// sendRoot sends the root of our range digest of scope to a peer, in
+// place of our digest (Config.RangeRootMin); false if the scope is too
+// small for it, or this node must send its full digest (not caught up,
+// or hiding a cached replica until its owner's digest shows it).
+func (n *Node) sendRoot(scope string, to *memberlist.Node) bool {
+	if n.cfg.RangeRootMin < 0 || n.unsyncedN.Load() > 0 {
+		return false
+	}
+	if _, ok := n.caughtUp.Load(scope); !ok {
+		return false
+	}
+	min := n.cfg.RangeRootMin
+	if min == 0 {
+		min = defaultRangeRootMin
+	}
+	var rd crdt.RangeDigest
+	n.scopes[scope].Read(func(st *crdt.State) { rd = st.RangeDigest() })
+	if rd.Count < min {
+		return false
+	}
+	msg := encodeSync(scope, n.self.Name, true, crdt.EncodeRangeRoot(rd.Root(), rd.Count), nil)
+	n.stats.rootsSent.Add(1)
+	if err := n.ml.SendBestEffort(to, msg); err == nil {
+		n.stats.sentVia(KindSync, len(msg), false)
+	}
+	return true
+}
+
+// defaultRangeRootMin is Config.RangeRootMin's default.
+const defaultRangeRootMin = 64
 
 // encodeAll encodes deltas on all CPUs at once: the chunks of a large
 // repair (a 100k-member transfer is three chunks of about 5 ms each), a
