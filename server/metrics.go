@@ -103,6 +103,8 @@ var (
 		{counterDesc("roster_anti_entropy_syncs_served_total", "Anti-entropy digests answered."), func(s regtype.Stats) int64 { return s.SyncsServed }},
 		{counterDesc("roster_anti_entropy_repair_deltas_sent_total", "Repair deltas sent by anti-entropy."), func(s regtype.Stats) int64 { return s.RepairDeltasSent }},
 		{counterDesc("roster_anti_entropy_repair_bytes_sent_total", "Repair bytes sent by anti-entropy."), func(s regtype.Stats) int64 { return s.RepairBytesSent }},
+		{counterDesc("roster_anti_entropy_roots_sent_total", "Anti-entropy rounds that sent a range-digest root instead of a digest."), func(s regtype.Stats) int64 { return s.RootsSent }},
+		{counterDesc("roster_anti_entropy_roots_in_step_total", "Range-digest roots received that matched this node's."), func(s regtype.Stats) int64 { return s.RootsInStep }},
 	}
 )
 

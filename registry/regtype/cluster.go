@@ -104,6 +104,10 @@ type Stats struct {
 	// answered; RepairDeltasSent and RepairBytesSent what the answers
 	// carried.
 	SyncsSent, SyncsServed, RepairDeltasSent, RepairBytesSent int64
+	// RootsSent counts periodic rounds that sent the root of a range
+	// digest instead of a digest (scopes of 64 replicas or more);
+	// RootsInStep the roots received that matched this node's.
+	RootsSent, RootsInStep int64
 	// DecodeErrors counts messages and deltas rejected as malformed or
 	// invalid; OutOfOrderChunks the anti-entropy chunks received out of
 	// order.
