@@ -1,0 +1,207 @@
+package dissem
+
+import "slices"
+
+// Plumtree (Leitão, Pereira, Rodrigues 2007) over a full-membership View
+// and a lossy network. See the package comment for what this adds to the
+// paper: acknowledged offers, the ring link, and sampling on PeerUp.
+
+// plumReady samples the eager set the first time Plumtree is used, finds
+// the ring link when it is unknown, and tops the lazy set up to Lazy from
+// the View (lazy peers become eager when they push a new message).
+func (c *Core) plumReady() {
+	if !c.filled {
+		c.filled = true
+		c.sample(roleEager, c.cfg.Eager)
+		c.ringStale = true
+	}
+	if c.ringStale {
+		c.ringStale = false
+		if r := c.scanRing(); r != c.ring || (r != "" && c.links[r] == nil) {
+			c.setRing(r)
+		}
+	}
+	if n := c.count(roleLazy); n < c.cfg.Lazy && n+c.count(roleEager) < c.view.Len() {
+		c.sample(roleLazy, c.cfg.Lazy-n)
+	}
+}
+
+// broadcastPlum delivers a local change and pushes it to the eager peers,
+// announcing it to the lazy ones.
+func (c *Core) broadcastPlum(id MsgID, payload []byte) {
+	c.plumReady()
+	c.retain(record{id: id, payload: payload, plum: true})
+	c.deliver(Delivered{ID: id, Payload: payload, From: c.cfg.Self})
+	c.spread(id, payload, 0, "", nil)
+}
+
+// spread pushes id to the eager peers and offers it to the lazy ones, but
+// not to from or to skip (they hold it).
+func (c *Core) spread(id MsgID, payload []byte, round uint16, from string, skip []string) {
+	for _, l := range c.order {
+		if l.name == from || slices.Contains(skip, l.name) || !c.view.Has(l.name) {
+			continue
+		}
+		switch l.role {
+		case roleEager:
+			c.send(Message{Kind: KindGossip, To: l.name, ID: id, Round: round, Payload: payload,
+				Strategy: Plumtree, WantAck: c.wantAck(l)})
+			c.pushed(l, id)
+		case roleLazy:
+			c.offer(l, id)
+		}
+	}
+}
+
+// onPlumGossip: a new message is delivered, its sender becomes eager, and
+// it is passed on (pushed to eager peers, offered to lazy ones) with its
+// graft timer cancelled; whoever asked for acknowledgement of it gets one.
+// A duplicate makes its sender lazy and is answered by a PRUNE naming it
+// (which acknowledges it too).
+func (c *Core) onPlumGossip(m Message) {
+	c.plumReady()
+	c.acked(m.From, m.ID)
+	if c.store.has(m.ID) || m.ID.Origin == c.cfg.Self {
+		c.stats.Duplicates++
+		if l := c.links[m.From]; l != nil && l.role == roleEager {
+			c.setRole(m.From, roleLazy)
+		}
+		c.send(Message{Kind: KindPrune, To: m.From, IDs: []MsgID{m.ID}})
+		return
+	}
+	round := nextRound(m.Round)
+	c.retain(record{id: m.ID, payload: m.Payload, round: round, plum: true})
+	c.deliver(Delivered{ID: m.ID, Payload: m.Payload, From: m.From, Round: m.Round})
+	c.setRole(m.From, roleEager)
+	if m.WantAck {
+		c.queueAck(m.From, m.ID)
+	}
+	var announcers []string
+	if p := c.grafts.byID[m.ID]; p != nil {
+		announcers = p.announcers
+		for _, a := range p.ackTo {
+			if a != m.From || !m.WantAck {
+				c.queueAck(a, m.ID)
+			}
+		}
+		c.grafts.remove(m.ID)
+	}
+	c.spread(m.ID, m.Payload, round, m.From, announcers)
+}
+
+// onIHave: the sender holds these ids, so offers of them to it are done.
+// Unless this is an acknowledgement, ids held here are acknowledged if
+// asked, and the others awaited from the sender: grafted after
+// GraftTimeout if not received.
+func (c *Core) onIHave(m Message) {
+	c.plumReady()
+	for _, id := range m.IDs {
+		c.acked(m.From, id)
+		if m.Ack {
+			continue
+		}
+		if c.store.has(id) || id.Origin == c.cfg.Self {
+			if m.WantAck {
+				c.queueAck(m.From, id)
+			}
+			continue
+		}
+		if c.grafts.announce(id, m.From, m.WantAck, c.now.Add(c.cfg.GraftTimeout), c.cfg.MaxRetained) {
+			c.stats.PendingDropped++
+		}
+	}
+}
+
+// onGraft sends the sender the retained payloads it asks for and makes it
+// eager. Ids not retained (or not Plumtree messages) are counted and
+// skipped; a GRAFT for none held changes nothing.
+func (c *Core) onGraft(m Message) {
+	c.plumReady()
+	for _, id := range m.IDs {
+		r := c.store.get(id)
+		if r == nil || !r.plum {
+			c.stats.UnknownGrafts++
+			continue
+		}
+		c.setRole(m.From, roleEager)
+		l := c.links[m.From]
+		c.send(Message{Kind: KindGossip, To: m.From, ID: id, Round: r.round, Payload: r.payload,
+			Strategy: Plumtree, WantAck: c.wantAck(l)})
+		c.pushed(l, id)
+	}
+}
+
+// onPrune makes the sender lazy; the ids it names are acknowledged.
+func (c *Core) onPrune(m Message) {
+	c.plumReady()
+	for _, id := range m.IDs {
+		c.acked(m.From, id)
+	}
+	if l := c.links[m.From]; l != nil && l.role == roleEager {
+		c.setRole(m.From, roleLazy)
+	}
+}
+
+// PeerDown tells the core that name failed or left (call it after the
+// View no longer has it). It is dropped from both sets, from what is owed
+// to it, and as an announcer; the set it was in is refilled from the View.
+func (c *Core) PeerDown(name string) {
+	if name == c.cfg.Self {
+		return
+	}
+	c.grafts.dropPeer(name)
+	l := c.links[name]
+	if l != nil {
+		c.removeLink(l)
+	}
+	if !c.filled {
+		return
+	}
+	if name == c.ring {
+		// Found again at the next flush (or earlier use), so that a burst
+		// of PeerDowns costs one scan of the View.
+		c.ring, c.ringStale = "", true
+		c.armFlush()
+	}
+	if l == nil {
+		return
+	}
+	switch l.role {
+	case roleEager:
+		if c.count(roleEager) < c.cfg.Eager {
+			c.sample(roleEager, 1)
+		}
+	case roleLazy:
+		if c.count(roleLazy) < c.cfg.Lazy {
+			c.sample(roleLazy, 1)
+		}
+	}
+}
+
+// PeerUp tells the core that name came up (call it after the View has it).
+// Once the sets are in use, the peer is linked if it is the new ring link,
+// if a set is short, or with probability Lazy/View.Len() (replacing the
+// oldest lazy peer), so the sets stay a random sample of the View as it
+// changes and a healed partition is bridged; a peer linked this way is
+// offered every retained message.
+func (c *Core) PeerUp(name string) {
+	if name == c.cfg.Self || !c.view.Has(name) || !c.filled {
+		return
+	}
+	if l := c.links[name]; l != nil && l.role != roleNone {
+		return
+	}
+	if !c.ringStale && c.closerOnRing(name) {
+		c.setRing(name)
+		return
+	}
+	switch {
+	case c.count(roleEager) < c.cfg.Eager:
+		c.setRole(name, roleEager)
+	case c.count(roleLazy) < c.cfg.Lazy || c.rng.IntN(c.view.Len()) < c.cfg.Lazy:
+		c.setRole(name, roleLazy)
+	default:
+		return
+	}
+	c.offerRetained(name)
+}
