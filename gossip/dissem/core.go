@@ -35,6 +35,7 @@ type Core struct {
 	// Plumtree links (see links.go).
 	links     map[string]*link
 	order     []*link // links in creation order: every output follows it
+	roles     [3]int  // links by role
 	stamp     uint64  // orders roles (oldest first) and offers
 	filled    bool    // the sets were sampled once
 	ring      string  // the next name after Self in sorted order: always linked

@@ -83,6 +83,13 @@ func checkBounds(c *Core) error {
 	if n := c.count(roleNone); n > maxIdleLinks {
 		return fmt.Errorf("%d idle links", n)
 	}
+	var roles [3]int
+	for _, l := range c.order {
+		roles[l.role]++
+	}
+	if roles != c.roles {
+		return fmt.Errorf("links by role %v, counted %v", roles, c.roles)
+	}
 	if len(c.order) != len(c.links) {
 		return fmt.Errorf("%d links ordered, %d indexed", len(c.order), len(c.links))
 	}

@@ -63,6 +63,8 @@ func (c *Core) setRole(name string, r role) {
 	if l.role == r {
 		return
 	}
+	c.roles[l.role]--
+	c.roles[r]++
 	l.role, l.since = r, c.stamp
 	c.stamp++
 	switch r {
@@ -85,6 +87,8 @@ func (c *Core) setRole(name string, r role) {
 // something, within maxIdleLinks; otherwise it is forgotten (what it was
 // owed is re-announced by its peer, what it owed is dropped).
 func (c *Core) demote(l *link) {
+	c.roles[l.role]--
+	c.roles[roleNone]++
 	l.role = roleNone
 	if len(l.live) > 0 || len(l.acks) > 0 {
 		if c.count(roleNone) <= maxIdleLinks {
@@ -97,20 +101,14 @@ func (c *Core) demote(l *link) {
 
 func (c *Core) newLink(name string) *link {
 	l := &link{name: name, backoff: c.retryBase()}
+	c.roles[roleNone]++
 	c.links[name] = l
 	c.order = append(c.order, l)
 	return l
 }
 
-func (c *Core) count(r role) int {
-	n := 0
-	for _, l := range c.order {
-		if l.role == r {
-			n++
-		}
-	}
-	return n
-}
+// count is the number of links of role r.
+func (c *Core) count(r role) int { return c.roles[r] }
 
 // oldest is the link of role r that took it first, other than except.
 func (c *Core) oldest(r role, except string) *link {
@@ -140,6 +138,7 @@ func (c *Core) Peers() (eager, lazy []string) {
 
 // removeLink forgets l entirely (its peer is down).
 func (c *Core) removeLink(l *link) {
+	c.roles[l.role]--
 	delete(c.links, l.name)
 	c.order = slices.DeleteFunc(c.order, func(o *link) bool { return o == l })
 }
@@ -148,6 +147,7 @@ func (c *Core) removeLink(l *link) {
 func (c *Core) removeIdle() {
 	c.order = slices.DeleteFunc(c.order, func(l *link) bool {
 		if l.role == roleNone && len(l.live) == 0 && len(l.acks) == 0 {
+			c.roles[roleNone]--
 			delete(c.links, l.name)
 			return true
 		}
