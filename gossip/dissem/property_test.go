@@ -22,7 +22,7 @@ type scenario struct {
 	crashes    map[int]int    // node -> step at which it crashes
 	pauses     map[int][2]int // node -> steps at which it stops and runs again (state kept)
 	detect     int            // steps from a crash or pause to the others' PeerDown
-	broadcasts [][2]int    // (step, node)
+	broadcasts [][2]int       // (step, node)
 	steps      int
 	seed       uint64
 }
