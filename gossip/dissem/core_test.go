@@ -156,3 +156,33 @@ func TestPendingBound(t *testing.T) {
 	require.LessOrEqual(t, len(c.grafts.timer), 2*100+64+1)
 	require.Positive(t, c.Stats().PendingDropped)
 }
+
+// plainView hides a View's Next, so the core scans it.
+type plainView struct{ View }
+
+// TestSortedViewRing: the ring link a SortedView gives is the one the scan
+// finds: the next name after self, wrapping around.
+func TestSortedViewRing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for range 200 {
+		n := 1 + rng.IntN(30)
+		all := make([]string, n)
+		idx := map[string]int{}
+		for i := range all {
+			all[i] = string(rune('a' + i))
+			idx[all[i]] = i
+		}
+		self := rng.IntN(n)
+		sorted := &sharedView{all, idx, self}
+		a, err := New(Config{Self: all[self], Strategy: Plumtree}, sorted, rand.New(rand.NewPCG(1, 1)))
+		require.NoError(t, err)
+		b, err := New(Config{Self: all[self], Strategy: Plumtree}, plainView{sorted}, rand.New(rand.NewPCG(1, 1)))
+		require.NoError(t, err)
+		want := ""
+		if n > 1 {
+			want = all[(self+1)%n]
+		}
+		require.Equal(t, want, a.scanRing(), "SortedView, self %s of %d", all[self], n)
+		require.Equal(t, want, b.scanRing(), "scan, self %s of %d", all[self], n)
+	}
+}

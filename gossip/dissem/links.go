@@ -194,9 +194,12 @@ func (c *Core) sample(r role, k int) {
 }
 
 // scanRing finds the ring link: the smallest name after Self, or the
-// smallest of all if none is after it. O(View) once, then only when the
-// ring peer goes down.
+// smallest of all if none is after it. O(View) once (unless the View is a
+// SortedView), then only when the ring peer goes down.
 func (c *Core) scanRing() string {
+	if s, ok := c.view.(SortedView); ok {
+		return s.Next(c.cfg.Self)
+	}
 	var succ, first string
 	for i, n := 0, c.view.Len(); i < n; i++ {
 		p := c.view.At(i)
