@@ -17,6 +17,16 @@ type View interface {
 	Has(name string) bool
 }
 
+// SortedView is a View that can find the ring link itself, faster than the
+// core's O(Len) scan (a driver holding the names sorted: O(log Len)). The
+// core uses it when its View implements it.
+type SortedView interface {
+	View
+	// Next returns the smallest name in the View greater than name, or the
+	// smallest of all if none is greater, or "" if the View is empty.
+	Next(name string) string
+}
+
 // Core is one node's dissemination state machine for one scope. It is not
 // safe for concurrent use: the driver serialises calls.
 type Core struct {
@@ -35,6 +45,7 @@ type Core struct {
 	// Plumtree links (see links.go).
 	links     map[string]*link
 	order     []*link // links in creation order: every output follows it
+	roles     [3]int  // links by role
 	stamp     uint64  // orders roles (oldest first) and offers
 	filled    bool    // the sets were sampled once
 	ring      string  // the next name after Self in sorted order: always linked

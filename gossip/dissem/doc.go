@@ -50,11 +50,12 @@
 //     predecessor, which holds it by the same argument. Other links are
 //     fire-and-forget as in the paper, so the cost is about one
 //     acknowledgement per node per change (batched with the IHAVEs);
-//   - PeerUp links the returning peer if it is the new ring link, if a set
-//     is short, or with probability Lazy/View.Len() (reservoir sampling, so
-//     the sets stay a random sample as the View changes, and both sides of
-//     a healed partition get links across it); a peer linked this way, and a
-//     new ring link, is offered every retained message.
+//   - PeerUp links the returning peer if it is the new ring link, or
+//     with probability Lazy/View.Len() as a lazy peer (reservoir sampling:
+//     the sets stay a random sample as the View changes, both sides of a
+//     healed partition get links across it, and a peer coming up is linked
+//     by about Lazy nodes, whatever N); a peer linked this way, and a new
+//     ring link, is offered every retained message.
 //
 // A node's per-core state is O(Eager+Lazy) links plus O(retained and
 // pending messages); it never copies the View (Tree's writer lists it once

@@ -48,25 +48,23 @@ type link struct {
 	backoff time.Duration    // the interval after retryAt
 }
 
-// setRole gives name role r (creating its link), keeping the eager set
-// within 2*Eager (the oldest extra becomes lazy) and the lazy set within
-// Lazy (the oldest lazy peer other than the ring link is dropped to none,
-// keeping what it still owes or is owed). Names not in the View, and self,
-// take no role.
+// setRole gives name role r, eager or lazy (creating its link), keeping
+// the eager set within 2*Eager (the oldest extra becomes lazy) and the
+// lazy set within Lazy (the oldest lazy peer other than the ring link is
+// demoted). Names not in the View, and self, take no role.
 func (c *Core) setRole(name string, r role) {
-	if name == c.cfg.Self || (r != roleNone && !c.view.Has(name)) {
+	if name == c.cfg.Self || !c.view.Has(name) {
 		return
 	}
 	l := c.links[name]
 	if l == nil {
-		if r == roleNone {
-			return
-		}
 		l = c.newLink(name)
 	}
 	if l.role == r {
 		return
 	}
+	c.roles[l.role]--
+	c.roles[r]++
 	l.role, l.since = r, c.stamp
 	c.stamp++
 	switch r {
@@ -79,28 +77,38 @@ func (c *Core) setRole(name string, r role) {
 	case roleLazy:
 		if c.count(roleLazy) > c.cfg.Lazy {
 			if o := c.oldest(roleLazy, c.ring); o != nil {
-				o.role = roleNone
+				c.demote(o)
 			}
 		}
 	}
 }
 
+// demote takes l's role away. It stays linked while it owes or is owed
+// something, within maxIdleLinks; otherwise it is forgotten (what it was
+// owed is re-announced by its peer, what it owed is dropped).
+func (c *Core) demote(l *link) {
+	c.roles[l.role]--
+	c.roles[roleNone]++
+	l.role = roleNone
+	if len(l.live) > 0 || len(l.acks) > 0 {
+		if c.count(roleNone) <= maxIdleLinks {
+			return
+		}
+		c.stats.AcksDropped += uint64(len(l.acks))
+	}
+	c.removeLink(l)
+}
+
 func (c *Core) newLink(name string) *link {
 	l := &link{name: name, backoff: c.retryBase()}
+	c.roles[roleNone]++
 	c.links[name] = l
 	c.order = append(c.order, l)
 	return l
 }
 
-func (c *Core) count(r role) int {
-	n := 0
-	for _, l := range c.order {
-		if l.role == r {
-			n++
-		}
-	}
-	return n
-}
+// count is the number of links of role r.
+func (c *Core) count(r role) int { return c.roles[r] }
 
 // oldest is the link of role r that took it first, other than except.
 func (c *Core) oldest(r role, except string) *link {
@@ -130,6 +138,7 @@ func (c *Core) Peers() (eager, lazy []string) {
 
 // removeLink forgets l entirely (its peer is down).
 func (c *Core) removeLink(l *link) {
+	c.roles[l.role]--
 	delete(c.links, l.name)
 	c.order = slices.DeleteFunc(c.order, func(o *link) bool { return o == l })
 }
@@ -138,6 +147,7 @@ func (c *Core) removeLink(l *link) {
 func (c *Core) removeIdle() {
 	c.order = slices.DeleteFunc(c.order, func(l *link) bool {
 		if l.role == roleNone && len(l.live) == 0 && len(l.acks) == 0 {
+			c.roles[roleNone]--
 			delete(c.links, l.name)
 			return true
 		}
@@ -184,9 +194,12 @@ func (c *Core) sample(r role, k int) {
 }
 
 // scanRing finds the ring link: the smallest name after Self, or the
-// smallest of all if none is after it. O(View) once, then only when the
-// ring peer goes down.
+// smallest of all if none is after it. O(View) once (unless the View is a
+// SortedView), then only when the ring peer goes down.
 func (c *Core) scanRing() string {
+	if s, ok := c.view.(SortedView); ok {
+		return s.Next(c.cfg.Self)
+	}
 	var succ, first string
 	for i, n := 0, c.view.Len(); i < n; i++ {
 		p := c.view.At(i)
@@ -253,17 +266,36 @@ func (c *Core) offer(l *link, id MsgID) {
 	if _, ok := l.live[id]; ok {
 		return
 	}
-	if len(l.live) >= c.cfg.MaxRetained {
-		c.stats.OffersDropped++
+	if !c.room(l) {
 		return
-	}
-	if l.live == nil {
-		l.live = make(map[MsgID]uint64)
 	}
 	l.live[id] = c.stamp
 	l.queued = append(l.queued, offer{id: id, seq: c.stamp})
 	c.stamp++
 	c.armFlush()
+	if len(l.queued) > 2*len(l.live)+64 {
+		l.queued = slices.DeleteFunc(l.queued, func(o offer) bool { return !c.current(l, o) })
+	}
+}
+
+// room reports whether l can take one more offer: it holds fewer than
+// MaxRetained, counting only ids still retained.
+func (c *Core) room(l *link) bool {
+	if l.live == nil {
+		l.live = make(map[MsgID]uint64)
+	}
+	if len(l.live) >= c.cfg.MaxRetained {
+		for id := range l.live {
+			if !c.store.has(id) {
+				delete(l.live, id)
+			}
+		}
+	}
+	if len(l.live) >= c.cfg.MaxRetained {
+		c.stats.OffersDropped++
+		return false
+	}
+	return true
 }
 
 // wantAck reports whether offers to l ask for acknowledgement: those to
@@ -276,8 +308,8 @@ func (c *Core) pushed(l *link, id MsgID) {
 	if !c.wantAck(l) {
 		return
 	}
-	if l.live == nil {
-		l.live = make(map[MsgID]uint64)
+	if _, ok := l.live[id]; !ok && !c.room(l) {
+		return
 	}
 	l.live[id] = c.stamp
 	l.sent = append(l.sent, offer{id: id, seq: c.stamp, at: c.now})

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -45,6 +44,13 @@ func (v *setView) remove(name string) {
 	v.names = slices.Delete(v.names, i, i+1)
 }
 
+// fataler is what the harness needs of *testing.T, *testing.B and
+// *rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 type netNode struct {
 	name    string
 	core    *Core
@@ -55,6 +61,7 @@ type netNode struct {
 // network is an instant in-test network of cores: messages wait in flight
 // until a test delivers or drops them, and time moves only when told.
 type network struct {
+	tb        fataler
 	t0, now   time.Time
 	names     []string // sorted
 	nodes     map[string]*netNode
@@ -70,10 +77,10 @@ type network struct {
 var testEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // newNetwork builds one core per name, each viewing all the others.
-func newNetwork(tb testing.TB, names []string, cfg func(self string) Config, seed uint64) *network {
+func newNetwork(tb fataler, names []string, cfg func(self string) Config, seed uint64) *network {
 	tb.Helper()
 	n := &network{
-		t0: testEpoch, now: testEpoch,
+		tb: tb, t0: testEpoch, now: testEpoch,
 		names: slices.Sorted(slices.Values(names)),
 		nodes: map[string]*netNode{}, cut: map[[2]string]bool{},
 		delivered: map[string]map[MsgID]int{}, payloads: map[string]int{},
@@ -91,7 +98,7 @@ func newNetwork(tb testing.TB, names []string, cfg func(self string) Config, see
 	return n
 }
 
-func (n *network) node(tb testing.TB, name string) *netNode {
+func (n *network) node(tb fataler, name string) *netNode {
 	tb.Helper()
 	nd := n.nodes[name]
 	if nd == nil {
@@ -128,7 +135,7 @@ func (n *network) collect(nd *netNode) []string {
 	return lines
 }
 
-func (n *network) broadcast(tb testing.TB, name string, id MsgID) ([]string, []string) {
+func (n *network) broadcast(tb fataler, name string, id MsgID) ([]string, []string) {
 	nd := n.node(tb, name)
 	before := len(n.inflight)
 	nd.core.Broadcast(n.now, id, []byte(id.String()))
@@ -238,6 +245,9 @@ func (n *network) tickDue() []string {
 		if t, has := nd.core.NextDeadline(); !nd.crashed && has && !t.After(n.now) {
 			nd.core.Tick(n.now)
 			lines = append(lines, n.collect(nd)...)
+			if t, has := nd.core.NextDeadline(); has && !t.After(n.now) {
+				n.tb.Fatalf("%s: after Tick(%v) the next deadline is still %v", name, n.now.Sub(n.t0), t.Sub(n.t0))
+			}
 		}
 	}
 	return lines

@@ -180,9 +180,11 @@ func (c *Core) PeerDown(name string) {
 
 // PeerUp tells the core that name came up (call it after the View has it).
 // Once the sets are in use, the peer is linked if it is the new ring link,
-// if a set is short, or with probability Lazy/View.Len() (replacing the
-// oldest lazy peer), so the sets stay a random sample of the View as it
-// changes and a healed partition is bridged; a peer linked this way is
+// as an eager peer if this node has none, or else as a lazy one with
+// probability Lazy/View.Len() (replacing the oldest lazy peer): so the sets
+// stay a random sample of the View as it changes, a healed partition is
+// bridged, and a peer coming up is linked by about Lazy nodes, not by every
+// node whose pruned eager set is below Eager. A peer linked this way is
 // offered every retained message.
 func (c *Core) PeerUp(name string) {
 	if name == c.cfg.Self || !c.view.Has(name) || !c.filled {
@@ -196,9 +198,9 @@ func (c *Core) PeerUp(name string) {
 		return
 	}
 	switch {
-	case c.count(roleEager) < c.cfg.Eager:
+	case c.count(roleEager) == 0:
 		c.setRole(name, roleEager)
-	case c.count(roleLazy) < c.cfg.Lazy || c.rng.IntN(c.view.Len()) < c.cfg.Lazy:
+	case c.rng.IntN(c.view.Len()) < c.cfg.Lazy:
 		c.setRole(name, roleLazy)
 	default:
 		return
