@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/dissem"
 )
 
 // Sentinel errors of this package; test with errors.Is.
@@ -155,6 +156,25 @@ type Config struct {
 	// most once whatever it says. roster-bench -run=fanout measures it
 	// against the full mesh.
 	FanOut int
+
+	// DirectMax: a scope with more alive peers than this spreads local
+	// batches with Plumtree (gossip/dissem: eager push down a spanning
+	// tree, lazy announcements, grafts and prunes) instead of one copy
+	// to every peer: the writer sends a handful of messages per batch
+	// and each node receives about one copy, whatever the cluster's
+	// size; the piggy-backed copy on memberlist's gossip is left out
+	// (the announcements repair losses, in tens of milliseconds). At or
+	// under it, the direct push and its 5-node latency are kept. 0 means
+	// the default, 32; negative never uses Plumtree. FanOut > 0 takes
+	// precedence (the relay tree). Every node accepts Plumtree messages
+	// whatever its own setting.
+	DirectMax int
+
+	// PlumtreeTuning, if set, adjusts the Plumtree cores' configuration
+	// (dissem.Config: eager and lazy peers, announcement period, graft
+	// timeout, retention) before they are made; Self and Strategy are
+	// this node's whatever it sets. For experts and experiments.
+	PlumtreeTuning func(*dissem.Config)
 
 	// HoldBack is how long a delta that arrives after a gap in its owner's
 	// counters (an earlier packet lost or overtaken) waits for the gap to
@@ -323,6 +343,8 @@ func (c *Config) validate() error {
 		return bad("PiggybackQueue must not be negative")
 	case c.ReliableBatchPackets < 1:
 		return bad("ReliableBatchPackets must be at least 1")
+	case c.DirectMax > 1<<20:
+		return bad("DirectMax must be at most 2^20")
 	case c.RangeRootMin > 1<<20:
 		return bad("RangeRootMin must be at most 2^20")
 	case c.ChunkBytes < 1024:

@@ -208,6 +208,7 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 	c.Meta = bytes.Clone(nd.Meta)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.peersVer.Add(1) // the Plumtree cores' views are rebuilt (plumtree.go)
 	p := n.peers[nd.Name]
 	if p == nil {
 		p = &peer{name: nd.Name}
@@ -244,6 +245,7 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 	n.unconfirmedMu.Lock()
 	delete(n.unconfirmed, r) // confirmed alive, or known down: either way settled
 	n.unconfirmedMu.Unlock()
+	n.plumPeer(r.Name, e.alive, e.scopes)
 	for _, name := range n.order {
 		sc := n.scopes[name]
 		_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {

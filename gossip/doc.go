@@ -14,11 +14,16 @@
 //     faster than they can be sent are collected in a crdt.Batch (deltas
 //     of up to 4,096 operations and Config.ChunkBytes, no delta per
 //     join), packed into as few packets as fit, and switched to the
-//     stream transport for large batches; the
+//     stream transport for large batches; in a scope of more than
+//     Config.DirectMax peers (32) a batch goes instead through the
+//     scope's Plumtree core (gossip/dissem, driven by plumtree.go: eager
+//     push down a spanning tree, lazy announcements, grafts, prunes), so
+//     a writer sends a handful of copies, not one per peer; otherwise the
 //     same packets are also piggy-backed on memberlist's own gossip (a
 //     bounded queue), an epidemic second path that repairs a lost packet
 //     within a few gossip rounds and relays around one-way cuts and
-//     bridges;
+//     bridges (Plumtree's announcements and grafts do that in a large
+//     scope);
 //   - anti-entropy: each node periodically sends one random scope peer its
 //     digest (one counter per replica); the peer answers with exactly what
 //     is missing (crdt.State.Diff), in bounded chunks, and its own digest so
@@ -26,8 +31,8 @@
 //     or more (64), a caught-up node's periodic round sends the 15-byte
 //     root of its range digest (crdt.RangeDigest) instead; a peer with the
 //     same root does nothing, one with another starts the exchange above,
-//     so rounds between nodes in step do not grow with the cluster. The same exchange runs whenever a peer
-//     (re)appears, so a node joining or a partition healing converges at
+//     so rounds between nodes in step do not grow with the cluster. The
+//     same exchange runs whenever a peer (re)appears, so a node joining or a partition healing converges at
 //     once rather than at the next tick. What is only missing because it
 //     is on its way is left out of a repair: replicas whose counter rose
 //     at the asking node during the last interval (it names them in its
@@ -91,17 +96,24 @@
 // # Large clusters
 //
 // The direct push costs the writer one packet per scope peer per batch,
-// like Erlang pg's full mesh; it is the default, the right trade on a LAN up
-// to a few hundred peers per scope, and what the main benchmarks measure.
-// Config.FanOut bounds it: batches then travel down a relay tree of that
-// fan-out (the writer sends k messages, every node at most k, every node
-// gets one copy, log_k(N) hops). roster-bench -run=fanout compares the two
-// on 16 nodes. A first version relayed epidemically (each receiver that
-// learnt something passed it to k random peers); with k=3 on 16 nodes the
-// last node got at least half the joins only through the piggy-backed copy
-// (p50 20 ms), and the cluster sent six times the messages, so the tree
-// replaced it. Scopes already confine the traffic
-// to the nodes that serve them.
+// like Erlang pg's full mesh: the right trade for small scopes, and what
+// the 5-node benchmarks measure. Past Config.DirectMax peers (32) a scope
+// switches by itself to Plumtree (gossip/dissem, a pure state machine
+// this package drives; plumtree.go): the writer pushes to a few eager
+// peers, every node passes a new batch on to its own and announces its
+// id to a few lazy ones, a node that hears of a batch it has not received
+// grafts it, and a duplicate prunes the link that carried it, so the
+// eager links settle into a spanning tree and no message grows with N.
+// roster-sim (cmd/roster-sim) runs the same cores by the thousand under
+// virtual time; docs/scale.md gives the figures. Config.FanOut is the
+// older relay tree, kept for comparison (roster-bench -run=fanout): the
+// writer sends k messages naming every node below them (O(N) names at
+// the first hop). A first version relayed epidemically (each receiver
+// that learnt something passed it to k random peers); with k=3 on 16
+// nodes the last node got at least half the joins only through the
+// piggy-backed copy (p50 20 ms), and the cluster sent six times the
+// messages. Scopes already confine the traffic to the nodes that serve
+// them.
 //
 // # What it must not touch
 //
@@ -109,5 +121,6 @@
 // HTTP. It never emits a removal of another node's entries: it only applies
 // local lifecycle decisions (suspend, resume, forget, supersede) to its own
 // copy. Subpackage memnet is the in-memory, fault-injecting transport used
-// by tests.
+// by tests; dissem holds the dissemination decisions and must stay free
+// of clocks, goroutines and sockets.
 package gossip

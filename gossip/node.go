@@ -52,7 +52,11 @@ type Stats struct {
 	// RootsSent counts periodic rounds that sent a range-digest root
 	// (Config.RangeRootMin) instead of a digest; RootsInStep the roots
 	// received that matched this node's, which cost no more than that.
-	RootsSent, RootsInStep          int64
+	RootsSent, RootsInStep int64
+	// PlumtreePayloads counts the Plumtree messages sent that carried a
+	// batch (this node's, pushed or grafted, or one passed on down the
+	// tree) in scopes larger than Config.DirectMax.
+	PlumtreePayloads                int64
 	DecodeErrors, OutOfOrderChunks  int64
 	RejoinAttempts, RejoinSuccesses int64
 	BytesSent                       int64
@@ -147,6 +151,8 @@ func kindOf(msg int) (MessageKind, bool) {
 		return KindSync, true
 	case msgLeaving:
 		return KindLeaving, true
+	case msgPlum:
+		return KindDeltas, true // a large scope's deltas, and their control messages
 	}
 	return 0, false
 }
@@ -174,6 +180,7 @@ type stats struct {
 	deltasSent, deltasReceived, packetsSent, reliableSent atomic.Int64
 	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
 	rootsSent, rootsInStep                                atomic.Int64
+	plumPayloads                                          atomic.Int64
 	decodeErrors, outOfOrder                              atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
 	piggybacked, heldBack, relayed, packetsDropped        atomic.Int64
@@ -299,6 +306,12 @@ type Node struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	// plum holds each scope's Plumtree core (plumtree.go); peersVer counts
+	// changes to the peer table, so the cores' views are rebuilt only
+	// after one.
+	plum     map[string]*plumScope
+	peersVer atomic.Uint64
+
 	// unconfirmed holds replicas loaded from a cache at start, shown until
 	// the deadline even though their owners have not been seen yet; then
 	// hidden unless the owner is alive (see Preload).
@@ -404,6 +417,9 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		n.order = append(n.order, s)
 	}
 	slices.Sort(n.order)
+	if err := n.newPlumScopes(); err != nil {
+		return nil, err
+	}
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -505,7 +521,8 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		n.wg.Add(1)
 		go drain(n, n.inbox, func(p inbound) { n.handleMessage(p.b, p.src) })
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.plumLoop()
 	go n.sendLoop()
 	go drain(n, n.jobs, n.serveSync)
 	go n.controlLoop()
@@ -568,7 +585,7 @@ func (n *Node) Stats() Stats {
 		PacketsSent: s.packetsSent.Load(), ReliableSent: s.reliableSent.Load(),
 		SyncsSent: s.syncsSent.Load(), SyncsServed: s.syncsServed.Load(),
 		RepairDeltasSent: s.repairDeltasSent.Load(), RepairBytesSent: s.repairBytes.Load(),
-		RootsSent: s.rootsSent.Load(), RootsInStep: s.rootsInStep.Load(),
+		RootsSent: s.rootsSent.Load(), RootsInStep: s.rootsInStep.Load(), PlumtreePayloads: s.plumPayloads.Load(),
 		DecodeErrors:     s.decodeErrors.Load(),
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),

@@ -67,6 +67,15 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d, sum: h.Sum64(), streaming: m.streaming})
 	case msgLeaving:
 		n.peerLeaving(m.from, m.inc, src)
+	case msgPlum:
+		if !n.claimed(m.from, src) || n.peerNode(m.from) == nil {
+			// Only alive scope peers take part in a scope's tree: a
+			// made-up name would get grafts and announcements sent to it.
+			n.stats.forged.Add(1)
+			return
+		}
+		m.plum.To = n.self.Name
+		n.plumStep(m.scope, m.plum)
 	}
 }
 

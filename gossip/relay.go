@@ -22,6 +22,10 @@ type relay struct {
 // tree (relayTree).
 func (n *Node) disseminate(scope string, ds [][]byte) {
 	peers := n.scopePeers(scope)
+	if n.cfg.FanOut == 0 && n.directMax() >= 0 && len(peers) > n.directMax() {
+		n.plumDisseminate(scope, ds)
+		return
+	}
 	if k := n.cfg.FanOut; k == 0 || len(peers) <= k {
 		n.sendDeltas(scope, peers, ds, nil, true)
 		return

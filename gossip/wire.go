@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/dissem"
 	"github.com/roster-io/roster/internal/bounded"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -22,6 +23,7 @@ import (
 //	local state: [1, 3, from, [scope, digest, scope, digest, ...]]
 //	leaving:     [1, 4, from, incarnation]                sent by a node closing gracefully
 //	relay:       [1, 5, scope, [name, ...], [delta, ...]] deltas to pass on to the named nodes (Config.FanOut)
+//	plumtree:    [1, 6, scope, from, kind, flags, round, origin, seq, payload, [id, ...]] (plumtree.go)
 const wireVersion = 1
 
 const (
@@ -31,6 +33,7 @@ const (
 	// in push/pull; it is not reused.
 	msgLeaving = 4
 	msgRelay   = 5
+	msgPlum    = 6 // plumtree.go
 )
 
 // maxRelayNames bounds the nodes a relay message hands on.
@@ -190,10 +193,11 @@ type message struct {
 	scope     string
 	from      string
 	wantReply bool
-	inc       uint64   // msgLeaving
-	relayTo   []string // msgRelay: the nodes this one passes the deltas on to
-	payloads  [][]byte // deltas (msgDeltas) or one digest (msgSync); they alias the message
-	streaming []string // msgSync: replicas still arriving at the sender
+	inc       uint64         // msgLeaving
+	relayTo   []string       // msgRelay: the nodes this one passes the deltas on to
+	payloads  [][]byte       // deltas (msgDeltas) or one digest (msgSync); they alias the message
+	streaming []string       // msgSync: replicas still arriving at the sender
+	plum      dissem.Message // msgPlum
 }
 
 // encodeDeltas wraps encoded deltas in a message: a plain one, or with
@@ -305,6 +309,8 @@ func decodeMessage(b []byte) (message, error) {
 		want = 4
 	case msgRelay:
 		want = 5
+	case msgPlum:
+		want = 11
 	case msgSync:
 		want = 7
 		if fields == 6 {
@@ -335,6 +341,8 @@ func decodeMessage(b []byte) (message, error) {
 	case msgLeaving:
 		m.from = r.str("from")
 		m.inc = r.Uint("incarnation")
+	case msgPlum:
+		r.plum(&m)
 	}
 	return m, r.End()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/dissem"
 	"github.com/roster-io/roster/gossip/memnet"
 	"github.com/stretchr/testify/require"
 )
@@ -24,6 +25,10 @@ func seedMessages(t testing.TB) [][]byte {
 		encodeDeltas("chat", []string{"b", "c"}, [][]byte{crdt.EncodeDelta(d)}),
 		encodeSync("chat", "a", true, dig, []string{"w"}),
 		encodeLeaving("a", 1),
+		encodePlum("chat", "a", dissem.Message{Kind: dissem.KindGossip, ID: dissem.MsgID{Origin: "a", Seq: 7}, Round: 2,
+			Payload: encodeDeltas("chat", nil, [][]byte{crdt.EncodeDelta(d)}), WantAck: true}),
+		encodePlum("chat", "a", dissem.Message{Kind: dissem.KindIHave, IDs: []dissem.MsgID{{Origin: "a", Seq: 7}, {Origin: "b", Seq: 1}}}),
+		encodePlum("chat", "a", dissem.Message{Kind: dissem.KindPrune}),
 	}
 }
 
