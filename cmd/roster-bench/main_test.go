@@ -211,12 +211,12 @@ func TestScaleRun(t *testing.T) {
 	}
 	// Idle, every node sends an anti-entropy digest (roster) every 2 s and
 	// probes a peer (memberlist) every second.
-	if r.IdleRosterBytesPerNode <= 0 || r.IdleMemberlistBytesPerNd <= 0 || r.IdleRosterMsgsPerNode <= 0 {
-		t.Errorf("idle traffic: roster %.0f B/s (%.2f msgs/s), memberlist %.0f B/s per node", r.IdleRosterBytesPerNode, r.IdleRosterMsgsPerNode, r.IdleMemberlistBytesPerNd)
+	if r.IdleRosterBytesPerNode <= 0 || r.IdleMemberlistBytesPerNode <= 0 || r.IdleRosterMsgsPerNode <= 0 {
+		t.Errorf("idle traffic: roster %.0f B/s (%.2f msgs/s), memberlist %.0f B/s per node", r.IdleRosterBytesPerNode, r.IdleRosterMsgsPerNode, r.IdleMemberlistBytesPerNode)
 	}
-	if r.CPUIdlePerNode <= 0 || r.CPULoadPerNode <= 0 || r.HeapPerNodeKB <= 0 || r.GoroutinesPerNd < 1 || r.FormCores <= 0 {
+	if r.CPUIdlePerNode <= 0 || r.CPULoadPerNode <= 0 || r.HeapPerNodeKB <= 0 || r.GoroutinesPerNode < 1 || r.FormCores <= 0 {
 		t.Errorf("costs: CPU idle %v load %v per node, heap %.0f KB, %.1f goroutines per node, form %.2f cores",
-			r.CPUIdlePerNode, r.CPULoadPerNode, r.HeapPerNodeKB, r.GoroutinesPerNd, r.FormCores)
+			r.CPUIdlePerNode, r.CPULoadPerNode, r.HeapPerNodeKB, r.GoroutinesPerNode, r.FormCores)
 	}
 	line := r.keyValues()
 	for _, k := range []string{"nodes=8 ", "formed=true ", "form_s=", "reached=100.0 ", "p50_ms=", "p99_ms=", "max_ms=",

@@ -158,9 +158,9 @@ type ScaleResult struct {
 	// (registry Stats.BytesSent) and the rest of what memnet carried
 	// (memberlist's probes, gossip, push/pull, and its framing of
 	// roster's messages).
-	IdleWindow               Dur     `json:"idle_window_us"`
-	IdleRosterBytesPerNode   float64 `json:"idle_roster_bytes_per_node_s"`
-	IdleMemberlistBytesPerNd float64 `json:"idle_memberlist_bytes_per_node_s"`
+	IdleWindow                 Dur     `json:"idle_window_us"`
+	IdleRosterBytesPerNode     float64 `json:"idle_roster_bytes_per_node_s"`
+	IdleMemberlistBytesPerNode float64 `json:"idle_memberlist_bytes_per_node_s"`
 	// IdleRosterMsgsPerNode is roster's messages per node per second.
 	IdleRosterMsgsPerNode float64 `json:"idle_roster_messages_per_node_s"`
 
@@ -174,17 +174,17 @@ type ScaleResult struct {
 	// size, and goroutines, each over what the process had before the
 	// cluster started, divided by the nodes. The heap includes memnet's
 	// own (its per-link counters grow with the square of the nodes).
-	HeapPerNodeKB    float64 `json:"heap_per_node_kb"`
-	RSSPerNodeKB     float64 `json:"rss_per_node_kb"`
-	GoroutinesPerNd  float64 `json:"goroutines_per_node"`
-	FD               FD      `json:"failure_detector"`
-	Warnings         int     `json:"warnings"`
-	TopWarnings      []Tally `json:"top_warnings,omitempty"`
-	PacketsOverflow  uint64  `json:"memnet_packets_overflow"`
-	StreamsRefused   uint64  `json:"memnet_streams_refused"`
-	HandoffDrops     int64   `json:"roster_packets_dropped"`
-	SkippedLarger    []int   `json:"skipped_larger,omitempty"`
-	LoadAvgAfterForm string  `json:"loadavg_after_form"`
+	HeapPerNodeKB     float64 `json:"heap_per_node_kb"`
+	RSSPerNodeKB      float64 `json:"rss_per_node_kb"`
+	GoroutinesPerNode float64 `json:"goroutines_per_node"`
+	FD                FD      `json:"failure_detector"`
+	Warnings          int     `json:"warnings"`
+	TopWarnings       []Tally `json:"top_warnings,omitempty"`
+	PacketsOverflow   uint64  `json:"memnet_packets_overflow"`
+	StreamsRefused    uint64  `json:"memnet_streams_refused"`
+	HandoffDrops      int64   `json:"roster_packets_dropped"`
+	SkippedLarger     []int   `json:"skipped_larger,omitempty"`
+	LoadAvgAfterForm  string  `json:"loadavg_after_form"`
 }
 
 // Stall is what a cluster that did not form looked like at the deadline.
@@ -273,6 +273,7 @@ func scaleOne(ctx context.Context, o *options, n int) (*ScaleResult, error) {
 	res.OpenAll = Dur(time.Since(t0))
 	var formedAt time.Time
 	formed := false
+	res.Form50, res.Form90, res.Form99 = -1, -1, -1
 	if res.Opened == n {
 		var firstAll []time.Duration
 		formedAt, formed, firstAll = c.waitFormed(ctx, lastStart, lastStart.Add(so.formTimeout))
@@ -328,14 +329,14 @@ func scaleOne(ctx context.Context, o *options, n int) (*ScaleResult, error) {
 	dRoster := float64(sumStat(c.nodes, rosterBytes) - rb0)
 	res.IdleWindow = Dur(time.Duration(secs * float64(time.Second)))
 	res.IdleRosterBytesPerNode = dRoster / float64(n) / secs
-	res.IdleMemberlistBytesPerNd = (dAll - dRoster) / float64(n) / secs
+	res.IdleMemberlistBytesPerNode = (dAll - dRoster) / float64(n) / secs
 	res.IdleRosterMsgsPerNode = float64(sumStat(c.nodes, rosterMsgs)-rm0) / float64(n) / secs
 	res.CPUIdlePerNode = cpu.Seconds() / float64(n) / secs
 
 	settle()
 	res.HeapPerNodeKB = float64(liveHeap()-heap0) / 1024 / float64(n)
 	res.RSSPerNodeKB = float64(rssBytes()-rss0) / 1024 / float64(n)
-	res.GoroutinesPerNd = float64(runtime.NumGoroutine()-g0) / float64(n)
+	res.GoroutinesPerNode = float64(runtime.NumGoroutine()-g0) / float64(n)
 	res.fill(c, mem, tally)
 	return res, nil
 }
@@ -357,12 +358,17 @@ func memnetBytes(n *memnet.Network) uint64 {
 	return s.PacketBytesSent + s.StreamBytesSent
 }
 
-// closeScale tears a scale cluster down quickly: the network first, so
-// that no node waits for its leave to be gossiped (memberlist's Leave
-// blocks until then, or for its timeout; a thousand of those in a row
-// would take minutes), then every node, a few at a time.
+// closeScale tears a scale cluster down quickly: every node's transport
+// is severed first, so that no node waits for its leave to be gossiped
+// (memberlist's Leave blocks until then, or for its timeout) and no
+// leave message queues on the network's lock (a thousand nodes each
+// telling a thousand peers took minutes); then every node is closed, a
+// few at a time, and the network shut down.
 func closeScale(c *cluster, mem *memnet.Network) {
-	mem.Shutdown()
+	for _, s := range c.severables {
+		s.sever()
+	}
+	defer mem.Shutdown()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for _, r := range c.nodes {
@@ -796,9 +802,9 @@ func printScale(w io.Writer, rs []*ScaleResult, so scaleOpts) {
 		}
 		t.add(fmt.Sprint(r.Nodes), r.OpenAll.String(), fmtShare(r.Form99), r.Form.String(), fmt.Sprintf("%.2f cores", r.FormCores), r.FormSchedP99.String(), fmt.Sprintf("%.1f", r.FormMutexWait),
 			fmt.Sprintf("%d/%d", r.Reached, r.Joins), r.P50.String(), r.P99.String(), r.Max.String(), r.Poll.String(),
-			fmt.Sprintf("%.0f", r.IdleRosterBytesPerNode), fmt.Sprintf("%.0f", r.IdleMemberlistBytesPerNd),
+			fmt.Sprintf("%.0f", r.IdleRosterBytesPerNode), fmt.Sprintf("%.0f", r.IdleMemberlistBytesPerNode),
 			fmt.Sprintf("%.2f ms/s", 1e3*r.CPUIdlePerNode), fmt.Sprintf("%.2f ms/s", 1e3*r.CPULoadPerNode),
-			fmt.Sprintf("%.0f KB", r.HeapPerNodeKB), fmt.Sprintf("%.0f KB", r.RSSPerNodeKB), fmt.Sprintf("%.1f", r.GoroutinesPerNd), r.FD.String())
+			fmt.Sprintf("%.0f KB", r.HeapPerNodeKB), fmt.Sprintf("%.0f KB", r.RSSPerNodeKB), fmt.Sprintf("%.1f", r.GoroutinesPerNode), r.FD.String())
 	}
 	t.print(w)
 	fmt.Fprintf(w, "  (form: from the last node's Open until every node sees all alive; form 99%%: until 99%% of them\n")
@@ -838,7 +844,7 @@ func (r *ScaleResult) keyValues() string {
 			fmt.Sprintf("reached=%.1f", 100*float64(r.Reached)/float64(max(1, r.Joins))),
 			fmt.Sprintf("p50_ms=%.3f", ms(r.P50)), fmt.Sprintf("p99_ms=%.3f", ms(r.P99)), fmt.Sprintf("max_ms=%.3f", ms(r.Max)),
 			fmt.Sprintf("idle_roster_bytes_per_node_s=%.0f", r.IdleRosterBytesPerNode),
-			fmt.Sprintf("idle_memberlist_bytes_per_node_s=%.0f", r.IdleMemberlistBytesPerNd),
+			fmt.Sprintf("idle_memberlist_bytes_per_node_s=%.0f", r.IdleMemberlistBytesPerNode),
 			fmt.Sprintf("cpu_per_node=%.6f", r.CPUIdlePerNode), fmt.Sprintf("cpu_load_per_node=%.6f", r.CPULoadPerNode),
 			fmt.Sprintf("heap_per_node_kb=%.0f", r.HeapPerNodeKB), fmt.Sprintf("rss_per_node_kb=%.0f", r.RSSPerNodeKB))
 	} else if r.Stall != nil {
