@@ -219,6 +219,9 @@ func TestScaleRun(t *testing.T) {
 			r.CPUIdlePerNode, r.CPULoadPerNode, r.HeapPerNodeKB, r.GoroutinesPerNode, r.FormCores)
 	}
 	line := r.keyValues()
+	if r.Form99 <= 0 || r.Form99 > r.Form || !strings.Contains(line, "form99_s=") {
+		t.Errorf("form 99%%: %v (form %v): %s", r.Form99, r.Form, line)
+	}
 	for _, k := range []string{"nodes=8 ", "formed=true ", "form_s=", "reached=100.0 ", "p50_ms=", "p99_ms=", "max_ms=",
 		"idle_roster_bytes_per_node_s=", "idle_memberlist_bytes_per_node_s=", "cpu_per_node=", "heap_per_node_kb="} {
 		if !strings.Contains(line, k) {
@@ -227,6 +230,42 @@ func TestScaleRun(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), line) || !strings.Contains(out.String(), "== scale") {
 		t.Errorf("output lacks the table or the key=value line")
+	}
+}
+
+// TestScaleStall: a size that cannot be opened within the form timeout
+// is reported as not formed, with what its nodes saw and where the
+// process's goroutines were, and the larger sizes are not tried.
+func TestScaleStall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts LAN-preset nodes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := tinyOptions()
+	o.lanPreset = true
+	o.scale = defaultScaleOpts()
+	o.scale.sizes, o.scale.formTimeout = []int{6, 8}, time.Nanosecond
+	rs, err := runScale(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("%d results, want 1 (8 nodes not tried)", len(rs))
+	}
+	r := rs[0]
+	if r.Formed || r.Opened != 2 || r.Stall == nil || !slices.Equal(r.SkippedLarger, []int{8}) || r.Form99 != -1 {
+		t.Fatalf("not a stall of 2 opened nodes: %+v", r)
+	}
+	if r.Stall.AliveMax > 2 || r.Stall.Goroutines == 0 || len(r.Stall.Blocked) == 0 || r.Stall.Blocked[0].Count == 0 {
+		t.Errorf("stall: %+v", r.Stall)
+	}
+	var out bytes.Buffer
+	printScale(&out, rs, o.scale)
+	for _, want := range []string{"formed=false", "opened=2", "form99_s=-1", "6 nodes did not form: only 2 could be opened", "not tried: [8] nodes"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 

@@ -256,11 +256,12 @@ func scaleOne(ctx context.Context, o *options, n int) (*ScaleResult, error) {
 	defer closeScale(c, mem)
 
 	// Open the nodes one after the other, each seeded with the first.
-	// Opening them all may take no longer than forming may.
+	// Opening them all may take no longer than forming may (two are
+	// always opened: a stall needs someone to describe).
 	o.logf("scale: opening %d nodes (%s preset, FanOut %d)", n, res.Preset, so.fanOut)
 	cpu0, sched0, mw0, t0 := cpuTime(), schedHist(), mutexWait(), time.Now()
 	var lastStart time.Time
-	for i := 0; i < n && time.Since(t0) < so.formTimeout; i++ {
+	for i := 0; i < n && (i < 2 || time.Since(t0) < so.formTimeout); i++ {
 		lastStart = time.Now()
 		if err := c.add(ctx, 0); err != nil {
 			return nil, err
@@ -837,7 +838,7 @@ func (r *ScaleResult) keyValues() string {
 	kv := []string{
 		"scale:", "nodes=" + strconv.Itoa(r.Nodes), "preset=" + r.Preset, "fanout=" + strconv.Itoa(r.FanOut),
 		"formed=" + strconv.FormatBool(r.Formed), fmt.Sprintf("form_s=%.3f", time.Duration(r.Form).Seconds()),
-		fmt.Sprintf("form99_s=%.3f", max(-1, time.Duration(r.Form99).Seconds())),
+		"form99_s=" + fmtSeconds(r.Form99),
 	}
 	if r.Formed {
 		kv = append(kv,
@@ -856,6 +857,15 @@ func (r *ScaleResult) keyValues() string {
 }
 
 func ms(d Dur) float64 { return float64(d) / 1e6 }
+
+// fmtSeconds formats a Form50/90/99 figure in seconds for scripts (-1:
+// never).
+func fmtSeconds(d Dur) string {
+	if d < 0 {
+		return "-1"
+	}
+	return fmt.Sprintf("%.3f", time.Duration(d).Seconds())
+}
 
 // fmtShare formats a Form50/90/99 figure ("never" for -1).
 func fmtShare(d Dur) string {
