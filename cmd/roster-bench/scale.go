@@ -182,17 +182,21 @@ type ScaleResult struct {
 	TopWarnings       []Tally `json:"top_warnings,omitempty"`
 	PacketsOverflow   uint64  `json:"memnet_packets_overflow"`
 	StreamsRefused    uint64  `json:"memnet_streams_refused"`
-	HandoffDrops      int64   `json:"roster_packets_dropped"`
-	SkippedLarger     []int   `json:"skipped_larger,omitempty"`
-	LoadAvgAfterForm  string  `json:"loadavg_after_form"`
+	// RosterDropped counts packets the nodes' inboxes dropped (registry
+	// Stats.PacketsDropped).
+	RosterDropped    int64  `json:"roster_packets_dropped"`
+	SkippedLarger    []int  `json:"skipped_larger,omitempty"`
+	LoadAvgAfterForm string `json:"loadavg_after_form"`
 }
 
 // Stall is what a cluster that did not form looked like at the deadline.
 type Stall struct {
 	// Alive seen by each node (itself included): min, median, max, and
 	// how many nodes saw all.
-	AliveMin, AliveMedian, AliveMax int `json:"-"`
-	SeeAll                          int `json:"nodes_seeing_all"`
+	AliveMin    int `json:"alive_min"`
+	AliveMedian int `json:"alive_median"`
+	AliveMax    int `json:"alive_max"`
+	SeeAll      int `json:"nodes_seeing_all"`
 	// Over every node's view: peers it does not list at all, and peers
 	// it lists as dead, left, or unknown (known from replicated state
 	// only). memberlist's suspicions show in FD, not here: a suspect peer
@@ -348,7 +352,7 @@ func (res *ScaleResult) fill(c *cluster, mem *memnet.Network, t *logTally) {
 	res.Warnings, res.TopWarnings = t.top(5)
 	ms := mem.Stats()
 	res.PacketsOverflow, res.StreamsRefused = ms.PacketsOverflow, ms.StreamsRefused
-	res.HandoffDrops = sumStat(c.nodes, packetsDropped)
+	res.RosterDropped = sumStat(c.nodes, packetsDropped)
 }
 
 func rosterBytes(s registry.Stats) int64 { return s.BytesSent }
@@ -823,9 +827,9 @@ func printScale(w io.Writer, rs []*ScaleResult, so scaleOpts) {
 	for _, r := range rs {
 		if !r.Formed {
 			printStall(w, r)
-		} else if r.Warnings > 0 || r.PacketsOverflow > 0 || r.HandoffDrops > 0 {
+		} else if r.Warnings > 0 || r.PacketsOverflow > 0 || r.RosterDropped > 0 {
 			fmt.Fprintf(w, "  %d nodes: %d warnings, memnet overflow %d, streams refused %d, roster packets dropped %d; most frequent:\n",
-				r.Nodes, r.Warnings, r.PacketsOverflow, r.StreamsRefused, r.HandoffDrops)
+				r.Nodes, r.Warnings, r.PacketsOverflow, r.StreamsRefused, r.RosterDropped)
 			for _, l := range r.TopWarnings {
 				fmt.Fprintf(w, "    %6d  %s\n", l.Count, l.Line)
 			}
@@ -899,7 +903,7 @@ func printStall(w io.Writer, r *ScaleResult) {
 		fmt.Fprintf(w, "    %6d  %s\n", l.Count, l.Line)
 	}
 	fmt.Fprintf(w, "    failure detector (probe timeouts/suspicions/dead/refutations) %s; memnet overflow drops %d, streams refused %d; roster packets dropped %d\n",
-		r.FD, r.PacketsOverflow, r.StreamsRefused, r.HandoffDrops)
+		r.FD, r.PacketsOverflow, r.StreamsRefused, r.RosterDropped)
 	fmt.Fprintf(w, "    %d warnings logged; most frequent:\n", r.Warnings)
 	for _, l := range r.TopWarnings {
 		fmt.Fprintf(w, "    %6d  %s\n", l.Count, l.Line)
