@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"github.com/roster-io/roster/gossip"
 	"github.com/roster-io/roster/gossip/faultnet"
+	"github.com/roster-io/roster/gossip/memnet"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/roster-io/roster/registry"
 )
@@ -24,6 +28,9 @@ const benchScope = "bench"
 type nodeOpts struct {
 	lan    bool          // registry.DefaultConfig (LAN timings) instead of LocalConfig
 	faults *faultnet.Net // non-nil: nodes use faultnet.Transports registered here
+	// mem, when set, carries the nodes' gossip in memory (memnet
+	// transports named after the nodes) instead of over sockets.
+	mem    *memnet.Network
 	logger *slog.Logger
 	logOut io.Writer // memberlist transport log output
 	// compression turns memberlist's LZW compression of every packet and
@@ -44,6 +51,8 @@ type cluster struct {
 	trackers []*tracker
 	// transports[i] is nodes[i]'s faultnet.Transport (nil without faults).
 	transports []*faultnet.Transport
+	// severables are the nodes' memnet transports (with opts.mem).
+	severables []*severable
 	// fd counts the nodes' failure-detector events.
 	fd *fdCounter
 	// prefix makes node names unique on this machine.
@@ -95,7 +104,18 @@ func (c *cluster) foreign() int {
 func (c *cluster) openNode(ctx context.Context, name string, seeds []string, side int) (*registry.Registry, *faultnet.Transport, error) {
 	cfg := nodeConfig(c.opts, name, seeds)
 	var tr *faultnet.Transport
-	if c.opts.faults != nil {
+	var mt *memnet.Transport
+	switch {
+	case c.opts.mem != nil:
+		var err error
+		mt, err = c.opts.mem.NewTransport(name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("transport for %s: %w", name, err)
+		}
+		sv := &severable{Transport: mt}
+		c.severables = append(c.severables, sv)
+		cfg.Tune(func(g *gossip.Config) { g.Transport = sv })
+	case c.opts.faults != nil:
 		var err error
 		tr, err = faultnet.NewTransport(c.opts.faults, c.opts.logOut)
 		if err != nil {
@@ -108,6 +128,9 @@ func (c *cluster) openNode(ctx context.Context, name string, seeds []string, sid
 	if err != nil {
 		if tr != nil {
 			_ = tr.Shutdown()
+		}
+		if mt != nil {
+			_ = mt.Shutdown()
 		}
 		return nil, nil, fmt.Errorf("open %s: %w", name, err)
 	}
@@ -143,30 +166,16 @@ func nodeConfig(o nodeOpts, name string, seeds []string) registry.Config {
 // every node sees every other one alive. sideOf gives each node's side of a
 // later partition (only used with faults).
 func startCluster(ctx context.Context, o nodeOpts, n int, sideOf func(i int) int) (*cluster, error) {
-	c := &cluster{opts: o, fd: &fdCounter{}, prefix: fmt.Sprintf("b%d.%d.", os.Getpid(), clusterSeq.Add(1))}
-	c.opts.cluster = "roster-bench:" + c.prefix
-	base := o.logger
-	if base == nil {
-		base = slog.New(slog.DiscardHandler)
-	}
-	c.opts.logger = slog.New(&countingHandler{inner: base.Handler(), c: c.fd})
+	c := newCluster(o, nil)
 	for i := 0; i < n; i++ {
-		var seeds []string
-		if i > 0 {
-			seeds = []string{c.nodes[0].Addr()}
-		}
 		side := 0
 		if sideOf != nil {
 			side = sideOf(i)
 		}
-		r, tr, err := c.openNode(ctx, c.nodeName(i), seeds, side)
-		if err != nil {
+		if err := c.add(ctx, side); err != nil {
 			c.close()
 			return nil, err
 		}
-		c.nodes = append(c.nodes, r)
-		c.transports = append(c.transports, tr)
-		c.trackers = append(c.trackers, nil)
 	}
 	if err := waitFor(ctx, 30*time.Second, func() bool { return c.meshAlive() }); err != nil {
 		view := c.meshView() // before close changes it
@@ -174,6 +183,41 @@ func startCluster(ctx context.Context, o nodeOpts, n int, sideOf func(i int) int
 		return nil, fmt.Errorf("cluster of %d did not form: %w (%s)", n, err, view)
 	}
 	return c, nil
+}
+
+// newCluster returns an empty cluster of its own name. Its nodes log to
+// o.logger through the failure-detector counter, and through wrap when
+// wrap is set (a handler that sees every record first).
+func newCluster(o nodeOpts, wrap func(slog.Handler) slog.Handler) *cluster {
+	c := &cluster{opts: o, fd: &fdCounter{}, prefix: fmt.Sprintf("b%d.%d.", os.Getpid(), clusterSeq.Add(1))}
+	c.opts.cluster = "roster-bench:" + c.prefix
+	base := o.logger
+	if base == nil {
+		base = slog.New(slog.DiscardHandler)
+	}
+	var h slog.Handler = &countingHandler{inner: base.Handler(), c: c.fd}
+	if wrap != nil {
+		h = wrap(h)
+	}
+	c.opts.logger = slog.New(h)
+	return c
+}
+
+// add opens the next node, seeded with the first one, on side side of a
+// later partition (faultnet only).
+func (c *cluster) add(ctx context.Context, side int) error {
+	var seeds []string
+	if len(c.nodes) > 0 {
+		seeds = []string{c.nodes[0].Addr()}
+	}
+	r, tr, err := c.openNode(ctx, c.nodeName(len(c.nodes)), seeds, side)
+	if err != nil {
+		return err
+	}
+	c.nodes = append(c.nodes, r)
+	c.transports = append(c.transports, tr)
+	c.trackers = append(c.trackers, nil)
+	return nil
 }
 
 // meshAlive reports whether every node sees every node of the cluster
@@ -397,4 +441,48 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 		time.Sleep(500 * time.Microsecond)
 	}
 	return nil
+}
+
+// severable is a node's memnet transport that the bench can cut off at
+// once: after sever, its sends and dials fail without reaching the
+// network. A memnet network has one lock; a thousand nodes closing at
+// once, each telling every peer it leaves, would queue on it for minutes.
+type severable struct {
+	*memnet.Transport
+	cut atomic.Bool
+}
+
+var _ memberlist.NodeAwareTransport = (*severable)(nil)
+
+// errSevered is what a severed transport's sends and dials return.
+var errSevered = errors.New("roster-bench: transport severed")
+
+func (s *severable) sever() { s.cut.Store(true) }
+
+func (s *severable) WriteTo(b []byte, addr string) (time.Time, error) {
+	if s.cut.Load() {
+		return time.Time{}, errSevered
+	}
+	return s.Transport.WriteTo(b, addr)
+}
+
+func (s *severable) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if s.cut.Load() {
+		return time.Time{}, errSevered
+	}
+	return s.Transport.WriteToAddress(b, a)
+}
+
+func (s *severable) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if s.cut.Load() {
+		return nil, errSevered
+	}
+	return s.Transport.DialTimeout(addr, timeout)
+}
+
+func (s *severable) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if s.cut.Load() {
+		return nil, errSevered
+	}
+	return s.Transport.DialAddressTimeout(a, timeout)
 }

@@ -50,6 +50,7 @@ type options struct {
 	// preset), not registry.LocalConfig (short timers, for tests).
 	lanPreset   bool
 	compression bool
+	scale       scaleOpts
 	logger      *slog.Logger
 	logOut      io.Writer
 	progress    io.Writer

@@ -20,6 +20,18 @@
 //	            this process and then in a child process of its own
 //	partition   {n1,n2} | {n3,n4,n5}, 10k joins on each side, heal; with the
 //	            local preset and with the LAN preset (-lan=false skips it)
+//	fanout      one join at a time to every node of 16, direct push against
+//	            the relay tree (Config.FanOut)
+//
+// Run only when named (-run=scale):
+//
+//	scale       100, 300 and 1,000 nodes (-scale-nodes) in one process over
+//	            gossip/memnet with a 0.1-0.5 ms one-way delay: membership
+//	            convergence, delivery of 200 joins by random writers to
+//	            every node, idle bytes per node (roster's and memberlist's),
+//	            CPU, heap and RSS per node, and why the first size that does
+//	            not form within 60 s does not; -scale-fanout picks the
+//	            direct push (0) or the relay tree
 //
 // The other experiments run the LAN preset (registry.DefaultConfig), as a
 // deployment would; -preset=local runs them with the tests' short timers,
@@ -39,6 +51,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"slices"
 	"strings"
 	"time"
 )
@@ -51,6 +64,7 @@ type Results struct {
 	Transfer   []*TransferResult   `json:"transfer,omitempty"`
 	Partition  []*PartitionResult  `json:"partition,omitempty"`
 	FanOut     []*LatencyResult    `json:"fanout,omitempty"`
+	Scale      []*ScaleResult      `json:"scale,omitempty"`
 	Total      Dur                 `json:"total_us"`
 }
 
@@ -98,12 +112,19 @@ func loadAvg() string {
 
 var allExperiments = []string{"latency", "throughput", "transfer", "partition", "fanout"}
 
+// extraExperiments run only when named: they take minutes and most of the
+// machine's memory.
+var extraExperiments = []string{"scale"}
+
+// errFlag is a command line this program cannot run.
+var errFlag = errors.New("roster-bench: invalid flag")
+
 func main() {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild()) // the fresh node of the transfer experiment
 	}
 	var (
-		runList    = flag.String("run", strings.Join(allExperiments, ","), "experiments to run, comma separated: "+strings.Join(allExperiments, ","))
+		runList    = flag.String("run", strings.Join(allExperiments, ","), "experiments to run, comma separated: "+strings.Join(allExperiments, ",")+" (all), or "+strings.Join(extraExperiments, ","))
 		nodes      = flag.Int("nodes", 5, "nodes per cluster")
 		joins      = flag.Int("joins", 1000, "latency: joins, one at a time")
 		members    = flag.Int("members", 100_000, "throughput: members over -groups groups")
@@ -121,8 +142,14 @@ func main() {
 		verbose    = flag.Bool("v", false, "print node logs (info level) to stderr")
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memprofile = flag.String("memprofile", "", "write a heap profile (allocations of the whole run) to this file at the end")
+		mutexprof  = flag.String("mutexprofile", "", "write a profile of sync.Mutex contention (1 event in 100) to this file at the end")
 		traceOut   = flag.String("trace", "", "write a runtime execution trace of the whole run to this file")
 		compress   = flag.Bool("compression", false, "turn memberlist's LZW compression on (diagnostic; the presets turn it off)")
+		scaleNodes = flag.String("scale-nodes", "100,300,1000", "scale: cluster sizes, comma separated, in order (stops at the first that does not form)")
+		scaleFan   = flag.Int("scale-fanout", 0, "scale: Config.FanOut of every node: 0 the direct push, 2-64 the relay tree")
+		scaleJoins = flag.Int("scale-joins", 200, "scale: joins, one at a time, each by a random node")
+		scaleIdle  = flag.Duration("scale-idle", 10*time.Second, "scale: the quiet window traffic and CPU are measured over")
+		scaleForm  = flag.Duration("scale-timeout", 60*time.Second, "scale: how long after the last node starts the cluster may take to form")
 	)
 	flag.Parse()
 
@@ -132,6 +159,17 @@ func main() {
 		partJoins: *partJoins, lan: *lan, compression: *compress,
 		fanoutNodes: *fanNodes, fanOut: *fanOut, fanoutJoins: *fanJoins,
 		logger: slog.New(slog.DiscardHandler), logOut: io.Discard, progress: os.Stderr,
+	}
+	o.scale = defaultScaleOpts()
+	o.scale.fanOut, o.scale.joins, o.scale.idle, o.scale.formTimeout = *scaleFan, *scaleJoins, *scaleIdle, *scaleForm
+	sizes, err := parseSizes(*scaleNodes)
+	if err == nil {
+		o.scale.sizes = sizes
+		err = o.scale.check()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
 	switch *preset {
 	case "lan":
@@ -184,17 +222,12 @@ func main() {
 	if *memprofile != "" {
 		runtime.MemProfileRate = 64 << 10
 	}
-	res, err := runAll(ctx, o, run, os.Stdout)
-	if *memprofile != "" {
-		if f, ferr := os.Create(*memprofile); ferr != nil {
-			fmt.Fprintln(os.Stderr, "roster-bench:", ferr)
-		} else {
-			if werr := pprof.Lookup("allocs").WriteTo(f, 0); werr != nil {
-				fmt.Fprintln(os.Stderr, "roster-bench:", werr)
-			}
-			_ = f.Close()
-		}
+	if *mutexprof != "" {
+		runtime.SetMutexProfileFraction(100)
 	}
+	res, err := runAll(ctx, o, run, os.Stdout)
+	writeProfile(*memprofile, "allocs")
+	writeProfile(*mutexprof, "mutex")
 	if err == nil && *jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -207,6 +240,22 @@ func main() {
 	}
 }
 
+// writeProfile writes the named runtime profile to file, if file is set.
+func writeProfile(file, name string) {
+	if file == "" {
+		return
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "roster-bench:", err)
+		return
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "roster-bench:", err)
+	}
+	_ = f.Close()
+}
+
 func (o *options) shrink(f int) {
 	o.joins = max(1, o.joins/f)
 	o.members = max(1, o.members/f)
@@ -217,6 +266,7 @@ func (o *options) shrink(f int) {
 	o.fanoutNodes = min(o.fanoutNodes, 6)
 	o.fanOut = min(o.fanOut, 2)
 	o.fanoutJoins = max(1, o.fanoutJoins/f)
+	o.scale.joins = max(1, o.scale.joins/f)
 }
 
 func parseRun(s string) (map[string]bool, error) {
@@ -232,12 +282,8 @@ func parseRun(s string) (map[string]bool, error) {
 			}
 			continue
 		}
-		ok := false
-		for _, x := range allExperiments {
-			ok = ok || x == e
-		}
-		if !ok {
-			return nil, fmt.Errorf("unknown experiment %q (want %s)", e, strings.Join(allExperiments, ","))
+		if !slices.Contains(allExperiments, e) && !slices.Contains(extraExperiments, e) {
+			return nil, fmt.Errorf("unknown experiment %q (want %s, or %s)", e, strings.Join(allExperiments, ","), strings.Join(extraExperiments, ","))
 		}
 		run[e] = true
 	}
@@ -252,7 +298,7 @@ func parseRun(s string) (map[string]bool, error) {
 func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (*Results, error) {
 	start := time.Now()
 	res := &Results{Machine: machine()}
-	printMachine(w, res.Machine, o)
+	printMachine(w, res.Machine, o, len(run) == 1 && run["scale"])
 	if run["latency"] {
 		o.logf("latency: %d nodes, %d joins", o.nodes, o.joins)
 		r, err := runLatency(ctx, o)
@@ -317,6 +363,14 @@ func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (
 		res.FanOut = rs
 		printFanOut(w, rs)
 	}
+	if run["scale"] {
+		rs, err := runScale(ctx, o)
+		res.Scale = rs
+		printScale(w, rs, o.scale)
+		if err != nil {
+			return nil, err
+		}
+	}
 	res.Total = Dur(time.Since(start))
 	fmt.Fprintln(w, "\nFD legend: memberlist events summed over the cluster during the experiment:")
 	fmt.Fprintln(w, "  probe timeouts / suspicions / declared dead / refutations (0/0/0/0 on a healthy cluster)")
@@ -326,8 +380,12 @@ func runAll(ctx context.Context, o *options, run map[string]bool, w io.Writer) (
 
 // --- output -----------------------------------------------------------------------
 
-func printMachine(w io.Writer, m Machine, o *options) {
-	fmt.Fprintf(w, "roster-bench: %d nodes in one process, 127.0.0.1, real UDP/TCP sockets (gossip.NetTransport)\n", o.nodes)
+func printMachine(w io.Writer, m Machine, o *options, scaleOnly bool) {
+	if scaleOnly {
+		fmt.Fprintf(w, "roster-bench: scale, %v nodes in one process over gossip/memnet\n", o.scale.sizes)
+	} else {
+		fmt.Fprintf(w, "roster-bench: %d nodes in one process, 127.0.0.1, real UDP/TCP sockets (gossip.NetTransport)\n", o.nodes)
+	}
 	fmt.Fprintf(w, "machine: %s, NumCPU=%d GOMAXPROCS=%d, %s %s/%s, load average %s\n", orUnknown(m.CPU), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, m.LoadAvg)
 	preset := "LAN (registry.DefaultConfig)"
 	if !o.lanPreset {

@@ -42,9 +42,17 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return n, c.wrap("read", err)
 }
 
-// Write writes to the stream; see net.Conn.
+// Write writes to the stream; see net.Conn. The bytes the other end
+// accepted are counted in Stats.StreamBytesSent.
 func (c *Conn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
+	if n > 0 {
+		nw := c.owner.net
+		nw.mu.Lock()
+		nw.stats.StreamBytesSent += uint64(n)
+		nw.link(c.local.Name, c.remote.Name).StreamBytesSent += uint64(n)
+		nw.mu.Unlock()
+	}
 	return n, c.wrap("write", err)
 }
 

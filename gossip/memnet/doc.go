@@ -16,7 +16,8 @@
 //     accepting end is put on the destination's StreamCh; they are reliable
 //     and undelayed, but a dial across a cut link is refused at once, and
 //     cutting a link closes every stream already open across it;
-//   - counters of everything that happened (Stats, LinkStats).
+//   - counters of everything that happened (Stats, LinkStats), the bytes
+//     sent on packets and streams included.
 //
 // Every random decision (drop, duplicate, delay) is taken from one seeded
 // math/rand source behind the network's mutex, so a failing run can be
@@ -30,7 +31,8 @@
 //
 // # What it must not touch
 //
-// It is a test transport only: nothing outside tests should import it. It
+// It is a test transport only: nothing outside tests and benchmarks
+// (cmd/roster-bench -run=scale) should import it. It
 // opens no real sockets, starts no long-lived goroutines (only one-shot
 // timers for delayed packets, all stopped by Shutdown), and knows nothing of
 // roster's CRDTs, scopes or wire format: it moves opaque byte slices and

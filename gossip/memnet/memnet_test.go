@@ -85,6 +85,58 @@ func TestPacketDelivery(t *testing.T) {
 	require.Equal(t, uint64(1), n.LinkStats("a", "b").PacketsDelivered)
 }
 
+// Bytes are counted as sent: every packet handed to WriteTo (lost,
+// duplicated or undeliverable alike, and only once), every byte a stream's
+// end wrote, network-wide and per link in the writer's direction; a failed
+// write counts nothing, and ResetStats zeroes the bytes with the rest.
+func TestByteCounters(t *testing.T) {
+	n, a, b := pair(t, Config{Seed: 9, Duplicate: 1})
+	send(t, a, b, "12345")
+	send(t, b, a, "123")
+	_, err := a.WriteTo([]byte("1234567"), "127.0.0.1:1") // unroutable
+	require.NoError(t, err)
+	n.SetLoss(1)
+	send(t, a, b, "12") // lost
+	require.Len(t, drain(b.PacketCh()), 2, "the duplicated packet")
+
+	c, err := a.DialTimeout(b.Addr(), time.Second)
+	require.NoError(t, err)
+	s := <-b.StreamCh()
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		buf := make([]byte, 16)
+		k, _ := io.ReadFull(s, buf[:10])
+		_, _ = s.Write(buf[:k/2]) // answers 5 bytes
+	}()
+	_, err = c.Write([]byte("0123456789"))
+	require.NoError(t, err)
+	got := make([]byte, 5)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, "01234", string(got))
+	<-answered // its Write has returned, and counted
+	require.NoError(t, s.Close())
+	_, err = c.Write([]byte("never read")) // the other end is closed
+	require.Error(t, err)
+
+	st := n.Stats()
+	require.Equal(t, uint64(5+3+7+2), st.PacketBytesSent)
+	require.Equal(t, uint64(10+5), st.StreamBytesSent)
+	ab, ba := n.LinkStats("a", "b"), n.LinkStats("b", "a")
+	require.Equal(t, uint64(5+2), ab.PacketBytesSent)
+	require.Equal(t, uint64(3), ba.PacketBytesSent)
+	require.Equal(t, uint64(10), ab.StreamBytesSent)
+	require.Equal(t, uint64(5), ba.StreamBytesSent)
+	require.NoError(t, c.Close())
+
+	n.ResetStats()
+	st = n.Stats()
+	require.Zero(t, st.PacketBytesSent)
+	require.Zero(t, st.StreamBytesSent)
+	require.Zero(t, n.LinkStats("a", "b").StreamBytesSent)
+}
+
 // Packets to an unknown or shut-down transport vanish without error; a
 // shut-down transport cannot send.
 func TestPacketsToNowhereVanish(t *testing.T) {

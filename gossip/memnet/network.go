@@ -196,6 +196,15 @@ type Stats struct {
 	// StreamsBroken counts open streams closed by Cut (or its helpers).
 	// Streams closed by a transport's Shutdown are not counted here.
 	StreamsBroken uint64
+	// PacketBytesSent sums the sizes of the packets counted in
+	// PacketsSent: what the senders handed to WriteTo, whatever then
+	// became of it (copies made by the duplication fault are not counted
+	// again).
+	PacketBytesSent uint64
+	// StreamBytesSent sums the bytes written to streams and accepted by
+	// the other end, by either end (a link's are those its From end
+	// wrote).
+	StreamBytesSent uint64
 }
 
 func (s *Stats) drop(counter *uint64) {

@@ -91,6 +91,7 @@ func (t *Transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, e
 		return time.Time{}, &net.OpError{Op: "write", Net: "memnet", Source: t.addr, Addr: &Addr{HostPort: a.Addr}, Err: ErrClosed}
 	}
 	n.stats.PacketsSent++
+	n.stats.PacketBytesSent += uint64(len(b))
 	dest, ok := n.byAddr[a.Addr]
 	if !ok {
 		n.stats.drop(&n.stats.PacketsUnroutable)
@@ -98,6 +99,7 @@ func (t *Transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, e
 	}
 	ls := n.link(t.name, dest.name)
 	ls.PacketsSent++
+	ls.PacketBytesSent += uint64(len(b))
 	if n.isCut(t.name, dest.name) {
 		n.stats.drop(&n.stats.PacketsCut)
 		ls.drop(&ls.PacketsCut)
