@@ -209,6 +209,7 @@ type peer struct {
 	name      string
 	meta      nodeMeta
 	node      *memberlist.Node // last known, copied
+	addr      string           // node.Address(), formatted once
 	state     PeerState
 	downSince time.Time
 	forgotten bool
