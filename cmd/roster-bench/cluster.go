@@ -37,6 +37,9 @@ type nodeOpts struct {
 	// stream on (a diagnostic knob; the presets turn it off).
 	compression bool
 	fanOut      int // Config.FanOut
+	// directMax is gossip.Config.DirectMax: past it a scope spreads
+	// batches with Plumtree; 0 the default (32), -1 never.
+	directMax int
 	// cluster is Config.Cluster: each bench cluster has a name of its
 	// own, so that none can join another (or another process's nodes on
 	// 127.0.0.1) through a port reused since.
@@ -151,6 +154,9 @@ func nodeConfig(o nodeOpts, name string, seeds []string) registry.Config {
 	cfg.Seeds = seeds
 	cfg.FanOut = o.fanOut
 	cfg.Cluster = o.cluster
+	if o.directMax != 0 {
+		cfg.Tune(func(g *gossip.Config) { g.DirectMax = o.directMax })
+	}
 	if o.compression {
 		cfg.Tune(func(g *gossip.Config) {
 			ml := *g.Memberlist

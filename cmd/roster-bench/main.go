@@ -147,6 +147,7 @@ func main() {
 		compress   = flag.Bool("compression", false, "turn memberlist's LZW compression on (diagnostic; the presets turn it off)")
 		scaleNodes = flag.String("scale-nodes", "100,300,1000", "scale: cluster sizes, comma separated, in order (stops at the first that does not form)")
 		scaleFan   = flag.Int("scale-fanout", 0, "scale: Config.FanOut of every node: 0 the direct push, 2-64 the relay tree")
+		scaleDMax  = flag.Int("scale-direct-max", 0, "scale: gossip DirectMax of every node: 0 the default (Plumtree past 32 peers), -1 the direct push at every size")
 		scaleJoins = flag.Int("scale-joins", 200, "scale: joins, one at a time, each by a random node")
 		scaleIdle  = flag.Duration("scale-idle", 10*time.Second, "scale: the quiet window traffic and CPU are measured over")
 		scaleForm  = flag.Duration("scale-timeout", 60*time.Second, "scale: how long after the last node starts the cluster may take to form")
@@ -162,6 +163,7 @@ func main() {
 	}
 	o.scale = defaultScaleOpts()
 	o.scale.fanOut, o.scale.joins, o.scale.idle, o.scale.formTimeout = *scaleFan, *scaleJoins, *scaleIdle, *scaleForm
+	o.scale.directMax = *scaleDMax
 	sizes, err := parseSizes(*scaleNodes)
 	if err == nil {
 		o.scale.sizes = sizes

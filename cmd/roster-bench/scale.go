@@ -35,7 +35,10 @@ import (
 type scaleOpts struct {
 	sizes  []int // cluster sizes, in order; stops at the first that does not form
 	fanOut int   // Config.FanOut of every node: 0 direct push, >0 relay tree
-	joins  int   // joins, one at a time, each by a random node
+	// directMax is gossip.Config.DirectMax of every node: 0 its default
+	// (Plumtree past 32 peers), -1 the direct push at any size.
+	directMax int
+	joins     int // joins, one at a time, each by a random node
 	// gap separates a join held everywhere from the next one, so that no
 	// two go out in one batch.
 	gap time.Duration
@@ -80,6 +83,9 @@ func (so scaleOpts) check() error {
 	}
 	if so.fanOut != 0 && (so.fanOut < 2 || so.fanOut > 64) {
 		return fmt.Errorf("%w: -scale-fanout %d (0, or 2 to 64)", errFlag, so.fanOut)
+	}
+	if so.directMax < -1 {
+		return fmt.Errorf("%w: -scale-direct-max %d (-1, 0, or a peer count)", errFlag, so.directMax)
 	}
 	if so.idle <= 0 || so.formTimeout <= 0 {
 		return fmt.Errorf("%w: -scale-idle and -scale-timeout must be positive", errFlag)
@@ -254,7 +260,7 @@ func scaleOne(ctx context.Context, o *options, n int) (*ScaleResult, error) {
 
 	mem := memnet.New(memnet.Config{Seed: so.seed, MinDelay: so.minDelay, MaxDelay: so.maxDelay})
 	no := o.nodeOpts()
-	no.mem, no.fanOut = mem, so.fanOut
+	no.mem, no.fanOut, no.directMax = mem, so.fanOut, so.directMax
 	tally := &logTally{counts: map[string]int{}}
 	c := newCluster(no, tally.wrap)
 	defer closeScale(c, mem)
@@ -790,7 +796,10 @@ func printScale(w io.Writer, rs []*ScaleResult, so scaleOpts) {
 		return
 	}
 	r0 := rs[0]
-	mode := "direct push (FanOut 0)"
+	mode := "direct push up to 32 peers, Plumtree past them"
+	if so.directMax < 0 {
+		mode = "direct push at every size (DirectMax -1)"
+	}
 	if r0.FanOut > 0 {
 		mode = fmt.Sprintf("relay tree, FanOut %d", r0.FanOut)
 	}
