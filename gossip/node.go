@@ -311,6 +311,8 @@ type Node struct {
 	// changes to the peer table, so the cores' views are rebuilt only
 	// after one.
 	plum     map[string]*plumScope
+	plumKick chan struct{}
+	plumNext atomic.Int64 // unix nanos plumLoop sleeps until
 	peersVer atomic.Uint64
 
 	// unconfirmed holds replicas loaded from a cache at start, shown until
@@ -385,16 +387,17 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		lg = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
-		cfg:    cfg,
-		log:    lg.With("component", "gossip", "node", cfg.Name),
-		self:   crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
-		scopes: map[string]*Scope{},
-		peers:  map[string]*peer{},
-		out:    map[string]*crdt.Batch{},
-		outSig: make(chan struct{}, 1),
-		evSig:  make(chan struct{}, 1),
-		jobs:   make(chan syncJob, 256),
-		stash:  map[stashKey]stashed{},
+		cfg:      cfg,
+		log:      lg.With("component", "gossip", "node", cfg.Name),
+		self:     crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
+		scopes:   map[string]*Scope{},
+		peers:    map[string]*peer{},
+		out:      map[string]*crdt.Batch{},
+		outSig:   make(chan struct{}, 1),
+		plumKick: make(chan struct{}, 1),
+		evSig:    make(chan struct{}, 1),
+		jobs:     make(chan syncJob, 256),
+		stash:    map[stashKey]stashed{},
 
 		stashByReplica: map[[2]string]int{},
 		served:         map[[2]string]served{},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -105,7 +106,9 @@ func (n *Node) plumBroadcast(scope string, msg []byte) {
 	ps.seq++
 	ps.core.Broadcast(time.Now(), dissem.MsgID{Origin: n.self.Name, Seq: ps.seq}, msg)
 	out, _ := ps.core.Ready() // our own delivery: merged already
+	dl, ok := ps.core.NextDeadline()
 	ps.mu.Unlock()
+	n.kickPlum(dl, ok)
 	n.sendPlum(scope, out)
 }
 
@@ -121,7 +124,9 @@ func (n *Node) plumStep(scope string, m dissem.Message) {
 	n.refresh(scope, ps)
 	ps.core.Step(time.Now(), m)
 	out, delivered := ps.core.Ready()
+	dl, ok := ps.core.NextDeadline()
 	ps.mu.Unlock()
+	n.kickPlum(dl, ok)
 	n.sendPlum(scope, out)
 	for _, d := range delivered {
 		inner, err := decodeMessage(d.Payload)
@@ -149,41 +154,67 @@ func (n *Node) plumPeer(name string, up bool, scopes []string) {
 			ps.core.PeerDown(name)
 		}
 		out, _ := ps.core.Ready()
+		dl, ok := ps.core.NextDeadline()
 		ps.mu.Unlock()
+		n.kickPlum(dl, ok)
 		n.sendPlum(s, out)
 	}
 }
 
-// plumTickEvery is how often the cores' timers are checked: a fraction of
-// dissem's shortest default period (AnnounceEvery).
-const plumTickEvery = 5 * time.Millisecond
-
-// plumLoop runs the cores' timers: announcements flushed, grafts sent,
-// retention expired.
+// plumLoop runs the cores' timers (announcements flushed, grafts sent,
+// retention expired) at their deadlines: it sleeps until the earliest
+// one, and is woken (plumKick) when a step sets an earlier one. An idle
+// node with no deadline does not wake at all.
 func (n *Node) plumLoop() {
 	defer n.wg.Done()
-	t := time.NewTicker(plumTickEvery)
+	n.plumNext.Store(math.MaxInt64)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
-		case now := <-t.C:
-			for _, s := range n.order {
-				ps := n.plum[s]
-				ps.mu.Lock()
-				dl, ok := ps.core.NextDeadline()
-				if !ok || now.Before(dl) {
-					ps.mu.Unlock()
-					continue
-				}
+		case <-n.plumKick:
+		case <-t.C:
+		}
+		// While it looks, every step kicks it (its deadline is before
+		// this): one set meanwhile is seen on the next pass at once.
+		n.plumNext.Store(math.MaxInt64)
+		now := time.Now()
+		next := now.Add(time.Hour)
+		for _, s := range n.order {
+			ps := n.plum[s]
+			ps.mu.Lock()
+			dl, ok := ps.core.NextDeadline()
+			if ok && !now.Before(dl) {
 				n.refresh(s, ps)
 				ps.core.Tick(now)
 				out, _ := ps.core.Ready()
+				dl, ok = ps.core.NextDeadline()
 				ps.mu.Unlock()
 				n.sendPlum(s, out)
+			} else {
+				ps.mu.Unlock()
+			}
+			if ok && dl.Before(next) {
+				next = dl
 			}
 		}
+		// A deadline already due (set while sending) is taken at once.
+		n.plumNext.Store(next.UnixNano())
+		t.Reset(max(time.Until(next), 0))
+	}
+}
+
+// kickPlum wakes plumLoop if a core the caller just stepped has a
+// deadline earlier than the one the loop sleeps until.
+func (n *Node) kickPlum(dl time.Time, ok bool) {
+	if !ok || dl.UnixNano() >= n.plumNext.Load() {
+		return
+	}
+	select {
+	case n.plumKick <- struct{}{}:
+	default:
 	}
 }
 
