@@ -52,8 +52,8 @@ const (
 	DefaultFanOut        = 4
 	DefaultEager         = 4
 	DefaultLazy          = 4
-	DefaultAnnounceEvery = 20 * time.Millisecond
-	DefaultGraftTimeout  = 100 * time.Millisecond
+	DefaultAnnounceEvery = 5 * time.Millisecond
+	DefaultGraftTimeout  = 10 * time.Millisecond
 	DefaultRetain        = 30 * time.Second
 	DefaultMaxRetained   = 65536
 )
@@ -99,12 +99,19 @@ type Config struct {
 	// AnnounceEvery is the period at which IHAVEs (announcements and
 	// acknowledgements) are batched and flushed. Default 20ms.
 	AnnounceEvery time.Duration
-	// GraftTimeout: an announced message not received this long after its
+	// GraftTimeout: an announced message not received this long (plus a
+	// random part of up to GraftTimeout, unless NoGraftSpread) after its
 	// first IHAVE is grafted from the announcer; then from the next
-	// announcer after GraftTimeout/2, and so on. Unacknowledged offers are
-	// re-announced after 2*GraftTimeout, then at doubling intervals up to
-	// 16*GraftTimeout. Default 100ms (LAN).
+	// announcer after GraftTimeout/2, and so on; once all were tried, they
+	// are tried again after 2, 4 and 8 GraftTimeouts. Unacknowledged
+	// offers are re-announced after 2*GraftTimeout, then at doubling
+	// intervals up to 16*GraftTimeout. Default 10ms (LAN; see WANConfig).
 	GraftTimeout time.Duration
+	// NoGraftSpread makes the first graft of an announced id due exactly
+	// GraftTimeout after its first IHAVE. By default a random part of up
+	// to GraftTimeout is added, so that the nodes of a fragment of the tree
+	// that hear of a message at once do not all graft it at once.
+	NoGraftSpread bool
 	// Retain is how long a received message's payload is kept to answer
 	// GRAFTs and its id remembered to spot duplicates. Default 30s.
 	Retain time.Duration
@@ -128,6 +135,25 @@ func DefaultConfig(self string) Config {
 		Retain:        DefaultRetain,
 		MaxRetained:   DefaultMaxRetained,
 	}
+}
+
+// WAN presets: a region's round trip is a few milliseconds but the
+// farthest is 200ms and more, so a message's path through the tree takes
+// hundreds of milliseconds and a shorter GraftTimeout grafts what is only
+// on its way.
+const (
+	WANAnnounceEvery = 20 * time.Millisecond
+	WANGraftTimeout  = 250 * time.Millisecond
+)
+
+// WANConfig is DefaultConfig with the timings for nodes spread over
+// regions (WANAnnounceEvery, WANGraftTimeout). DefaultConfig is for one
+// data centre (LAN).
+func WANConfig(self string) Config {
+	c := DefaultConfig(self)
+	c.AnnounceEvery = WANAnnounceEvery
+	c.GraftTimeout = WANGraftTimeout
+	return c
 }
 
 // Validate reports the first thing wrong with c, as an error wrapping
