@@ -54,6 +54,7 @@ const (
 	DefaultLazy          = 4
 	DefaultAnnounceEvery = 5 * time.Millisecond
 	DefaultGraftTimeout  = 10 * time.Millisecond
+	DefaultPruneAfter    = 2
 	DefaultRetain        = 30 * time.Second
 	DefaultMaxRetained   = 65536
 )
@@ -71,6 +72,8 @@ const (
 	MaxRelayTo = 65535
 	// MaxPeers bounds Eager, Lazy and FanOut, so per-core state stays small.
 	MaxPeers = 64
+	// MaxPruneAfter bounds PruneAfter.
+	MaxPruneAfter = 16
 	// MaxAnnouncers is the most peers remembered per announced id.
 	MaxAnnouncers = 8
 	// minPeriod is the shortest duration a Config may set.
@@ -112,6 +115,12 @@ type Config struct {
 	// to GraftTimeout is added, so that the nodes of a fragment of the tree
 	// that hear of a message at once do not all graft it at once.
 	NoGraftSpread bool
+	// PruneAfter is, under Plumtree, how many duplicates in a row (no new
+	// message between them) an eager peer pushes before this node prunes
+	// it. The paper prunes on the first; with many writers at once, the
+	// duplicates of different messages arrive over different links of the
+	// same cycle, and pruning each cuts the tree apart. Default 2.
+	PruneAfter int
 	// Retain is how long a received message's payload is kept to answer
 	// GRAFTs and its id remembered to spot duplicates. Default 30s.
 	Retain time.Duration
@@ -132,6 +141,7 @@ func DefaultConfig(self string) Config {
 		Lazy:          DefaultLazy,
 		AnnounceEvery: DefaultAnnounceEvery,
 		GraftTimeout:  DefaultGraftTimeout,
+		PruneAfter:    DefaultPruneAfter,
 		Retain:        DefaultRetain,
 		MaxRetained:   DefaultMaxRetained,
 	}
@@ -188,6 +198,9 @@ func (c Config) Validate() error {
 			return bad("%s %v is below %v", f.name, f.v, minPeriod)
 		}
 	}
+	if c.PruneAfter < 0 || c.PruneAfter > MaxPruneAfter {
+		return bad("PruneAfter %d is outside 0..%d", c.PruneAfter, MaxPruneAfter)
+	}
 	if c.MaxRetained < 0 {
 		return bad("MaxRetained %d is negative", c.MaxRetained)
 	}
@@ -219,6 +232,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.Eager, def.Eager)
 	setInt(&c.Lazy, def.Lazy)
 	setInt(&c.MaxRetained, def.MaxRetained)
+	setInt(&c.PruneAfter, def.PruneAfter)
 	setDur(&c.AnnounceEvery, def.AnnounceEvery)
 	setDur(&c.GraftTimeout, def.GraftTimeout)
 	setDur(&c.Retain, def.Retain)

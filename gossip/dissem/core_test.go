@@ -28,6 +28,7 @@ func TestConfigValidate(t *testing.T) {
 		{"announce", func(c *Config) { c.AnnounceEvery = time.Microsecond }, "AnnounceEvery 1µs is below 1ms"},
 		{"graft", func(c *Config) { c.GraftTimeout = -time.Second }, "GraftTimeout -1s is below"},
 		{"retain", func(c *Config) { c.Retain = 5 * time.Millisecond }, "Retain 5ms is shorter than GraftTimeout 10ms"},
+		{"pruneafter", func(c *Config) { c.PruneAfter = 17 }, "PruneAfter 17 is outside 0..16"},
 		{"maxretained", func(c *Config) { c.MaxRetained = -1 }, "MaxRetained -1 is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

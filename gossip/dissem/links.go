@@ -46,6 +46,7 @@ type link struct {
 	acks    []MsgID          // acknowledgements to send at the next flush
 	retryAt time.Time        // when unacknowledged offers are re-announced
 	backoff time.Duration    // the interval after retryAt
+	dups    uint8            // duplicates in a row pushed over it
 }
 
 // setRole gives name role r, eager or lazy (creating its link), keeping

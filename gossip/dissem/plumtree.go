@@ -84,10 +84,24 @@ func (c *Core) onPlumGossip(m Message) {
 			return
 		}
 		if l := c.links[m.From]; l != nil && l.role == roleEager {
+			// Pruned only after PruneAfter duplicates in a row: a link
+			// that is a cycle's redundant edge for one writer is often
+			// the tree's only path for another.
+			l.dups++
+			if int(l.dups) < c.cfg.PruneAfter {
+				if m.WantAck {
+					c.queueAck(m.From, m.ID)
+				}
+				return
+			}
+			l.dups = 0
 			c.setRole(m.From, roleLazy)
 		}
 		c.send(Message{Kind: KindPrune, To: m.From, IDs: []MsgID{m.ID}})
 		return
+	}
+	if l := c.links[m.From]; l != nil {
+		l.dups = 0
 	}
 	round := nextRound(m.Round)
 	rec := record{id: m.ID, payload: m.Payload, round: round, plum: true}
