@@ -55,6 +55,7 @@ const (
 	DefaultAnnounceEvery = 5 * time.Millisecond
 	DefaultGraftTimeout  = 10 * time.Millisecond
 	DefaultPruneAfter    = 2
+	DefaultRingLinks     = 2
 	DefaultRetain        = 30 * time.Second
 	DefaultMaxRetained   = 65536
 )
@@ -121,6 +122,13 @@ type Config struct {
 	// duplicates of different messages arrive over different links of the
 	// same cycle, and pruning each cuts the tree apart. Default 2.
 	PruneAfter int
+	// RingLinks is, under Plumtree, how many of the next names after Self
+	// in sorted order are always linked, with acknowledged offers: 1 or 2.
+	// With one, a node whose ring predecessor crashed (and is not yet
+	// declared dead) and whom no random lazy set holds hears of nothing
+	// it misses until anti-entropy; with two, both its predecessors
+	// must fail. Default 2.
+	RingLinks int
 	// Retain is how long a received message's payload is kept to answer
 	// GRAFTs and its id remembered to spot duplicates. Default 30s.
 	Retain time.Duration
@@ -142,6 +150,7 @@ func DefaultConfig(self string) Config {
 		AnnounceEvery: DefaultAnnounceEvery,
 		GraftTimeout:  DefaultGraftTimeout,
 		PruneAfter:    DefaultPruneAfter,
+		RingLinks:     DefaultRingLinks,
 		Retain:        DefaultRetain,
 		MaxRetained:   DefaultMaxRetained,
 	}
@@ -201,6 +210,9 @@ func (c Config) Validate() error {
 	if c.PruneAfter < 0 || c.PruneAfter > MaxPruneAfter {
 		return bad("PruneAfter %d is outside 0..%d", c.PruneAfter, MaxPruneAfter)
 	}
+	if c.RingLinks < 0 || c.RingLinks > 2 {
+		return bad("RingLinks %d is outside 0..2", c.RingLinks)
+	}
 	if c.MaxRetained < 0 {
 		return bad("MaxRetained %d is negative", c.MaxRetained)
 	}
@@ -233,6 +245,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.Lazy, def.Lazy)
 	setInt(&c.MaxRetained, def.MaxRetained)
 	setInt(&c.PruneAfter, def.PruneAfter)
+	setInt(&c.RingLinks, def.RingLinks)
 	setDur(&c.AnnounceEvery, def.AnnounceEvery)
 	setDur(&c.GraftTimeout, def.GraftTimeout)
 	setDur(&c.Retain, def.Retain)

@@ -29,6 +29,7 @@ func TestConfigValidate(t *testing.T) {
 		{"graft", func(c *Config) { c.GraftTimeout = -time.Second }, "GraftTimeout -1s is below"},
 		{"retain", func(c *Config) { c.Retain = 5 * time.Millisecond }, "Retain 5ms is shorter than GraftTimeout 10ms"},
 		{"pruneafter", func(c *Config) { c.PruneAfter = 17 }, "PruneAfter 17 is outside 0..16"},
+		{"ringlinks", func(c *Config) { c.RingLinks = 3 }, "RingLinks 3 is outside 0..2"},
 		{"maxretained", func(c *Config) { c.MaxRetained = -1 }, "MaxRetained -1 is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package dissem
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -63,4 +64,49 @@ func TestPresets(t *testing.T) {
 	require.Equal(t, WANAnnounceEvery, wan.AnnounceEvery)
 	wan.GraftTimeout, wan.AnnounceEvery = lan.GraftTimeout, lan.AnnounceEvery
 	require.Equal(t, lan, wan)
+}
+
+// wantAcked broadcasts one id at c and returns the peers that were asked
+// to acknowledge it (by its push or by the IHAVE of the next flush).
+func wantAcked(t *testing.T, c *Core, now time.Time, seq uint64) []string {
+	t.Helper()
+	c.Broadcast(now, MsgID{Origin: "n1", Seq: seq}, []byte("x"))
+	out, _ := c.Ready()
+	due, ok := c.NextDeadline()
+	require.True(t, ok)
+	c.Tick(due)
+	more, _ := c.Ready()
+	var asked []string
+	for _, m := range append(out, more...) {
+		if m.WantAck && !slices.Contains(asked, m.To) {
+			asked = append(asked, m.To)
+		}
+	}
+	slices.Sort(asked)
+	return asked
+}
+
+// TestSecondRingLink: with RingLinks 2 a node's offers to the next two
+// names after it are acknowledged (so a node whose ring predecessor
+// crashed undetected is still re-told what it missed by the one before);
+// when the first goes down, the next two take its place.
+func TestSecondRingLink(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	names := []string{"n1", "n2", "n3", "n4", "n5", "n6"}
+	for _, tc := range []struct {
+		links      int
+		want, down []string
+	}{
+		{1, []string{"n2"}, []string{"n3"}},
+		{2, []string{"n2", "n3"}, []string{"n3", "n4"}},
+	} {
+		view := newSetView(names)
+		c, err := New(Config{Self: "n1", Strategy: Plumtree, Eager: 1, Lazy: 1, RingLinks: tc.links},
+			view, rand.New(rand.NewPCG(1, 1)))
+		require.NoError(t, err)
+		require.Equal(t, tc.want, wantAcked(t, c, t0, 1), "RingLinks %d", tc.links)
+		view.remove("n2")
+		c.PeerDown("n2")
+		require.Equal(t, tc.down, wantAcked(t, c, t0.Add(time.Second), 2), "RingLinks %d after n2 is down", tc.links)
+	}
 }

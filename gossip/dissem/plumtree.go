@@ -23,6 +23,9 @@ func (c *Core) plumReady() {
 		if r := c.scanRing(); r != c.ring || (r != "" && c.links[r] == nil) {
 			c.setRing(r)
 		}
+		if r := c.scanRing2(); r != c.ring2 || (r != "" && c.links[r] == nil) {
+			c.setRing2(r)
+		}
 	}
 	if n := c.count(roleLazy); n < c.cfg.Lazy && n+c.count(roleEager) < c.view.Len() {
 		c.sample(roleLazy, c.cfg.Lazy-n)
@@ -195,6 +198,10 @@ func (c *Core) PeerDown(name string) {
 	if !c.filled {
 		return
 	}
+	if name == c.ring2 {
+		c.ring2, c.ringStale = "", true
+		c.armFlush()
+	}
 	if name == c.ring {
 		// Found again at the next flush (or earlier use), so that a burst
 		// of PeerDowns costs one scan of the View.
@@ -233,6 +240,16 @@ func (c *Core) PeerUp(name string) {
 	}
 	if !c.ringStale && c.closerOnRing(name) {
 		c.setRing(name)
+		if c.cfg.RingLinks >= 2 {
+			// The old ring link becomes the second: found at the next
+			// flush.
+			c.ringStale = true
+			c.armFlush()
+		}
+		return
+	}
+	if c.cfg.RingLinks >= 2 && !c.ringStale && c.ring != "" && c.succ(c.ring) == name && name != c.ring2 {
+		c.setRing2(name)
 		return
 	}
 	switch {
