@@ -7,7 +7,7 @@ import (
 
 // Plumtree links: the peers this node pushes to (eager), announces to
 // (lazy), or only owes acknowledgements or re-announcements (none). At most
-// 2*Eager + Lazy + maxIdleLinks, whatever the scope's size.
+// 2*Eager + Lazy + RingLinks + maxIdleLinks, whatever the scope's size.
 
 type role uint8
 
