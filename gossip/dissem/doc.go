@@ -69,7 +69,7 @@
 //     by about Lazy nodes, whatever N); a peer linked this way, and a new
 //     ring link, is offered every retained message;
 //   - presets: DefaultConfig is for one data centre (GraftTimeout 10ms,
-//     AnnounceEvery 5ms), WANConfig for regions (250ms, 20ms).
+//     AnnounceEvery 5ms), WANConfig for regions (50ms, 10ms).
 //
 // A node's per-core state is O(Eager+Lazy) links plus O(retained and
 // pending messages); it never copies the View (Tree's writer lists it once
