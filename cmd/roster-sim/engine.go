@@ -170,6 +170,9 @@ func newSim(sc scenario) (*sim, error) {
 	s.members = newMembership(names)
 	for i, name := range names {
 		cfg := dissem.DefaultConfig(name)
+		if sc.net.name == "wan" {
+			cfg = dissem.WANConfig(name)
+		}
 		cfg.Strategy = sc.design.strategy
 		// Runs last seconds: retaining payloads and ids for 30 s (the
 		// default) would only cost memory at 10,000 cores.

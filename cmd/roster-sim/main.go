@@ -55,6 +55,7 @@ type options struct {
 	drain    time.Duration
 	graft    time.Duration
 	announce time.Duration
+	stats    bool
 }
 
 var errUsage = errors.New("roster-sim: bad flags")
@@ -75,15 +76,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		crdtOn   = fs.String("crdt", "auto", "merge real crdt deltas on every node: on, off, auto (on up to 4M deliveries)")
 		members  = fs.Int("members", 1_000_000, "members of the scope in the heal and fresh-node figures")
 		plots    = fs.String("plots", "", "directory to draw PNG plots into (needs at least two sizes)")
-		graft    = fs.Duration("graft-timeout", 0, "Plumtree's GraftTimeout (0: dissem's default)")
-		announce = fs.Duration("announce-every", 0, "Plumtree's AnnounceEvery (0: dissem's default)")
+		graft    = fs.Duration("graft-timeout", 0, "Plumtree's GraftTimeout (0: dissem's preset, DefaultConfig for lan, WANConfig for wan)")
+		announce = fs.Duration("announce-every", 0, "Plumtree's AnnounceEvery (0: dissem's preset, DefaultConfig for lan, WANConfig for wan)")
+		stats    = fs.Bool("core-stats", false, "print every run's dissem core stats, summed, per change (stderr)")
 		drain    = fs.Duration("drain", 5*time.Second, "virtual time after the last change for repairs to land")
 	)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	o := &options{loss: *loss, crashed: *crashed, flapping: *flap, changes: *changes, rate: *rate,
-		seed: *seed, crdt: *crdtOn, members: *members, plots: *plots, drain: *drain, graft: *graft, announce: *announce}
+		seed: *seed, crdt: *crdtOn, members: *members, plots: *plots, drain: *drain, graft: *graft, announce: *announce, stats: *stats}
 	for _, s := range strings.Split(*nodes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 2 || n > 100_000 {
@@ -163,6 +165,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 					return 1
 				}
 				res := s.run()
+				if o.stats {
+					printCoreStats(stderr, fmt.Sprintf("%s %s %d nodes", nm.name, d.name, n), s.coreStats(), o.changes)
+					fmt.Fprintln(stderr, s.treeShape())
+				}
 				rng := rand.New(rand.NewPCG(o.seed, uint64(n)))
 				rw := row{model: nm.name, res: res, bg: idleTraffic(d.digest, n, costs.digestEntry),
 					heal: simulateHeal(rng, nm, d.digest, n, o.members, costs), fresh: freshNode(nm, costs)}

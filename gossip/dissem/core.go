@@ -49,6 +49,7 @@ type Core struct {
 	stamp     uint64  // orders roles (oldest first) and offers
 	filled    bool    // the sets were sampled once
 	ring      string  // the next name after Self in sorted order: always linked
+	ring2     string  // the ring link's successor, with RingLinks 2: also always linked
 	ringStale bool
 	flushAt   time.Time // when queued IHAVEs go out; zero if none queued
 }

@@ -27,7 +27,9 @@ func TestConfigValidate(t *testing.T) {
 		{"lazy", func(c *Config) { c.Lazy = 100 }, "Lazy 100 is outside"},
 		{"announce", func(c *Config) { c.AnnounceEvery = time.Microsecond }, "AnnounceEvery 1µs is below 1ms"},
 		{"graft", func(c *Config) { c.GraftTimeout = -time.Second }, "GraftTimeout -1s is below"},
-		{"retain", func(c *Config) { c.Retain = 50 * time.Millisecond }, "Retain 50ms is shorter than GraftTimeout 100ms"},
+		{"retain", func(c *Config) { c.Retain = 5 * time.Millisecond }, "Retain 5ms is shorter than GraftTimeout 10ms"},
+		{"pruneafter", func(c *Config) { c.PruneAfter = 17 }, "PruneAfter 17 is outside 0..16"},
+		{"ringlinks", func(c *Config) { c.RingLinks = 3 }, "RingLinks 3 is outside 0..2"},
 		{"maxretained", func(c *Config) { c.MaxRetained = -1 }, "MaxRetained -1 is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,7 +20,10 @@ import (
 //
 // Commands (names are bare words; options key=value or key=(a, b)):
 //
-//	nodes n1 n2 n3 [strategy=plumtree] [eager=N] [lazy=N] [fanout=N] [directmax=N] [seed=N]
+//	nodes n1 n2 n3 [strategy=plumtree] [eager=N] [lazy=N] [fanout=N] [directmax=N] [seed=N] [graftspread] [pruneafter=N] [ringlinks=N]
+//	                               GraftTimeout 100ms, AnnounceEvery 20ms, PruneAfter 1 (the
+//	                               paper's rule), RingLinks 1; graftspread: grafts due at a random time up
+//	                               to 100ms later
 //	broadcast n1 id=7              a local change n1/7 at n1: messages now in flight, deliveries
 //	deliver [from=n1] [to=n2] [kind=gossip|ihave|ack|graft|prune] [once]
 //	                               delivers matching messages in waves (each sorted) until none
@@ -128,7 +131,11 @@ func runCommand(t *testing.T, netp **network, d *datadriven.TestData) (lines []s
 	switch d.Cmd {
 	case "nodes":
 		cfg := func(self string) Config {
-			c := Config{Self: self, Strategy: Plumtree}
+			// The scripts' timings: GraftTimeout 100ms and AnnounceEvery
+			// 20ms (easy to follow by hand), grafts due exactly then
+			// unless graftspread is given.
+			c := Config{Self: self, Strategy: Plumtree, GraftTimeout: 100 * time.Millisecond,
+				AnnounceEvery: 20 * time.Millisecond, NoGraftSpread: !d.HasArg("graftspread"), PruneAfter: 1, RingLinks: 1}
 			if s := argStr(d, "strategy"); s != "" {
 				st, ok := parseStrategy(s)
 				if !ok {
@@ -136,7 +143,7 @@ func runCommand(t *testing.T, netp **network, d *datadriven.TestData) (lines []s
 				}
 				c.Strategy = st
 			}
-			for key, p := range map[string]*int{"eager": &c.Eager, "lazy": &c.Lazy, "fanout": &c.FanOut, "directmax": &c.DirectMax} {
+			for key, p := range map[string]*int{"eager": &c.Eager, "lazy": &c.Lazy, "fanout": &c.FanOut, "directmax": &c.DirectMax, "pruneafter": &c.PruneAfter, "ringlinks": &c.RingLinks} {
 				if d.HasArg(key) {
 					*p = argInt(t, d, key)
 				}

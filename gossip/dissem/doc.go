@@ -18,7 +18,7 @@
 //   - Plumtree: eager/lazy push (Leitão et al. 2007): payloads go down a
 //     spanning tree of eager links, ids go to lazy peers in batched IHAVEs,
 //     a node missing an announced id GRAFTs it (making that link eager), and
-//     a duplicate PRUNEs the link that carried it; no message grows with N;
+//     duplicates PRUNE the link that carried them; no message grows with N;
 //   - Auto: Direct up to DirectMax peers, Plumtree above, chosen per
 //     Broadcast; a receiver follows the message's own Strategy.
 //
@@ -35,27 +35,41 @@
 //     node that receives a new message from p makes p eager); it may grow to
 //     2*Eager (the oldest extra becomes lazy), the lazy set is topped up to
 //     Lazy from the View;
-//   - the ring link: each node also links the next name after its own in
-//     sorted order (found by one O(View) scan, again only when that peer
-//     goes down). Random samples leave some nodes with no incoming link
-//     at all (about e^-8 of them at Eager+Lazy = 8); the ring gives every
-//     node one, so every live node is reachable;
-//   - acknowledged offers on the ring link: what a node pushes or announces
-//     to its ring link carries WantAck, and is re-announced (IHAVE) after
+//   - the ring links: each node also links the next RingLinks (2) names
+//     after its own in sorted order (found by an O(View) scan, again only
+//     when one goes down). Random samples leave some nodes with no
+//     incoming link at all (about e^-8 of them at Eager+Lazy = 8) and
+//     about e^-Lazy with no incoming lazy link; the ring gives every node
+//     two, so every live node is reachable even while one predecessor has
+//     crashed and is not yet declared dead;
+//   - many writers at once (Leitão et al. assume few): a cycle's
+//     redundant edge differs per writer, so pruning on every duplicate
+//     cuts the tree apart and the fragments graft all at once, closing
+//     new cycles. So a link is pruned only after PruneAfter (2)
+//     duplicates in a row; a graft is due GraftTimeout plus a random part
+//     of up to GraftTimeout after the first IHAVE, so that a fragment's
+//     first graft sweeps it before the others fire; and a node that got
+//     an id by its GRAFT and then from the tree prunes the grafted link,
+//     not the tree's. Grafts whose announcers were all tried are tried
+//     again after 2, 4 and 8 GraftTimeouts before they are given up;
+//   - acknowledged offers on the ring links: what a node pushes or
+//     announces to its ring links carries WantAck, and is re-announced (IHAVE) after
 //     2*GraftTimeout, then at doubling intervals up to 16*GraftTimeout,
 //     until an IHAVE with Ack (or a PRUNE naming it) says the peer holds it,
 //     the peer goes down, or the id leaves retention. Together with the
 //     ring this makes delivery eventual under any loss that ends within
 //     Retain: a node missing an id is always re-told by its ring
-//     predecessor, which holds it by the same argument. Other links are
-//     fire-and-forget as in the paper, so the cost is about one
-//     acknowledgement per node per change (batched with the IHAVEs);
-//   - PeerUp links the returning peer if it is the new ring link, or
+//     predecessors, which hold it by the same argument. Other links are
+//     fire-and-forget as in the paper, so the cost is about RingLinks
+//     acknowledgements per node per change (batched with the IHAVEs);
+//   - PeerUp links the returning peer if it is a new ring link, or
 //     with probability Lazy/View.Len() as a lazy peer (reservoir sampling:
 //     the sets stay a random sample as the View changes, both sides of a
 //     healed partition get links across it, and a peer coming up is linked
 //     by about Lazy nodes, whatever N); a peer linked this way, and a new
-//     ring link, is offered every retained message.
+//     ring link, is offered every retained message;
+//   - presets: DefaultConfig is for one data centre (GraftTimeout 10ms,
+//     AnnounceEvery 5ms), WANConfig for regions (50ms, 10ms).
 //
 // A node's per-core state is O(Eager+Lazy) links plus O(retained and
 // pending messages); it never copies the View (Tree's writer lists it once
@@ -70,7 +84,7 @@
 // from a peer not in the View, or a GRAFT for ids not held is ignored and
 // counted (Stats), never a panic; every structure it could grow is
 // bounded (MaxRetained retained and pending ids, MaxAnnouncers per id,
-// at most 2*Eager+Lazy+64 links, MaxIDs per IHAVE).
+// at most 2*Eager+Lazy+RingLinks+64 links, MaxIDs per IHAVE).
 //
 // # What it must not touch
 //

@@ -14,6 +14,7 @@ type pending struct {
 	announcers []string
 	ackTo      []string // announcers that asked for acknowledgement
 	next       int      // announcers[next] is the next to graft from
+	rounds     int      // times every announcer was tried and the list restarted
 	due        time.Time
 }
 
@@ -166,10 +167,16 @@ func (g *grafts) compact() {
 	}
 }
 
+// maxGraftRounds is how many times the announcers of a pending id are
+// tried again from the first, after 2, 4 and 8 GraftTimeouts, before it is
+// given up.
+const maxGraftRounds = 3
+
 // fireGrafts handles the graft timers due: each pending id is grafted from
 // its next announcer (one GRAFT per announcer for all its ids), which
-// becomes eager, and re-armed at GraftTimeout/2; an id whose announcers
-// were all tried is given up (a new IHAVE starts it again).
+// becomes eager, and re-armed at GraftTimeout/2; once its announcers were
+// all tried it waits 2, 4, then 8 GraftTimeouts and tries them again from
+// the first, and after that it is given up (a new IHAVE starts it again).
 func (c *Core) fireGrafts() {
 	type batch struct {
 		to  string
@@ -182,8 +189,21 @@ func (c *Core) fireGrafts() {
 			break
 		}
 		if p.next >= len(p.announcers) {
-			c.grafts.remove(p.id)
-			c.stats.GraftGiveUps++
+			if p.rounds >= maxGraftRounds || len(p.announcers) == 0 {
+				c.grafts.remove(p.id)
+				c.stats.GraftGiveUps++
+				continue
+			}
+			// Every announcer was tried once more: a GRAFT or its answer
+			// was lost (one in 50 at 1% loss), and no one else may
+			// announce the id again (lazy peers announce once; the ring
+			// predecessor may have crashed undetected). Start over, at
+			// doubling intervals.
+			p.rounds++
+			p.next = 0
+			p.due = c.now.Add(c.cfg.GraftTimeout << p.rounds)
+			c.grafts.arm(p)
+			c.stats.GraftRetries++
 			continue
 		}
 		to := p.announcers[p.next]

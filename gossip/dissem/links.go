@@ -7,7 +7,7 @@ import (
 
 // Plumtree links: the peers this node pushes to (eager), announces to
 // (lazy), or only owes acknowledgements or re-announcements (none). At most
-// 2*Eager + Lazy + maxIdleLinks, whatever the scope's size.
+// 2*Eager + Lazy + RingLinks + maxIdleLinks, whatever the scope's size.
 
 type role uint8
 
@@ -46,6 +46,7 @@ type link struct {
 	acks    []MsgID          // acknowledgements to send at the next flush
 	retryAt time.Time        // when unacknowledged offers are re-announced
 	backoff time.Duration    // the interval after retryAt
+	dups    uint8            // duplicates in a row pushed over it
 }
 
 // setRole gives name role r, eager or lazy (creating its link), keeping
@@ -76,7 +77,7 @@ func (c *Core) setRole(name string, r role) {
 		}
 	case roleLazy:
 		if c.count(roleLazy) > c.cfg.Lazy {
-			if o := c.oldest(roleLazy, c.ring); o != nil {
+			if o := c.oldest(roleLazy, c.ring, c.ring2); o != nil {
 				c.demote(o)
 			}
 		}
@@ -111,10 +112,10 @@ func (c *Core) newLink(name string) *link {
 func (c *Core) count(r role) int { return c.roles[r] }
 
 // oldest is the link of role r that took it first, other than except.
-func (c *Core) oldest(r role, except string) *link {
+func (c *Core) oldest(r role, except ...string) *link {
 	var o *link
 	for _, l := range c.order {
-		if l.role == r && l.name != except && (o == nil || l.since < o.since) {
+		if l.role == r && !slices.Contains(except, l.name) && (o == nil || l.since < o.since) {
 			o = l
 		}
 	}
@@ -196,9 +197,31 @@ func (c *Core) sample(r role, k int) {
 // scanRing finds the ring link: the smallest name after Self, or the
 // smallest of all if none is after it. O(View) once (unless the View is a
 // SortedView), then only when the ring peer goes down.
-func (c *Core) scanRing() string {
+func (c *Core) scanRing() string { return c.succ(c.cfg.Self) }
+
+// scanRing2 finds the second ring link: the ring link's own successor
+// (other than Self), or "" if RingLinks is 1 or there is none.
+func (c *Core) scanRing2() string {
+	if c.cfg.RingLinks < 2 || c.ring == "" {
+		return ""
+	}
+	if r := c.succ(c.ring); r != c.ring {
+		return r
+	}
+	return ""
+}
+
+// succ is the smallest name in the View after x other than Self, or the
+// smallest of all if none is after it.
+func (c *Core) succ(x string) string {
 	if s, ok := c.view.(SortedView); ok {
-		return s.Next(c.cfg.Self)
+		if r := s.Next(x); r != c.cfg.Self {
+			return r
+		}
+		if r := s.Next(c.cfg.Self); r != c.cfg.Self {
+			return r
+		}
+		return ""
 	}
 	var succ, first string
 	for i, n := 0, c.view.Len(); i < n; i++ {
@@ -206,7 +229,7 @@ func (c *Core) scanRing() string {
 		if p == c.cfg.Self {
 			continue
 		}
-		if p > c.cfg.Self && (succ == "" || p < succ) {
+		if p > x && (succ == "" || p < succ) {
 			succ = p
 		}
 		if first == "" || p < first {
@@ -229,6 +252,19 @@ func (c *Core) closerOnRing(p string) bool {
 		return self < p && p < ring
 	}
 	return p > self || p < ring
+}
+
+// setRing2 makes name the second ring link, linked and offered like the
+// first.
+func (c *Core) setRing2(name string) {
+	c.ring2 = name
+	if name == "" {
+		return
+	}
+	if l := c.links[name]; l == nil || l.role == roleNone {
+		c.setRole(name, roleLazy)
+	}
+	c.offerRetained(name)
 }
 
 // setRing makes name the ring link: linked (lazy unless eager already) and
@@ -300,7 +336,9 @@ func (c *Core) room(l *link) bool {
 
 // wantAck reports whether offers to l ask for acknowledgement: those to
 // the ring link do.
-func (c *Core) wantAck(l *link) bool { return l.name == c.ring }
+func (c *Core) wantAck(l *link) bool {
+	return l.name == c.ring || (c.ring2 != "" && l.name == c.ring2)
+}
 
 // pushed records that id's payload was just sent to l; on the ring link it
 // is an offer awaiting acknowledgement, re-announced if none comes.

@@ -1,6 +1,9 @@
 package dissem
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // Plumtree (Leitão, Pereira, Rodrigues 2007) over a full-membership View
 // and a lossy network. See the package comment for what this adds to the
@@ -19,6 +22,9 @@ func (c *Core) plumReady() {
 		c.ringStale = false
 		if r := c.scanRing(); r != c.ring || (r != "" && c.links[r] == nil) {
 			c.setRing(r)
+		}
+		if r := c.scanRing2(); r != c.ring2 || (r != "" && c.links[r] == nil) {
+			c.setRing2(r)
 		}
 	}
 	if n := c.count(roleLazy); n < c.cfg.Lazy && n+c.count(roleEager) < c.view.Len() {
@@ -63,14 +69,49 @@ func (c *Core) onPlumGossip(m Message) {
 	c.acked(m.From, m.ID)
 	if c.store.has(m.ID) || m.ID.Origin == c.cfg.Self {
 		c.stats.Duplicates++
+		if r := c.store.get(m.ID); r != nil && r.grafted != "" && r.grafted != m.From {
+			// The tree delivered it after all: the graft raced a slow
+			// path rather than repairing a broken one. Keep the tree's
+			// link and drop the one the graft added, which would
+			// otherwise close a cycle and cut the tree elsewhere.
+			g := r.grafted
+			r.grafted = ""
+			c.stats.GraftsUndone++
+			if l := c.links[g]; l != nil && l.role == roleEager {
+				c.setRole(g, roleLazy)
+			}
+			c.send(Message{Kind: KindPrune, To: g})
+			if m.WantAck {
+				c.queueAck(m.From, m.ID)
+			}
+			return
+		}
 		if l := c.links[m.From]; l != nil && l.role == roleEager {
+			// Pruned only after PruneAfter duplicates in a row: a link
+			// that is a cycle's redundant edge for one writer is often
+			// the tree's only path for another.
+			l.dups++
+			if int(l.dups) < c.cfg.PruneAfter {
+				if m.WantAck {
+					c.queueAck(m.From, m.ID)
+				}
+				return
+			}
+			l.dups = 0
 			c.setRole(m.From, roleLazy)
 		}
 		c.send(Message{Kind: KindPrune, To: m.From, IDs: []MsgID{m.ID}})
 		return
 	}
+	if l := c.links[m.From]; l != nil {
+		l.dups = 0
+	}
 	round := nextRound(m.Round)
-	c.retain(record{id: m.ID, payload: m.Payload, round: round, plum: true})
+	rec := record{id: m.ID, payload: m.Payload, round: round, plum: true}
+	if p := c.grafts.byID[m.ID]; p != nil && slices.Contains(p.announcers[:p.next], m.From) {
+		rec.grafted = m.From
+	}
+	c.retain(rec)
 	c.deliver(Delivered{ID: m.ID, Payload: m.Payload, From: m.From, Round: m.Round})
 	c.setRole(m.From, roleEager)
 	if m.WantAck {
@@ -106,7 +147,7 @@ func (c *Core) onIHave(m Message) {
 			}
 			continue
 		}
-		if c.grafts.announce(id, m.From, m.WantAck, c.now.Add(c.cfg.GraftTimeout), c.cfg.MaxRetained) {
+		if c.grafts.announce(id, m.From, m.WantAck, c.now.Add(c.graftDelay()), c.cfg.MaxRetained) {
 			c.stats.PendingDropped++
 		}
 	}
@@ -157,6 +198,10 @@ func (c *Core) PeerDown(name string) {
 	if !c.filled {
 		return
 	}
+	if name == c.ring2 {
+		c.ring2, c.ringStale = "", true
+		c.armFlush()
+	}
 	if name == c.ring {
 		// Found again at the next flush (or earlier use), so that a burst
 		// of PeerDowns costs one scan of the View.
@@ -195,6 +240,16 @@ func (c *Core) PeerUp(name string) {
 	}
 	if !c.ringStale && c.closerOnRing(name) {
 		c.setRing(name)
+		if c.cfg.RingLinks >= 2 {
+			// The old ring link becomes the second: found at the next
+			// flush.
+			c.ringStale = true
+			c.armFlush()
+		}
+		return
+	}
+	if c.cfg.RingLinks >= 2 && !c.ringStale && c.ring != "" && c.succ(c.ring) == name && name != c.ring2 {
+		c.setRing2(name)
 		return
 	}
 	switch {
@@ -206,4 +261,20 @@ func (c *Core) PeerUp(name string) {
 		return
 	}
 	c.offerRetained(name)
+}
+
+// graftDelay is how long an announced id is awaited before its first
+// GRAFT: GraftTimeout plus a random part of up to GraftTimeout (unless
+// NoGraftSpread). The nodes
+// of a fragment of the tree hear of a message they lack at about the same
+// time (the IHAVEs are flushed together); with equal timers they would all
+// graft it at once, each adding a link into the same fragment, and the
+// duplicates over those links would prune the tree apart again. Spread
+// out, the first graft's payload usually sweeps the fragment before the
+// other timers fire.
+func (c *Core) graftDelay() time.Duration {
+	if c.cfg.NoGraftSpread {
+		return c.cfg.GraftTimeout
+	}
+	return c.cfg.GraftTimeout + time.Duration(c.rng.Int64N(int64(c.cfg.GraftTimeout)+1))
 }

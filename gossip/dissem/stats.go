@@ -21,7 +21,9 @@ type Stats struct {
 	Invalid       uint64 // malformed input, ignored: self or empty names, misaddressed, bad kind or strategy, too many ids
 	Unknown       uint64 // input from a peer not in the View, ignored
 	UnknownGrafts uint64 // ids asked for by a GRAFT that are not retained here
-	GraftGiveUps  uint64 // announced ids given up after every announcer was grafted
+	GraftRetries  uint64 // pending ids whose announcers were all grafted, tried again from the first
+	GraftGiveUps  uint64 // announced ids given up after every announcer was grafted maxGraftRounds+1 times
+	GraftsUndone  uint64 // grafted links pruned because the tree delivered the id too
 
 	Expired        uint64 // retained messages dropped after Retain
 	Evicted        uint64 // retained messages dropped early to stay within MaxRetained

@@ -11,6 +11,9 @@ type record struct {
 	payload []byte
 	round   uint16 // the Round this node sends it with
 	plum    bool   // payload retained: a Plumtree message
+	// grafted is the peer whose answer to this node's GRAFT delivered it,
+	// until a duplicate shows that the graft raced the tree (plumtree.go).
+	grafted string
 }
 
 // store is the retained messages in the order received: a FIFO, so that
