@@ -39,11 +39,14 @@ type scenario struct {
 	loss     float64 // probability a packet is lost
 	crashed  float64 // share of nodes crashed at the start, not yet detected
 	flapping int     // nodes going down and up all along
-	changes  int     // joins broadcast, from random live writers
-	rate     float64 // changes per second, cluster-wide
-	seed     uint64
-	crdt     bool // merge real crdt deltas on every node (memory: ~N×changes members)
-	drain    time.Duration
+	changes  int     // joins broadcast and measured, from random live writers
+	// warmup joins are broadcast first, at the same rate, and not
+	// measured: Plumtree's tree forms (prunes) over the first messages.
+	warmup int
+	rate   float64 // changes per second, cluster-wide
+	seed   uint64
+	crdt   bool // merge real crdt deltas on every node (memory: ~N×changes members)
+	drain  time.Duration
 	// digestEntry is the bytes per replica of a counters digest, measured
 	// on the real crdt code (crdtCosts.digestEntry).
 	digestEntry float64
@@ -216,7 +219,7 @@ func newSim(sc scenario) (*sim, error) {
 		s.push(&event{at: time.Duration(s.rng.Int64N(int64(aeInterval))), kind: evAE, node: int32(i)})
 	}
 	gap := time.Duration(float64(time.Second) / sc.rate)
-	for k := range sc.changes {
+	for k := range sc.warmup + sc.changes {
 		s.push(&event{at: time.Duration(k)*gap + time.Duration(s.rng.Int64N(int64(gap)+1)), kind: evChange})
 	}
 	return s, nil
@@ -253,7 +256,8 @@ func (s *sim) now(at time.Duration) time.Time { return s.epoch.Add(at) }
 func (s *sim) run() *result {
 	start := time.Now()
 	gap := time.Duration(float64(time.Second) / s.sc.rate)
-	end := time.Duration(s.sc.changes)*gap + s.sc.drain
+	all := s.sc.warmup + s.sc.changes
+	end := time.Duration(all)*gap + s.sc.drain
 	for s.q.Len() > 0 {
 		e := heap.Pop(&s.q).(*event)
 		if e.at > end {
@@ -262,7 +266,7 @@ func (s *sim) run() *result {
 		s.events++
 		s.handle(e)
 	}
-	r := s.measure(time.Duration(s.sc.changes) * gap)
+	r := s.measure(time.Duration(all) * gap)
 	r.events = s.events
 	r.wall = time.Since(start)
 	return r
@@ -285,7 +289,9 @@ func (s *sim) handle(e *event) {
 			return
 		}
 		if e.msg.Kind == dissem.KindGossip && !n.flapping && !n.crashed {
-			s.copies++
+			if k, ok := s.byID[e.msg.ID]; ok && k >= s.sc.warmup {
+				s.copies++
+			}
 		}
 		n.core.Step(s.now(e.at), e.msg)
 		s.flush(e.node, e.at)
@@ -314,7 +320,7 @@ func (s *sim) handle(e *event) {
 			return
 		}
 		for _, k := range e.ks {
-			if s.deliver(e.node, k, e.at) && !n.flapping {
+			if s.deliver(e.node, k, e.at) && !n.flapping && k >= s.sc.warmup {
 				s.repaired++
 			}
 		}
@@ -522,7 +528,8 @@ func (s *sim) measure(window time.Duration) *result {
 	r.live = len(live)
 	var times []time.Duration
 	full := 0
-	for _, ch := range s.changes {
+	measured := s.changes[min(s.sc.warmup, len(s.changes)):]
+	for _, ch := range measured {
 		var worst time.Duration
 		all := true
 		for _, i := range live {
@@ -537,16 +544,16 @@ func (s *sim) measure(window time.Duration) *result {
 			times = append(times, worst)
 		}
 	}
-	if len(s.changes) > 0 {
-		r.reached = 100 * float64(full) / float64(len(s.changes))
+	if c := len(measured); c > 0 {
+		r.reached = 100 * float64(full) / float64(c)
 		// Per receiving node: the writer gets no copy of its own change.
-		r.copies = float64(s.copies) / float64(len(s.changes)) / float64(max(len(live)-1, 1))
-		for k := range s.changes {
+		r.copies = float64(s.copies) / float64(c) / float64(max(len(live)-1, 1))
+		for k := s.sc.warmup; k < len(s.changes); k++ {
 			r.writerMsg += s.writerM[k]
 			r.writerB += s.writerB[k]
 		}
-		r.writerMsg /= float64(len(s.changes))
-		r.writerB /= float64(len(s.changes))
+		r.writerMsg /= float64(c)
+		r.writerB /= float64(c)
 	}
 	slices.Sort(times)
 	r.p50, r.p99, r.max = quantile(times, 0.5), quantile(times, 0.99), quantile(times, 1)
@@ -565,7 +572,7 @@ func (s *sim) measure(window time.Duration) *result {
 		r.busyBps = float64(busiest) / w
 	}
 	r.converged = s.converged(live)
-	if d := len(s.changes) * len(live); d > 0 {
+	if d := len(measured) * len(live); d > 0 {
 		r.repaired = 100 * float64(s.repaired) / float64(d)
 	}
 	return r

@@ -7,7 +7,8 @@
 //	go run ./cmd/roster-sim -nodes 10000 -seed 1      # one size; the last line sums it up
 //	go run ./cmd/roster-sim -nodes 100,1000,10000,40000 -model lan,wan -plots docs/scale
 //
-// Each run broadcasts -changes joins from random writers at -rate per
+// Each run broadcasts -warmup joins (not measured: Plumtree's tree forms
+// over them), then -changes joins, from random writers at -rate per
 // second cluster-wide, with -loss of packets lost, -crashed of the nodes
 // crashed at the start (not yet detected by memberlist, which takes
 // 4 × log10(N) seconds), and -flapping nodes going down and up every
@@ -47,6 +48,7 @@ type options struct {
 	crashed  float64
 	flapping int
 	changes  int
+	warmup   int
 	rate     float64
 	seed     uint64
 	crdt     string
@@ -70,7 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		loss     = fs.Float64("loss", 0.01, "probability that a packet is lost")
 		crashed  = fs.Float64("crashed", 0.02, "share of nodes crashed at the start")
 		flap     = fs.Int("flapping", 10, "nodes going down and up all along")
-		changes  = fs.Int("changes", 200, "joins broadcast per run")
+		changes  = fs.Int("changes", 200, "joins broadcast and measured per run")
+		warmup   = fs.Int("warmup", 100, "joins broadcast first and not measured (Plumtree's tree forms over them)")
 		rate     = fs.Float64("rate", 1000, "changes per second, cluster-wide")
 		seed     = fs.Uint64("seed", 1, "seed of every random decision")
 		crdtOn   = fs.String("crdt", "auto", "merge real crdt deltas on every node: on, off, auto (on up to 4M deliveries)")
@@ -84,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	o := &options{loss: *loss, crashed: *crashed, flapping: *flap, changes: *changes, rate: *rate,
+	o := &options{loss: *loss, crashed: *crashed, flapping: *flap, changes: *changes, warmup: *warmup, rate: *rate,
 		seed: *seed, crdt: *crdtOn, members: *members, plots: *plots, drain: *drain, graft: *graft, announce: *announce, stats: *stats}
 	for _, s := range strings.Split(*nodes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -112,8 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("%w: -loss %v: want [0, 1)", errUsage, o.loss)
 	case o.crashed < 0 || o.crashed > 0.5:
 		return nil, fmt.Errorf("%w: -crashed %v: want [0, 0.5]", errUsage, o.crashed)
-	case o.changes < 1 || o.rate <= 0:
-		return nil, fmt.Errorf("%w: -changes and -rate must be positive", errUsage)
+	case o.changes < 1 || o.rate <= 0 || o.warmup < 0:
+		return nil, fmt.Errorf("%w: -changes and -rate must be positive, -warmup not negative", errUsage)
 	case o.crdt != "on" && o.crdt != "off" && o.crdt != "auto":
 		return nil, fmt.Errorf("%w: -crdt %q: want on, off or auto", errUsage, o.crdt)
 	case o.members < 1000:
@@ -156,8 +159,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, n := range o.nodes {
 			for _, d := range o.designs {
 				sc := scenario{nodes: n, design: d, net: nm, loss: o.loss, crashed: o.crashed,
-					flapping: min(o.flapping, n/4), changes: o.changes, rate: o.rate, seed: o.seed,
-					crdt: o.crdt == "on" || (o.crdt == "auto" && n*o.changes <= 4_000_000), drain: o.drain,
+					flapping: min(o.flapping, n/4), changes: o.changes, warmup: o.warmup, rate: o.rate, seed: o.seed,
+					crdt: o.crdt == "on" || (o.crdt == "auto" && n*(o.changes+o.warmup) <= 4_000_000), drain: o.drain,
 					digestEntry: costs.digestEntry, graft: o.graft, announce: o.announce}
 				s, err := newSim(sc)
 				if err != nil {

@@ -186,3 +186,17 @@ func TestPlotsDrawn(t *testing.T) {
 		require.FileExists(t, dir+"/"+f.file)
 	}
 }
+
+// TestWarmupNotMeasured: the first broadcasts, over which Plumtree's
+// tree is pruned into shape, are left out of the figures when asked:
+// the measured copies then drop toward one per node.
+func TestWarmupNotMeasured(t *testing.T) {
+	sc := small(300, "after")
+	sc.changes = 40
+	cold := runScenario(t, sc)
+	sc.warmup = 60
+	warm := runScenario(t, sc)
+	require.Equal(t, 100.0, warm.reached)
+	require.Less(t, warm.copies, cold.copies)
+	require.Less(t, warm.copies, 1.1)
+}
