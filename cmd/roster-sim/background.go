@@ -12,10 +12,12 @@ const (
 	// digestCounters is today's digest: one (name, incarnation, top)
 	// entry per replica of the scope, sent every round.
 	digestCounters digestKind = iota + 1
-	// digestRanges hashes the replicas into rangeBuckets buckets (each the
-	// XOR of its entries' hashes) and a root over them: in step, a round
-	// exchanges the root only; when roots differ, the bucket hashes, then
-	// the entries of the buckets that differ.
+	// digestRanges is what gossip does past 64 replicas: a round between
+	// nodes in step exchanges the root of a range digest (crdt.RangeDigest:
+	// the replicas hashed into 256 buckets, a root over them) and nothing
+	// else; when the roots differ, the full counters digest follows. (The
+	// crdt can narrow that to the buckets that differ, DigestIn/DiffIn;
+	// gossip does not use it yet, so neither does the model.)
 	digestRanges
 )
 
@@ -31,17 +33,17 @@ const (
 	rangeRoot    = syncHeader + 12
 )
 
-// digestBytes is the size of one digest message over n replicas when
-// differing of its buckets differ (digestRanges; ignored for counters).
+// digestBytes is the size of what one side of an anti-entropy round
+// sends over n replicas when differing of the 256 buckets differ.
 func digestBytes(kind digestKind, n int, entry float64, differing int) float64 {
-	switch kind {
-	case digestCounters:
-		return syncHeader + float64(n)*entry
+	full := syncHeader + float64(n)*entry
+	switch {
+	case kind == digestCounters:
+		return full
+	case differing == 0:
+		return rangeRoot
 	default:
-		if differing == 0 {
-			return rangeRoot
-		}
-		return rangeRoot + rangeBuckets*8 + float64(differing)*float64(n)/rangeBuckets*entry
+		return rangeRoot + full
 	}
 }
 
