@@ -77,12 +77,17 @@ func pushPullScale(interval time.Duration, n int) time.Duration {
 
 // idleTraffic models a node of an n-node cluster with no changes. Every
 // round a node sends its digest to one peer and answers the one digest it
-// receives on average with its own (the exchange is two-way); memberlist
+// receives on average with its own (the exchange is two-way), except that
+// a range root matching the receiver's own is not answered; memberlist
 // probes one node per interval (a ping sent, an ack for the ping it
 // receives) and every push/pull interval exchanges its full state with
 // one node, initiating one and answering one on average.
 func idleTraffic(kind digestKind, n int, entry float64) background {
-	roster := 2 * digestBytes(kind, n, entry, 0) / aeInterval.Seconds()
+	sent := 2.0
+	if kind == digestRanges {
+		sent = 1
+	}
+	roster := sent * digestBytes(kind, n, entry, 0) / aeInterval.Seconds()
 	ml := (pingBytes+ackBytes)/probeInterval.Seconds() +
 		2*float64(n)*nodeStateBytes/pushPullScale(pushPullInterval, n).Seconds()
 	return background{roster: roster, memberlist: ml}
