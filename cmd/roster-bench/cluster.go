@@ -9,7 +9,6 @@ import (
 	"github.com/roster-io/roster/gossip/memnet"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 
 	"github.com/roster-io/roster/registry"
 )
@@ -54,8 +52,9 @@ type cluster struct {
 	trackers []*tracker
 	// transports[i] is nodes[i]'s faultnet.Transport (nil without faults).
 	transports []*faultnet.Transport
-	// severables are the nodes' memnet transports (with opts.mem).
-	severables []*severable
+	// severables are the nodes' memnet transports (with opts.mem), cut
+	// off at once at teardown (memnet.Transport.Sever).
+	severables []*memnet.Transport
 	// fd counts the nodes' failure-detector events.
 	fd *fdCounter
 	// prefix makes node names unique on this machine.
@@ -115,9 +114,8 @@ func (c *cluster) openNode(ctx context.Context, name string, seeds []string, sid
 		if err != nil {
 			return nil, nil, fmt.Errorf("transport for %s: %w", name, err)
 		}
-		sv := &severable{Transport: mt}
-		c.severables = append(c.severables, sv)
-		cfg.Tune(func(g *gossip.Config) { g.Transport = sv })
+		c.severables = append(c.severables, mt)
+		cfg.Tune(func(g *gossip.Config) { g.Transport = mt })
 	case c.opts.faults != nil:
 		var err error
 		tr, err = faultnet.NewTransport(c.opts.faults, c.opts.logOut)
@@ -449,46 +447,3 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 	return nil
 }
 
-// severable is a node's memnet transport that the bench can cut off at
-// once: after sever, its sends and dials fail without reaching the
-// network. A memnet network has one lock; a thousand nodes closing at
-// once, each telling every peer it leaves, would queue on it for minutes.
-type severable struct {
-	*memnet.Transport
-	cut atomic.Bool
-}
-
-var _ memberlist.NodeAwareTransport = (*severable)(nil)
-
-// errSevered is what a severed transport's sends and dials return.
-var errSevered = errors.New("roster-bench: transport severed")
-
-func (s *severable) sever() { s.cut.Store(true) }
-
-func (s *severable) WriteTo(b []byte, addr string) (time.Time, error) {
-	if s.cut.Load() {
-		return time.Time{}, errSevered
-	}
-	return s.Transport.WriteTo(b, addr)
-}
-
-func (s *severable) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if s.cut.Load() {
-		return time.Time{}, errSevered
-	}
-	return s.Transport.WriteToAddress(b, a)
-}
-
-func (s *severable) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if s.cut.Load() {
-		return nil, errSevered
-	}
-	return s.Transport.DialTimeout(addr, timeout)
-}
-
-func (s *severable) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	if s.cut.Load() {
-		return nil, errSevered
-	}
-	return s.Transport.DialAddressTimeout(a, timeout)
-}

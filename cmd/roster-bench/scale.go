@@ -377,7 +377,7 @@ func memnetBytes(n *memnet.Network) uint64 {
 // few at a time, and the network shut down.
 func closeScale(c *cluster, mem *memnet.Network) {
 	for _, s := range c.severables {
-		s.sever()
+		s.Sever()
 	}
 	defer mem.Shutdown()
 	var wg sync.WaitGroup

@@ -595,3 +595,17 @@ func TestConcurrentChaos(t *testing.T) {
 	require.Equal(t, s.PacketsSent+s.PacketsDuplicated, s.PacketsDelivered+s.PacketsDropped)
 	require.Equal(t, s.PacketsDropped, s.PacketsCut+s.PacketsLost+s.PacketsUnroutable+s.PacketsOverflow)
 }
+
+// TestSever: a severed transport's sends and dials fail with ErrSevered
+// and reach nothing; what others send to it still arrives.
+func TestSever(t *testing.T) {
+	n, a, b := pair(t, Config{Seed: 7})
+	a.Sever()
+	_, err := a.WriteTo([]byte("x"), b.Addr())
+	require.ErrorIs(t, err, ErrSevered)
+	_, err = a.DialTimeout(b.Addr(), time.Second)
+	require.ErrorIs(t, err, ErrSevered)
+	require.Zero(t, n.Stats().PacketsSent)
+	send(t, b, a, "y")
+	require.Eventually(t, func() bool { return len(drain(a.PacketCh())) == 1 }, 5*time.Second, 5*time.Millisecond)
+}

@@ -27,6 +27,10 @@ var (
 	// ends was cut.
 	ErrLinkCut = errors.New("memnet: link cut")
 
+	// ErrSevered is returned by the sends and dials of a transport after
+	// Transport.Sever.
+	ErrSevered = errors.New("memnet: transport severed")
+
 	// ErrNoRoute is returned by a dial to an address where no open
 	// transport is (the in-memory "connection refused").
 	ErrNoRoute = errors.New("memnet: no transport at address")
