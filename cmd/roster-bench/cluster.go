@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/roster-io/roster/registry"
 )
 
@@ -446,4 +445,3 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 	}
 	return nil
 }
-
