@@ -98,18 +98,29 @@ func (n *Node) refresh(scope string, ps *plumScope) {
 	ps.view = peerView{ver: ver, names: names, set: set}
 }
 
-// plumBroadcast spreads one packed deltas message of a local batch.
-func (n *Node) plumBroadcast(scope string, msg []byte) {
-	ps := n.plum[scope]
+// drive runs one call on a scope's core with its view up to date, then
+// sends what the core wants sent, wakes plumLoop if the call set an
+// earlier deadline, and returns the core's deliveries.
+func (n *Node) drive(scope string, ps *plumScope, call func(c *dissem.Core)) []dissem.Delivered {
 	ps.mu.Lock()
 	n.refresh(scope, ps)
-	ps.seq++
-	ps.core.Broadcast(time.Now(), dissem.MsgID{Origin: n.self.Name, Seq: ps.seq}, msg)
-	out, _ := ps.core.Ready() // our own delivery: merged already
+	call(ps.core)
+	out, delivered := ps.core.Ready()
 	dl, ok := ps.core.NextDeadline()
 	ps.mu.Unlock()
 	n.kickPlum(dl, ok)
 	n.sendPlum(scope, out)
+	return delivered
+}
+
+// plumBroadcast spreads one packed deltas message of a local batch (its
+// own delivery is dropped: the batch is merged already).
+func (n *Node) plumBroadcast(scope string, msg []byte) {
+	ps := n.plum[scope]
+	n.drive(scope, ps, func(c *dissem.Core) {
+		ps.seq++ // under ps.mu
+		c.Broadcast(time.Now(), dissem.MsgID{Origin: n.self.Name, Seq: ps.seq}, msg)
+	})
 }
 
 // plumStep takes a received Plumtree message: the core's answers go out,
@@ -120,15 +131,7 @@ func (n *Node) plumStep(scope string, m dissem.Message) {
 	if !ok {
 		return
 	}
-	ps.mu.Lock()
-	n.refresh(scope, ps)
-	ps.core.Step(time.Now(), m)
-	out, delivered := ps.core.Ready()
-	dl, ok := ps.core.NextDeadline()
-	ps.mu.Unlock()
-	n.kickPlum(dl, ok)
-	n.sendPlum(scope, out)
-	for _, d := range delivered {
+	for _, d := range n.drive(scope, ps, func(c *dissem.Core) { c.Step(time.Now(), m) }) {
 		inner, err := decodeMessage(d.Payload)
 		if err != nil || inner.kind != msgDeltas || inner.scope != scope {
 			n.stats.decodeErrors.Add(1)
@@ -145,19 +148,13 @@ func (n *Node) plumPeer(name string, up bool, scopes []string) {
 		if up && !slices.Contains(scopes, s) {
 			continue
 		}
-		ps := n.plum[s]
-		ps.mu.Lock()
-		n.refresh(s, ps)
-		if up {
-			ps.core.PeerUp(name)
-		} else {
-			ps.core.PeerDown(name)
-		}
-		out, _ := ps.core.Ready()
-		dl, ok := ps.core.NextDeadline()
-		ps.mu.Unlock()
-		n.kickPlum(dl, ok)
-		n.sendPlum(s, out)
+		n.drive(s, n.plum[s], func(c *dissem.Core) {
+			if up {
+				c.PeerUp(name)
+			} else {
+				c.PeerDown(name)
+			}
+		})
 	}
 }
 
