@@ -43,19 +43,7 @@ func TestQuickRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	o := tinyOptions()
-	if testing.Verbose() {
-		o.progress = os.Stderr
-	}
-	run, err := parseRun("all")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	res, err := runAll(ctx, o, run, &out)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	t.Logf("\n%s", out.String())
+	res, out := runExperiments(ctx, t, o, "all")
 
 	l := res.Latency
 	if l == nil || l.Joins != 50 || l.AllP50 <= 0 || l.AllP50 > l.AllP99 || l.AllP99 > l.AllMax || l.OneP50 <= 0 || l.OneP50 > l.AllP50 {
@@ -182,19 +170,7 @@ func TestScaleRun(t *testing.T) {
 	o.scale = defaultScaleOpts()
 	o.scale.sizes, o.scale.joins = []int{8}, 20
 	o.scale.settle, o.scale.idle, o.scale.formTimeout = 300*time.Millisecond, 3*time.Second, 20*time.Second
-	if testing.Verbose() {
-		o.progress = os.Stderr
-	}
-	run, err := parseRun("scale")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	res, err := runAll(ctx, o, run, &out)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	t.Logf("\n%s", out.String())
+	res, out := runExperiments(ctx, t, o, "scale")
 	if len(res.Scale) != 1 {
 		t.Fatalf("scale: %d results", len(res.Scale))
 	}
@@ -301,4 +277,24 @@ func TestScaleFlags(t *testing.T) {
 	if r, _ := parseRun("all"); r["scale"] {
 		t.Errorf("all includes scale")
 	}
+}
+
+// runExperiments runs the named experiments with o (progress on stderr
+// under -v), logs what they printed and returns their results and output.
+func runExperiments(ctx context.Context, t *testing.T, o *options, names string) (*Results, *bytes.Buffer) {
+	t.Helper()
+	if testing.Verbose() {
+		o.progress = os.Stderr
+	}
+	run, err := parseRun(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := runAll(ctx, o, run, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	return res, &out
 }
