@@ -32,6 +32,15 @@ var cases = []struct {
 	{"convergence/unstable", Invalid, []string{"unstable"}, Options{}},
 	{"convergence/no-final-reads", Unknown, nil, Options{}},
 	{"convergence/killed-node", Valid, nil, Options{}},
+	// After the final heal, two nodes report a live peer dead for one
+	// read (a suspicion begun under the cut ran out after it) and hide its
+	// member, then show it again: settling, not unstable.
+	{"convergence/settling", Valid, nil, Options{}},
+	// The same flap while they report the peer alive: unstable.
+	{"convergence/flap-alive", Invalid, []string{"unstable"}, Options{}},
+	// Still reporting the peer dead in their last reads: judged, and the
+	// last reads differ.
+	{"convergence/settling-never", Invalid, []string{"diverged"}, Options{}},
 
 	{"set/valid", Valid, nil, Options{}},
 	// Two reads of one node that overlap: the later-invoked one may be

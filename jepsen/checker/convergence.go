@@ -2,6 +2,7 @@ package checker
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,7 +23,10 @@ import (
 // on during the run, so agreement mid-run is a measure, not a promise.
 //
 // Anomalies: diverged (last final reads differ), unstable (a node's final
-// reads still change at the end, or leave the common state). Unknown when
+// reads still change at the end, or leave the common state; reads taken
+// while the node reported a node that is up at the end as not alive are
+// left out of this judgement, counted as settling-final-reads, unless the
+// node's last read still does). Unknown when
 // there are no final reads or a live node has none.
 type Convergence struct{}
 
@@ -65,10 +69,16 @@ func (Convergence) Check(h []history.Op, o Options) Result {
 	for _, g := range sortedKeys(groups) {
 		last := map[string]string{}
 		for _, n := range live {
-			var states []string
+			var states, settled []string
+			lastSettled := false
 			for _, r := range finals[n] {
 				if r.covers(g) {
-					states = append(states, state(r.members, g))
+					st := state(r.members, g)
+					states = append(states, st)
+					lastSettled = !m.settling(r)
+					if lastSettled {
+						settled = append(settled, st)
+					}
 				}
 			}
 			if len(states) == 0 {
@@ -76,6 +86,14 @@ func (Convergence) Check(h []history.Op, o Options) Result {
 				continue
 			}
 			last[n] = states[len(states)-1]
+			if lastSettled && len(settled) < len(states) {
+				// The failure detector was still settling during some of
+				// these reads (a suspicion begun before the heal ran out
+				// after it): those reads hid a live owner's members, as
+				// they must, and are not judged for stability.
+				b.count("settling-final-reads", len(states)-len(settled))
+				states = settled
+			}
 			m.judgeStable(b, n, g, states)
 		}
 		if len(last) == 0 {
@@ -93,6 +111,20 @@ func (Convergence) Check(h []history.Op, o Options) Result {
 		}
 	}
 	return b.done()
+}
+
+// settling reports whether final read r was taken while its node reported
+// a node that is up at the end as not alive (memberlist still settling
+// after the heal: a suspicion begun under a cut may run out after it, and
+// the refutation follows). A node whose last final read still reports so
+// has its reads judged all the same: its view never settled.
+func (m *model) settling(r *read) bool {
+	for p, st := range r.peers {
+		if st != "alive" && m.liveAtEnd(p) && slices.Contains(m.nodes, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // judgeStable flags a node whose final reads of g still change at the end
