@@ -194,16 +194,21 @@ type Config struct {
 	// sends, in its periodic anti-entropy rounds, the 15-byte root of its
 	// range digest (crdt.RangeDigest) instead of the full digest (about
 	// 13 bytes per replica: 130 KB at 10,000 nodes, every round). A peer
-	// whose root is the same does nothing; one whose root differs starts
-	// the full exchange, so a round in which the two differ costs the
-	// root on top of today's exchange. So background traffic stops
-	// growing with the cluster while nothing changes; under steady writes
-	// the roots seldom agree and rounds cost what they did. Greetings,
+	// whose root is the same does nothing; one whose root differs (and
+	// is caught up) answers with its whole range digest (256 bucket sums,
+	// about 2.3 KB, sent on a stream past MaxPacketBytes), and the two
+	// then exchange digests of only the buckets whose sums differ
+	// (crdt.State.DigestIn, DiffIn): a round in which they differ costs
+	// the root, the range digest and the counters of the replicas in
+	// those buckets, not of every replica. So background traffic stops
+	// growing with the cluster while nothing changes, and under steady
+	// writes a round costs about what the writes touched. Greetings,
 	// catch-up, gap repairs and a node still hiding a cached replica
 	// always send the full digest. 0 means the default, 64: small
 	// clusters keep the plain exchange; negative never sends a root.
-	// Nodes older than this field ignore a root (a decode error) and
-	// exchange with the others.
+	// Nodes older than this field ignore a root or a range digest (a
+	// decode error) and exchange with the others; a narrowed digest (a
+	// sync message of eight fields) is one they reject likewise.
 	RangeRootMin int
 
 	// Logger receives structured logs; nil discards them. Records carry

@@ -30,8 +30,10 @@
 //     the exchange is two-way. In a scope of Config.RangeRootMin replicas
 //     or more (64), a caught-up node's periodic round sends the 15-byte
 //     root of its range digest (crdt.RangeDigest) instead; a peer with the
-//     same root does nothing, one with another starts the exchange above,
-//     so rounds between nodes in step do not grow with the cluster. The
+//     same root does nothing, one with another answers with its 256
+//     bucket sums, and the exchange above then runs over the replicas of
+//     the buckets that differ only (crdt.State.DigestIn, DiffIn), so
+//     rounds do not grow with the cluster, in step or under writes. The
 //     same exchange runs whenever a peer (re)appears, so a node joining or a partition healing converges at
 //     once rather than at the next tick. What is only missing because it
 //     is on its way is left out of a repair: replicas whose counter rose

@@ -53,6 +53,10 @@ type Stats struct {
 	// (Config.RangeRootMin) instead of a digest; RootsInStep the roots
 	// received that matched this node's, which cost no more than that.
 	RootsSent, RootsInStep int64
+	// NarrowedSyncs counts digests sent restricted to the range-digest
+	// buckets that differ (after a root that differed), in place of the
+	// full digest.
+	NarrowedSyncs int64
 	// PlumtreePayloads counts the Plumtree messages sent that carried a
 	// batch (this node's, pushed or grafted, or one passed on down the
 	// tree) in scopes larger than Config.DirectMax.
@@ -179,7 +183,7 @@ func (t *traffic) load() Traffic { return Traffic{t.messages.Load(), t.bytes.Loa
 type stats struct {
 	deltasSent, deltasReceived, packetsSent, reliableSent atomic.Int64
 	syncsSent, syncsServed, repairDeltasSent, repairBytes atomic.Int64
-	rootsSent, rootsInStep                                atomic.Int64
+	rootsSent, rootsInStep, narrowedSyncs                 atomic.Int64
 	plumPayloads                                          atomic.Int64
 	decodeErrors, outOfOrder                              atomic.Int64
 	rejoinAttempts, rejoinSuccesses, bytesSent            atomic.Int64
@@ -245,6 +249,12 @@ type syncJob struct {
 	root      uint64
 	rootCount int
 	isRoot    bool
+	// ranges: the message carried from's whole range digest (its answer
+	// to our root, which differed); digest is then empty.
+	ranges *crdt.RangeDigest
+	// buckets: digest is restricted to these range-digest buckets (a
+	// narrowed digest); replicas outside them are not compared.
+	buckets []int
 }
 
 // served remembers the last repair sent to a peer for a scope, so that the
@@ -589,7 +599,7 @@ func (n *Node) Stats() Stats {
 		PacketsSent: s.packetsSent.Load(), ReliableSent: s.reliableSent.Load(),
 		SyncsSent: s.syncsSent.Load(), SyncsServed: s.syncsServed.Load(),
 		RepairDeltasSent: s.repairDeltasSent.Load(), RepairBytesSent: s.repairBytes.Load(),
-		RootsSent: s.rootsSent.Load(), RootsInStep: s.rootsInStep.Load(), PlumtreePayloads: s.plumPayloads.Load(),
+		RootsSent: s.rootsSent.Load(), RootsInStep: s.rootsInStep.Load(), NarrowedSyncs: s.narrowedSyncs.Load(), PlumtreePayloads: s.plumPayloads.Load(),
 		DecodeErrors:     s.decodeErrors.Load(),
 		OutOfOrderChunks: s.outOfOrder.Load(),
 		RejoinAttempts:   s.rejoinAttempts.Load(), RejoinSuccesses: s.rejoinSuccesses.Load(),

@@ -42,6 +42,14 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 			}
 			n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: true, isRoot: true, root: root, rootCount: count})
 			return
+		} else if err == nil && k == crdt.KindRangeDigest {
+			rd, err := crdt.DecodeRangeDigest(m.payloads[0])
+			if err != nil || !m.wantReply || len(m.buckets) > 0 {
+				n.stats.decodeErrors.Add(1)
+				return
+			}
+			n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: true, ranges: &rd})
+			return
 		}
 		d, err := crdt.DecodeDigest(m.payloads[0])
 		if err != nil {
@@ -64,7 +72,7 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 		}
 		h := fnv.New64a()
 		_, _ = h.Write(m.payloads[0])
-		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d, sum: h.Sum64(), streaming: m.streaming})
+		n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: m.wantReply, digest: d, sum: h.Sum64(), streaming: m.streaming, buckets: m.buckets})
 	case msgLeaving:
 		n.peerLeaving(m.from, m.inc, src)
 	case msgPlum:
@@ -390,7 +398,7 @@ func (n *Node) flushHeld(now time.Time) {
 			})
 			if to := n.peerNode(r); to != nil && n.mayAskOwner(name, r, now) {
 				n.stats.gapSyncs.Add(1)
-				n.sendSyncExcept(name, to, true, r)
+				n.sendSyncExcept(name, to, true, r, nil)
 			}
 		}
 	}

@@ -132,25 +132,40 @@ func (n *Node) sendReliable(p *memberlist.Node, kind MessageKind, msg []byte) {
 
 // sendSync sends our digest of scope to a peer.
 func (n *Node) sendSync(scope string, to *memberlist.Node, wantReply bool) {
-	n.sendSyncExcept(scope, to, wantReply, "")
+	n.sendSyncExcept(scope, to, wantReply, "", nil)
 }
 
 // sendSyncExcept is sendSync with replica left out of the replicas named
 // as streaming (their deltas arriving): a digest sent to fill a known gap
 // in replica's operations must get them repaired, not skipped as in
-// flight.
-func (n *Node) sendSyncExcept(scope string, to *memberlist.Node, wantReply bool, replica string) {
+// flight. With buckets, the digest is narrowed to the replicas in those
+// range-digest buckets (crdt.State.DigestIn).
+func (n *Node) sendSyncExcept(scope string, to *memberlist.Node, wantReply bool, replica string, buckets []int) {
 	sc := n.scopes[scope]
 	var dig []byte
 	var streaming []string
 	sc.Read(func(st *crdt.State) {
-		d := st.Digest()
+		var d crdt.Digest
+		if len(buckets) > 0 {
+			d = st.DigestIn(buckets)
+		} else {
+			d = st.Digest()
+		}
 		dig = crdt.EncodeDigest(d)
 		streaming = slices.DeleteFunc(sc.streaming(d), func(r string) bool { return r == replica })
 	})
-	msg := encodeSync(scope, n.self.Name, wantReply, dig, streaming)
+	msg := encodeSyncIn(scope, n.self.Name, wantReply, dig, streaming, buckets)
 	n.stats.syncsSent.Add(1)
+	if len(buckets) > 0 {
+		n.stats.narrowedSyncs.Add(1)
+	}
 	sc.askedAt.Store(time.Now().UnixNano())
+	n.sendSyncMessage(to, msg)
+}
+
+// sendSyncMessage sends an anti-entropy message in a packet, or on a
+// stream if it is larger than one (Config.MaxPacketBytes).
+func (n *Node) sendSyncMessage(to *memberlist.Node, msg []byte) {
 	if len(msg) <= n.cfg.MaxPacketBytes {
 		if err := n.ml.SendBestEffort(to, msg); err == nil {
 			n.stats.sentVia(KindSync, len(msg), false)
@@ -210,6 +225,10 @@ func (n *Node) serveSync(j syncJob) {
 		n.serveRoot(sc, j, to)
 		return
 	}
+	if j.ranges != nil {
+		n.serveRanges(sc, j, to)
+		return
+	}
 	if to == nil {
 		// A digest from a node we do not count alive yet (its alive
 		// message is still on its way, as after a partition heals): answer
@@ -236,7 +255,14 @@ func (n *Node) serveSync(j syncJob) {
 		// The digest's incarnations are the peer's claims: they decide
 		// what is sent to it, never what is held here (only memberlist's
 		// view moves an incarnation: applyPeerEvent).
-		ds = st.Diff(sc.skipInFlight(j.from, j.digest, j.streaming, st, time.Now(), 2*n.cfg.AntiEntropyInterval), n.cfg.ChunkBytes)
+		peer := sc.skipInFlight(j.from, j.digest, j.streaming, st, time.Now(), 2*n.cfg.AntiEntropyInterval)
+		if len(j.buckets) > 0 {
+			// A narrowed digest: only its buckets' replicas are compared
+			// (one it does not list there is one the peer lacks).
+			ds = st.DiffIn(peer, j.buckets, n.cfg.ChunkBytes)
+		} else {
+			ds = st.Diff(peer, n.cfg.ChunkBytes)
+		}
 		ahead = j.wantReply && behind(j.digest, st)
 		return nil
 	})
@@ -262,17 +288,19 @@ func (n *Node) serveSync(j syncJob) {
 			// than ask another peer for the same state meanwhile.
 			sc.expect(time.Now(), n.repairWait())
 		}
-		n.sendSync(j.scope, to, false)
+		n.sendSyncExcept(j.scope, to, false, "", j.buckets)
 	}
 }
 
 // serveRoot answers the root of a peer's range digest: nothing if ours is
 // the same (the two agree on every replica's counter, up to a 64-bit hash
-// collision), else our full digest asking for its own, which starts
-// today's two-way exchange. A node hiding a cached replica answers every
-// root with its digest: it needs the owners' digests to show it. A root
-// from a node not counted alive here is dropped, as the next round
-// sends another.
+// collision), else our whole range digest (256 bucket sums, about 2.3 KB
+// whatever the replica count), asking for the peer's digest of the
+// buckets that differ (serveRanges), which starts the two-way exchange
+// narrowed to them. A node not caught up, or hiding a cached replica,
+// answers with its full digest instead: the first needs everything, the
+// second the owners' own digests to show what it hides. A root from a
+// node not counted alive here is dropped, as the next round sends another.
 func (n *Node) serveRoot(sc *Scope, j syncJob, to *memberlist.Node) {
 	if to == nil {
 		return
@@ -287,8 +315,35 @@ func (n *Node) serveRoot(sc *Scope, j syncJob, to *memberlist.Node) {
 		n.stats.rootsInStep.Add(1)
 		return
 	}
-	if n.mayReply(j.scope) {
+	if !n.mayReply(j.scope) {
+		return
+	}
+	if _, ok := n.caughtUp.Load(j.scope); !ok || n.unsyncedN.Load() > 0 {
 		n.sendSync(j.scope, to, true)
+		return
+	}
+	var rd crdt.RangeDigest
+	sc.Read(func(st *crdt.State) { rd = st.RangeDigest() })
+	n.stats.syncsSent.Add(1)
+	n.sendSyncMessage(to, encodeSync(j.scope, n.self.Name, true, crdt.EncodeRangeDigest(rd), nil))
+}
+
+// serveRanges answers a peer's range digest (its answer to our root) with
+// our digest of the buckets whose sums differ, asking for the peer's own:
+// the two-way exchange, over the replicas of those buckets only. Nothing
+// if none differ any more (what was missing arrived meanwhile).
+func (n *Node) serveRanges(sc *Scope, j syncJob, to *memberlist.Node) {
+	if to == nil {
+		return
+	}
+	var differ []int
+	sc.Read(func(st *crdt.State) { differ = crdt.DifferingBuckets(st.RangeDigest(), *j.ranges) })
+	if len(differ) == 0 {
+		n.stats.rootsInStep.Add(1)
+		return
+	}
+	if n.mayReply(j.scope) {
+		n.sendSyncExcept(j.scope, to, true, "", differ)
 	}
 }
 

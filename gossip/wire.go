@@ -197,6 +197,7 @@ type message struct {
 	relayTo   []string       // msgRelay: the nodes this one passes the deltas on to
 	payloads  [][]byte       // deltas (msgDeltas) or one digest (msgSync); they alias the message
 	streaming []string       // msgSync: replicas still arriving at the sender
+	buckets   []int          // msgSync: the range-digest buckets a narrowed digest covers
 	plum      dissem.Message // msgPlum
 }
 
@@ -249,9 +250,20 @@ const perDeltaOverhead = 5
 // arriving, so the receiver leaves them out of its repair. (The field is
 // optional on the wire: a message without it decodes with none.)
 func encodeSync(scope, from string, wantReply bool, digest []byte, streaming []string) []byte {
+	return encodeSyncIn(scope, from, wantReply, digest, streaming, nil)
+}
+
+// encodeSyncIn is encodeSync for a digest restricted to the range-digest
+// buckets named (crdt.State.DigestIn): the eighth field lists them, in
+// ascending order. Without buckets it is the seven-field message.
+func encodeSyncIn(scope, from string, wantReply bool, digest []byte, streaming []string, buckets []int) []byte {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
-	_ = enc.EncodeArrayLen(7)
+	fields := 7
+	if len(buckets) > 0 {
+		fields = 8
+	}
+	_ = enc.EncodeArrayLen(fields)
 	_ = enc.EncodeUint(wireVersion)
 	_ = enc.EncodeUint(msgSync)
 	_ = enc.EncodeString(scope)
@@ -262,7 +274,36 @@ func encodeSync(scope, from string, wantReply bool, digest []byte, streaming []s
 	for _, name := range streaming {
 		_ = enc.EncodeString(name)
 	}
+	if len(buckets) > 0 {
+		_ = enc.EncodeArrayLen(len(buckets))
+		for _, b := range buckets {
+			_ = enc.EncodeUint(uint64(b))
+		}
+	}
 	return buf.Bytes()
+}
+
+// buckets reads a narrowed digest's bucket list: 1 to crdt.RangeBuckets
+// bucket numbers, each below crdt.RangeBuckets, strictly ascending.
+func (r *reader) buckets() []int {
+	k := r.ArrayLen("buckets", 1)
+	if r.OK() && (k < 1 || k > crdt.RangeBuckets) {
+		r.Fail("message", fmt.Errorf("%d buckets, want 1 to %d", k, crdt.RangeBuckets))
+	}
+	var out []int
+	for i := 0; i < k && r.OK(); i++ {
+		b := r.Uint("bucket")
+		switch {
+		case !r.OK():
+		case b >= crdt.RangeBuckets:
+			r.Fail("message", fmt.Errorf("bucket %d, want below %d", b, crdt.RangeBuckets))
+		case len(out) > 0 && int(b) <= out[len(out)-1]:
+			r.Fail("message", fmt.Errorf("bucket %d after %d: not ascending", b, out[len(out)-1]))
+		default:
+			out = append(out, int(b))
+		}
+	}
+	return out
 }
 
 func encodeLeaving(from string, inc uint64) []byte {
@@ -313,8 +354,8 @@ func decodeMessage(b []byte) (message, error) {
 		want = 11
 	case msgSync:
 		want = 7
-		if fields == 6 {
-			want = 6 // without the streaming list
+		if fields == 6 || fields == 8 {
+			want = fields // without the streaming list; with buckets
 		}
 	}
 	if r.OK() && (want == 0 || fields != want) {
@@ -335,8 +376,11 @@ func decodeMessage(b []byte) (message, error) {
 		m.from = r.str("from")
 		m.wantReply = r.Bool("wantReply")
 		m.payloads = [][]byte{r.bytes("digest")}
-		if fields == 7 {
+		if fields >= 7 {
 			m.streaming = r.names("streaming", 0)
+		}
+		if fields == 8 {
+			m.buckets = r.buckets()
 		}
 	case msgLeaving:
 		m.from = r.str("from")

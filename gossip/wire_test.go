@@ -24,6 +24,8 @@ func seedMessages(t testing.TB) [][]byte {
 		encodeDeltas("chat", nil, [][]byte{crdt.EncodeDelta(d)}),
 		encodeDeltas("chat", []string{"b", "c"}, [][]byte{crdt.EncodeDelta(d)}),
 		encodeSync("chat", "a", true, dig, []string{"w"}),
+		encodeSyncIn("chat", "a", false, crdt.EncodeDigest(st.DigestIn([]int{3, 200})), nil, []int{3, 200}),
+		encodeSync("chat", "a", true, crdt.EncodeRangeDigest(st.RangeDigest()), nil),
 		encodeLeaving("a", 1),
 		encodePlum("chat", "a", dissem.Message{Kind: dissem.KindGossip, ID: dissem.MsgID{Origin: "a", Seq: 7}, Round: 2,
 			Payload: encodeDeltas("chat", nil, [][]byte{crdt.EncodeDelta(d)}), WantAck: true}),
@@ -47,6 +49,11 @@ func FuzzDecodeMessage(f *testing.F) {
 		for _, p := range m.payloads {
 			_, _ = crdt.DecodeDelta(p)
 			_, _ = crdt.DecodeDigest(p)
+			_, _ = crdt.DecodeRangeDigest(p)
+			_, _, _ = crdt.DecodeRangeRoot(p)
+		}
+		for i, b := range m.buckets {
+			require.True(t, b >= 0 && b < crdt.RangeBuckets && (i == 0 || b > m.buckets[i-1]), "buckets %v", m.buckets)
 		}
 	})
 }
@@ -125,6 +132,39 @@ func TestSyncStreamingField(t *testing.T) {
 
 	_, err = decodeMessage(encodeSync("chat", "a", true, []byte{1}, []string{""}))
 	require.ErrorIs(t, err, ErrMessage)
+}
+
+// TestSyncBucketsField: a narrowed digest names its buckets in an eighth
+// field; a list that is empty, too long, out of range, unsorted or
+// repeated is rejected.
+func TestSyncBucketsField(t *testing.T) {
+	m, err := decodeMessage(encodeSyncIn("chat", "a", true, []byte{1}, []string{"w"}, []int{0, 7, 255}))
+	require.NoError(t, err)
+	require.Equal(t, []int{0, 7, 255}, m.buckets)
+	require.Equal(t, []string{"w"}, m.streaming)
+
+	m, err = decodeMessage(encodeSyncIn("chat", "a", true, []byte{1}, nil, nil))
+	require.NoError(t, err)
+	require.Nil(t, m.buckets, "no buckets: the seven-field message")
+
+	many := make([]int, crdt.RangeBuckets+1)
+	for i := range many {
+		many[i] = i
+	}
+	for name, bs := range map[string][]int{
+		"out of range": {256},
+		"unsorted":     {9, 3},
+		"repeated":     {4, 4},
+		"negative":     {-1},
+		"too many":     many,
+	} {
+		_, err := decodeMessage(encodeSyncIn("chat", "a", true, []byte{1}, nil, bs))
+		require.ErrorIs(t, err, ErrMessage, name)
+	}
+	empty := encodeSyncIn("chat", "a", true, []byte{1}, nil, []int{1})
+	empty[len(empty)-2] = 0x90 // an empty list in place of [1]
+	_, err = decodeMessage(empty[:len(empty)-1])
+	require.ErrorIs(t, err, ErrMessage, "empty bucket list")
 }
 
 // TestDecodeMessageHostileLengths: a packet whose string header claims far

@@ -31,7 +31,7 @@ func statsOf(s gossip.Stats) Stats {
 		DeltasSent: s.DeltasSent, DeltasReceived: s.DeltasReceived,
 		PacketsSent: s.PacketsSent, ReliableSent: s.ReliableSent, BytesSent: s.BytesSent,
 		SyncsSent: s.SyncsSent, SyncsServed: s.SyncsServed, RepairDeltasSent: s.RepairDeltasSent, RepairBytesSent: s.RepairBytesSent,
-		RootsSent: s.RootsSent, RootsInStep: s.RootsInStep,
+		RootsSent: s.RootsSent, RootsInStep: s.RootsInStep, NarrowedSyncs: s.NarrowedSyncs,
 		DecodeErrors: s.DecodeErrors, OutOfOrderChunks: s.OutOfOrderChunks,
 		RejoinAttempts: s.RejoinAttempts, RejoinSuccesses: s.RejoinSuccesses,
 		Piggybacked: s.Piggybacked, HeldBack: s.HeldBack, GapSyncs: s.GapSyncs, Relayed: s.Relayed,

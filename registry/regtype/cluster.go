@@ -108,6 +108,9 @@ type Stats struct {
 	// digest instead of a digest (scopes of 64 replicas or more);
 	// RootsInStep the roots received that matched this node's.
 	RootsSent, RootsInStep int64
+	// NarrowedSyncs counts digests sent restricted to the range-digest
+	// buckets that differ, after a root that differed.
+	NarrowedSyncs int64
 	// DecodeErrors counts messages and deltas rejected as malformed or
 	// invalid; OutOfOrderChunks the anti-entropy chunks received out of
 	// order.
