@@ -15,9 +15,9 @@ const (
 	// digestRanges is what gossip does past 64 replicas: a round between
 	// nodes in step exchanges the root of a range digest (crdt.RangeDigest:
 	// the replicas hashed into 256 buckets, a root over them) and nothing
-	// else; when the roots differ, the full counters digest follows. (The
-	// crdt can narrow that to the buckets that differ, DigestIn/DiffIn;
-	// gossip does not use it yet, so neither does the model.)
+	// else; when the roots differ, the receiver answers with its 256
+	// bucket sums and the two exchange the counters of the replicas in
+	// the buckets that differ only (crdt.State.DigestIn, DiffIn).
 	digestRanges
 )
 
@@ -28,23 +28,40 @@ const (
 	// flags.
 	syncHeader = 24
 	// rangeBuckets is how many ranges a ranges digest splits replicas
-	// into; rangeRoot is its root message (8-byte hash, 4-byte count).
+	// into; rangeRoot is its root message (8-byte hash, 4-byte count);
+	// rangeSums the message of all 256 bucket sums (msgpack uint64s);
+	// bucketEntry what naming one bucket in a narrowed digest costs.
 	rangeBuckets = 256
 	rangeRoot    = syncHeader + 12
+	rangeSums    = syncHeader + 9*rangeBuckets
+	bucketEntry  = 2
 )
 
-// digestBytes is the size of what one side of an anti-entropy round
-// sends over n replicas when differing of the 256 buckets differ.
-func digestBytes(kind digestKind, n int, entry float64, differing int) float64 {
+// exchangeBytes is what the two sides of an anti-entropy round over n
+// replicas send (the initiator's, the answerer's), when the changes one
+// side lacks come from origins distinct replicas. Counter digests: the
+// full digest each way. Range digests: the root alone if in step, else
+// root, the answerer's bucket sums, and a digest each way of the replicas
+// in the buckets those origins fall in (about n*b/256 of them, with b the
+// expected number of distinct buckets origins replicas hash to).
+func exchangeBytes(kind digestKind, n int, entry float64, origins int) (initiator, answerer float64) {
 	full := syncHeader + float64(n)*entry
 	switch {
 	case kind == digestCounters:
-		return full
-	case differing == 0:
-		return rangeRoot
+		return full, full
+	case origins == 0:
+		return rangeRoot, 0
 	default:
-		return rangeRoot + full
+		b := rangeBuckets * (1 - math.Pow(1-1.0/rangeBuckets, float64(origins)))
+		narrowed := syncHeader + b*bucketEntry + float64(n)*b/rangeBuckets*entry
+		return rangeRoot + narrowed, rangeSums + narrowed
 	}
+}
+
+// fullExchange is a round's two full digests, as a greeting or a heal
+// sends them (a peer coming back is greeted with the full digest).
+func fullExchange(n int, entry float64) float64 {
+	return 2 * (syncHeader + float64(n)*entry)
 }
 
 // background is a node's traffic with no changes, in bytes per second,
@@ -83,11 +100,8 @@ func pushPullScale(interval time.Duration, n int) time.Duration {
 // receives) and every push/pull interval exchanges its full state with
 // one node, initiating one and answering one on average.
 func idleTraffic(kind digestKind, n int, entry float64) background {
-	sent := 2.0
-	if kind == digestRanges {
-		sent = 1
-	}
-	roster := sent * digestBytes(kind, n, entry, 0) / aeInterval.Seconds()
+	initiator, answerer := exchangeBytes(kind, n, entry, 0)
+	roster := (initiator + answerer) / aeInterval.Seconds()
 	ml := (pingBytes+ackBytes)/probeInterval.Seconds() +
 		2*float64(n)*nodeStateBytes/pushPullScale(pushPullInterval, n).Seconds()
 	return background{roster: roster, memberlist: ml}

@@ -423,12 +423,11 @@ func (s *sim) antiEntropy(i int32, at time.Duration) {
 			origins[ch.origin] = true
 		}
 	}
-	differing := min(len(origins), rangeBuckets)
-	dig := int(digestBytes(s.sc.design.digest, s.sc.nodes, s.sc.digestEntry, differing))
+	sentI, sentJ := exchangeBytes(s.sc.design.digest, s.sc.nodes, s.sc.digestEntry, len(origins))
 	rtt := 2 * s.sc.net.oneWay(s.rng, int(i), int(j))
-	s.account(i, dig)
-	if s.sc.design.digest == digestCounters || differing > 0 {
-		s.account(j, dig) // a root in step is not answered
+	s.account(i, int(sentI))
+	if sentJ > 0 {
+		s.account(j, int(sentJ)) // a root in step is not answered
 	}
 	for _, x := range []struct {
 		from, to int32

@@ -35,8 +35,12 @@ func aliveSpread(n int) time.Duration {
 func simulateHeal(rng *rand.Rand, nm netModel, kind digestKind, nodes, members int, c crdtCosts) healResult {
 	diffBytes := c.bytesPerMember * float64(members) / 2
 	merge := time.Duration(float64(c.decodeMerge) * float64(members) / 2 / float64(c.members))
-	// Every bucket differs: half of the replicas changed.
-	dig := 2 * digestBytes(kind, nodes, c.digestEntry, rangeBuckets)
+	// The heal's first exchange is a greeting (a peer back up): the
+	// full digest each way, plus a root if rounds send them.
+	dig := fullExchange(nodes, c.digestEntry)
+	if kind == digestRanges {
+		dig += rangeRoot
+	}
 	free := make([]time.Duration, nodes)
 	spread := aliveSpread(nodes)
 	var took time.Duration
