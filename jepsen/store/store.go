@@ -74,11 +74,14 @@ type Run struct {
 	// Commit is the git commit the suite was built from, if known.
 	Commit string `json:"commit,omitempty"`
 	// GoVersion is the toolchain's version (runtime.Version() if empty).
-	GoVersion string        `json:"go_version,omitempty"`
-	Nemesis   []string      `json:"nemesis,omitempty"`
-	Nodes     int           `json:"nodes,omitempty"`
-	Seed      int64         `json:"seed"`
-	Duration  time.Duration `json:"duration,omitempty"`
+	GoVersion string   `json:"go_version,omitempty"`
+	Nemesis   []string `json:"nemesis,omitempty"`
+	Nodes     int      `json:"nodes,omitempty"`
+	Seed      int64    `json:"seed"`
+	// Grace is the checkers' grace the run was judged with when given
+	// (--grace); zero means its profile's. analyze uses it too.
+	Grace    time.Duration `json:"grace,omitempty"`
+	Duration time.Duration `json:"duration,omitempty"`
 	// Args is the command line (os.Args).
 	Args  []string  `json:"args,omitempty"`
 	Start time.Time `json:"start"`

@@ -23,7 +23,7 @@ import (
 func runAnalyze(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	graceFlag := fs.Duration("grace", 0, "the checkers' grace; 0: the run's profile's (3 s local, 10 s lan)")
+	graceFlag := fs.Duration("grace", 0, "the checkers' grace; 0: the run's own (its --grace, else its profile's: 3 s local, 10 s lan)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -44,7 +44,11 @@ func runAnalyze(args []string, stdout, stderr io.Writer) (int, error) {
 			logs[n] = d.LogPath(n)
 		}
 	}
-	rep := checker.Check(ops, checker.Options{Logs: logs, Grace: grace(*graceFlag, run.Profile)})
+	g := *graceFlag
+	if g <= 0 {
+		g = run.Grace // the run's own, if it was given one
+	}
+	rep := checker.Check(ops, checker.Options{Logs: logs, Grace: grace(g, run.Profile)})
 	if err := d.Save(ops, rep); err != nil {
 		fmt.Fprintf(stderr, "roster-jepsen: saving the results: %v\n", err)
 	}

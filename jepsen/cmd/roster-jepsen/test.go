@@ -97,7 +97,7 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 		o.profile = "local"
 	}
 	run := store.Run{Name: o.name, Workload: o.wl, Profile: o.profile, Nemesis: strings.Split(o.nem, ","), Nodes: o.nodes,
-		Seed: o.seed, Duration: time.Duration(o.seconds * float64(time.Second)), Args: append([]string{"roster-jepsen", "test"}, args...),
+		Seed: o.seed, Grace: o.grace, Duration: time.Duration(o.seconds * float64(time.Second)), Args: append([]string{"roster-jepsen", "test"}, args...),
 		Start: time.Now(), GoVersion: runtime.Version(), Commit: gitCommit()}
 	cfg := runner.Config{Workload: wl, Scope: "default", Time: run.Duration, Processes: o.processes, Rate: o.rate,
 		Settle: o.settle, Seed: o.seed, Logger: log, MetricsEvery: 2 * time.Second,
