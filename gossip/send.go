@@ -331,7 +331,12 @@ func (n *Node) serveRoot(sc *Scope, j syncJob, to *memberlist.Node) {
 // serveRanges answers a peer's range digest (its answer to our root) with
 // our digest of the buckets whose sums differ, asking for the peer's own:
 // the two-way exchange, over the replicas of those buckets only. Nothing
-// if none differ any more (what was missing arrived meanwhile).
+// if none differ any more (what was missing arrived meanwhile), or if a
+// repair to this node is under way (transferring): the next round asks
+// again. Deltas being merged here do not hold it back, as they do not
+// hold back the repair the full exchange sends the peer (mayReply gates
+// only our asking there); the digest names what is streaming in, which
+// the peer leaves out.
 func (n *Node) serveRanges(sc *Scope, j syncJob, to *memberlist.Node) {
 	if to == nil {
 		return
@@ -342,7 +347,7 @@ func (n *Node) serveRanges(sc *Scope, j syncJob, to *memberlist.Node) {
 		n.stats.rootsInStep.Add(1)
 		return
 	}
-	if n.mayReply(j.scope) {
+	if !n.transferring(j.scope, time.Now()) {
 		n.sendSyncExcept(j.scope, to, true, "", differ)
 	}
 }
