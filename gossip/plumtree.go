@@ -229,15 +229,7 @@ func (n *Node) sendPlum(scope string, out []dissem.Message) {
 			kind = KindDeltas
 			n.stats.plumPayloads.Add(1)
 		}
-		if len(msg) > n.cfg.MaxPacketBytes {
-			n.sendReliable(to, kind, msg)
-			continue
-		}
-		if err := n.ml.SendBestEffort(to, msg); err != nil {
-			n.log.Debug("send failed", "to", to.Name, "err", err)
-			continue
-		}
-		n.stats.sentVia(kind, len(msg), false)
+		n.sendTo(to, kind, msg)
 	}
 }
 

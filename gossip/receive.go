@@ -34,7 +34,8 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 			n.stats.forged.Add(1)
 			return
 		}
-		if k, err := crdt.MessageKind(m.payloads[0]); err == nil && k == crdt.KindRangeRoot {
+		switch k, _ := crdt.MessageKind(m.payloads[0]); k {
+		case crdt.KindRangeRoot:
 			root, count, err := crdt.DecodeRangeRoot(m.payloads[0])
 			if err != nil || !m.wantReply {
 				n.stats.decodeErrors.Add(1)
@@ -42,7 +43,7 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 			}
 			n.enqueueJob(syncJob{scope: m.scope, from: m.from, wantReply: true, isRoot: true, root: root, rootCount: count})
 			return
-		} else if err == nil && k == crdt.KindRangeDigest {
+		case crdt.KindRangeDigest:
 			rd, err := crdt.DecodeRangeDigest(m.payloads[0])
 			if err != nil || !m.wantReply || len(m.buckets) > 0 {
 				n.stats.decodeErrors.Add(1)

@@ -160,19 +160,21 @@ func (n *Node) sendSyncExcept(scope string, to *memberlist.Node, wantReply bool,
 		n.stats.narrowedSyncs.Add(1)
 	}
 	sc.askedAt.Store(time.Now().UnixNano())
-	n.sendSyncMessage(to, msg)
+	n.sendTo(to, KindSync, msg)
 }
 
-// sendSyncMessage sends an anti-entropy message in a packet, or on a
-// stream if it is larger than one (Config.MaxPacketBytes).
-func (n *Node) sendSyncMessage(to *memberlist.Node, msg []byte) {
-	if len(msg) <= n.cfg.MaxPacketBytes {
-		if err := n.ml.SendBestEffort(to, msg); err == nil {
-			n.stats.sentVia(KindSync, len(msg), false)
-		}
+// sendTo sends one message of kind to a peer in a packet, or on a stream
+// if it is larger than one (Config.MaxPacketBytes), and counts it.
+func (n *Node) sendTo(to *memberlist.Node, kind MessageKind, msg []byte) {
+	if len(msg) > n.cfg.MaxPacketBytes {
+		n.sendReliable(to, kind, msg)
 		return
 	}
-	n.sendReliable(to, KindSync, msg)
+	if err := n.ml.SendBestEffort(to, msg); err != nil {
+		n.log.Debug("send failed", "to", to.Name, "err", err)
+		return
+	}
+	n.stats.sentVia(kind, len(msg), false)
 }
 
 // inboxDepth bounds the roster packets waiting for the inbox loop, as
@@ -325,7 +327,7 @@ func (n *Node) serveRoot(sc *Scope, j syncJob, to *memberlist.Node) {
 	var rd crdt.RangeDigest
 	sc.Read(func(st *crdt.State) { rd = st.RangeDigest() })
 	n.stats.syncsSent.Add(1)
-	n.sendSyncMessage(to, encodeSync(j.scope, n.self.Name, true, crdt.EncodeRangeDigest(rd), nil))
+	n.sendTo(to, KindSync, encodeSync(j.scope, n.self.Name, true, crdt.EncodeRangeDigest(rd), nil))
 }
 
 // serveRanges answers a peer's range digest (its answer to our root) with
@@ -374,9 +376,7 @@ func (n *Node) sendRoot(scope string, to *memberlist.Node) bool {
 	}
 	msg := encodeSync(scope, n.self.Name, true, crdt.EncodeRangeRoot(rd.Root(), rd.Count), nil)
 	n.stats.rootsSent.Add(1)
-	if err := n.ml.SendBestEffort(to, msg); err == nil {
-		n.stats.sentVia(KindSync, len(msg), false)
-	}
+	n.sendTo(to, KindSync, msg)
 	return true
 }
 
