@@ -113,9 +113,6 @@ func (in *bucketSet) holds(k uint64) bool {
 	return in[b/64]&(1<<(b%64)) != 0
 }
 
-// rangeBucket returns the bucket of the replica named name.
-func rangeBucket(name string) int { return int(nameKey(name) % RangeBuckets) }
-
 // nameKey is the FNV-1a 64 hash of a replica's name. A slice keeps its
 // own (slice.key), so RangeDigest does not hash the names again.
 func nameKey(name string) uint64 {

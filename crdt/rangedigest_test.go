@@ -493,3 +493,6 @@ func TestRangeDigestSpread(t *testing.T) {
 		require.Less(t, slices.Max(load[:]), 2*mean, format)
 	}
 }
+
+// rangeBucket returns the bucket of the replica named name.
+func rangeBucket(name string) int { return int(nameKey(name) % RangeBuckets) }

@@ -3,6 +3,8 @@ package main
 import (
 	"math"
 	"time"
+
+	"github.com/roster-io/roster/crdt"
 )
 
 // digestKind is what an anti-entropy round exchanges.
@@ -28,10 +30,10 @@ const (
 	// flags.
 	syncHeader = 24
 	// rangeBuckets is how many ranges a ranges digest splits replicas
-	// into; rangeRoot is its root message (8-byte hash, 4-byte count);
-	// rangeSums the message of all 256 bucket sums (msgpack uint64s);
+	// into (crdt's); rangeRoot is its root message (8-byte hash, 4-byte
+	// count); rangeSums the message of all bucket sums (msgpack uint64s);
 	// bucketEntry what naming one bucket in a narrowed digest costs.
-	rangeBuckets = 256
+	rangeBuckets = crdt.RangeBuckets
 	rangeRoot    = syncHeader + 12
 	rangeSums    = syncHeader + 9*rangeBuckets
 	bucketEntry  = 2
