@@ -58,7 +58,6 @@ type scenario struct {
 // result is what a run measured. Times are virtual.
 type result struct {
 	sc        scenario
-	live      int     // nodes that must be reached: neither crashed nor flapping
 	reached   float64 // percent of changes that reached every live node
 	p50, p99  time.Duration
 	max       time.Duration // time for a change to reach every live node
@@ -66,7 +65,6 @@ type result struct {
 	writerMsg float64       // messages sent by a change's writer for it, on average
 	writerB   float64       // bytes of those
 	busyMsg   float64       // messages sent by the busiest node, per change
-	busyB     float64       // bytes sent by the busiest node, per change
 	loadBps   float64       // bytes per second sent per node, on average, during the changes
 	busyBps   float64       // the busiest node's bytes per second during the changes
 	converged bool          // every live node's crdt digest equal at the end (with crdt)
@@ -486,10 +484,8 @@ func (s *sim) flush(i int32, at time.Duration) {
 }
 
 func (s *sim) send(from int32, at time.Duration, m dissem.Message) {
-	n := s.nodes[from]
 	size := m.Size()
-	n.sentMsgs++
-	n.sentB += int64(size)
+	s.account(from, size)
 	s.attribute(from, m, size)
 	to, ok := s.index[m.To]
 	if !ok {
@@ -526,7 +522,6 @@ func (s *sim) measure(window time.Duration) *result {
 			live = append(live, i)
 		}
 	}
-	r.live = len(live)
 	var times []time.Duration
 	full := 0
 	measured := s.changes[min(s.sc.warmup, len(s.changes)):]
@@ -566,7 +561,6 @@ func (s *sim) measure(window time.Duration) *result {
 	}
 	if c := float64(len(s.changes)); c > 0 {
 		r.busyMsg = float64(busiestMsgs) / c
-		r.busyB = float64(busiest) / c
 	}
 	if w := window.Seconds(); w > 0 {
 		r.loadBps = float64(total) / float64(len(s.nodes)) / w

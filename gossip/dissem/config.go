@@ -101,7 +101,8 @@ type Config struct {
 	// announced to (IHAVE). Default 4.
 	Lazy int
 	// AnnounceEvery is the period at which IHAVEs (announcements and
-	// acknowledgements) are batched and flushed. Default 20ms.
+	// acknowledgements) are batched and flushed. Default 5ms (LAN; see
+	// WANConfig).
 	AnnounceEvery time.Duration
 	// GraftTimeout: an announced message not received this long (plus a
 	// random part of up to GraftTimeout, unless NoGraftSpread) after its
