@@ -2,6 +2,7 @@ package dissem
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -186,5 +187,52 @@ func TestSortedViewRing(t *testing.T) {
 		}
 		require.Equal(t, want, a.scanRing(), "SortedView, self %s of %d", all[self], n)
 		require.Equal(t, want, b.scanRing(), "scan, self %s of %d", all[self], n)
+	}
+}
+
+// TestRingFollowsPeerUps: after any sequence of peers coming up and going
+// down, the ring links PeerUp keeps by its constant-time test (no scan of
+// the View) are the ones a scan finds, whenever they are not marked for
+// the next flush's scan.
+func TestRingFollowsPeerUps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for round := range 300 {
+		n := 2 + rng.IntN(20)
+		all := make([]string, n)
+		for i := range all {
+			all[i] = fmt.Sprintf("n%02d", i)
+		}
+		self := all[rng.IntN(n)]
+		view := newSetView(nil)
+		for _, name := range all {
+			if name != self && rng.IntN(2) == 0 {
+				view.add(name)
+			}
+		}
+		c, err := New(Config{Self: self, Strategy: Plumtree}, view, rand.New(rand.NewPCG(uint64(round), 1)))
+		require.NoError(t, err)
+		now := time.Unix(0, 0)
+		c.Broadcast(now, MsgID{Origin: self, Seq: 1}, []byte("x"))
+		for step := range 40 {
+			name := all[rng.IntN(n)]
+			if name == self {
+				continue
+			}
+			if view.Has(name) {
+				view.remove(name)
+				c.PeerDown(name)
+			} else {
+				view.add(name)
+				c.PeerUp(name)
+			}
+			if c.ringStale {
+				now = now.Add(time.Second)
+				c.Tick(now)
+				c.Ready()
+			}
+			require.False(t, c.ringStale, "round %d step %d", round, step)
+			require.Equal(t, c.scanRing(), c.ring, "round %d step %d: ring of %s in %v", round, step, self, view.names)
+			require.Equal(t, c.scanRing2(), c.ring2, "round %d step %d: second ring link of %s in %v", round, step, self, view.names)
+		}
 	}
 }

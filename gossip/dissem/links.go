@@ -244,14 +244,16 @@ func (c *Core) succ(x string) string {
 
 // closerOnRing reports whether p comes after Self before ring does.
 func (c *Core) closerOnRing(p string) bool {
-	self, ring := c.cfg.Self, c.ring
-	if ring == "" {
-		return true
+	return c.ring == "" || between(c.cfg.Self, p, c.ring)
+}
+
+// between reports whether p comes strictly after a and before b on the
+// ring of sorted names (wrapping around after the largest); a != b.
+func between(a, p, b string) bool {
+	if a < b {
+		return a < p && p < b
 	}
-	if self < ring {
-		return self < p && p < ring
-	}
-	return p > self || p < ring
+	return p > a || p < b
 }
 
 // setRing2 makes name the second ring link, linked and offered like the

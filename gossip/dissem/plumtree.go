@@ -248,7 +248,7 @@ func (c *Core) PeerUp(name string) {
 		}
 		return
 	}
-	if c.cfg.RingLinks >= 2 && !c.ringStale && c.ring != "" && c.succ(c.ring) == name && name != c.ring2 {
+	if c.cfg.RingLinks >= 2 && !c.ringStale && c.ring != "" && c.newRing2(name) {
 		c.setRing2(name)
 		return
 	}
@@ -261,6 +261,23 @@ func (c *Core) PeerUp(name string) {
 		return
 	}
 	c.offerRetained(name)
+}
+
+// newRing2 reports whether name, just come up, is now the ring link's
+// successor (other than Self): it comes between the ring link and the
+// second one, or it is the only other node after the ring link. A
+// constant-time test: the successor is never scanned for here, since
+// every peer coming up would cost each core O(View). Between the ring
+// link and the second ring link Self never lies (the second is found
+// going on from the ring link before coming back to Self).
+func (c *Core) newRing2(name string) bool {
+	if name == c.ring || name == c.ring2 {
+		return false
+	}
+	if c.ring2 == "" {
+		return true // only Self and the ring link were up: name follows the ring link
+	}
+	return between(c.ring, name, c.ring2)
 }
 
 // graftDelay is how long an announced id is awaited before its first
