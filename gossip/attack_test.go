@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/reorder"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -232,18 +233,19 @@ func TestAttackStashBounded(t *testing.T) {
 	// Not asked for: nothing is kept.
 	sc.askedAt.Store(0)
 	n1.mergeDeltas("default", [][]byte{chunk}, nil)
-	require.Zero(t, n1.stashBytes)
+	_, held := n1.hold.b.Len()
+	require.Zero(t, held)
 	// Asked for (a digest just went out): at most the bounds.
 	sc.askedAt.Store(time.Now().UnixNano())
 	var ms runtime.MemStats
 	for i := range 40 {
 		n1.mergeDeltas("default", [][]byte{forge(uint32(2 + i))}, nil)
-		n1.stashMu.Lock()
-		require.LessOrEqual(t, n1.stashBytes, maxStashBytes)
-		for _, b := range n1.stashByReplica {
-			require.LessOrEqual(t, b, maxStashReplicaBytes)
-		}
-		n1.stashMu.Unlock()
+		n1.hold.mu.Lock()
+		lim := n1.hold.b.Limits()
+		_, held := n1.hold.b.Len()
+		require.LessOrEqual(t, held, lim.Bytes)
+		require.LessOrEqual(t, n1.hold.b.OwnerBytes(reorder.Key{Scope: "default", Owner: "n0"}), lim.OwnerBytes)
+		n1.hold.mu.Unlock()
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)

@@ -49,7 +49,10 @@
 //   - per-owner order: a delta that arrives after a gap in its owner's
 //     counters waits (Config.HoldBack) for the gap to fill, so watchers see
 //     each owner's operations in its order, as pg delivers a sender's
-//     messages in order;
+//     messages in order; a transfer's chunk that arrives before its
+//     predecessor waits for it too. Both wait in one reorder buffer with
+//     one set of bounds for the node (gossip/reorder, a pure data
+//     structure; hold.go drives it);
 //   - a rejoin loop: memberlist forgets dead peers after GossipToTheDeadTime
 //     and never contacts them again, so this package remembers every peer
 //     address it has seen and the configured seeds, and keeps calling Join
@@ -74,9 +77,9 @@
 // (Stats.Forged). Without a key anyone who reaches the port can lie to
 // memberlist itself, so New refuses unkeyed gossip on a non-loopback
 // address unless Config.Insecure. What a node keeps for others is bounded
-// (see docs/security.md): out-of-order transfer chunks, held-back deltas,
-// digests of peers not yet up, relay copies (one per alive scope peer, none
-// when FanOut is 0), and the bytes incoming streams may claim before
+// (see docs/security.md): the reorder buffer (out-of-order transfer
+// chunks and held-back deltas), digests of peers not yet up, relay copies
+// (one per alive scope peer, none when FanOut is 0), and the bytes incoming streams may claim before
 // memberlist reads them (NetTransport screens every stream).
 //
 // Real sockets go through NetTransport, memberlist's UDP/TCP transport
@@ -123,6 +126,7 @@
 // HTTP. It never emits a removal of another node's entries: it only applies
 // local lifecycle decisions (suspend, resume, forget, supersede) to its own
 // copy. Subpackage memnet is the in-memory, fault-injecting transport used
-// by tests; dissem holds the dissemination decisions and must stay free
-// of clocks, goroutines and sockets.
+// by tests; dissem holds the dissemination decisions and reorder the
+// deltas received before their turn, and both must stay free of clocks,
+// goroutines and sockets.
 package gossip

@@ -87,9 +87,10 @@ type Stats struct {
 	// a peer memberlist knows at that incarnation, or not the address they
 	// came from, and relay requests refused (see Config.FanOut).
 	Forged int64
-	// Overflow counts out-of-order transfer chunks and held-back deltas
-	// dropped because their bounds (by bytes and per replica) were
-	// reached; anti-entropy repairs what they carried.
+	// Overflow counts out-of-order transfer chunks dropped: refused or
+	// given up at the reorder buffer's bounds, or older than its expiry
+	// (a held-back delta refused at the bounds is merged at once instead,
+	// out of its owner's order); anti-entropy repairs what they carried.
 	Overflow int64
 	// Sent and Received count roster's own gossip messages, and their
 	// bytes, by kind (index with a MessageKind): sent, as handed to
@@ -307,12 +308,9 @@ type Node struct {
 	// pendingSync: digests from peers not yet alive here, by (scope, peer).
 	pendingSync map[[2]string]syncJob
 
-	stashMu sync.Mutex
-	stash   map[stashKey]stashed
-	// stashBytes is the Footprint of the stashed chunks, in all and per
-	// (scope, replica).
-	stashBytes     int
-	stashByReplica map[[2]string]int
+	// hold keeps the deltas of every scope received before their turn
+	// (hold.go, gossip/reorder).
+	hold *holdBuf
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -355,31 +353,6 @@ type Node struct {
 	closeMu sync.Mutex
 }
 
-type stashKey struct {
-	scope, replica string
-	xfer           uint64
-	seq            uint32
-}
-
-// Bounds on the chunks of transfers that arrive before their predecessor
-// (stashed until it comes): in number, in bytes (crdt.Delta.Footprint), and
-// per (scope, replica) in bytes. Past them the stash of that replica (or
-// all of it) is given up, and the next exchange starts the transfer over.
-// Chunks are stashed only in a scope that sent a digest within stashWindow
-// (transfers are answers to digests).
-// stashed is a chunk kept for its predecessor, with its Footprint (taken
-// once: a transfer's chunk holds thousands of operations).
-type stashed struct {
-	d    *crdt.Delta
-	size int
-}
-
-const (
-	maxStash             = 1024
-	maxStashBytes        = 32 << 20
-	maxStashReplicaBytes = 16 << 20
-)
-
 // maxPendingSync bounds the digests kept for peers memberlist has not
 // reported yet (see serveSync).
 const maxPendingSync = 256
@@ -407,13 +380,12 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		plumKick: make(chan struct{}, 1),
 		evSig:    make(chan struct{}, 1),
 		jobs:     make(chan syncJob, 256),
-		stash:    map[stashKey]stashed{},
+		hold:     newHoldBuf(),
 
-		stashByReplica: map[[2]string]int{},
-		served:         map[[2]string]served{},
-		catchUp:        map[string]time.Time{},
-		greeted:        map[[2]string]time.Time{},
-		askedOwner:     map[[2]string]time.Time{},
+		served:     map[[2]string]served{},
+		catchUp:    map[string]time.Time{},
+		greeted:    map[[2]string]time.Time{},
+		askedOwner: map[[2]string]time.Time{},
 
 		pendingSync: map[[2]string]syncJob{},
 
@@ -427,7 +399,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		n.scopes[s] = &Scope{name: s, st: st, sink: sink}
+		n.scopes[s] = &Scope{name: s, st: st, sink: sink, hold: n.hold}
 		n.order = append(n.order, s)
 	}
 	slices.Sort(n.order)

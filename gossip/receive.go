@@ -13,7 +13,7 @@ import (
 )
 
 // Receiving: decoding messages, vouching for their senders and owners,
-// merging deltas (hold-back, the stash of out-of-order chunks), relays.
+// merging deltas (what comes before its turn waits in hold.go), relays.
 // Split from node.go by concern; the Node type and its start are there.
 
 func (n *Node) handleMessage(b []byte, src net.Addr) {
@@ -302,7 +302,7 @@ func (n *Node) mergeAll(sc *Scope, msg []*crdt.Delta, wait func(i int)) {
 				d.Release()
 				continue
 			}
-			if sc.holdBack(st, d, n.cfg.HoldBack) {
+			if n.holdGap(sc, st, d) {
 				out = append(out, merged{d: d, held: true})
 				continue
 			}
@@ -365,126 +365,4 @@ func (n *Node) mergeLocked(sc *Scope, st *crdt.State, d *crdt.Delta, emit crdt.E
 		}
 	}
 	return merged{d: d, res: res}
-}
-
-// drainHeld merges the held-back deltas of replica that no longer follow
-// a gap (all of them when force: waiting longer would only delay them).
-// The scope is locked.
-func (n *Node) drainHeld(sc *Scope, st *crdt.State, replica string, emit crdt.Emit, force bool) {
-	for {
-		d := sc.nextHeld(st, replica, force)
-		if d == nil {
-			return
-		}
-		n.ensureHidden(st, d.Replica, emit)
-		st.MergeValidated(d, emit)
-	}
-}
-
-// flushHeld merges deltas held back longer than the hold-back time: the
-// gap before them was a lost packet, which anti-entropy repairs anyway.
-//
-// The gap is then known, and so is who can fill it: the node asks the
-// owner at once, with its digest, rather than wait for anti-entropy to
-// pair them (one peer in N-1 per round, and rounds are skipped while
-// deltas stream in). After a cut heals under a steady stream of writes,
-// every node holds such gaps for every owner that wrote meanwhile.
-func (n *Node) flushHeld(now time.Time) {
-	for _, name := range n.order {
-		sc := n.scopes[name]
-		for _, r := range sc.overdue(now, n.cfg.HoldBack) {
-			_ = sc.update(func(st *crdt.State, emit crdt.Emit) error {
-				n.drainHeld(sc, st, r, emit, true)
-				return nil
-			})
-			if to := n.peerNode(r); to != nil && n.mayAskOwner(name, r, now) {
-				n.stats.gapSyncs.Add(1)
-				n.sendSyncExcept(name, to, true, r, nil)
-			}
-		}
-	}
-}
-
-// mayAskOwner decides whether this node sends its digest of scope to
-// owner for a gap in owner's operations: once per anti-entropy interval
-// per owner, so that a gap the owner cannot fill (it no longer holds those
-// operations: another incarnation came) costs one digest a round.
-func (n *Node) mayAskOwner(scope, owner string, now time.Time) bool {
-	n.servedMu.Lock()
-	defer n.servedMu.Unlock()
-	if len(n.askedOwner) >= 4096 {
-		clear(n.askedOwner) // bounded: forgetting only allows an extra digest
-	}
-	return onceEvery(n.askedOwner, [2]string{scope, owner}, now, n.cfg.AntiEntropyInterval)
-}
-
-// stashChunk keeps a chunk that came before its predecessor, within the
-// stash's bounds, and reports whether it did (if not, the caller releases
-// it).
-func (n *Node) stashChunk(sc *Scope, d *crdt.Delta) bool {
-	if at := sc.askedAt.Load(); at == 0 || time.Since(time.Unix(0, at)) > n.stashWindow() {
-		return false // not an answer to anything this node asked
-	}
-	size := d.Footprint()
-	rk := [2]string{sc.name, d.Replica.Name}
-	n.stashMu.Lock()
-	defer n.stashMu.Unlock()
-	if n.stashByReplica[rk]+size > maxStashReplicaBytes {
-		n.dropStashLocked(func(k stashKey) bool { return k.scope == rk[0] && k.replica == rk[1] })
-		return false
-	}
-	if len(n.stash) >= maxStash || n.stashBytes+size > maxStashBytes {
-		n.dropStashLocked(func(stashKey) bool { return true })
-		if size > maxStashBytes {
-			return false
-		}
-	}
-	k := stashKey{sc.name, d.Replica.Name, d.Xfer, d.Seq}
-	if old, ok := n.stash[k]; ok {
-		n.forgetStashedLocked(k, old)
-		old.d.Release()
-	}
-	n.stash[k] = stashed{d, size}
-	n.stashBytes += size
-	n.stashByReplica[rk] += size
-	return true
-}
-
-// stashWindow is how long after its last digest a scope takes chunks of a
-// transfer out of order.
-func (n *Node) stashWindow() time.Duration {
-	return max(10*n.cfg.AntiEntropyInterval, 10*time.Second)
-}
-
-// dropStashLocked gives up the stashed chunks whose keys match.
-func (n *Node) dropStashLocked(match func(stashKey) bool) {
-	for k, s := range n.stash {
-		if match(k) {
-			n.forgetStashedLocked(k, s)
-			s.d.Release()
-			n.stats.overflow.Add(1)
-		}
-	}
-}
-
-func (n *Node) forgetStashedLocked(k stashKey, s stashed) {
-	size := s.size
-	delete(n.stash, k)
-	n.stashBytes -= size
-	rk := [2]string{k.scope, k.replica}
-	if n.stashByReplica[rk] -= size; n.stashByReplica[rk] <= 0 {
-		delete(n.stashByReplica, rk)
-	}
-}
-
-func (n *Node) unstash(scope, replica string, xfer uint64, seq uint32) *crdt.Delta {
-	n.stashMu.Lock()
-	defer n.stashMu.Unlock()
-	k := stashKey{scope, replica, xfer, seq}
-	s, ok := n.stash[k]
-	if !ok {
-		return nil
-	}
-	n.forgetStashedLocked(k, s)
-	return s.d
 }

@@ -41,14 +41,9 @@ type Scope struct {
 	// merging was above zero (controlLoop only).
 	busyTicks int
 
-	// held: per replica name, plain deltas that arrived after a gap in
-	// its counters, waiting for the gap to fill so that watchers see each
-	// owner's operations in its order. Guarded by mu.
-	held map[string][]heldDelta
-	// heldBytes is the Footprint of every held delta, in all and per
-	// replica name.
-	heldBytes     int
-	heldByReplica map[string]int
+	// hold is the node's reorder buffer (Held reads it); nil in tests
+	// that build a Scope by hand.
+	hold *holdBuf
 
 	prevMu sync.Mutex
 	prev   map[string]crdt.DigestEntry // our digest one anti-entropy round ago
@@ -260,115 +255,18 @@ func (s *Scope) waiting(now time.Time) bool {
 	return at != 0 && s.lastIn.Load() < at && (now.UnixNano() < to || s.merging.Load() > 0)
 }
 
-type heldDelta struct {
-	d    *crdt.Delta
-	at   time.Time
-	size int // d.Footprint()
-}
-
-// Bounds on the deltas held back: per replica in number and bytes, and per
-// scope in bytes (crdt.Delta.Footprint). Past them, deltas are merged as
-// they come (shown out of their owner's order, never lost), so a peer
-// flooding deltas after a made-up gap cannot make the node keep them.
-const (
-	maxHeld             = 4096
-	maxHeldReplicaBytes = 8 << 20
-	maxHeldBytes        = 32 << 20
-)
-
-// holdBack decides whether a plain delta must wait: the replica's earlier
-// counters are not all here yet (a packet lost or overtaken), so merging it
-// now would show its operation before earlier ones of the same owner.
-// Authoritative chunks and deltas of another incarnation than the one held
-// are never held; d came from DecodeDelta, so it is valid. The scope is
-// locked.
-func (s *Scope) holdBack(st *crdt.State, d *crdt.Delta, wait time.Duration) bool {
-	if wait <= 0 || d.Auth || len(d.Ctx) == 0 {
-		return false
-	}
-	inc, top, ok := st.Top(d.Replica.Name)
-	if !ok {
-		// First contact: its earlier operations come before it too (by
-		// anti-entropy when this node joined late).
-		inc, top = d.Replica.Incarnation, 0
-	}
-	if inc != d.Replica.Incarnation || d.Ctx[0].Lo <= top+1 {
-		return false
-	}
-	q := s.held[d.Replica.Name]
-	size := d.Footprint()
-	if len(q) >= maxHeld || s.heldByReplica[d.Replica.Name]+size > maxHeldReplicaBytes || s.heldBytes+size > maxHeldBytes {
-		return false
-	}
-	if s.held == nil {
-		s.held, s.heldByReplica = map[string][]heldDelta{}, map[string]int{}
-	}
-	s.held[d.Replica.Name] = append(q, heldDelta{d, time.Now(), size})
-	s.heldBytes += size
-	s.heldByReplica[d.Replica.Name] += size
-	return true
-}
-
-// nextHeld removes and returns a held delta of replica that can be merged
-// now (no gap before it, or another incarnation), the lowest first; any
-// when force. The scope is locked.
-func (s *Scope) nextHeld(st *crdt.State, replica string, force bool) *crdt.Delta {
-	q := s.held[replica]
-	if len(q) == 0 {
-		return nil
-	}
-	inc, top, ok := st.Top(replica)
-	best := -1
-	for i, h := range q {
-		if best < 0 || h.d.Ctx[0].Lo < q[best].d.Ctx[0].Lo {
-			best = i
-		}
-	}
-	h := q[best]
-	if !ok {
-		inc = h.d.Replica.Incarnation
-	}
-	if !force && h.d.Replica.Incarnation == inc && h.d.Ctx[0].Lo > top+1 {
-		return nil
-	}
-	q = append(q[:best], q[best+1:]...)
-	s.heldBytes -= h.size
-	if len(q) == 0 {
-		delete(s.held, replica)
-		delete(s.heldByReplica, replica)
-	} else {
-		s.held[replica] = q
-		s.heldByReplica[replica] -= h.size
-	}
-	return h.d
-}
-
-// Held returns how many deltas the scope holds back (waiting for a gap
-// in their owner's counters to fill, see Config.HoldBack) and their
-// approximate bytes (crdt.Delta.Footprint).
+// Held returns how many deltas the node holds for the scope before their
+// turn (plain deltas waiting for a gap in their owner's counters to fill,
+// see Config.HoldBack, and transfer chunks waiting for their predecessor)
+// and their approximate bytes (crdt.Delta.Footprint).
 func (s *Scope) Held() (deltas, bytes int) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, q := range s.held {
-		deltas += len(q)
+	if s.hold == nil {
+		return 0, 0
 	}
-	return deltas, s.heldBytes
-}
-
-// overdue lists the replicas with a delta held longer than wait.
-func (s *Scope) overdue(now time.Time, wait time.Duration) []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []string
-	for r, q := range s.held {
-		for _, h := range q {
-			if now.Sub(h.at) >= wait {
-				out = append(out, r)
-				break
-			}
-		}
-	}
-	return out
+	s.hold.mu.Lock()
+	defer s.hold.mu.Unlock()
+	gaps, chunks, bytes := s.hold.b.Held(s.name)
+	return gaps + chunks, bytes
 }
 
 // byName indexes a digest's entries by replica name.

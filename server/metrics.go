@@ -95,7 +95,7 @@ var (
 		{counterDesc("roster_gossip_packets_dropped_total", "Received gossip packets dropped because the node's packet queue was full (anti-entropy repairs them)."), func(s regtype.Stats) int64 { return s.PacketsDropped }},
 		{counterDesc("roster_gossip_unvouched_deltas_total", "Deltas dropped because memberlist does not report their owner at that incarnation (forged, or early: anti-entropy brings those again)."), func(s regtype.Stats) int64 { return s.Unvouched }},
 		{counterDesc("roster_gossip_forged_messages_total", "Messages dropped because their claimed sender is not the peer they came from, and relay requests refused."), func(s regtype.Stats) int64 { return s.Forged }},
-		{counterDesc("roster_gossip_overflow_total", "Out-of-order chunks and held-back deltas dropped at their memory bounds (anti-entropy repairs them)."), func(s regtype.Stats) int64 { return s.Overflow }},
+		{counterDesc("roster_gossip_overflow_total", "Out-of-order transfer chunks dropped at the reorder buffer's bounds or expiry (anti-entropy repairs them)."), func(s regtype.Stats) int64 { return s.Overflow }},
 		{counterDesc("roster_gossip_out_of_order_chunks_total", "Anti-entropy chunks received out of order."), func(s regtype.Stats) int64 { return s.OutOfOrderChunks }},
 		{counterDesc("roster_gossip_rejoin_attempts_total", "Attempts to rejoin missing peers and seeds."), func(s regtype.Stats) int64 { return s.RejoinAttempts }},
 		{counterDesc("roster_gossip_rejoin_successes_total", "Successful rejoins."), func(s regtype.Stats) int64 { return s.RejoinSuccesses }},

@@ -33,7 +33,7 @@ var (
 	descRelayed       = desc("roster_gossip_relayed_deltas_total", "Received deltas passed on to other peers (relay tree, --fan-out).")
 
 	// Per scope.
-	descHeld         = desc("roster_gossip_held_deltas", "Deltas held back now, waiting for a gap in their owner's operations to fill, by scope.", "scope")
+	descHeld         = desc("roster_gossip_held_deltas", "Deltas held back now, waiting for a gap in their owner's operations to fill or for an earlier chunk of their transfer, by scope.", "scope")
 	descHeldBytes    = desc("roster_gossip_held_bytes", "Approximate bytes of the deltas held back now, by scope.", "scope")
 	descBacklog      = desc("roster_watch_backlog_events", "Events the scope's watches hold for consumers that have not taken them (the server's history feed included), by scope.", "scope")
 	descBacklogMax   = desc("roster_watch_backlog_max_events", "The largest backlog of a single watch of the scope, in events.", "scope")

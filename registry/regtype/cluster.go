@@ -135,8 +135,8 @@ type Stats struct {
 	// Forged counts messages dropped because their claimed sender is not
 	// the peer they came from, and relay requests refused.
 	Forged int64
-	// Overflow counts out-of-order chunks and held-back deltas dropped at
-	// their memory bounds (anti-entropy repairs what they carried).
+	// Overflow counts out-of-order transfer chunks dropped at the reorder
+	// buffer's bounds or expiry (anti-entropy repairs what they carried).
 	Overflow int64
 	// Sent and Received count roster's own gossip messages, and their
 	// bytes, by kind (index with a MessageKind).
@@ -151,8 +151,9 @@ type Stats struct {
 // ScopeStats describe one scope's replication and watch backlog on this
 // node, for metrics. They are read at the time of the call.
 type ScopeStats struct {
-	// HeldDeltas are peers' deltas held back until a gap in their owner's
-	// operations fills (Config.HoldBack), and HeldBytes their
+	// HeldDeltas are peers' deltas held before their turn: until a gap
+	// in their owner's operations fills (Config.HoldBack), or, for a
+	// transfer's chunks, until their predecessor comes. HeldBytes is their
 	// approximate size.
 	HeldDeltas, HeldBytes int
 	// Watches counts the scope's open watches (a server's watch history
