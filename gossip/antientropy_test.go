@@ -158,7 +158,7 @@ func newProbedNode(t *testing.T, probe *holdProbe) *Node {
 	require.NoError(t, err)
 	probe.sc = n.scopes["default"]
 	n.mu.Lock()
-	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive, node: &memberlist.Node{Name: "src"}}
+	n.peers.Report("src", 1, "src:0", peerInfo{meta: nodeMeta{inc: 1}, node: &memberlist.Node{Name: "src"}}, true, time.Now())
 	n.mu.Unlock()
 	return n
 }

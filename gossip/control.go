@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/peers"
 	"github.com/roster-io/roster/internal/bug"
 )
 
@@ -20,8 +21,8 @@ func (n *Node) controlLoop() {
 	defer ae.Stop()
 	retention := time.NewTicker(min(n.cfg.Retention/4, time.Second))
 	defer retention.Stop()
-	rejoinDelay := n.cfg.RejoinInterval
-	rejoin := time.NewTimer(rejoinDelay)
+	rj := peers.NewRejoin(n.cfg.RejoinInterval, n.cfg.RejoinMaxInterval, time.Now())
+	rejoin := time.NewTimer(n.cfg.RejoinInterval)
 	defer rejoin.Stop()
 	rejoinDone := make(chan bool, 1)
 	rejoining := false
@@ -50,9 +51,11 @@ func (n *Node) controlLoop() {
 				continue
 			}
 			addrs := n.missingAddrs()
-			if len(addrs) == 0 {
-				rejoinDelay = n.cfg.RejoinInterval
-				rejoin.Reset(n.jitter(rejoinDelay))
+			n.rngMu.Lock()
+			start := rj.Check(time.Now(), len(addrs), n.rng)
+			n.rngMu.Unlock()
+			if !start {
+				rejoin.Reset(time.Until(rj.Due()))
 				continue
 			}
 			rejoining = true
@@ -66,20 +69,12 @@ func (n *Node) controlLoop() {
 			}()
 		case ok := <-rejoinDone:
 			rejoining = false
-			if ok {
-				rejoinDelay = n.cfg.RejoinInterval
-			} else {
-				rejoinDelay = min(2*rejoinDelay, n.cfg.RejoinMaxInterval)
-			}
-			rejoin.Reset(n.jitter(rejoinDelay))
+			n.rngMu.Lock()
+			rj.Done(time.Now(), ok, n.rng)
+			n.rngMu.Unlock()
+			rejoin.Reset(time.Until(rj.Due()))
 		}
 	}
-}
-
-func (n *Node) jitter(d time.Duration) time.Duration {
-	n.rngMu.Lock()
-	defer n.rngMu.Unlock()
-	return d/2 + time.Duration(n.rng.Int64N(int64(d)))
 }
 
 // missingAddrs lists the seeds and the addresses of every peer ever seen
@@ -91,41 +86,10 @@ func (n *Node) missingAddrs() []string {
 	if bug.NoRejoin {
 		return nil
 	}
-	// One pass over the peers, with no map of them: this runs every
-	// second on every node, and building one (formatting every alive
-	// peer's address) took 23% of the CPU of 500 nodes in one process
-	// (roster-bench -run=scale).
 	seeds := n.seedsExceptSelf()
-	seedAlive := make(map[string]bool, len(seeds))
-	for _, s := range seeds {
-		seedAlive[s] = false
-	}
-	var out []string
 	n.mu.Lock()
-	for _, p := range n.peers {
-		if p.node == nil {
-			continue
-		}
-		if p.state == PeerAlive {
-			for _, k := range [2]string{p.addr, p.name} {
-				if _, ok := seedAlive[k]; ok {
-					seedAlive[k] = true
-				}
-			}
-			continue
-		}
-		if p.state != PeerLeft {
-			out = append(out, p.addr)
-		}
-	}
-	n.mu.Unlock()
-	for _, s := range seeds {
-		if !seedAlive[s] {
-			out = append(out, s)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	defer n.mu.Unlock()
+	return n.peers.Missing(seeds)
 }
 
 func (n *Node) seedsExceptSelf() []string {
@@ -222,35 +186,12 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.peersVer.Add(1) // the Plumtree cores' views are rebuilt (plumtree.go)
-	p := n.peers[nd.Name]
-	if p == nil {
-		p = &peer{name: nd.Name}
-		n.peers[p.name] = p
+	e, ok := n.peers.Report(nd.Name, meta.inc, c.Address(), peerInfo{meta: meta, node: &c}, alive, time.Now())
+	if !ok {
+		return peerEvent{}, false
 	}
-	if meta.inc < p.meta.inc {
-		return peerEvent{}, false // an old incarnation's news
-	}
-	// A new incarnation is a new peer coming up, even if memberlist never
-	// saw the old one die (a quick restart): it gets greeted like one.
-	restarted := p.meta.inc != 0 && meta.inc > p.meta.inc
-	p.node = &c
-	p.addr = c.Address()
-	p.meta = meta
-	e := peerEvent{replica: p.replica(), scopes: meta.scopes, node: &c, alive: alive, wasAlive: p.state == PeerAlive && !restarted, restarted: restarted}
-	switch {
-	case alive:
-		p.state, p.downSince, p.forgotten = PeerAlive, time.Time{}, false
-	case p.state == PeerLeft:
-		return peerEvent{}, false // already down
-	case p.leavingInc == meta.inc && time.Since(p.leavingAt) < leaveWindow:
-		// memberlist's NotifyLeave does not say whether a node left or
-		// died; the peer said it was leaving just before.
-		p.state, p.downSince = PeerLeft, time.Now()
-		e.left = true
-	default:
-		p.state, p.downSince = PeerDead, time.Now()
-	}
-	return e, true
+	return peerEvent{replica: crdt.ReplicaID{Name: e.Name, Incarnation: e.Inc}, scopes: meta.scopes, node: &c,
+		alive: e.Alive, wasAlive: e.WasAlive, restarted: e.Restarted, left: e.Left}, true
 }
 
 // applyPeerEvent applies a liveness change to every scope.
@@ -332,16 +273,11 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 
 // expire forgets the slices of owners down for longer than the retention.
 func (n *Node) expire(now time.Time) {
-	var victims []crdt.ReplicaID
 	n.mu.Lock()
-	for _, p := range n.peers {
-		if p.state != PeerAlive && !p.forgotten && !p.downSince.IsZero() && now.Sub(p.downSince) >= n.cfg.Retention {
-			p.forgotten = true
-			victims = append(victims, p.replica())
-		}
-	}
+	victims := n.peers.Expire(now, n.cfg.Retention)
 	n.mu.Unlock()
-	for _, r := range victims {
+	for _, v := range victims {
+		r := crdt.ReplicaID{Name: v.Name, Incarnation: v.Inc}
 		n.log.Info("forgetting replica after retention", "replica", r)
 		for _, s := range n.order {
 			_ = n.scopes[s].update(func(st *crdt.State, emit crdt.Emit) error { return st.Forget(r, emit) })

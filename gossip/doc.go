@@ -56,7 +56,9 @@
 //   - a rejoin loop: memberlist forgets dead peers after GossipToTheDeadTime
 //     and never contacts them again, so this package remembers every peer
 //     address it has seen and the configured seeds, and keeps calling Join
-//     on the missing ones with backoff; partitions of any length heal;
+//     on the missing ones with backoff; partitions of any length heal
+//     (the peer table, which addresses are missing and when to call them
+//     are gossip/peers, a pure state machine; control.go drives it);
 //   - owner liveness: when memberlist declares a node dead or left, its
 //     replicas are suspended in every scope (members hidden, watchers told
 //     owner-down); when the same replica is alive again they are resumed
@@ -126,7 +128,9 @@
 // HTTP. It never emits a removal of another node's entries: it only applies
 // local lifecycle decisions (suspend, resume, forget, supersede) to its own
 // copy. Subpackage memnet is the in-memory, fault-injecting transport used
-// by tests; dissem holds the dissemination decisions and reorder the
-// deltas received before their turn, and both must stay free of clocks,
-// goroutines and sockets.
+// by tests. Three subpackages hold decisions as pure state machines,
+// free of clocks, goroutines and sockets, which this package drives:
+// dissem (what to send to spread a scope's changes), reorder (the deltas
+// received before their turn) and peers (the peer table: liveness,
+// leaves, retention, the rejoin schedule).
 package gossip

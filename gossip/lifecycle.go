@@ -33,14 +33,14 @@ func (n *Node) Close(ctx context.Context) error {
 	// members at once; memberlist's own leave broadcast follows.
 	bye := encodeLeaving(n.self.Name, n.self.Incarnation)
 	n.mu.Lock()
-	var peers []*memberlist.Node
-	for _, p := range n.peers {
-		if p.state == PeerAlive && p.node != nil {
-			peers = append(peers, p.node)
+	var alive []*memberlist.Node
+	n.peers.Each(func(p *peer) {
+		if p.State == PeerAlive && p.Info.node != nil {
+			alive = append(alive, p.Info.node)
 		}
-	}
+	})
 	n.mu.Unlock()
-	for _, p := range peers {
+	for _, p := range alive {
 		if n.ml.SendBestEffort(p, bye) == nil {
 			n.stats.sentMsg(KindLeaving, len(bye))
 		}

@@ -15,17 +15,19 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/peers"
 	"github.com/roster-io/roster/internal/bug"
 )
 
-// PeerState is what this node believes about another node.
-type PeerState string
+// PeerState is what this node believes about another node (the peer
+// table is gossip/peers').
+type PeerState = peers.State
 
 const (
-	PeerAlive   PeerState = "alive"
-	PeerDead    PeerState = "dead"    // failure detector declared it dead
-	PeerLeft    PeerState = "left"    // it left gracefully
-	PeerUnknown PeerState = "unknown" // known only from replicated state, never seen alive
+	PeerAlive   = peers.Alive
+	PeerDead    = peers.Dead    // failure detector declared it dead
+	PeerLeft    = peers.Left    // it left gracefully
+	PeerUnknown = peers.Unknown // known only from replicated state, never seen alive
 )
 
 // NodeInfo describes one node of the cluster as seen from here.
@@ -210,23 +212,17 @@ func (s *stats) sentVia(kind MessageKind, size int, reliable bool) {
 	s.sentMsg(kind, size)
 }
 
-type peer struct {
-	name      string
-	meta      nodeMeta
-	node      *memberlist.Node // last known, copied
-	addr      string           // node.Address(), formatted once
-	state     PeerState
-	downSince time.Time
-	forgotten bool
-	// leavingAt is when the peer announced a graceful leave of incarnation
-	// leavingInc (a msgLeaving). It only labels the down event memberlist
-	// reports within leaveWindow as "left" rather than "dead" (a left peer
-	// is not retried by the rejoin loop); it hides nothing by itself.
-	leavingAt  time.Time
-	leavingInc uint64
+// peerInfo is what gossip keeps of a peer beside the table's own fields:
+// memberlist's node (a copy, taken in its callback) and the decoded
+// metadata.
+type peerInfo struct {
+	meta nodeMeta
+	node *memberlist.Node // last known, copied
 }
 
-func (p *peer) replica() crdt.ReplicaID { return crdt.ReplicaID{Name: p.name, Incarnation: p.meta.inc} }
+type peer = peers.Peer[peerInfo]
+
+func replicaOf(p *peer) crdt.ReplicaID { return crdt.ReplicaID{Name: p.Name, Incarnation: p.Inc} }
 
 type peerEvent struct {
 	replica         crdt.ReplicaID
@@ -283,7 +279,7 @@ type Node struct {
 	order       []string // scope names, sorted
 
 	mu    sync.Mutex
-	peers map[string]*peer
+	peers *peers.Table[peerInfo] // guarded by mu
 
 	outMu  sync.Mutex
 	out    map[string]*crdt.Batch // scope -> local operations waiting to be pushed
@@ -374,7 +370,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		log:      lg.With("component", "gossip", "node", cfg.Name),
 		self:     crdt.ReplicaID{Name: cfg.Name, Incarnation: cfg.Incarnation},
 		scopes:   map[string]*Scope{},
-		peers:    map[string]*peer{},
+		peers:    peers.New[peerInfo](cfg.Name),
 		out:      map[string]*crdt.Batch{},
 		outSig:   make(chan struct{}, 1),
 		plumKick: make(chan struct{}, 1),
@@ -709,13 +705,13 @@ func (n *Node) wakeSender() {
 func (n *Node) Nodes() []NodeInfo {
 	out := []NodeInfo{{Name: n.self.Name, Incarnation: n.self.Incarnation, Addr: n.Addr(), HTTPAddr: n.cfg.HTTPAddr, State: PeerAlive, Scopes: n.Scopes(), Self: true}}
 	n.mu.Lock()
-	for _, p := range n.peers {
-		info := NodeInfo{Name: p.name, Incarnation: p.meta.inc, HTTPAddr: p.meta.httpAddr, State: p.state, Scopes: slices.Clone(p.meta.scopes)}
-		if p.node != nil {
-			info.Addr = p.node.Address()
+	n.peers.Each(func(p *peer) {
+		info := NodeInfo{Name: p.Name, Incarnation: p.Inc, HTTPAddr: p.Info.meta.httpAddr, State: p.State, Scopes: slices.Clone(p.Info.meta.scopes)}
+		if p.Info.node != nil {
+			info.Addr = p.Info.node.Address()
 		}
 		out = append(out, info)
-	}
+	})
 	n.mu.Unlock()
 	slices.SortFunc(out, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -726,20 +722,20 @@ func (n *Node) scopePeers(scope string) []*memberlist.Node {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []*memberlist.Node
-	for _, p := range n.peers {
-		if p.state == PeerAlive && p.node != nil && p.meta.serves(scope) {
-			out = append(out, p.node)
+	n.peers.Each(func(p *peer) {
+		if p.State == PeerAlive && p.Info.node != nil && p.Info.meta.serves(scope) {
+			out = append(out, p.Info.node)
 		}
-	}
+	})
 	return out
 }
 
 func (n *Node) peerNode(name string) *memberlist.Node {
 	n.mu.Lock()
-	p := n.peers[name]
+	p := n.peers.Get(name)
 	var nd *memberlist.Node
-	if p != nil && p.state == PeerAlive {
-		nd = p.node
+	if p != nil && p.State == PeerAlive {
+		nd = p.Info.node
 	}
 	n.mu.Unlock()
 	// memberlist's Members() hands out its live Node structs, which it
@@ -763,8 +759,8 @@ func (n *Node) vouched(r crdt.ReplicaID) bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p := n.peers[r.Name]
-	return p != nil && p.node != nil && p.meta.inc == r.Incarnation
+	p := n.peers.Get(r.Name)
+	return p != nil && p.Info.node != nil && p.Inc == r.Incarnation
 }
 
 // ensureHidden suspends a replica whose owner is not known alive with that
@@ -778,11 +774,9 @@ func (n *Node) ensureHidden(st *crdt.State, r crdt.ReplicaID, emit crdt.Emit) {
 		return
 	}
 	n.mu.Lock()
-	p := n.peers[r.Name]
-	visible := p != nil && p.state == PeerAlive && p.meta.inc == r.Incarnation
-	if p == nil {
-		p = &peer{name: r.Name, meta: nodeMeta{inc: r.Incarnation}, state: PeerUnknown, downSince: time.Now()}
-		n.peers[r.Name] = p
+	visible := n.peers.Visible(r.Name, r.Incarnation)
+	if !visible && n.peers.Get(r.Name) == nil {
+		n.peers.Owner(r.Name, r.Incarnation, time.Now())
 	}
 	n.mu.Unlock()
 	if !visible && !n.pendingConfirmation(r) && !st.Suspended(r) {

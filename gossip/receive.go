@@ -88,30 +88,29 @@ func (n *Node) handleMessage(b []byte, src net.Addr) {
 	}
 }
 
-// leaveWindow is how long a peer's announcement that it is leaving labels
-// the down event memberlist reports for it (before or after).
-const leaveWindow = 10 * time.Second
-
 // peerLeaving notes a peer's announcement that it is leaving. Anyone can
 // send one claiming any name, so it hides nothing: the peer's members are
 // hidden when memberlist reports it down (its own leave broadcast), and
 // the announcement only makes that down event a graceful leave (listed as
 // left, not retried by the rejoin loop) when the two come within
-// leaveWindow of each other. src, when known (the plain direct path), must
+// peers.LeaveWindow of each other. src, when known (the plain direct path), must
 // be the peer's own gossip address.
 func (n *Node) peerLeaving(name string, inc uint64, src net.Addr) {
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p := n.peers[name]
-	if p == nil || p.node == nil || p.meta.inc != inc || name == n.self.Name || !sameSender(p.node, src) {
+	p := n.peers.Get(name)
+	if p == nil || p.Info.node == nil || !sameSender(p.Info.node, src) {
 		n.stats.forged.Add(1)
 		return
 	}
-	p.leavingAt, p.leavingInc = now, inc
-	if p.state == PeerDead && now.Sub(p.downSince) < leaveWindow {
-		p.state = PeerLeft // memberlist's down event came first
-		n.log.Info("peer left (its leave announcement came after its down event)", "peer", name, "incarnation", inc, "addr", p.node.Address())
+	taken, relabelled := n.peers.Leaving(name, inc, now)
+	if !taken {
+		n.stats.forged.Add(1)
+		return
+	}
+	if relabelled { // memberlist's down event came first
+		n.log.Info("peer left (its leave announcement came after its down event)", "peer", name, "incarnation", inc, "addr", p.Addr)
 	}
 }
 
@@ -126,11 +125,11 @@ func (n *Node) claimed(name string, src net.Addr) bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p := n.peers[name]
-	if p == nil || p.node == nil {
+	p := n.peers.Get(name)
+	if p == nil || p.Info.node == nil {
 		return true
 	}
-	return sameSender(p.node, src)
+	return sameSender(p.Info.node, src)
 }
 
 // sameSender reports whether a packet from src can have come from node:

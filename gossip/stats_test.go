@@ -100,7 +100,7 @@ func TestStatsHeld(t *testing.T) {
 	require.NoError(t, err)
 	defer n.Crash()
 	n.mu.Lock()
-	n.peers["src"] = &peer{name: "src", meta: nodeMeta{inc: 1}, state: PeerAlive, node: &memberlist.Node{Name: "src"}}
+	n.peers.Report("src", 1, "src:0", peerInfo{meta: nodeMeta{inc: 1}, node: &memberlist.Node{Name: "src"}}, true, time.Now())
 	n.mu.Unlock()
 
 	src, err := crdt.New(crdt.ReplicaID{Name: "src", Incarnation: 1}, crdt.DefaultOptions())

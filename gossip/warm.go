@@ -216,8 +216,7 @@ func (n *Node) revealSynced(scope string) {
 func (n *Node) isAlive(r crdt.ReplicaID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p := n.peers[r.Name]
-	return p != nil && p.state == PeerAlive && p.meta.inc == r.Incarnation
+	return n.peers.Visible(r.Name, r.Incarnation)
 }
 
 func (n *Node) pendingConfirmation(r crdt.ReplicaID) bool {
@@ -304,12 +303,5 @@ func (n *Node) RemoteVersion(scope string) uint64 {
 func (n *Node) PeerAddrs() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var out []string
-	for _, p := range n.peers {
-		if p.node != nil && p.name != n.self.Name && p.state != PeerLeft {
-			out = append(out, p.node.Address())
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return n.peers.Addrs()
 }
