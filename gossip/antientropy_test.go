@@ -11,12 +11,13 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/pace"
 	"github.com/stretchr/testify/require"
 )
 
 // TestAntiEntropyWaitsForQueuedMerges: while delta messages are queued for
 // merging in a scope, its anti-entropy round is skipped (the digest would
-// ask for what is already queued), at most maxBusyTicks times in a row, and
+// ask for what is already queued), at most pace.MaxBusy times in a row, and
 // the node does not answer a digest with its own.
 func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
 	nodes := startNodes(t, 2, func(cfg *Config) {
@@ -45,12 +46,12 @@ func TestAntiEntropyWaitsForQueuedMerges(t *testing.T) {
 	sc.merging.Add(1) // a delta message is being merged
 	require.False(t, n.mayReply("default"))
 	before = sent()
-	for range maxBusyTicks {
+	for range pace.MaxBusy {
 		n.antiEntropy()
 	}
 	require.Equal(t, before, sent(), "rounds run while merges are queued")
 	n.antiEntropy()
-	require.Equal(t, before+1, sent(), "a busy scope must still run a round every %d ticks", maxBusyTicks+1)
+	require.Equal(t, before+1, sent(), "a busy scope must still run a round every %d ticks", pace.MaxBusy+1)
 	n.antiEntropy()
 	require.Equal(t, before+1, sent(), "the busy count restarts after a forced round")
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/pace"
 	"github.com/roster-io/roster/gossip/peers"
 	"github.com/roster-io/roster/internal/bug"
 )
@@ -121,46 +122,44 @@ func (n *Node) transferring(scope string, now time.Time) bool {
 	return sc.waiting(now)
 }
 
-// maxBusyTicks bounds how many anti-entropy rounds in a row a scope skips
-// while deltas are queued for merging.
-const maxBusyTicks = 4
-
-// antiEntropy sends, for each scope, our digest to one random alive peer.
+// antiEntropy runs a round: for each scope, what gossip/pace decides
+// (nothing, the root of our range digest, or our digest) to one random
+// alive peer.
 func (n *Node) antiEntropy() {
 	n.stats.antiEntropyRounds.Add(1)
 	now := time.Now()
 	n.flushHeld(now)
 	for _, s := range n.order {
 		sc := n.scopes[s]
-		if n.transferring(s, now) {
-			continue
-		}
-		if sc.merging.Load() > 0 && sc.busyTicks < maxBusyTicks {
-			// Deltas are queued for merging here: our digest would ask for
-			// them again. Skip this round (a bounded number of times, so a
-			// lost packet under a steady stream is still repaired).
-			sc.busyTicks++
-			continue
-		}
-		sc.busyTicks = 0
 		peers := n.scopePeers(s)
-		if len(peers) == 0 {
-			n.greets.Store(s, true)
-			continue
+		_, caught := n.caughtUp.Load(s)
+		f := pace.Facts{
+			Transferring: n.transferring(s, now),
+			Merging:      sc.merging.Load() > 0,
+			Peers:        len(peers),
+			CaughtUp:     caught,
+			Unsynced:     n.unsyncedN.Load() > 0,
 		}
-		if _, ok := n.caughtUp.Load(s); !ok && !n.mayCatchUp(s) {
-			// Not caught up yet, and this interval's exchange is under way
-			// (a greeting answered): a second digest now would fetch the
-			// scope twice, from two peers.
-			continue
+		var rd crdt.RangeDigest
+		if n.pace.RootCandidate(f) {
+			sc.Read(func(st *crdt.State) { rd = st.RangeDigest() })
+			f.Replicas = rd.Count
 		}
+		n.paceMu.Lock()
 		n.rngMu.Lock()
-		p := peers[n.rng.IntN(len(peers))]
+		d := n.pace.Round(now, s, f, n.rng)
 		n.rngMu.Unlock()
-		if n.sendRoot(s, p) {
-			continue
+		n.paceMu.Unlock()
+		switch d.Action {
+		case pace.Alone:
+			n.greets.Store(s, true)
+		case pace.Root:
+			msg := encodeSync(s, n.self.Name, true, crdt.EncodeRangeRoot(rd.Root(), rd.Count), nil)
+			n.stats.rootsSent.Add(1)
+			n.sendTo(peers[d.Peer], KindSync, msg)
+		case pace.Digest:
+			n.sendSync(s, peers[d.Peer], true)
 		}
-		n.sendSync(s, p, true)
 	}
 	// Taken after this round's digests are sent, so that each names what
 	// rose during the interval before it (Scope.streaming).
@@ -230,14 +229,14 @@ func (n *Node) applyPeerEvent(e peerEvent) {
 			msg = "peer restarted"
 		}
 		n.log.Info(msg, "peer", r.Name, "incarnation", r.Incarnation, "addr", e.node.Address(), "scopes", e.scopes)
-		n.servedMu.Lock()
+		n.paceMu.Lock()
 		for k, j := range n.pendingSync {
 			if k[1] == r.Name {
 				delete(n.pendingSync, k)
 				n.enqueueJob(j)
 			}
 		}
-		n.servedMu.Unlock()
+		n.paceMu.Unlock()
 		for _, s := range n.order {
 			// A node joining a cluster leaves the first move to its peers:
 			// every peer that sees it come up greets it with its digest,
@@ -282,6 +281,9 @@ func (n *Node) expire(now time.Time) {
 		for _, s := range n.order {
 			_ = n.scopes[s].update(func(st *crdt.State, emit crdt.Emit) error { return st.Forget(r, emit) })
 			n.scopes[s].forgetPeer(r.Name)
+			n.paceMu.Lock()
+			n.pace.Forget(s, r.Name)
+			n.paceMu.Unlock()
 		}
 	}
 }

@@ -24,8 +24,9 @@
 //     within a few gossip rounds and relays around one-way cuts and
 //     bridges (Plumtree's announcements and grafts do that in a large
 //     scope);
-//   - anti-entropy: each node periodically sends one random scope peer its
-//     digest (one counter per replica); the peer answers with exactly what
+//   - anti-entropy (when and to whom decided by gossip/pace): each node
+//     periodically sends one random scope peer its digest (one counter
+//     per replica); the peer answers with exactly what
 //     is missing (crdt.State.Diff), in bounded chunks, and its own digest so
 //     the exchange is two-way. In a scope of Config.RangeRootMin replicas
 //     or more (64), a caught-up node's periodic round sends the 15-byte
@@ -128,9 +129,10 @@
 // HTTP. It never emits a removal of another node's entries: it only applies
 // local lifecycle decisions (suspend, resume, forget, supersede) to its own
 // copy. Subpackage memnet is the in-memory, fault-injecting transport used
-// by tests. Three subpackages hold decisions as pure state machines,
+// by tests. Four subpackages hold decisions as pure state machines,
 // free of clocks, goroutines and sockets, which this package drives:
-// dissem (what to send to spread a scope's changes), reorder (the deltas
+// dissem (what to send to spread a scope's changes), pace (when
+// anti-entropy exchanges go out, and to whom), reorder (the deltas
 // received before their turn) and peers (the peer table: liveness,
 // leaves, retention, the rejoin schedule).
 package gossip

@@ -100,12 +100,9 @@ func (n *Node) flushHeld(now time.Time) {
 // per owner, so that a gap the owner cannot fill (it no longer holds those
 // operations: another incarnation came) costs one digest a round.
 func (n *Node) mayAskOwner(scope, owner string, now time.Time) bool {
-	n.servedMu.Lock()
-	defer n.servedMu.Unlock()
-	if len(n.askedOwner) >= 4096 {
-		clear(n.askedOwner) // bounded: forgetting only allows an extra digest
-	}
-	return onceEvery(n.askedOwner, [2]string{scope, owner}, now, n.cfg.AntiEntropyInterval)
+	n.paceMu.Lock()
+	defer n.paceMu.Unlock()
+	return n.pace.MayAskOwner(now, scope, owner)
 }
 
 // stashChunk keeps a chunk that came before its predecessor, within the

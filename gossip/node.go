@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/pace"
 	"github.com/roster-io/roster/gossip/peers"
 	"github.com/roster-io/roster/internal/bug"
 )
@@ -254,15 +255,6 @@ type syncJob struct {
 	buckets []int
 }
 
-// served remembers the last repair sent to a peer for a scope, so that the
-// same digest arriving again while that repair is still in flight (peer-up
-// syncs from both sides, push/pull and anti-entropy often coincide) is not
-// answered with the same bytes twice.
-type served struct {
-	sum uint64
-	at  time.Time
-}
-
 // Node is one roster node's gossip layer: memberlist plus the scope states.
 type Node struct {
 	cfg  Config
@@ -295,13 +287,12 @@ type Node struct {
 	// when memberlist delivers them: another transport, encryption).
 	inbox chan inbound
 
-	servedMu sync.Mutex
-	served   map[[2]string]served
-	catchUp  map[string]time.Time    // scope -> last digest sent
-	greeted  map[[2]string]time.Time // (scope, peer) -> last greeting sent
-	// askedOwner: (scope, owner) -> last digest sent to it for a gap.
-	askedOwner map[[2]string]time.Time
-	// pendingSync: digests from peers not yet alive here, by (scope, peer).
+	// paceMu guards pace, the anti-entropy pacing (gossip/pace: when
+	// exchanges go out, rate limits), and pendingSync: digests from peers
+	// not yet alive here, by (scope, peer). Never held while taking a
+	// scope's lock.
+	paceMu      sync.Mutex
+	pace        *pace.Pacer
 	pendingSync map[[2]string]syncJob
 
 	// hold keeps the deltas of every scope received before their turn
@@ -378,10 +369,7 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		jobs:     make(chan syncJob, 256),
 		hold:     newHoldBuf(),
 
-		served:     map[[2]string]served{},
-		catchUp:    map[string]time.Time{},
-		greeted:    map[[2]string]time.Time{},
-		askedOwner: map[[2]string]time.Time{},
+		pace: pace.New(pace.Config{Interval: cfg.AntiEntropyInterval, RangeRootMin: rangeRootMin(cfg.RangeRootMin)}),
 
 		pendingSync: map[[2]string]syncJob{},
 

@@ -37,9 +37,6 @@ type Scope struct {
 	// lock: under a burst, received messages queue here, and a digest
 	// taken meanwhile shows as missing what is already in the queue.
 	merging atomic.Int32
-	// busyTicks counts the consecutive anti-entropy ticks skipped because
-	// merging was above zero (controlLoop only).
-	busyTicks int
 
 	// hold is the node's reorder buffer (Held reads it); nil in tests
 	// that build a Scope by hand.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/pace"
 	"github.com/roster-io/roster/internal/bug"
 )
 
@@ -235,7 +236,7 @@ func (n *Node) serveSync(j syncJob) {
 		// A digest from a node we do not count alive yet (its alive
 		// message is still on its way, as after a partition heals): answer
 		// it as soon as it is, rather than wait for the next round.
-		n.servedMu.Lock()
+		n.paceMu.Lock()
 		if len(n.pendingSync) >= maxPendingSync {
 			// Full (a burst of newcomers, or digests under made-up
 			// names): make room at random rather than refuse every
@@ -246,7 +247,7 @@ func (n *Node) serveSync(j syncJob) {
 			}
 		}
 		n.pendingSync[[2]string{j.scope, j.from}] = j
-		n.servedMu.Unlock()
+		n.paceMu.Unlock()
 		return
 	}
 	n.stats.syncsServed.Add(1)
@@ -354,34 +355,17 @@ func (n *Node) serveRanges(sc *Scope, j syncJob, to *memberlist.Node) {
 	}
 }
 
-// sendRoot sends the root of our range digest of scope to a peer, in
-// place of our digest (Config.RangeRootMin); false if the scope is too
-// small for it, or this node must send its full digest (not caught up,
-// or hiding a cached replica until its owner's digest shows it).
-func (n *Node) sendRoot(scope string, to *memberlist.Node) bool {
-	if n.cfg.RangeRootMin < 0 || n.unsyncedN.Load() > 0 {
-		return false
+// rangeRootMin resolves Config.RangeRootMin: 0 is the default (64),
+// negative never.
+func rangeRootMin(c int) int {
+	switch {
+	case c < 0:
+		return -1
+	case c == 0:
+		return 64
 	}
-	if _, ok := n.caughtUp.Load(scope); !ok {
-		return false
-	}
-	min := n.cfg.RangeRootMin
-	if min == 0 {
-		min = defaultRangeRootMin
-	}
-	var rd crdt.RangeDigest
-	n.scopes[scope].Read(func(st *crdt.State) { rd = st.RangeDigest() })
-	if rd.Count < min {
-		return false
-	}
-	msg := encodeSync(scope, n.self.Name, true, crdt.EncodeRangeRoot(rd.Root(), rd.Count), nil)
-	n.stats.rootsSent.Add(1)
-	n.sendTo(to, KindSync, msg)
-	return true
+	return c
 }
-
-// defaultRangeRootMin is Config.RangeRootMin's default.
-const defaultRangeRootMin = 64
 
 // encodeAll encodes deltas on all CPUs at once: the chunks of a large
 // repair (a 100k-member transfer is three chunks of about 5 ms each), a
@@ -428,69 +412,28 @@ func parallel(n int, fn func(i int)) {
 }
 
 // mayReply decides whether to answer a peer's digest with ours (which
-// makes the peer send what we lack). A node that has not caught up on the
-// scope yet (a fresh node, which every peer greets with its digest)
-// answers once per interval, so it fetches the scope from one peer rather
-// than all; afterwards it answers unless a transfer is already coming.
+// makes the peer send what we lack): see pace.Pacer.MayReply.
 func (n *Node) mayReply(scope string) bool {
-	if _, ok := n.caughtUp.Load(scope); !ok {
-		return n.mayCatchUp(scope)
-	}
-	// While deltas are queued for merging here our digest would ask for
-	// them again; the peer's own rounds complete the exchange later.
-	return !n.transferring(scope, time.Now()) && n.scopes[scope].merging.Load() == 0
+	now := time.Now()
+	_, caught := n.caughtUp.Load(scope)
+	f := pace.Facts{Transferring: n.transferring(scope, now), Merging: n.scopes[scope].merging.Load() > 0, CaughtUp: caught}
+	n.paceMu.Lock()
+	defer n.paceMu.Unlock()
+	return n.pace.MayReply(now, scope, f)
 }
 
 // mayGreet decides whether this node greets peer, just seen up, with its
-// digest of scope: once per anti-entropy interval per peer, so a flapping
-// peer is not greeted at every flap.
+// digest of scope (pace.Pacer.MayGreet: once per interval per peer).
 func (n *Node) mayGreet(scope, peer string) bool {
-	n.servedMu.Lock()
-	defer n.servedMu.Unlock()
-	if len(n.greeted) >= 4096 {
-		clear(n.greeted) // bounded: forgetting only allows an extra greeting
-	}
-	return onceEvery(n.greeted, [2]string{scope, peer}, time.Now(), n.cfg.AntiEntropyInterval)
-}
-
-// mayCatchUp decides whether this node sends its digest of scope outside
-// the periodic round (on a peer coming up, or in reply to a peer's digest):
-// at most once per anti-entropy interval. Every peer that receives our
-// digest answers with all we lack, so sending it to the four nodes that
-// came up together would fetch a newcomer's scope four times; one exchange
-// at once and the periodic rounds after it converge with a single copy.
-func (n *Node) mayCatchUp(scope string) bool {
-	now := time.Now()
-	if n.transferring(scope, now) {
-		return false
-	}
-	n.servedMu.Lock()
-	defer n.servedMu.Unlock()
-	return onceEvery(n.catchUp, scope, now, n.cfg.AntiEntropyInterval)
-}
-
-// onceEvery reports whether k was last let through at least every ago,
-// and if so records now as its time. The caller holds the map's lock.
-func onceEvery[K comparable](last map[K]time.Time, k K, now time.Time, every time.Duration) bool {
-	if t, ok := last[k]; ok && now.Sub(t) < every {
-		return false
-	}
-	last[k] = now
-	return true
+	n.paceMu.Lock()
+	defer n.paceMu.Unlock()
+	return n.pace.MayGreet(time.Now(), scope, peer)
 }
 
 // repeatRepair reports whether the same digest from the same peer was
-// answered with a repair less than half an anti-entropy interval ago; if
-// not, it records this one. A repair that was lost is resent by the next
-// round.
+// just answered with a repair (pace.Pacer.RepeatRepair).
 func (n *Node) repeatRepair(j syncJob) bool {
-	k := [2]string{j.scope, j.from}
-	now := time.Now()
-	n.servedMu.Lock()
-	defer n.servedMu.Unlock()
-	if last, ok := n.served[k]; ok && last.sum == j.sum && now.Sub(last.at) < n.cfg.AntiEntropyInterval/2 {
-		return true
-	}
-	n.served[k] = served{j.sum, now}
-	return false
+	n.paceMu.Lock()
+	defer n.paceMu.Unlock()
+	return n.pace.RepeatRepair(time.Now(), j.scope, j.from, j.sum)
 }
