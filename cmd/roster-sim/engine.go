@@ -10,6 +10,7 @@ import (
 
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip/dissem"
+	"github.com/roster-io/roster/gossip/pace"
 )
 
 // design is a way of spreading a scope's changes, as dissem offers it.
@@ -29,6 +30,15 @@ var designs = map[string]design{
 	// after: direct push up to 32 peers, Plumtree above, and digests of
 	// hashes over ranges of replicas.
 	"after": {"after", dissem.Auto, digestRanges},
+}
+
+// rootMin is the pacer's RangeRootMin for the design: gossip's default
+// (64 replicas) with range digests, never with counters.
+func (d design) rootMin() int {
+	if d.digest == digestRanges {
+		return 64
+	}
+	return -1
 }
 
 // scenario is one simulated run.
@@ -123,6 +133,7 @@ type change struct {
 type simNode struct {
 	name     string
 	core     *dissem.Core
+	pace     *pace.Pacer // gossip's anti-entropy pacing: whom a round asks, root or digest
 	state    *crdt.State
 	down     bool // crashed, or a flapping node in its down phase
 	crashed  bool
@@ -188,7 +199,7 @@ func newSim(sc scenario) (*sim, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := &simNode{name: name, core: c}
+		n := &simNode{name: name, core: c, pace: pace.New(pace.Config{Interval: aeInterval, RangeRootMin: sc.design.rootMin()})}
 		if sc.crdt {
 			st, err := crdt.New(crdt.ReplicaID{Name: name, Incarnation: 1}, crdt.Options{LogCap: 64})
 			if err != nil {
@@ -403,7 +414,18 @@ func (s *sim) antiEntropy(i int32, at time.Duration) {
 	if v.Len() == 0 {
 		return
 	}
-	j := s.index[v.At(s.rng.IntN(v.Len()))]
+	// Every node is caught up and has nothing queued: the round sends the
+	// root of its range digest where gossip would (design and size), else
+	// its digest.
+	d := n.pace.Round(s.epoch.Add(at), "s", pace.Facts{Peers: v.Len(), CaughtUp: true, Replicas: s.sc.nodes}, s.rng)
+	if d.Action != pace.Root && d.Action != pace.Digest {
+		return
+	}
+	kind := digestCounters
+	if d.Action == pace.Root {
+		kind = digestRanges
+	}
+	j := s.index[v.At(d.Peer)]
 	p := s.nodes[j]
 	if p.down {
 		return // the digest is lost; the next round tries another peer
@@ -421,7 +443,7 @@ func (s *sim) antiEntropy(i int32, at time.Duration) {
 			origins[ch.origin] = true
 		}
 	}
-	sentI, sentJ := exchangeBytes(s.sc.design.digest, s.sc.nodes, s.sc.digestEntry, len(origins))
+	sentI, sentJ := exchangeBytes(kind, s.sc.nodes, s.sc.digestEntry, len(origins))
 	rtt := 2 * s.sc.net.oneWay(s.rng, int(i), int(j))
 	s.account(i, int(sentI))
 	if sentJ > 0 {

@@ -121,17 +121,9 @@ type Pacer struct {
 	served     map[[2]string]served
 }
 
-// New returns a pacer for cfg.
-func New(cfg Config) *Pacer {
-	return &Pacer{
-		cfg:        cfg,
-		busy:       map[string]int{},
-		catchUp:    map[string]time.Time{},
-		greeted:    map[[2]string]time.Time{},
-		askedOwner: map[[2]string]time.Time{},
-		served:     map[[2]string]served{},
-	}
-}
+// New returns a pacer for cfg. Its maps are made on first use, so that a
+// simulator's thousands of pacers cost little.
+func New(cfg Config) *Pacer { return &Pacer{cfg: cfg} }
 
 // Round decides what the periodic round at now does for scope.
 func (p *Pacer) Round(now time.Time, scope string, f Facts, rng *rand.Rand) Decision {
@@ -139,6 +131,9 @@ func (p *Pacer) Round(now time.Time, scope string, f Facts, rng *rand.Rand) Deci
 		return Decision{Action: Wait}
 	}
 	if f.Merging && p.busy[scope] < MaxBusy {
+		if p.busy == nil {
+			p.busy = map[string]int{}
+		}
 		p.busy[scope]++
 		return Decision{Action: Busy}
 	}
@@ -146,7 +141,7 @@ func (p *Pacer) Round(now time.Time, scope string, f Facts, rng *rand.Rand) Deci
 	if f.Peers == 0 {
 		return Decision{Action: Alone}
 	}
-	if !f.CaughtUp && !onceEvery(p.catchUp, scope, now, p.cfg.Interval) {
+	if !f.CaughtUp && !onceEvery(&p.catchUp, scope, now, p.cfg.Interval) {
 		// Not caught up yet, and this interval's exchange is under way
 		// (a greeting answered): a second digest now would fetch the
 		// scope twice, from two peers.
@@ -182,7 +177,7 @@ func (p *Pacer) RootCandidate(f Facts) bool {
 // so sending it to the four nodes that came up together would fetch a
 // newcomer's scope four times.
 func (p *Pacer) MayCatchUp(now time.Time, scope string, transferring bool) bool {
-	return !transferring && onceEvery(p.catchUp, scope, now, p.cfg.Interval)
+	return !transferring && onceEvery(&p.catchUp, scope, now, p.cfg.Interval)
 }
 
 // MayReply decides whether to answer a peer's digest of scope with ours
@@ -202,7 +197,7 @@ func (p *Pacer) MayReply(now time.Time, scope string, f Facts) bool {
 // digest of scope: once per interval per peer, so a flapping peer is not
 // greeted at every flap.
 func (p *Pacer) MayGreet(now time.Time, scope, peer string) bool {
-	return onceEveryBounded(p.greeted, [2]string{scope, peer}, now, p.cfg.Interval)
+	return onceEveryBounded(&p.greeted, [2]string{scope, peer}, now, p.cfg.Interval)
 }
 
 // MayAskOwner decides whether the node sends its digest of scope to owner
@@ -210,7 +205,7 @@ func (p *Pacer) MayGreet(now time.Time, scope, peer string) bool {
 // gap the owner cannot fill (another incarnation came) costs one digest a
 // round.
 func (p *Pacer) MayAskOwner(now time.Time, scope, owner string) bool {
-	return onceEveryBounded(p.askedOwner, [2]string{scope, owner}, now, p.cfg.Interval)
+	return onceEveryBounded(&p.askedOwner, [2]string{scope, owner}, now, p.cfg.Interval)
 }
 
 // RepeatRepair reports whether the digest with hash sum from peer in
@@ -225,6 +220,9 @@ func (p *Pacer) RepeatRepair(now time.Time, scope, peer string, sum uint64) bool
 	if last, ok := p.served[k]; ok && last.sum == sum && now.Sub(last.at) < p.cfg.Interval/2 {
 		return true
 	}
+	if p.served == nil {
+		p.served = map[[2]string]served{}
+	}
 	p.served[k] = served{sum, now}
 	return false
 }
@@ -238,18 +236,21 @@ func (p *Pacer) Forget(scope, peer string) {
 }
 
 // onceEvery reports whether k was last let through at least every before
-// now, and if so records now as its time.
-func onceEvery[K comparable](last map[K]time.Time, k K, now time.Time, every time.Duration) bool {
-	if t, ok := last[k]; ok && now.Sub(t) < every {
+// now, and if so records now as its time (making the map if need be).
+func onceEvery[K comparable](last *map[K]time.Time, k K, now time.Time, every time.Duration) bool {
+	if t, ok := (*last)[k]; ok && now.Sub(t) < every {
 		return false
 	}
-	last[k] = now
+	if *last == nil {
+		*last = map[K]time.Time{}
+	}
+	(*last)[k] = now
 	return true
 }
 
-func onceEveryBounded(last map[[2]string]time.Time, k [2]string, now time.Time, every time.Duration) bool {
-	if len(last) >= MaxTracked {
-		clear(last) // forgetting only lets one extra message through
+func onceEveryBounded(last *map[[2]string]time.Time, k [2]string, now time.Time, every time.Duration) bool {
+	if len(*last) >= MaxTracked {
+		clear(*last) // forgetting only lets one extra message through
 	}
 	return onceEvery(last, k, now, every)
 }
