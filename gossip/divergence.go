@@ -1,12 +1,12 @@
 package gossip
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/inflight"
 )
 
 // Divergence is how far a peer was from agreeing with this node on one
@@ -38,16 +38,16 @@ func (n *Node) Divergence() map[string][]Divergence {
 	for _, name := range n.order {
 		sc := n.scopes[name]
 		sc.prevMu.Lock()
-		peers := maps.Clone(sc.peerTops) // each tops map is never changed once stored
+		peers := sc.inflight.Peers() // each tops map is never changed once stored
 		sc.prevMu.Unlock()
 		if len(peers) == 0 {
 			continue
 		}
-		var mine map[string]crdt.DigestEntry
-		sc.Read(func(st *crdt.State) { mine = byName(st.Digest()) })
+		var mine inflight.Tops
+		sc.Read(func(st *crdt.State) { mine = inflight.ByName(st.Digest()) })
 		for peer, pd := range peers {
-			behind, ahead := diverge(mine, pd.tops)
-			out[peer] = append(out[peer], Divergence{Scope: name, Behind: behind, Ahead: ahead, Age: max(now.Sub(pd.at), 0)})
+			behind, ahead := inflight.Diverge(mine, pd.Tops)
+			out[peer] = append(out[peer], Divergence{Scope: name, Behind: behind, Ahead: ahead, Age: max(now.Sub(pd.At), 0)})
 		}
 	}
 	for _, ds := range out {
@@ -56,29 +56,9 @@ func (n *Node) Divergence() map[string][]Divergence {
 	return out
 }
 
-// diverge counts the operations mine holds that peer lacks (behind) and
-// those peer holds that mine lacks (ahead). A newer incarnation of a
-// replica on one side makes the whole of it missing on the other.
-func diverge(mine, peer map[string]crdt.DigestEntry) (behind, ahead uint64) {
-	missing := func(have, other map[string]crdt.DigestEntry) uint64 {
-		var n uint64
-		for name, h := range have {
-			o, ok := other[name]
-			switch {
-			case !ok || o.Incarnation < h.Incarnation:
-				n += h.Top
-			case o.Incarnation == h.Incarnation && h.Top > o.Top:
-				n += h.Top - o.Top
-			}
-		}
-		return n
-	}
-	return missing(mine, peer), missing(peer, mine)
-}
-
 // forgetPeer drops what the scope keeps of a peer's digests.
 func (s *Scope) forgetPeer(name string) {
 	s.prevMu.Lock()
-	delete(s.peerTops, name)
+	s.inflight.Forget(name)
 	s.prevMu.Unlock()
 }

@@ -1,12 +1,12 @@
 package gossip
 
 import (
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/gossip/inflight"
 )
 
 // Scope is one scope's replicated state on this node, behind its lock.
@@ -42,90 +42,38 @@ type Scope struct {
 	// that build a Scope by hand.
 	hold *holdBuf
 
-	prevMu sync.Mutex
-	prev   map[string]crdt.DigestEntry // our digest one anti-entropy round ago
-	// peerTops: each peer's previous digest, by replica name, and when
-	// it came.
-	peerTops map[string]peerDigest
+	// prevMu guards inflight, the scope's memory of digests (its own at
+	// the last round, each peer's last): what a repair leaves out as on
+	// its way (gossip/inflight). Taken inside the scope's lock, or alone.
+	prevMu   sync.Mutex
+	inflight inflight.Tracker
 }
 
 // notePrev records the scope's digest at an anti-entropy tick.
 func (s *Scope) notePrev() {
-	var prev map[string]crdt.DigestEntry
-	s.Read(func(st *crdt.State) { prev = byName(st.Digest()) })
+	var d crdt.Digest
+	s.Read(func(st *crdt.State) { d = st.Digest() })
 	s.prevMu.Lock()
-	s.prev = prev
+	s.inflight.Round(d)
 	s.prevMu.Unlock()
 }
 
-// skipInFlight adjusts a peer's digest before Diff so that a repair leaves
-// out what the peer is only missing because it is still on its way: for a
-// replica where the peer already has everything this node had one
-// anti-entropy round ago, the peer is taken to be up to date. Under a
-// stream of writes every digest lags the pushes by a few packets, and
-// repairing that lag would send everything twice (and, past the event log,
-// as full transfers). A delta really lost keeps the peer behind the
-// previous round's counter, so it is repaired one round later. st is
-// locked by the caller.
-//
-// Likewise, a replica whose top advanced since the same peer's previous
-// digest is still arriving there, so it is left to the stream; a lost
-// packet stops the top (it is the contiguous prefix) and the next digest
-// gets the repair. Only a previous digest from within window counts: a
-// peer that picks among many peers at random may not have sent us one
-// for a long time, and an old digest would make a stalled top look like
-// one still advancing (skipping the repair every time).
+// skipInFlight reads a peer's digest before Diff so that a repair leaves
+// out what the peer is only missing because it is still on its way
+// (inflight.Tracker.Adjust). st is locked by the caller.
 func (s *Scope) skipInFlight(from string, peer crdt.Digest, streaming []string, st *crdt.State, now time.Time, window time.Duration) crdt.Digest {
+	cur := st.Digest()
 	s.prevMu.Lock()
-	prev := s.prev
-	var last map[string]crdt.DigestEntry
-	if pd, ok := s.peerTops[from]; ok && now.Sub(pd.at) <= window {
-		last = pd.tops
-	}
-	if s.peerTops == nil {
-		s.peerTops = map[string]peerDigest{}
-	}
-	s.peerTops[from] = peerDigest{now, byName(peer)}
-	s.prevMu.Unlock()
-	cur := byName(st.Digest())
-	out := crdt.Digest{Entries: make([]crdt.DigestEntry, len(peer.Entries))}
-	for i, e := range peer.Entries {
-		c, okc := cur[e.Name]
-		if okc && c.Incarnation == e.Incarnation && c.Top > e.Top {
-			p, okp := prev[e.Name]
-			l, okl := last[e.Name]
-			caughtUpLastRound := okp && p.Incarnation == e.Incarnation && e.Top >= p.Top
-			advancing := okl && l.Incarnation == e.Incarnation && e.Top > l.Top
-			if caughtUpLastRound || advancing || slices.Contains(streaming, e.Name) {
-				e.Top = c.Top
-			}
-		}
-		out.Entries[i] = e
-	}
-	return out
+	defer s.prevMu.Unlock()
+	return s.inflight.Adjust(from, peer, streaming, cur, now, window)
 }
 
-// streaming names the replicas of digest d (this node's, now) whose top
-// rose since the previous anti-entropy tick: their deltas are arriving,
-// and a peer answering our digest need not send what is on its way. A
-// lost delta stops its replica's top (the contiguous prefix), so the next
-// round's digest leaves it out and gets it repaired.
+// streaming names the replicas of digest d (this node's, now) whose deltas
+// are still arriving (inflight.Tracker.Streaming).
 func (s *Scope) streaming(d crdt.Digest) []string {
 	s.prevMu.Lock()
-	prev := s.prev
-	s.prevMu.Unlock()
-	var out []string
-	for _, e := range d.Entries {
-		if p, ok := prev[e.Name]; ok && p.Incarnation == e.Incarnation && e.Top > p.Top {
-			out = append(out, e.Name)
-		}
-	}
-	return out
-}
-
-type peerDigest struct {
-	at   time.Time
-	tops map[string]crdt.DigestEntry
+	defer s.prevMu.Unlock()
+	return s.inflight.Streaming(d)
 }
 
 // Name returns the scope's name.
@@ -213,7 +161,7 @@ func (s *Scope) TakeSkipped() uint64 {
 
 // behind reports whether a peer's digest shows state this node lacks.
 func behind(peer crdt.Digest, st *crdt.State) bool {
-	mine := byName(st.Digest())
+	mine := inflight.ByName(st.Digest())
 	for _, e := range peer.Entries {
 		m, ok := mine[e.Name]
 		if e.Name == st.Local().Name {
@@ -264,13 +212,4 @@ func (s *Scope) Held() (deltas, bytes int) {
 	defer s.hold.mu.Unlock()
 	gaps, chunks, bytes := s.hold.b.Held(s.name)
 	return gaps + chunks, bytes
-}
-
-// byName indexes a digest's entries by replica name.
-func byName(d crdt.Digest) map[string]crdt.DigestEntry {
-	m := make(map[string]crdt.DigestEntry, len(d.Entries))
-	for _, e := range d.Entries {
-		m[e.Name] = e
-	}
-	return m
 }
