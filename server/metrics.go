@@ -105,6 +105,7 @@ var (
 		{counterDesc("roster_anti_entropy_repair_bytes_sent_total", "Repair bytes sent by anti-entropy."), func(s regtype.Stats) int64 { return s.RepairBytesSent }},
 		{counterDesc("roster_anti_entropy_roots_sent_total", "Anti-entropy rounds that sent a range-digest root instead of a digest."), func(s regtype.Stats) int64 { return s.RootsSent }},
 		{counterDesc("roster_anti_entropy_narrowed_digests_sent_total", "Anti-entropy digests sent restricted to the range-digest buckets that differ."), func(s regtype.Stats) int64 { return s.NarrowedSyncs }},
+		{counterDesc("roster_gossip_plumtree_payloads_sent_total", "Plumtree messages sent carrying a batch (scopes past 32 peers)."), func(s regtype.Stats) int64 { return s.PlumtreePayloads }},
 		{counterDesc("roster_anti_entropy_roots_in_step_total", "Range-digest roots received that matched this node's."), func(s regtype.Stats) int64 { return s.RootsInStep }},
 	}
 )

@@ -137,7 +137,8 @@ func TestMetricsFamilies(t *testing.T) {
 	require.Zero(t, sample(t, f, "roster_gossip_held_deltas", "scope=default"))
 	require.Zero(t, sample(t, f, "roster_gossip_held_bytes", "scope=default"))
 	for _, name := range []string{"roster_gossip_held_back_deltas_total", "roster_gossip_overflow_total", "roster_gossip_unvouched_deltas_total",
-		"roster_gossip_packets_dropped_total", "roster_gossip_decode_errors_total", "roster_gossip_piggybacked_total", "roster_gossip_relayed_deltas_total"} {
+		"roster_gossip_packets_dropped_total", "roster_gossip_decode_errors_total", "roster_gossip_piggybacked_total", "roster_gossip_relayed_deltas_total",
+		"roster_gossip_plumtree_payloads_sent_total"} {
 		require.GreaterOrEqual(t, sample(t, f, name), 0.0, name)
 	}
 

@@ -111,6 +111,10 @@ type Stats struct {
 	// NarrowedSyncs counts digests sent restricted to the range-digest
 	// buckets that differ, after a root that differed.
 	NarrowedSyncs int64
+	// PlumtreePayloads counts the Plumtree messages sent that carried a
+	// batch (this node's, pushed or grafted, or one passed on down the
+	// tree) in scopes past 32 peers, where the direct push gives way.
+	PlumtreePayloads int64
 	// DecodeErrors counts messages and deltas rejected as malformed or
 	// invalid; OutOfOrderChunks the anti-entropy chunks received out of
 	// order.
