@@ -256,24 +256,23 @@ func between(a, p, b string) bool {
 	return p > a || p < b
 }
 
+// setRing makes name the ring link (linkRing).
+func (c *Core) setRing(name string) {
+	c.ring = name
+	c.linkRing(name)
+}
+
 // setRing2 makes name the second ring link, linked and offered like the
 // first.
 func (c *Core) setRing2(name string) {
 	c.ring2 = name
-	if name == "" {
-		return
-	}
-	if l := c.links[name]; l == nil || l.role == roleNone {
-		c.setRole(name, roleLazy)
-	}
-	c.offerRetained(name)
+	c.linkRing(name)
 }
 
-// setRing makes name the ring link: linked (lazy unless eager already) and
-// offered every retained message, since its predecessor on the ring may have
-// been the one that failed to pass them on.
-func (c *Core) setRing(name string) {
-	c.ring = name
+// linkRing links a new ring link (lazy unless eager already) and offers
+// it every retained message, since its predecessor on the ring may have
+// been the one that failed to pass them on. Nothing for "".
+func (c *Core) linkRing(name string) {
 	if name == "" {
 		return
 	}
