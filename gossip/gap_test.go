@@ -54,7 +54,7 @@ func TestGapAsksOwner(t *testing.T) {
 	b.flushHeld(time.Now().Add(time.Second)) // the hold-back has run out
 	require.Equal(t, int64(1), b.Stats().GapSyncs)
 	require.Eventually(t, func() bool { return len(members(b, "default", "room")) == 3 }, 5*time.Second, 5*time.Millisecond,
-		"the owner repairs the gap: %v", members(b, "default", "room"))
+		"the owner repairs the gap: %v\nowner: %+v\nasker: %+v\npeers at the owner: %+v", members(b, "default", "room"), a.Stats(), b.Stats(), a.Nodes())
 	b.flushHeld(time.Now().Add(time.Second))
 	require.Equal(t, int64(1), b.Stats().GapSyncs, "nothing held: nothing to ask")
 }
