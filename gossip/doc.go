@@ -129,9 +129,11 @@
 // HTTP. It never emits a removal of another node's entries: it only applies
 // local lifecycle decisions (suspend, resume, forget, supersede) to its own
 // copy. Subpackage memnet is the in-memory, fault-injecting transport used
-// by tests. Five subpackages hold decisions as pure state machines,
-// free of clocks, goroutines and sockets, which this package drives:
-// dissem (what to send to spread a scope's changes), pace (when
+// by tests. Six subpackages hold decisions as pure state machines (or,
+// for push, pure functions), free of clocks, goroutines and sockets,
+// which this package drives: push (a batch's route, its packing into
+// packets or streams, piggy-back), dissem (what to send to spread a
+// scope's changes past DirectMax peers), pace (when
 // anti-entropy exchanges go out, and to whom), inflight (what a repair
 // leaves out as already on its way), reorder (the deltas received before
 // their turn) and peers (the peer table: liveness, leaves, retention, the

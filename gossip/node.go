@@ -17,6 +17,7 @@ import (
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip/pace"
 	"github.com/roster-io/roster/gossip/peers"
+	"github.com/roster-io/roster/gossip/push"
 	"github.com/roster-io/roster/internal/bug"
 )
 
@@ -295,6 +296,9 @@ type Node struct {
 	pace        *pace.Pacer
 	pendingSync map[[2]string]syncJob
 
+	// push decides the route and packing of batches (gossip/push).
+	push push.Config
+
 	// hold keeps the deltas of every scope received before their turn
 	// (hold.go, gossip/reorder).
 	hold *holdBuf
@@ -368,6 +372,11 @@ func New(cfg Config, sink func(scope string, evs []crdt.Event), opts ...Option) 
 		evSig:    make(chan struct{}, 1),
 		jobs:     make(chan syncJob, 256),
 		hold:     newHoldBuf(),
+		push: push.Config{
+			DirectMax: directMax(cfg.DirectMax), FanOut: cfg.FanOut,
+			MaxPacketBytes: cfg.MaxPacketBytes, ReliableBatchPackets: cfg.ReliableBatchPackets,
+			StreamBytes: 8 << 20,
+		},
 
 		pace: pace.New(pace.Config{Interval: cfg.AntiEntropyInterval, RangeRootMin: rangeRootMin(cfg.RangeRootMin)}),
 

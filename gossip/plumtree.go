@@ -46,11 +46,12 @@ func (v *peerView) Len() int          { return len(v.names) }
 func (v *peerView) At(i int) string   { return v.names[i] }
 func (v *peerView) Has(n string) bool { _, ok := v.set[n]; return ok }
 
-func (n *Node) directMax() int {
-	if n.cfg.DirectMax == 0 {
+// directMax resolves Config.DirectMax: 0 is the default.
+func directMax(c int) int {
+	if c == 0 {
 		return defaultDirectMax
 	}
-	return n.cfg.DirectMax
+	return c
 }
 
 // newPlumScopes makes a core per scope. The sequence numbers of this
@@ -316,9 +317,9 @@ func (r *reader) plum(m *message) {
 // enough to travel as a packet with Plumtree's envelope when it can, and
 // spreads each with the scope's core.
 func (n *Node) plumDisseminate(scope string, ds [][]byte) {
-	msgs := n.pack(scope, ds, n.cfg.MaxPacketBytes-plumOverhead, nil)
+	msgs := packAll(scope, nil, ds, n.cfg.MaxPacketBytes-plumOverhead)
 	if msgs == nil {
-		msgs = n.pack(scope, ds, 8<<20, nil) // a delta too large for a packet: streams
+		msgs = packAll(scope, nil, ds, n.push.StreamBytes) // a delta too large for a packet: streams
 	}
 	for _, msg := range msgs {
 		n.plumBroadcast(scope, msg)

@@ -14,7 +14,7 @@ import (
 
 // pureCores are the subpackages that hold the protocol's decisions as
 // state machines driven by this package (see the package comment).
-var pureCores = []string{"dissem", "inflight", "pace", "peers", "reorder"}
+var pureCores = []string{"dissem", "inflight", "pace", "peers", "push", "reorder"}
 
 // pureImports are all a core may import: data structures, formatting,
 // time as a type (never read from the clock, see clockCalls), seeded

@@ -5,10 +5,13 @@ import (
 	"strings"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/roster-io/roster/gossip/push"
 )
 
-// Dissemination of local batches: to every scope peer (the full mesh, as
-// Erlang pg), or down a relay tree when Config.FanOut bounds it.
+// Dissemination of local batches by the route gossip/push decides: to
+// every scope peer (the full mesh, as Erlang pg), through the scope's
+// Plumtree core past DirectMax peers (plumtree.go), or down a relay tree
+// when Config.FanOut bounds it.
 
 // relay is received deltas to pass on (see Config.FanOut).
 type relay struct {
@@ -17,17 +20,18 @@ type relay struct {
 	to       []string // the nodes of this node's part of the relay tree
 }
 
-// disseminate sends a batch of local deltas to the scope's peers: to every
-// one of them, or, when there are more than Config.FanOut, down a relay
-// tree (relayTree).
+// disseminate sends a batch of local deltas to the scope's peers by its
+// route (push.Config.Route): to every one of them, through Plumtree, or
+// down a relay tree (relayTree).
 func (n *Node) disseminate(scope string, ds [][]byte) {
 	peers := n.scopePeers(scope)
-	if n.cfg.FanOut == 0 && n.directMax() >= 0 && len(peers) > n.directMax() {
+	route := n.push.Route(len(peers))
+	switch route {
+	case push.Plumtree:
 		n.plumDisseminate(scope, ds)
 		return
-	}
-	if k := n.cfg.FanOut; k == 0 || len(peers) <= k {
-		n.sendDeltas(scope, peers, ds, nil, true)
+	case push.Direct:
+		n.sendDeltas(scope, peers, ds, nil, route, true)
 		return
 	}
 	// Sorted, so one writer's batches all take the same paths and arrive
@@ -35,38 +39,34 @@ func (n *Node) disseminate(scope string, ds [][]byte) {
 	slices.SortFunc(peers, func(a, b *memberlist.Node) int { return strings.Compare(a.Name, b.Name) })
 	// The piggy-backed copy is the plain one: a relay message gossiped to
 	// random nodes would have them relay it again.
-	if packets := n.packets(scope, ds, nil); packets != nil {
-		n.piggyback(packets)
+	if plan, ok := n.push.Packets(sizes(ds), deltasOverhead(scope, nil), perDeltaOverhead); ok && push.Piggyback(route, plan.Stream) {
+		n.piggyback(encodePlan(scope, nil, ds, plan))
 	}
 	n.relayTree(scope, peers, ds)
 }
 
 // relayTree sends deltas to peers through a tree of fan-out
-// Config.FanOut: peers are dealt into FanOut groups; the first node of each
-// group gets the deltas with the names of the rest of its group, which it
-// deals the same way. Every peer gets one copy (N-1 messages in all, as a
-// full mesh), each node sends at most FanOut, and the last node is
-// log_FanOut(N) hops away. A node that is down or a packet lost cuts off
-// its subtree until the piggy-backed copy or anti-entropy gets there.
+// Config.FanOut: peers are dealt into FanOut groups (push.Deal); the first
+// node of each group gets the deltas with the names of the rest of its
+// group, which it deals the same way. Every peer gets one copy (N-1
+// messages in all, as a full mesh), each node sends at most FanOut, and
+// the last node is log_FanOut(N) hops away. A node that is down or a
+// packet lost cuts off its subtree until the piggy-backed copy or
+// anti-entropy gets there.
 func (n *Node) relayTree(scope string, peers []*memberlist.Node, ds [][]byte) {
-	k := n.cfg.FanOut
-	if k == 0 || len(peers) <= k {
+	if n.push.Route(len(peers)) != push.Tree {
 		// A node relaying without a fan-out of its own (FanOut differs
-		// across the cluster) sends its whole subtree a copy directly.
-		n.sendDeltas(scope, peers, ds, nil, false)
+		// across the cluster), or for few peers, sends its whole subtree
+		// a copy directly.
+		n.sendDeltas(scope, peers, ds, nil, push.Direct, false)
 		return
 	}
-	for g := range k {
-		// Deal round-robin so groups differ in size by at most one.
-		var group []*memberlist.Node
-		for i := g; i < len(peers); i += k {
-			group = append(group, peers[i])
-		}
+	for _, group := range push.Deal(peers, n.cfg.FanOut) {
 		rest := make([]string, len(group)-1)
 		for i, p := range group[1:] {
 			rest[i] = p.Name
 		}
-		n.sendDeltas(scope, group[:1], ds, rest, false)
+		n.sendDeltas(scope, group[:1], ds, rest, push.Tree, false)
 	}
 }
 

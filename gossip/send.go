@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/roster-io/roster/crdt"
 	"github.com/roster-io/roster/gossip/pace"
+	"github.com/roster-io/roster/gossip/push"
 	"github.com/roster-io/roster/internal/bug"
 )
 
@@ -51,13 +52,13 @@ func (n *Node) sendLoop() {
 	}
 }
 
-// sendDeltas sends encoded deltas to peers: packed into best-effort packets
-// when few, as one reliable message per peer when many or when one delta
-// does not fit a packet.
-//
-// Packets of local deltas (piggyback) are also queued on memberlist's
-// gossip; repairs and relayed deltas are not.
-func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, relayTo []string, piggyback bool) {
+// sendDeltas sends encoded deltas to peers as push.Config.Packets plans
+// them: packed into best-effort packets when few, as reliable stream
+// messages when many or when one delta does not fit a packet. The packets
+// of a node's own batch (own) sent by a route that has it are also queued
+// on memberlist's gossip (push.Piggyback); repairs and relayed copies are
+// not.
+func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, relayTo []string, route push.Route, own bool) {
 	if len(peers) == 0 || len(ds) == 0 {
 		return
 	}
@@ -65,19 +66,24 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, r
 	if len(relayTo) > 0 { // as encodeDeltas
 		kind = KindRelay
 	}
-	packets := n.packets(scope, ds, relayTo)
-	if packets == nil {
-		for _, msg := range n.pack(scope, ds, 8<<20, relayTo) {
+	plan, ok := n.push.Packets(sizes(ds), deltasOverhead(scope, relayTo), perDeltaOverhead)
+	if !ok {
+		n.log.Warn("dropping a batch: a delta is larger than a stream message", "scope", scope)
+		return
+	}
+	msgs := encodePlan(scope, relayTo, ds, plan)
+	if plan.Stream {
+		for _, msg := range msgs {
 			for _, p := range peers {
 				n.sendReliable(p, kind, msg)
 			}
 		}
 		return
 	}
-	if piggyback {
-		n.piggyback(packets)
+	if own && push.Piggyback(route, plan.Stream) {
+		n.piggyback(msgs)
 	}
-	for _, msg := range packets {
+	for _, msg := range msgs {
 		for _, p := range peers {
 			if err := n.ml.SendBestEffort(p, msg); err != nil {
 				n.log.Debug("send failed", "to", p.Name, "err", err)
@@ -88,39 +94,32 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, r
 	}
 }
 
-// packets packs deltas into best-effort packets, or returns nil when they
-// go as a stream instead (one delta does not fit a packet, or they take
-// more than ReliableBatchPackets).
-func (n *Node) packets(scope string, ds [][]byte, relayTo []string) [][]byte {
-	packets := n.pack(scope, ds, n.cfg.MaxPacketBytes, relayTo)
-	if len(packets) > n.cfg.ReliableBatchPackets {
-		return nil
-	}
-	return packets
-}
-
-// pack groups encoded deltas into messages of at most limit bytes. It
-// returns nil if a single delta does not fit.
-func (n *Node) pack(scope string, ds [][]byte, limit int, relayTo []string) [][]byte {
-	var out [][]byte
-	var cur [][]byte
-	size := deltasOverhead(scope, relayTo)
-	for _, d := range ds {
-		need := len(d) + perDeltaOverhead
-		if deltasOverhead(scope, relayTo)+need > limit {
-			return nil
-		}
-		if size+need > limit && len(cur) > 0 {
-			out = append(out, encodeDeltas(scope, relayTo, cur))
-			cur, size = nil, deltasOverhead(scope, relayTo)
-		}
-		cur = append(cur, d)
-		size += need
-	}
-	if len(cur) > 0 {
-		out = append(out, encodeDeltas(scope, relayTo, cur))
+// sizes returns the lengths of encoded deltas.
+func sizes(ds [][]byte) []int {
+	out := make([]int, len(ds))
+	for i, d := range ds {
+		out[i] = len(d)
 	}
 	return out
+}
+
+// encodePlan encodes the messages of a plan.
+func encodePlan(scope string, relayTo []string, ds [][]byte, p push.Plan) [][]byte {
+	out := make([][]byte, 0, p.Messages())
+	for i := range p.Messages() {
+		out = append(out, encodeDeltas(scope, relayTo, ds[p.Bounds[i]:p.Bounds[i+1]]))
+	}
+	return out
+}
+
+// packAll encodes deltas into messages of at most limit bytes, in order
+// (push.Pack); nil if one delta does not fit.
+func packAll(scope string, relayTo []string, ds [][]byte, limit int) [][]byte {
+	b, ok := push.Pack(sizes(ds), deltasOverhead(scope, relayTo), perDeltaOverhead, limit)
+	if !ok {
+		return nil
+	}
+	return encodePlan(scope, relayTo, ds, push.Plan{Bounds: b})
 }
 
 func (n *Node) sendReliable(p *memberlist.Node, kind MessageKind, msg []byte) {
@@ -283,7 +282,7 @@ func (n *Node) serveSync(j syncJob) {
 			n.stats.repairBytes.Add(int64(len(b)))
 		}
 		n.stats.repairDeltasSent.Add(int64(len(ds)))
-		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc, nil, false)
+		n.sendDeltas(j.scope, []*memberlist.Node{to}, enc, nil, push.Direct, false)
 	}
 	if j.wantReply && n.mayReply(j.scope) {
 		if ahead {
