@@ -2,7 +2,6 @@ package inflight
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/internal/scripttest"
 )
 
 // TestScripts runs the interaction scripts in testdata/. Rewrite the
@@ -33,15 +33,12 @@ import (
 //	diverge p                  p's last digest against this node's now
 //	forget p                   p went away
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		if filepath.Ext(path) != ".txt" {
-			t.Skip()
-		}
+	scripttest.Run(t, func(*testing.T) scripttest.Handler {
 		var tr Tracker
 		var mine crdt.Digest
 		start := time.Unix(1000, 0)
 		now := start
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+		return func(t *testing.T, d *datadriven.TestData) string {
 			digest := func(skip ...string) crdt.Digest {
 				var dg crdt.Digest
 				for _, a := range d.CmdArgs {
@@ -67,12 +64,7 @@ func TestScripts(t *testing.T) {
 				slices.SortFunc(dg.Entries, func(a, b crdt.DigestEntry) int { return strings.Compare(a.Name, b.Name) })
 				return dg
 			}
-			first := func() string {
-				if len(d.CmdArgs) == 0 || len(d.CmdArgs[0].Vals) != 0 {
-					d.Fatalf(t, "%s needs a name first", d.Cmd)
-				}
-				return d.CmdArgs[0].Key
-			}
+			first := func() string { return scripttest.Name(t, d, 0) }
 			switch d.Cmd {
 			case "mine":
 				mine = digest()
@@ -83,28 +75,12 @@ func TestScripts(t *testing.T) {
 			case "streaming":
 				return "[" + strings.Join(tr.Streaming(mine), " ") + "]\n"
 			case "tick":
-				step, err := time.ParseDuration(strings.TrimPrefix(first(), "+"))
-				if err != nil {
-					d.Fatalf(t, "%v", err)
-				}
-				now = now.Add(step)
+				now = now.Add(scripttest.Step(t, d))
 				return "now +" + now.Sub(start).String() + "\n"
 			case "peer":
 				from := first()
-				var streaming []string
-				window := 4 * time.Second
-				for _, a := range d.CmdArgs {
-					switch a.Key {
-					case "streaming":
-						streaming = a.Vals
-					case "window":
-						w, err := time.ParseDuration(a.Vals[0])
-						if err != nil {
-							d.Fatalf(t, "window: %v", err)
-						}
-						window = w
-					}
-				}
+				streaming := scripttest.Values(d, "streaming")
+				window := scripttest.Duration(t, d, "window", 4*time.Second)
 				peer := digest("streaming", "window")
 				adj := tr.Adjust(from, peer, streaming, mine, now, window)
 				cur := ByName(mine)
@@ -141,6 +117,6 @@ func TestScripts(t *testing.T) {
 			}
 			d.Fatalf(t, "unknown command %s", d.Cmd)
 			return ""
-		})
+		}
 	})
 }

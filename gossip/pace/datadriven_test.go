@@ -3,13 +3,11 @@ package pace
 import (
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/roster-io/roster/internal/scripttest"
 )
 
 // TestScripts runs the interaction scripts in testdata/. Rewrite the
@@ -31,109 +29,70 @@ import (
 //	repair s p sum=N                  would answering p's digest repeat a repair?
 //	forget s p                        p went away
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		if filepath.Ext(path) != ".txt" {
-			t.Skip()
-		}
-		var p *Pacer
-		var rng *rand.Rand
-		start := time.Unix(1000, 0)
-		now := start
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			var bare []string
-			kv := map[string]string{}
-			for _, a := range d.CmdArgs {
-				if len(a.Vals) == 0 {
-					bare = append(bare, a.Key)
-				} else {
-					kv[a.Key] = a.Vals[0]
-				}
-			}
-			flag := func(k string) bool {
-				for _, b := range bare {
-					if b == k {
-						return true
-					}
-				}
-				return false
-			}
-			num := func(k string) int {
-				v, ok := kv[k]
-				if !ok {
-					return 0
-				}
-				x, err := strconv.Atoi(v)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
-			arg := func(i int) string {
-				if i >= len(bare) {
-					d.Fatalf(t, "%s needs %d bare arguments", d.Cmd, i+1)
-				}
-				return bare[i]
-			}
-			yes := func(b bool) string {
-				if b {
-					return "yes"
-				}
-				return "no"
-			}
-			if d.Cmd != "config" && p == nil {
-				d.Fatalf(t, "config first")
-			}
-			switch d.Cmd {
-			case "config":
-				iv, err := time.ParseDuration(kv["interval"])
-				if err != nil {
-					d.Fatalf(t, "interval: %v", err)
-				}
-				rootmin := 64
-				if _, ok := kv["rootmin"]; ok {
-					rootmin = num("rootmin")
-				}
-				p = New(Config{Interval: iv, RangeRootMin: rootmin})
-				rng = rand.New(rand.NewPCG(1, 1))
-				now = start
-				if rootmin < 0 {
-					return fmt.Sprintf("interval %s, roots off\n", iv)
-				}
-				return fmt.Sprintf("interval %s, roots from %d replicas\n", iv, rootmin)
-			case "round":
-				f := Facts{
-					Transferring: flag("transferring"), Merging: flag("merging"), Peers: num("peers"),
-					CaughtUp: flag("caughtup"), Unsynced: flag("unsynced"), Replicas: num("replicas"),
-				}
-				dec := p.Round(now, arg(0), f, rng)
-				if dec.Action == Digest || dec.Action == Root {
-					return fmt.Sprintf("%s to peer %d of %d\n", dec.Action, dec.Peer, f.Peers)
-				}
-				return dec.Action.String() + "\n"
-			case "tick":
-				step, err := time.ParseDuration(strings.TrimPrefix(arg(0), "+"))
-				if err != nil {
-					d.Fatalf(t, "%v", err)
-				}
-				now = now.Add(step)
-				return "now +" + now.Sub(start).String() + "\n"
-			case "catchup":
-				return yes(p.MayCatchUp(now, arg(0), flag("transferring"))) + "\n"
-			case "reply":
-				f := Facts{CaughtUp: flag("caughtup"), Transferring: flag("transferring"), Merging: flag("merging")}
-				return yes(p.MayReply(now, arg(0), f)) + "\n"
-			case "greet":
-				return yes(p.MayGreet(now, arg(0), arg(1))) + "\n"
-			case "ask":
-				return yes(p.MayAskOwner(now, arg(0), arg(1))) + "\n"
-			case "repair":
-				return yes(p.RepeatRepair(now, arg(0), arg(1), uint64(num("sum")))) + "\n"
-			case "forget":
-				p.Forget(arg(0), arg(1))
-				return "ok\n"
-			}
-			d.Fatalf(t, "unknown command %s", d.Cmd)
-			return ""
-		})
+	scripttest.Run(t, func(*testing.T) scripttest.Handler {
+		s := &script{start: time.Unix(1000, 0)}
+		s.now = s.start
+		return s.run
 	})
+}
+
+type script struct {
+	p          *Pacer
+	rng        *rand.Rand
+	start, now time.Time
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes\n"
+	}
+	return "no\n"
+}
+
+func (s *script) run(t *testing.T, d *datadriven.TestData) string {
+	flag := func(k string) bool { return scripttest.Flag(d, k) }
+	name := func(i int) string { return scripttest.Name(t, d, i) }
+	if d.Cmd != "config" && s.p == nil {
+		d.Fatalf(t, "config first")
+	}
+	switch d.Cmd {
+	case "config":
+		iv := scripttest.Duration(t, d, "interval", time.Second)
+		rootmin := scripttest.Int(t, d, "rootmin", 64)
+		s.p = New(Config{Interval: iv, RangeRootMin: rootmin})
+		s.rng = rand.New(rand.NewPCG(1, 1))
+		s.now = s.start
+		if rootmin < 0 {
+			return fmt.Sprintf("interval %s, roots off\n", iv)
+		}
+		return fmt.Sprintf("interval %s, roots from %d replicas\n", iv, rootmin)
+	case "round":
+		f := Facts{
+			Transferring: flag("transferring"), Merging: flag("merging"), Peers: scripttest.Int(t, d, "peers", 0),
+			CaughtUp: flag("caughtup"), Unsynced: flag("unsynced"), Replicas: scripttest.Int(t, d, "replicas", 0),
+		}
+		dec := s.p.Round(s.now, name(0), f, s.rng)
+		if dec.Action == Digest || dec.Action == Root {
+			return fmt.Sprintf("%s to peer %d of %d\n", dec.Action, dec.Peer, f.Peers)
+		}
+		return dec.Action.String() + "\n"
+	case "tick":
+		s.now = s.now.Add(scripttest.Step(t, d))
+		return "now +" + s.now.Sub(s.start).String() + "\n"
+	case "catchup":
+		return yes(s.p.MayCatchUp(s.now, name(0), flag("transferring")))
+	case "reply":
+		return yes(s.p.MayReply(s.now, name(0), Facts{CaughtUp: flag("caughtup"), Transferring: flag("transferring"), Merging: flag("merging")}))
+	case "greet":
+		return yes(s.p.MayGreet(s.now, name(0), name(1)))
+	case "ask":
+		return yes(s.p.MayAskOwner(s.now, name(0), name(1)))
+	case "repair":
+		return yes(s.p.RepeatRepair(s.now, name(0), name(1), uint64(scripttest.Int(t, d, "sum", 0))))
+	case "forget":
+		s.p.Forget(name(0), name(1))
+		return "ok\n"
+	}
+	d.Fatalf(t, "unknown command %s", d.Cmd)
+	return ""
 }

@@ -3,13 +3,13 @@ package peers
 import (
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/roster-io/roster/internal/scripttest"
 )
 
 // TestScripts runs the interaction scripts in testdata/. Rewrite the
@@ -33,15 +33,10 @@ import (
 //	check missing=N       the check due now: an attempt, or the next due time
 //	done joined|failed    the attempt ends; prints the next due time
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		if filepath.Ext(path) != ".txt" {
-			t.Skip()
-		}
+	scripttest.Run(t, func(*testing.T) scripttest.Handler {
 		start := time.Unix(1000, 0)
 		s := &script{tab: New[string]("self"), start: start, now: start}
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			return s.run(t, d)
-		})
+		return s.run
 	})
 }
 
@@ -65,14 +60,7 @@ func (s *script) due() string {
 
 func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 	var out []string
-	arg := func(key string) (string, bool) {
-		for _, a := range d.CmdArgs {
-			if a.Key == key && len(a.Vals) > 0 {
-				return a.Vals[0], true
-			}
-		}
-		return "", false
-	}
+	arg := func(key string) (string, bool) { return scripttest.Value(d, key) }
 	has := func(key string) bool { return d.HasArg(key) }
 	var inc uint64
 	if v, ok := arg("inc"); ok {
@@ -80,20 +68,10 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 			d.Fatalf(t, "inc: %v", err)
 		}
 	}
-	dur := func(key string) time.Duration {
-		v, ok := arg(key)
-		if !ok {
-			d.Fatalf(t, "%s=DURATION needed", key)
-		}
-		x, err := time.ParseDuration(v)
-		if err != nil {
-			d.Fatalf(t, "%s: %v", key, err)
-		}
-		return x
-	}
+	dur := func(key string) time.Duration { return scripttest.Duration(t, d, key, 0) }
 	name := ""
-	if len(d.CmdArgs) > 0 && len(d.CmdArgs[0].Vals) == 0 {
-		name = d.CmdArgs[0].Key
+	if b := scripttest.Bare(d); len(b) > 0 {
+		name = b[0]
 	}
 	switch d.Cmd {
 	case "report":
@@ -135,11 +113,7 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 			out = append(out, "not tracked")
 		}
 	case "tick":
-		step, err := time.ParseDuration(strings.TrimPrefix(name, "+"))
-		if err != nil {
-			d.Fatalf(t, "%v", err)
-		}
-		s.now = s.now.Add(step)
+		s.now = s.now.Add(scripttest.Step(t, d))
 		out = append(out, "now "+s.since(s.now))
 	case "expire":
 		for _, r := range s.tab.Expire(s.now, dur("retention")) {
@@ -149,13 +123,7 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 			out = append(out, "none")
 		}
 	case "missing":
-		var seeds []string
-		for _, a := range d.CmdArgs {
-			if a.Key == "seeds" {
-				seeds = a.Vals
-			}
-		}
-		out = append(out, "["+strings.Join(s.tab.Missing(seeds), " ")+"]")
+		out = append(out, "["+strings.Join(s.tab.Missing(scripttest.Values(d, "seeds")), " ")+"]")
 	case "addrs":
 		out = append(out, "["+strings.Join(s.tab.Addrs(), " ")+"]")
 	case "table":
@@ -171,12 +139,7 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 		s.rng = rand.New(rand.NewPCG(1, 1))
 		out = append(out, s.due())
 	case "check":
-		var missing int
-		if v, ok := arg("missing"); ok {
-			if _, err := fmt.Sscan(v, &missing); err != nil {
-				d.Fatalf(t, "missing: %v", err)
-			}
-		}
+		missing := scripttest.Int(t, d, "missing", 0)
 		switch {
 		case s.rj.Due().IsZero():
 			s.rj.Check(s.now, missing, s.rng)

@@ -2,7 +2,6 @@ package reorder
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/roster-io/roster/crdt"
+	"github.com/roster-io/roster/internal/scripttest"
 )
 
 // TestScripts runs the interaction scripts in testdata/: one receiving
@@ -40,15 +40,7 @@ import (
 //	                       highest with all before it), and what the buffer
 //	                       holds
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		if filepath.Ext(path) != ".txt" {
-			t.Skip()
-		}
-		h := newHarness(t, Limits{})
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			return h.run(t, d)
-		})
-	})
+	scripttest.Run(t, func(t *testing.T) scripttest.Handler { return newHarness(t, Limits{}).run })
 }
 
 type owner struct {
@@ -101,45 +93,10 @@ func (h *harness) receiver(scope string) *crdt.State {
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	var out []string
-	arg := func(key string) (string, bool) {
-		for _, a := range d.CmdArgs {
-			if a.Key == key && len(a.Vals) > 0 {
-				return a.Vals[0], true
-			}
-		}
-		return "", false
-	}
-	num := func(key string) int {
-		v, ok := arg(key)
-		if !ok {
-			return 0
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			d.Fatalf(t, "%s: %v", key, err)
-		}
-		return n
-	}
-	dur := func(key string) time.Duration {
-		v, ok := arg(key)
-		if !ok {
-			return 0
-		}
-		x, err := time.ParseDuration(v)
-		if err != nil {
-			d.Fatalf(t, "%s: %v", key, err)
-		}
-		return x
-	}
-	bare := func() []string {
-		var names []string
-		for _, a := range d.CmdArgs {
-			if len(a.Vals) == 0 {
-				names = append(names, a.Key)
-			}
-		}
-		return names
-	}
+	arg := func(key string) (string, bool) { return scripttest.Value(d, key) }
+	num := func(key string) int { return scripttest.Int(t, d, key, 0) }
+	dur := func(key string) time.Duration { return scripttest.Duration(t, d, key, 0) }
+	bare := func() []string { return scripttest.Bare(d) }
 	switch d.Cmd {
 	case "limits":
 		*h = *newHarness(t, Limits{Bytes: num("bytes"), OwnerBytes: num("owner-bytes"), Entries: num("entries")})
@@ -214,15 +171,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			out = append(out, l+": "+h.receive(scope, delta))
 		}
 	case "tick":
-		names := bare()
-		if len(names) != 1 {
-			d.Fatalf(t, "tick +DURATION")
-		}
-		step, err := time.ParseDuration(strings.TrimPrefix(names[0], "+"))
-		if err != nil {
-			d.Fatalf(t, "%v", err)
-		}
-		h.now = h.now.Add(step)
+		h.now = h.now.Add(scripttest.Step(t, d))
 		hold, expire := dur("hold"), dur("expire")
 		if hold <= 0 {
 			hold = 500 * time.Millisecond
