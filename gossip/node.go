@@ -224,8 +224,6 @@ type peerInfo struct {
 
 type peer = peers.Peer[peerInfo]
 
-func replicaOf(p *peer) crdt.ReplicaID { return crdt.ReplicaID{Name: p.Name, Incarnation: p.Inc} }
-
 type peerEvent struct {
 	replica         crdt.ReplicaID
 	scopes          []string
