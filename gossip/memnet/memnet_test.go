@@ -609,3 +609,31 @@ func TestSever(t *testing.T) {
 	send(t, b, a, "y")
 	require.Eventually(t, func() bool { return len(drain(a.PacketCh())) == 1 }, 5*time.Second, 5*time.Millisecond)
 }
+
+// TestRestartAddress: a name registering again after its transport shut
+// down gets a new address by default, and its old one with KeepAddrs (as
+// a restarted process binds its port again), where packets sent to that
+// address reach the new transport; other names keep theirs either way.
+func TestRestartAddress(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		n := New(Config{KeepAddrs: keep})
+		a, err := n.NewTransport("a")
+		require.NoError(t, err)
+		b, err := n.NewTransport("b")
+		require.NoError(t, err)
+		oldA, oldB := n.Addr("a"), n.Addr("b")
+		require.NoError(t, a.Shutdown())
+		_, err = n.NewTransport("a")
+		require.NoError(t, err)
+		if keep {
+			require.Equal(t, oldA, n.Addr("a"), "KeepAddrs: the restarted name's address")
+			_, err = b.WriteToAddress([]byte("hi"), memberlist.Address{Addr: oldA, Name: "a"})
+			require.NoError(t, err)
+			require.Equal(t, uint64(1), n.Stats().PacketsDelivered, "a packet to the old address reaches the new transport")
+		} else {
+			require.NotEqual(t, oldA, n.Addr("a"), "by default a new address")
+		}
+		require.Equal(t, oldB, n.Addr("b"))
+		n.Shutdown()
+	}
+}

@@ -119,6 +119,15 @@ type Config struct {
 	// whose backlog is full fails with ErrBacklog. 0 means
 	// DefaultStreamBacklog.
 	StreamBacklog int
+
+	// KeepAddrs gives a name that registers again after its transport shut
+	// down (a restarted node) the address that transport had, as a
+	// restarted process binds its port again. By default every transport
+	// gets an address no other transport of the Network has had, and
+	// memberlist then sees a restarted node at a new address: it refuses
+	// it as a conflict until the old one is declared dead (about a second
+	// with the tests' timers), which a real restart does not go through.
+	KeepAddrs bool
 }
 
 func (c Config) validate() error {
@@ -237,10 +246,12 @@ type Network struct {
 	minDelay time.Duration
 	maxDelay time.Duration
 
-	nextPort int
-	byAddr   map[string]*Transport // open transports only
-	byName   map[string]*Transport // open transports only
-	names    map[string]struct{}   // every name ever registered
+	nextPort  int
+	keepAddrs bool
+	ports     map[string]int        // with keepAddrs: each name's port
+	byAddr    map[string]*Transport // open transports only
+	byName    map[string]*Transport // open transports only
+	names     map[string]struct{}   // every name ever registered
 
 	grudges map[Link]struct{}
 	streams map[*stream]struct{}
@@ -267,6 +278,8 @@ func New(cfg Config) *Network {
 		minDelay:      cfg.MinDelay,
 		maxDelay:      cfg.MaxDelay,
 		nextPort:      firstPort,
+		keepAddrs:     cfg.KeepAddrs,
+		ports:         make(map[string]int),
 		byAddr:        make(map[string]*Transport),
 		byName:        make(map[string]*Transport),
 		names:         make(map[string]struct{}),
@@ -287,11 +300,12 @@ func New(cfg Config) *Network {
 func (n *Network) Seed() int64 { return n.seed }
 
 // NewTransport returns a new open Transport named name, with an address
-// "127.0.0.1:PORT" that no other transport of this Network has had. The
-// name must not be that of another open transport; the name of a transport
-// that was shut down may be reused (a restarted node), and the new
-// transport inherits every grudge set for that name, since grudges are kept
-// by name.
+// "127.0.0.1:PORT" that no other transport of this Network has had (with
+// Config.KeepAddrs, a name registering again gets its previous address).
+// The name must not be that of another open transport; the name of a
+// transport that was shut down may be reused (a restarted node), and the
+// new transport inherits every grudge set for that name, since grudges are
+// kept by name.
 func (n *Network) NewTransport(name string) (*Transport, error) {
 	if name == "" {
 		return nil, fmt.Errorf("%w: empty name", ErrName)
@@ -301,11 +315,17 @@ func (n *Network) NewTransport(name string) (*Transport, error) {
 	if _, ok := n.byName[name]; ok {
 		return nil, fmt.Errorf("%w: %q is in use", ErrName, name)
 	}
-	if n.nextPort > 65535 {
-		return nil, errors.New("memnet: out of ports")
+	port, again := n.ports[name]
+	if !again {
+		if n.nextPort > 65535 {
+			return nil, errors.New("memnet: out of ports")
+		}
+		port = n.nextPort
+		n.nextPort++
+		if n.keepAddrs {
+			n.ports[name] = port
+		}
 	}
-	port := n.nextPort
-	n.nextPort++
 	t := &Transport{
 		net:      n,
 		name:     name,

@@ -48,7 +48,7 @@ func NewInProc(ctx context.Context, n int, scope, dir string, seed int64, log *s
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &InProc{net: memnet.New(memnet.Config{Seed: seed, MaxDelay: time.Millisecond}), dir: dir, scope: scope, log: log, tune: tune,
+	c := &InProc{net: memnet.New(memnet.Config{Seed: seed, MaxDelay: time.Millisecond, KeepAddrs: true}), dir: dir, scope: scope, log: log, tune: tune,
 		regs: map[string]*registry.Registry{}, paused: map[string]bool{}, wiped: map[string]bool{}}
 	for i := 1; i <= n; i++ {
 		c.names = append(c.names, "n"+strconv.Itoa(i))
