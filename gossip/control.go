@@ -132,14 +132,8 @@ func (n *Node) antiEntropy() {
 	for _, s := range n.order {
 		sc := n.scopes[s]
 		peers := n.scopePeers(s)
-		_, caught := n.caughtUp.Load(s)
-		f := pace.Facts{
-			Transferring: n.transferring(s, now),
-			Merging:      sc.merging.Load() > 0,
-			Peers:        len(peers),
-			CaughtUp:     caught,
-			Unsynced:     n.unsyncedN.Load() > 0,
-		}
+		f := n.facts(s, now)
+		f.Peers = len(peers)
 		var rd crdt.RangeDigest
 		if n.pace.RootCandidate(f) {
 			sc.Read(func(st *crdt.State) { rd = st.RangeDigest() })
@@ -184,8 +178,10 @@ func (n *Node) notePeer(nd *memberlist.Node, alive bool) (peerEvent, bool) {
 	c.Meta = bytes.Clone(nd.Meta)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.peersVer.Add(1) // the Plumtree cores' views are rebuilt (plumtree.go)
 	e, ok := n.peers.Report(nd.Name, meta.inc, c.Address(), peerInfo{meta: meta, node: &c}, alive, time.Now())
+	// Read without the lock by the Plumtree cores' views (plumtree.go),
+	// rebuilt after a change.
+	n.peersVer.Store(n.peers.Version())
 	if !ok {
 		return peerEvent{}, false
 	}

@@ -770,8 +770,8 @@ func (n *Node) ensureHidden(st *crdt.State, r crdt.ReplicaID, emit crdt.Emit) {
 	}
 	n.mu.Lock()
 	visible := n.peers.Visible(r.Name, r.Incarnation)
-	if !visible && n.peers.Get(r.Name) == nil {
-		n.peers.Owner(r.Name, r.Incarnation, time.Now())
+	if !visible {
+		n.peers.Owner(r.Name, r.Incarnation, time.Now()) // tracked from its first sight
 	}
 	n.mu.Unlock()
 	if !visible && !n.pendingConfirmation(r) && !st.Suspended(r) {

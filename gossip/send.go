@@ -85,11 +85,7 @@ func (n *Node) sendDeltas(scope string, peers []*memberlist.Node, ds [][]byte, r
 	}
 	for _, msg := range msgs {
 		for _, p := range peers {
-			if err := n.ml.SendBestEffort(p, msg); err != nil {
-				n.log.Debug("send failed", "to", p.Name, "err", err)
-				continue
-			}
-			n.stats.sentVia(kind, len(msg), false)
+			n.sendTo(p, kind, msg) // a packet: the plan kept it within MaxPacketBytes
 		}
 	}
 }
@@ -307,25 +303,20 @@ func (n *Node) serveRoot(sc *Scope, j syncJob, to *memberlist.Node) {
 	if to == nil {
 		return
 	}
-	var root uint64
-	var count int
-	sc.Read(func(st *crdt.State) {
-		rd := st.RangeDigest()
-		root, count = rd.Root(), rd.Count
-	})
-	if root == j.root && count == j.rootCount && n.unsyncedN.Load() == 0 {
+	var rd crdt.RangeDigest
+	sc.Read(func(st *crdt.State) { rd = st.RangeDigest() })
+	f := n.facts(j.scope, time.Now())
+	if rd.Root() == j.root && rd.Count == j.rootCount && !f.Unsynced {
 		n.stats.rootsInStep.Add(1)
 		return
 	}
 	if !n.mayReply(j.scope) {
 		return
 	}
-	if _, ok := n.caughtUp.Load(j.scope); !ok || n.unsyncedN.Load() > 0 {
+	if !f.CaughtUp || f.Unsynced {
 		n.sendSync(j.scope, to, true)
 		return
 	}
-	var rd crdt.RangeDigest
-	sc.Read(func(st *crdt.State) { rd = st.RangeDigest() })
 	n.stats.syncsSent.Add(1)
 	n.sendTo(to, KindSync, encodeSync(j.scope, n.self.Name, true, crdt.EncodeRangeDigest(rd), nil))
 }
@@ -361,7 +352,7 @@ func rangeRootMin(c int) int {
 	case c < 0:
 		return -1
 	case c == 0:
-		return 64
+		return pace.DefaultRangeRootMin
 	}
 	return c
 }
@@ -414,11 +405,22 @@ func parallel(n int, fn func(i int)) {
 // makes the peer send what we lack): see pace.Pacer.MayReply.
 func (n *Node) mayReply(scope string) bool {
 	now := time.Now()
-	_, caught := n.caughtUp.Load(scope)
-	f := pace.Facts{Transferring: n.transferring(scope, now), Merging: n.scopes[scope].merging.Load() > 0, CaughtUp: caught}
+	f := n.facts(scope, now)
 	n.paceMu.Lock()
 	defer n.paceMu.Unlock()
 	return n.pace.MayReply(now, scope, f)
+}
+
+// facts gathers what gossip/pace decides on for scope at now; a round
+// adds the peers and the replica count.
+func (n *Node) facts(scope string, now time.Time) pace.Facts {
+	_, caught := n.caughtUp.Load(scope)
+	return pace.Facts{
+		Transferring: n.transferring(scope, now),
+		Merging:      n.scopes[scope].merging.Load() > 0,
+		CaughtUp:     caught,
+		Unsynced:     n.unsyncedN.Load() > 0,
+	}
 }
 
 // mayGreet decides whether this node greets peer, just seen up, with its

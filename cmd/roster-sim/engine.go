@@ -36,7 +36,7 @@ var designs = map[string]design{
 // (64 replicas) with range digests, never with counters.
 func (d design) rootMin() int {
 	if d.digest == digestRanges {
-		return 64
+		return pace.DefaultRangeRootMin
 	}
 	return -1
 }

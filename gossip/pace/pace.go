@@ -40,6 +40,11 @@ import (
 // repaired.
 const MaxBusy = 4
 
+// DefaultRangeRootMin is gossip's RangeRootMin unless configured: below
+// it a full digest (about 19 bytes a replica) costs little more than a
+// root and, when the roots differ, the 2.3 KB of bucket sums it brings.
+const DefaultRangeRootMin = 64
+
 // MaxTracked bounds the per-(scope, peer) and per-(scope, owner) maps.
 const MaxTracked = 4096
 

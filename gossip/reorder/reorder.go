@@ -180,10 +180,10 @@ func (b *Buffer) NextGap(scope string, st *crdt.State, owner string, force bool)
 	if !ok {
 		inc = e.d.Replica.Incarnation
 	}
-	if !force && e.d.Replica.Incarnation == inc && e.d.Ctx[0].Lo > top+1 {
-		return nil
-	}
-	if force && e.d.Replica.Incarnation == inc && e.d.Ctx[0].Lo > top+1 {
+	if gap := e.d.Replica.Incarnation == inc && e.d.Ctx[0].Lo > top+1; gap {
+		if !force {
+			return nil
+		}
 		b.stats.Forced++
 	}
 	q.gaps = slices.Delete(q.gaps, best, best+1)
