@@ -198,7 +198,7 @@ func newCluster(o nodeOpts, wrap func(slog.Handler) slog.Handler) *cluster {
 	if base == nil {
 		base = slog.New(slog.DiscardHandler)
 	}
-	var h slog.Handler = &countingHandler{inner: base.Handler(), c: c.fd}
+	var h slog.Handler = &tapHandler{inner: base.Handler(), min: allLevels, see: c.fd.count}
 	if wrap != nil {
 		h = wrap(h)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync/atomic"
 )
@@ -32,28 +33,43 @@ func (f FD) String() string {
 	return fmt.Sprintf("%d/%d/%d/%d", f.ProbeTimeouts, f.Suspects, f.Deaths, f.Refutes)
 }
 
-// countingHandler counts failure-detector messages and forwards records
-// to inner when inner wants them.
-type countingHandler struct {
-	inner slog.Handler
-	c     *fdCounter
+// count counts one record if it is a failure-detector message.
+func (c *fdCounter) count(r slog.Record) {
+	m := r.Message
+	if !strings.Contains(m, "memberlist: ") {
+		return
+	}
+	switch {
+	case strings.Contains(m, "Failed UDP ping") && strings.Contains(m, "timeout reached"):
+		c.probeTimeouts.Add(1)
+	case strings.Contains(m, "memberlist: Suspect "):
+		c.suspects.Add(1)
+	case strings.Contains(m, "memberlist: Marking ") && strings.Contains(m, "as failed"):
+		c.deaths.Add(1)
+	case strings.Contains(m, "Refuting a suspect") || strings.Contains(m, "Refuting a dead"):
+		c.refutes.Add(1)
+	}
 }
 
-func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+// allLevels makes a tapHandler see records of every level.
+const allLevels = slog.Level(math.MinInt32)
 
-func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
-	m := r.Message
-	if strings.Contains(m, "memberlist: ") {
-		switch {
-		case strings.Contains(m, "Failed UDP ping") && strings.Contains(m, "timeout reached"):
-			h.c.probeTimeouts.Add(1)
-		case strings.Contains(m, "memberlist: Suspect "):
-			h.c.suspects.Add(1)
-		case strings.Contains(m, "memberlist: Marking ") && strings.Contains(m, "as failed"):
-			h.c.deaths.Add(1)
-		case strings.Contains(m, "Refuting a suspect") || strings.Contains(m, "Refuting a dead"):
-			h.c.refutes.Add(1)
-		}
+// tapHandler shows see every record at min or above, and forwards to
+// inner the records inner wants: the failure-detector count taps every
+// level, the scale experiment's log tally warnings and errors.
+type tapHandler struct {
+	inner slog.Handler
+	min   slog.Level
+	see   func(slog.Record)
+}
+
+func (h *tapHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min || h.inner.Enabled(ctx, l)
+}
+
+func (h *tapHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= h.min {
+		h.see(r)
 	}
 	if h.inner.Enabled(ctx, r.Level) {
 		return h.inner.Handle(ctx, r)
@@ -61,10 +77,10 @@ func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
-func (h *countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &countingHandler{h.inner.WithAttrs(as), h.c}
+func (h *tapHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &tapHandler{h.inner.WithAttrs(as), h.min, h.see}
 }
 
-func (h *countingHandler) WithGroup(g string) slog.Handler {
-	return &countingHandler{h.inner.WithGroup(g), h.c}
+func (h *tapHandler) WithGroup(g string) slog.Handler {
+	return &tapHandler{h.inner.WithGroup(g), h.min, h.see}
 }

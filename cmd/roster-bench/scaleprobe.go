@@ -5,7 +5,6 @@ package main
 // counted by message), split from scale.go by concern.
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"regexp"
@@ -115,7 +114,9 @@ type logTally struct {
 	counts map[string]int
 }
 
-func (t *logTally) wrap(h slog.Handler) slog.Handler { return &tallyHandler{inner: h, t: t} }
+func (t *logTally) wrap(h slog.Handler) slog.Handler {
+	return &tapHandler{inner: h, min: slog.LevelWarn, see: t.add}
+}
 
 var (
 	tallyNode   = regexp.MustCompile(`b\d+\.\d+\.n\d+`)
@@ -156,31 +157,4 @@ func (t *logTally) top(k int) (int, []Tally) {
 		return out[i].Line < out[j].Line
 	})
 	return total, out[:min(k, len(out))]
-}
-
-type tallyHandler struct {
-	inner slog.Handler
-	t     *logTally
-}
-
-func (h *tallyHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn || h.inner.Enabled(ctx, l)
-}
-
-func (h *tallyHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn {
-		h.t.add(r)
-	}
-	if h.inner.Enabled(ctx, r.Level) {
-		return h.inner.Handle(ctx, r)
-	}
-	return nil
-}
-
-func (h *tallyHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &tallyHandler{h.inner.WithAttrs(as), h.t}
-}
-
-func (h *tallyHandler) WithGroup(g string) slog.Handler {
-	return &tallyHandler{h.inner.WithGroup(g), h.t}
 }
